@@ -1,0 +1,170 @@
+//! The broker's shared state: configuration, the log manager, producer ids, the cluster id and
+//! the wake-up signal for long-polling fetches.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+
+use strata_storage::io::Io;
+use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig};
+use strata_storage::LogError;
+use thiserror::Error;
+use tokio::sync::Notify;
+
+use crate::config::{BrokerConfig, ConfigError};
+
+/// How many producer ids are reserved on disk at a time.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+const PRODUCER_ID_FILE: &str = "producer-id-block";
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open logs: {0}")]
+    Log(#[from] LogError),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[derive(Debug)]
+struct ProducerIds {
+    next: i64,
+    reserved_until: i64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub logs: Arc<LogManager>,
+    pub cluster_id: String,
+    /// Signalled after every append, so that waiting fetches look again.
+    pub appended: Notify,
+    producer_ids: Mutex<ProducerIds>,
+    advertised_port: AtomicU16,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("broker_id", &self.config.broker_id)
+            .finish()
+    }
+}
+
+fn read_meta_properties(io: &dyn Io, dir: &Path) -> Option<BTreeMap<String, String>> {
+    let bytes = io.read_all(&dir.join("meta.properties")).ok()?;
+    let map = java_properties::read(&bytes[..]).ok()?;
+    Some(map.into_iter().collect())
+}
+
+impl Broker {
+    /// Opens (or initialises) the broker's storage.
+    pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
+        for dir in &config.log_dirs {
+            io.create_dir_all(dir)?;
+        }
+        let first = &config.log_dirs[0];
+        let cluster_id = match read_meta_properties(&*io, first)
+            .and_then(|m| m.get("cluster.id").cloned())
+        {
+            Some(id) => id,
+            None => {
+                let id = base64_url(uuid::Uuid::new_v4().as_bytes());
+                let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.broker_id);
+                for dir in &config.log_dirs {
+                    io.write_atomic(&dir.join("meta.properties"), text.as_bytes())?;
+                }
+                id
+            }
+        };
+        let resolver_config = config.clone();
+        let resolver: ConfigResolver =
+            Arc::new(move |overrides| resolver_config.log_config(overrides));
+        let logs = LogManager::open(
+            io.clone(),
+            LogManagerConfig {
+                log_dirs: config.log_dirs.clone(),
+                retention_check_interval_ms: config.retention_check_interval_ms,
+                flush_scheduler_interval_ms: config.flush_scheduler_interval_ms,
+                flush_offset_checkpoint_interval_ms: config.flush_offset_checkpoint_interval_ms,
+            },
+            resolver,
+        )?;
+        logs.start_background();
+        // Producer ids: reserve a block durably before handing out any of it, so ids are never
+        // reused across restarts, clean or not.
+        let id_path = first.join(PRODUCER_ID_FILE);
+        let next = io
+            .read_all(&id_path)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.trim().parse::<i64>().ok())
+            .unwrap_or(0);
+        io.write_atomic(&id_path, (next + PRODUCER_ID_BLOCK).to_string().as_bytes())?;
+        let port = config.advertised.port;
+        Ok(Arc::new(Broker {
+            config,
+            logs,
+            cluster_id,
+            appended: Notify::new(),
+            producer_ids: Mutex::new(ProducerIds {
+                next,
+                reserved_until: next + PRODUCER_ID_BLOCK,
+            }),
+            advertised_port: AtomicU16::new(port),
+        }))
+    }
+
+    /// A fresh producer id.
+    pub fn next_producer_id(&self) -> std::io::Result<i64> {
+        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
+        if ids.next >= ids.reserved_until {
+            let until = ids.reserved_until + PRODUCER_ID_BLOCK;
+            let path = self.config.log_dirs[0].join(PRODUCER_ID_FILE);
+            self.logs
+                .io()
+                .write_atomic(&path, until.to_string().as_bytes())?;
+            ids.reserved_until = until;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Records the port actually bound when the listener asked for port 0.
+    pub fn set_bound_port(&self, port: u16) {
+        if self.config.advertised.port == 0 {
+            self.advertised_port.store(port, Ordering::SeqCst);
+        }
+    }
+    pub fn advertised_host(&self) -> &str {
+        &self.config.advertised.host
+    }
+    pub fn advertised_port(&self) -> u16 {
+        self.advertised_port.load(Ordering::SeqCst)
+    }
+
+    /// Closes all logs cleanly.
+    pub fn shutdown(&self) -> std::io::Result<()> {
+        self.logs.shutdown()
+    }
+}
+
+/// Kafka's cluster ids are URL-safe base64 of 16 random bytes, without padding.
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+        }
+    }
+    out
+}

@@ -1,0 +1,322 @@
+//! DescribeConfigs, AlterConfigs and IncrementalAlterConfigs for topics (and describe for the
+//! broker). Topic configs report where their value comes from: a topic override
+//! (DYNAMIC_TOPIC_CONFIG), the broker's config file (STATIC_BROKER_CONFIG) or Kafka's default
+//! (DEFAULT_CONFIG), with the synonyms that were considered when asked.
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use kafka_protocol::messages::{
+    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
+    AlterConfigsResponse, DescribeConfigsRequest, DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, Ctx};
+use crate::broker::Broker;
+use crate::config::{topic_config_def, validate_topic_config, ConfigType, TOPIC_CONFIGS};
+
+pub const RESOURCE_TOPIC: i8 = 2;
+pub const RESOURCE_BROKER: i8 = 4;
+
+pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_STATIC_BROKER: i8 = 4;
+pub const SOURCE_DEFAULT: i8 = 5;
+
+#[derive(Debug, Clone)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: String,
+    pub source: i8,
+    pub read_only: bool,
+    pub kind: ConfigType,
+    pub doc: &'static str,
+    pub synonyms: Vec<(String, String, i8)>,
+}
+
+/// The effective topic configs for `overrides`, optionally only `keys`.
+pub fn describe_topic_entries(
+    broker: &Broker,
+    overrides: &BTreeMap<String, String>,
+    keys: Option<&[String]>,
+    synonyms: bool,
+) -> Vec<ConfigEntry> {
+    let mut out = Vec::new();
+    for def in TOPIC_CONFIGS {
+        if keys.is_some_and(|k| !k.iter().any(|k| k == def.name)) {
+            continue;
+        }
+        let (broker_key, broker_value) = broker.config.topic_default(def);
+        let broker_source = if broker.config.values.contains_key(&broker_key) {
+            SOURCE_STATIC_BROKER
+        } else {
+            SOURCE_DEFAULT
+        };
+        let mut syns = Vec::new();
+        if let Some(v) = overrides.get(def.name) {
+            syns.push((def.name.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
+        }
+        if broker_source == SOURCE_STATIC_BROKER {
+            syns.push((
+                broker_key.clone(),
+                broker.config.values[&broker_key].clone(),
+                SOURCE_STATIC_BROKER,
+            ));
+        }
+        let (value, source) = match overrides.get(def.name) {
+            Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
+            None => (broker_value, broker_source),
+        };
+        out.push(ConfigEntry {
+            name: def.name.to_string(),
+            value,
+            source,
+            read_only: false,
+            kind: def.kind,
+            doc: def.doc,
+            synonyms: if synonyms { syns } else { Vec::new() },
+        });
+    }
+    out
+}
+
+fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<ConfigEntry> {
+    broker
+        .config
+        .broker_keys()
+        .into_iter()
+        .filter(|k| keys.is_none_or(|keys| keys.contains(k)))
+        .filter_map(|k| {
+            let value = broker.config.broker_value(&k)?;
+            let source = if broker.config.values.contains_key(&k) {
+                SOURCE_STATIC_BROKER
+            } else {
+                SOURCE_DEFAULT
+            };
+            Some(ConfigEntry {
+                name: k,
+                value,
+                source,
+                read_only: true,
+                kind: ConfigType::String,
+                doc: "",
+                synonyms: Vec::new(),
+            })
+        })
+        .collect()
+}
+
+pub fn describe(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: DescribeConfigsRequest,
+) -> DescribeConfigsResponse {
+    let mut response = DescribeConfigsResponse::default();
+    for resource in req.resources {
+        let name = resource.resource_name.to_string();
+        let keys: Option<Vec<String>> = resource
+            .configuration_keys
+            .as_ref()
+            .map(|k| k.iter().map(|s| s.to_string()).collect());
+        let mut result = DescribeConfigsResult::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let entries = match resource.resource_type {
+            RESOURCE_TOPIC => match broker.logs.topic(&name) {
+                Some(t) => Ok(describe_topic_entries(
+                    broker,
+                    &t.overrides(),
+                    keys.as_deref(),
+                    req.include_synonyms,
+                )),
+                None => Err((
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic {name} does not exist."),
+                )),
+            },
+            RESOURCE_BROKER => {
+                if name.is_empty() || name == broker.config.broker_id.to_string() {
+                    Ok(broker_entries(broker, keys.as_deref()))
+                } else {
+                    Err((
+                        ResponseError::InvalidRequest,
+                        format!(
+                            "Unexpected broker id, expected {} but received {name}",
+                            broker.config.broker_id
+                        ),
+                    ))
+                }
+            }
+            other => Err((
+                ResponseError::InvalidRequest,
+                format!("Unsupported resource type {other}"),
+            )),
+        };
+        match entries {
+            Ok(entries) => {
+                result.configs = entries
+                    .into_iter()
+                    .map(|e| {
+                        let mut r = DescribeConfigsResourceResult::default()
+                            .with_name(str_bytes(e.name))
+                            .with_value(Some(str_bytes(e.value)))
+                            .with_read_only(e.read_only)
+                            .with_config_source(e.source)
+                            .with_is_sensitive(false)
+                            .with_synonyms(
+                                e.synonyms
+                                    .into_iter()
+                                    .map(|(n, v, s)| {
+                                        DescribeConfigsSynonym::default()
+                                            .with_name(str_bytes(n))
+                                            .with_value(Some(str_bytes(v)))
+                                            .with_source(s)
+                                    })
+                                    .collect(),
+                            );
+                        if ctx.version >= 3 {
+                            r.config_type = e.kind as i8;
+                            if req.include_documentation {
+                                r.documentation = Some(str_bytes(e.doc));
+                            }
+                        }
+                        r
+                    })
+                    .collect();
+            }
+            Err((code, message)) => {
+                result.error_code = code.code();
+                result.error_message = Some(str_bytes(message));
+            }
+        }
+        response.results.push(result);
+    }
+    response
+}
+
+/// Applies new overrides to a topic after validating every one of them.
+fn apply_topic_overrides(
+    broker: &Broker,
+    name: &str,
+    overrides: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    for (k, v) in &overrides {
+        validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker
+        .logs
+        .set_topic_overrides(name, overrides)
+        .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
+}
+
+fn check_resource(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+) -> Result<BTreeMap<String, String>, (ResponseError, String)> {
+    match resource_type {
+        RESOURCE_TOPIC => broker.logs.topic(name).map(|t| t.overrides()).ok_or((
+            ResponseError::UnknownTopicOrPartition,
+            format!("Topic {name} does not exist."),
+        )),
+        RESOURCE_BROKER => Err((
+            ResponseError::InvalidRequest,
+            "Broker configs are read from server.properties and cannot be altered at run time."
+                .into(),
+        )),
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("Unsupported resource type {other}"),
+        )),
+    }
+}
+
+/// AlterConfigs: the given set replaces all of the topic's overrides.
+pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+    let mut response = AlterConfigsResponse::default();
+    for resource in req.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = check_resource(broker, resource.resource_type, &name).and_then(|_| {
+            let mut overrides = BTreeMap::new();
+            for c in &resource.configs {
+                let value = c.value.as_ref().ok_or((
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for {}", c.name.as_str()),
+                ))?;
+                overrides.insert(c.name.to_string(), value.to_string());
+            }
+            apply_topic_overrides(broker, &name, overrides, req.validate_only)
+        });
+        let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        if let Err((code, message)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(str_bytes(message));
+        }
+        response.responses.push(r);
+    }
+    response
+}
+
+/// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) for list configs.
+pub fn incremental_alter(
+    broker: &Broker,
+    req: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let mut response = IncrementalAlterConfigsResponse::default();
+    for resource in req.resources {
+        let name = resource.resource_name.to_string();
+        let outcome = check_resource(broker, resource.resource_type, &name).and_then(|mut overrides| {
+            for c in &resource.configs {
+                let key = c.name.to_string();
+                let def = topic_config_def(&key).ok_or((ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;
+                let value = c.value.as_ref().map(|v| v.to_string());
+                match c.config_operation {
+                    0 => {
+                        let v = value.ok_or((ResponseError::InvalidConfig, format!("Null value not supported for {key}")))?;
+                        overrides.insert(key, v);
+                    }
+                    1 => {
+                        overrides.remove(&key);
+                    }
+                    2 | 3 if def.kind != ConfigType::List => {
+                        return Err((ResponseError::InvalidConfig, format!("Config {key} is not a list; APPEND and SUBTRACT apply to lists only")));
+                    }
+                    2 | 3 => {
+                        let current = broker.config.topic_value(&overrides, &key);
+                        let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+                        for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                            if c.config_operation == 2 {
+                                if !items.iter().any(|i| i == item) {
+                                    items.push(item.to_string());
+                                }
+                            } else {
+                                items.retain(|i| i != item);
+                            }
+                        }
+                        overrides.insert(key, items.join(","));
+                    }
+                    op => return Err((ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
+                }
+            }
+            apply_topic_overrides(broker, &name, overrides, req.validate_only)
+        });
+        let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        if let Err((code, message)) = outcome {
+            r.error_code = code.code();
+            r.error_message = Some(str_bytes(message));
+        }
+        response.responses.push(r);
+    }
+    response
+}

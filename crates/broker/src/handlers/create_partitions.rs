@@ -1,0 +1,59 @@
+//! CreatePartitions: grow a topic's partition count (never shrink it).
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::ResponseError;
+
+use super::str_bytes;
+use crate::broker::Broker;
+
+pub fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let mut response = CreatePartitionsResponse::default();
+    for t in req.topics {
+        let name = t.name.0.to_string();
+        let mut result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let outcome = (|| -> Result<(), (ResponseError, String)> {
+            let topic = broker.logs.topic(&name).ok_or((
+                ResponseError::UnknownTopicOrPartition,
+                format!("The topic '{name}' does not exist."),
+            ))?;
+            let current = topic.partition_count();
+            if t.count < current {
+                return Err((ResponseError::InvalidPartitions, format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count)));
+            }
+            if t.count == current {
+                return Err((
+                    ResponseError::InvalidPartitions,
+                    format!("Topic already has {current} partitions."),
+                ));
+            }
+            if let Some(assignments) = &t.assignments {
+                if assignments.len() as i32 != t.count - current {
+                    return Err((ResponseError::InvalidReplicaAssignment, format!("Increasing the number of partitions by {} but {} assignments provided.", t.count - current, assignments.len())));
+                }
+                if assignments.iter().any(|a| {
+                    a.broker_ids.iter().any(|b| b.0 != broker.config.broker_id)
+                        || a.broker_ids.len() != 1
+                }) {
+                    return Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        "Assignment names a broker that does not exist.".into(),
+                    ));
+                }
+            }
+            if req.validate_only {
+                return Ok(());
+            }
+            broker
+                .logs
+                .add_partitions(&name, t.count)
+                .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
+        })();
+        if let Err((code, message)) = outcome {
+            result.error_code = code.code();
+            result.error_message = Some(str_bytes(message));
+        }
+        response.results.push(result);
+    }
+    response
+}

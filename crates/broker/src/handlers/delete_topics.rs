@@ -1,0 +1,68 @@
+//! DeleteTopics, by name (all versions) or by topic id (version 6).
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use kafka_protocol::ResponseError;
+
+use super::{is_internal, str_bytes, topic_name, topic_uuid, Ctx};
+use crate::broker::Broker;
+
+pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    let mut response = DeleteTopicsResponse::default();
+    let requested: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
+        req.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.0.to_string()), t.topic_id))
+            .collect()
+    } else {
+        req.topic_names
+            .iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
+    };
+    for (name, id) in requested {
+        let topic = match &name {
+            Some(n) => broker.logs.topic(n),
+            None => broker.logs.topic_by_id(id.as_bytes()),
+        };
+        let mut result = DeletableTopicResult::default()
+            .with_name(name.as_deref().map(topic_name))
+            .with_topic_id(id);
+        let error = match topic {
+            None if name.is_none() => Some((
+                ResponseError::UnknownTopicId,
+                "This server does not host this topic ID.".to_string(),
+            )),
+            None => Some((
+                ResponseError::UnknownTopicOrPartition,
+                "This server does not host this topic-partition.".to_string(),
+            )),
+            Some(_) if !broker.config.delete_topic_enable => Some((
+                ResponseError::TopicDeletionDisabled,
+                "Topic deletion is disabled.".to_string(),
+            )),
+            Some(t) if is_internal(&t.name) => Some((
+                ResponseError::TopicAuthorizationFailed,
+                "Internal topics cannot be deleted.".to_string(),
+            )),
+            Some(t) => {
+                result.name = Some(topic_name(&t.name));
+                result.topic_id = topic_uuid(&t.id);
+                match broker.logs.delete_topic(&t.name) {
+                    Ok(()) => None,
+                    Err(e) => Some((ResponseError::KafkaStorageError, e.to_string())),
+                }
+            }
+        };
+        if let Some((code, message)) = error {
+            result.error_code = code.code();
+            if ctx.version >= 5 {
+                result.error_message = Some(str_bytes(message));
+            }
+        }
+        response.responses.push(result);
+    }
+    // Waiting fetches of deleted topics answer now rather than at their deadline.
+    broker.appended.notify_waiters();
+    response
+}

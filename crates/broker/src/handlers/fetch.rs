@@ -1,0 +1,187 @@
+//! Fetch: offset index -> byte range -> `sendfile`, with long-poll.
+//!
+//! Each partition's bytes are located under its lock and sent after it is released, straight from
+//! the segment file (see `wire`). A fetch that finds fewer than `min_bytes` waits for the broker's
+//! append signal (never a timer loop) until `max_wait_ms`. The first partition that has data gets
+//! at least one whole batch even when it exceeds the byte limits (KIP-74); later ones stop at
+//! `partition_max_bytes` and the response stops at `max_bytes`. A slice may end inside a batch:
+//! clients drop a trailing partial batch, as with Kafka.
+//!
+//! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells clients to
+//! send full fetch requests.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::ResponseError;
+use strata_storage::ReadError;
+
+use super::{topic_name, topic_uuid, Ctx};
+use crate::broker::Broker;
+use crate::server::Slot;
+use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
+
+/// Starts a fetch; its response is filled when data is there or the wait is over.
+pub fn start(broker: Arc<Broker>, ctx: Ctx, req: FetchRequest) -> Slot {
+    Slot::Pending(tokio::spawn(
+        async move { Some(run(&broker, &ctx, &req).await) },
+    ))
+}
+
+async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
+    let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    loop {
+        let notified = broker.appended.notified();
+        tokio::pin!(notified);
+        // Register before looking, so an append between the look and the wait is not missed.
+        notified.as_mut().enable();
+        let (response, ranges, bytes, errors) = build(broker, ctx, req);
+        let done = bytes >= req.min_bytes.max(0) as u64 || errors || Instant::now() >= deadline;
+        if done {
+            return match encode_response(
+                ctx.api_key,
+                ctx.version,
+                ctx.correlation_id,
+                &response,
+                ranges,
+            ) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot encode fetch response");
+                    Response::default()
+                }
+            };
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_error_code(error.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        .with_records(Some(bytes::Bytes::new()))
+}
+
+/// One pass over the requested partitions: the response, the file ranges it sends, the bytes
+/// found, and whether any partition failed.
+fn build(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: &FetchRequest,
+) -> (FetchResponse, Vec<FileRange>, u64, bool) {
+    let mut response = FetchResponse::default();
+    if req.session_id != 0 || req.session_epoch > 0 {
+        response.error_code = ResponseError::FetchSessionIdNotFound.code();
+        return (response, Vec::new(), 0, true);
+    }
+    let use_ids = ctx.version >= 13;
+    let mut ranges = Vec::new();
+    let mut total: u64 = 0;
+    let mut errors = false;
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX as u64
+    } else {
+        req.max_bytes as u64
+    };
+    for fetch_topic in &req.topics {
+        let topic = if use_ids {
+            broker.logs.topic_by_id(fetch_topic.topic_id.as_bytes())
+        } else {
+            broker.logs.topic(fetch_topic.topic.0.as_str())
+        };
+        let mut out = FetchableTopicResponse::default();
+        if use_ids {
+            out.topic_id = fetch_topic.topic_id;
+        } else {
+            out.topic = fetch_topic.topic.clone();
+        }
+        if let Some(t) = &topic {
+            if use_ids {
+                out.topic_id = topic_uuid(&t.id);
+            } else {
+                out.topic = topic_name(&t.name);
+            }
+        }
+        for p in &fetch_topic.partitions {
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                errors = true;
+                let code = if use_ids && topic.is_none() {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                out.partitions.push(empty_partition(p.partition, code));
+                continue;
+            };
+            if p.current_leader_epoch > 0 {
+                errors = true;
+                out.partitions.push(empty_partition(
+                    p.partition,
+                    ResponseError::UnknownLeaderEpoch,
+                ));
+                continue;
+            }
+            let budget = max_bytes.saturating_sub(total);
+            let partition_max = (p.partition_max_bytes.max(0) as u64)
+                .min(budget)
+                .min(MAX_SPLICE_BYTES as u64);
+            let min_one_batch = total == 0;
+            let read = partition
+                .log()
+                .read(p.fetch_offset, partition_max, min_one_batch);
+            let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
+            data.error_code = 0;
+            match read {
+                Ok(info) => {
+                    data.high_watermark = info.high_watermark;
+                    data.last_stable_offset = info.high_watermark;
+                    data.log_start_offset = info.log_start_offset;
+                    if req.isolation_level == 1 {
+                        data.aborted_transactions = Some(Vec::new());
+                    }
+                    if let Some(slice) = info.slice {
+                        let len = slice.len.min(MAX_SPLICE_BYTES as u64);
+                        if len > 0 && (budget > 0 || min_one_batch) {
+                            data.records = Some(placeholder_for(len as usize));
+                            ranges.push(FileRange {
+                                file: slice.file,
+                                position: slice.position,
+                                len,
+                            });
+                            total += len;
+                        }
+                    }
+                }
+                Err(ReadError::OffsetOutOfRange {
+                    log_start_offset,
+                    log_end_offset,
+                    ..
+                }) => {
+                    errors = true;
+                    data.error_code = ResponseError::OffsetOutOfRange.code();
+                    data.high_watermark = log_end_offset;
+                    data.last_stable_offset = log_end_offset;
+                    data.log_start_offset = log_start_offset;
+                }
+                Err(ReadError::Storage(e)) => {
+                    errors = true;
+                    tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
+                    data.error_code = ResponseError::KafkaStorageError.code();
+                }
+            }
+            out.partitions.push(data);
+        }
+        response.responses.push(out);
+    }
+    (response, ranges, total, errors)
+}

@@ -1,0 +1,113 @@
+//! Metadata: the one broker, and the topics asked for (all when the list is null). A topic that
+//! does not exist is created when both the request and `auto.create.topics.enable` allow it.
+
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::ResponseError;
+use strata_storage::Topic;
+
+use super::{create_topic, is_internal, str_bytes, topic_name, topic_uuid, Ctx};
+use crate::broker::Broker;
+
+fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let me = BrokerId(broker.config.broker_id);
+    let partitions = (0..topic.partition_count())
+        .map(|p| {
+            MetadataResponsePartition::default()
+                .with_partition_index(p)
+                .with_leader_id(me)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![me])
+                .with_isr_nodes(vec![me])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic_uuid(&topic.id))
+        .with_is_internal(is_internal(&topic.name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+        .with_error_code(error.code())
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
+    let me = BrokerId(broker.config.broker_id);
+    let mut response = MetadataResponse::default()
+        .with_brokers(vec![MetadataResponseBroker::default()
+            .with_node_id(me)
+            .with_host(str_bytes(broker.advertised_host()))
+            .with_port(broker.advertised_port() as i32)])
+        .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
+        .with_controller_id(me)
+        .with_cluster_authorized_operations(i32::MIN);
+    // Version 0 used an empty list for "all topics"; later versions use null.
+    let all = match &req.topics {
+        None => true,
+        Some(t) => t.is_empty() && ctx.version == 0,
+    };
+    if all {
+        response.topics = broker
+            .logs
+            .topics()
+            .iter()
+            .map(|t| topic_response(broker, t))
+            .collect();
+        return response;
+    }
+    let auto_create = broker.config.auto_create_topics_enable
+        && (ctx.version < 4 || req.allow_auto_topic_creation);
+    for requested in req.topics.unwrap_or_default() {
+        let topic = match &requested.name {
+            Some(name) => {
+                let name = name.0.as_str();
+                match broker.logs.topic(name) {
+                    Some(t) => topic_response(broker, &t),
+                    None if auto_create && !is_internal(name) => {
+                        match create_topic(
+                            broker,
+                            name,
+                            broker.config.num_partitions,
+                            Default::default(),
+                        ) {
+                            Ok(t) => topic_response(broker, &t),
+                            Err((ResponseError::TopicAlreadyExists, _)) => {
+                                match broker.logs.topic(name) {
+                                    Some(t) => topic_response(broker, &t),
+                                    None => error_topic(
+                                        Some(name),
+                                        uuid::Uuid::nil(),
+                                        ResponseError::LeaderNotAvailable,
+                                    ),
+                                }
+                            }
+                            Err((code, _)) => error_topic(Some(name), uuid::Uuid::nil(), code),
+                        }
+                    }
+                    None => {
+                        let code = if super::validate_topic_name(name).is_err() {
+                            ResponseError::InvalidTopicException
+                        } else {
+                            ResponseError::UnknownTopicOrPartition
+                        };
+                        error_topic(Some(name), uuid::Uuid::nil(), code)
+                    }
+                }
+            }
+            None => match broker.logs.topic_by_id(requested.topic_id.as_bytes()) {
+                Some(t) => topic_response(broker, &t),
+                None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
+            },
+        };
+        response.topics.push(topic);
+    }
+    response
+}

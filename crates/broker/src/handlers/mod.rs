@@ -1,0 +1,323 @@
+//! One module per Kafka API. Each handler decodes nothing itself: `dispatch` decodes the request
+//! with the kafka-protocol crate, the handler validates, calls storage, and builds the response.
+
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use kafka_protocol::ResponseError;
+
+use crate::broker::Broker;
+use crate::server::{ConnectionError, Slot};
+use crate::wire::{encode_response, Response};
+
+pub mod admin_configs;
+pub mod api_versions;
+pub mod create_partitions;
+pub mod create_topics;
+pub mod delete_records;
+pub mod delete_topics;
+pub mod describe_cluster;
+pub mod describe_log_dirs;
+pub mod fetch;
+pub mod init_producer_id;
+pub mod list_offsets;
+pub mod metadata;
+pub mod offset_for_leader_epoch;
+pub mod produce;
+
+/// The versions Strata implements, per API: what ApiVersions advertises.
+///
+/// Produce is advertised from version 0 although only message format v2 (Produce v3+) is
+/// accepted: older librdkafka releases disable compression when Produce v0 is not advertised.
+/// Produce stops at 11 and InitProducerId at 4: later versions carry KIP-890's transaction
+/// protocol, which is not implemented.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 0, 11),
+    (ApiKey::Fetch, 4, 16),
+    (ApiKey::ListOffsets, 1, 8),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// The version range advertised for `key`, if the API is implemented.
+pub fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
+    SUPPORTED
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|(_, min, max)| (*min, *max))
+}
+
+/// Whether a request of this version can be decoded and answered.
+fn accepts(key: ApiKey, version: i16) -> bool {
+    match supported_versions(key) {
+        Some((min, max)) => version >= min.max(key.valid_versions().min) && version <= max,
+        None => false,
+    }
+}
+
+/// The request's identity, needed to build its response.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub client_id: Option<String>,
+}
+
+impl Ctx {
+    pub fn encode<R: Encodable + HeaderVersion>(
+        &self,
+        body: &R,
+    ) -> Result<Response, ConnectionError> {
+        encode_response(
+            self.api_key,
+            self.version,
+            self.correlation_id,
+            body,
+            Vec::new(),
+        )
+        .map_err(|e| ConnectionError::InvalidRequest(e.to_string()))
+    }
+}
+
+fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, ConnectionError> {
+    Ok(Slot::Ready(Some(ctx.encode(body)?)))
+}
+
+fn decode<T: Decodable>(ctx: &Ctx, body: &mut Bytes) -> Result<T, ConnectionError> {
+    T::decode(body, ctx.version).map_err(|e| {
+        ConnectionError::InvalidRequest(format!(
+            "cannot decode {:?} v{}: {e}",
+            ctx.api_key, ctx.version
+        ))
+    })
+}
+
+/// Decodes one request frame and starts its work.
+pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionError> {
+    if frame.len() < 8 {
+        return Err(ConnectionError::InvalidRequest(format!(
+            "request of {} bytes has no header",
+            frame.len()
+        )));
+    }
+    let mut peek = &frame[..8];
+    let raw_key = peek.get_i16();
+    let version = peek.get_i16();
+    let correlation_id = peek.get_i32();
+    let api_key = ApiKey::try_from(raw_key)
+        .map_err(|_| ConnectionError::InvalidRequest(format!("unknown API key {raw_key}")))?;
+    if api_key == ApiKey::ApiVersions && !accepts(api_key, version) {
+        // Kafka answers an ApiVersions it does not know with a v0 response carrying
+        // UNSUPPORTED_VERSION and its versions, so that the client can retry with one of them.
+        let ctx = Ctx {
+            api_key,
+            version: 0,
+            correlation_id,
+            client_id: None,
+        };
+        let mut response = api_versions::response();
+        response.error_code = ResponseError::UnsupportedVersion.code();
+        return ready(&ctx, &response);
+    }
+    if !accepts(api_key, version) {
+        return Err(ConnectionError::InvalidRequest(format!(
+            "unsupported version {version} of {api_key:?}"
+        )));
+    }
+    let mut body = frame;
+    let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
+        .map_err(|e| ConnectionError::InvalidRequest(format!("bad request header: {e}")))?;
+    let ctx = Ctx {
+        api_key,
+        version,
+        correlation_id,
+        client_id: header.client_id.as_ref().map(|c| c.to_string()),
+    };
+    match api_key {
+        ApiKey::ApiVersions => {
+            let _req: ApiVersionsRequest = decode(&ctx, &mut body)?;
+            ready(&ctx, &api_versions::response())
+        }
+        ApiKey::Metadata => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &metadata::handle(broker, &ctx, req))
+        }
+        ApiKey::Produce => {
+            let req = decode(&ctx, &mut body)?;
+            produce::handle(broker, ctx, req)
+        }
+        ApiKey::Fetch => {
+            let req = decode(&ctx, &mut body)?;
+            Ok(fetch::start(broker.clone(), ctx, req))
+        }
+        ApiKey::ListOffsets => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &list_offsets::handle(broker, &ctx, req))
+        }
+        ApiKey::CreateTopics => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &create_topics::handle(broker, &ctx, req))
+        }
+        ApiKey::DeleteTopics => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &delete_topics::handle(broker, &ctx, req))
+        }
+        ApiKey::CreatePartitions => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &create_partitions::handle(broker, req))
+        }
+        ApiKey::DeleteRecords => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &delete_records::handle(broker, req))
+        }
+        ApiKey::InitProducerId => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &init_producer_id::handle(broker, req))
+        }
+        ApiKey::OffsetForLeaderEpoch => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &offset_for_leader_epoch::handle(broker, req))
+        }
+        ApiKey::DescribeConfigs => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &admin_configs::describe(broker, &ctx, req))
+        }
+        ApiKey::AlterConfigs => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &admin_configs::alter(broker, req))
+        }
+        ApiKey::IncrementalAlterConfigs => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &admin_configs::incremental_alter(broker, req))
+        }
+        ApiKey::DescribeLogDirs => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &describe_log_dirs::handle(broker, req))
+        }
+        ApiKey::DescribeCluster => {
+            let req = decode(&ctx, &mut body)?;
+            ready(&ctx, &describe_cluster::handle(broker, req))
+        }
+        other => Err(ConnectionError::InvalidRequest(format!(
+            "API {other:?} is not implemented"
+        ))),
+    }
+}
+
+/// Kafka's topic name rules: 1 to 249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("Topic name is illegal, it can't be empty".into());
+    }
+    if name == "." || name == ".." {
+        return Err("Topic name cannot be \".\" or \"..\"".into());
+    }
+    if name.len() > 249 {
+        return Err(format!(
+            "Topic name is illegal, it can't be longer than 249 characters, topic name: {name}"
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-')
+    {
+        return Err(format!(
+            "Topic name \"{name}\" is illegal, it contains a character other than ASCII alphanumerics, '.', '_' and '-'"
+        ));
+    }
+    Ok(())
+}
+
+/// Topics whose names differ only in '.' versus '_' collide in Kafka's metric names.
+pub fn collides(a: &str, b: &str) -> bool {
+    a != b && a.replace('.', "_") == b.replace('.', "_")
+}
+
+pub fn is_internal(name: &str) -> bool {
+    name == "__consumer_offsets" || name == "__transaction_state"
+}
+
+pub fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+pub fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+pub fn topic_uuid(id: &[u8; 16]) -> uuid::Uuid {
+    uuid::Uuid::from_bytes(*id)
+}
+
+/// Kafka's error code for a failed append.
+pub fn append_error_code(e: &strata_storage::AppendError) -> ResponseError {
+    use strata_storage::batch::BatchError;
+    use strata_storage::AppendError::*;
+    match e {
+        InvalidBatch(BatchError::CountMismatch { .. } | BatchError::InvalidBaseOffset(_)) => {
+            ResponseError::InvalidRecord
+        }
+        InvalidBatch(_) => ResponseError::CorruptMessage,
+        MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        Storage(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// Creates a topic with the broker's defaults and a fresh id (auto-creation and CreateTopics).
+pub fn create_topic(
+    broker: &Broker,
+    name: &str,
+    partitions: i32,
+    overrides: std::collections::BTreeMap<String, String>,
+) -> Result<Arc<strata_storage::Topic>, (ResponseError, String)> {
+    validate_topic_name(name).map_err(|m| (ResponseError::InvalidTopicException, m))?;
+    if let Some(other) = broker
+        .logs
+        .topics()
+        .iter()
+        .find(|t| collides(&t.name, name))
+    {
+        return Err((
+            ResponseError::InvalidTopicException,
+            format!(
+                "Topic '{name}' collides with existing topic: {}",
+                other.name
+            ),
+        ));
+    }
+    broker
+        .logs
+        .create_topic(
+            name,
+            partitions,
+            overrides,
+            *uuid::Uuid::new_v4().as_bytes(),
+        )
+        .map_err(|e| match e {
+            strata_storage::LogError::TopicExists(_) => (
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ),
+            strata_storage::LogError::InvalidPartitions(n) => (
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be larger than 0, got {n}."),
+            ),
+            other => (ResponseError::KafkaStorageError, other.to_string()),
+        })
+}

@@ -1,0 +1,151 @@
+//! Produce: validate each partition's batches, append them with one write per partition, and
+//! answer by `acks`.
+//!
+//! The append happens here, in the connection's reader, so a connection's produce requests reach
+//! the log in the order they were sent. A flush that `flush.messages` asks for runs afterwards on
+//! the blocking pool, outside the partition lock; the response waits for it (group commit: one
+//! sync covers everything appended before it). acks=0 gets no response; if any partition failed,
+//! the connection is closed instead, as Kafka does, so the producer learns of the failure.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::ResponseError;
+use strata_storage::log::partition::FlushJob;
+use strata_storage::now_ms;
+
+use super::{append_error_code, str_bytes, Ctx};
+use crate::broker::Broker;
+use crate::server::{ConnectionError, Slot};
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    ctx: Ctx,
+    req: ProduceRequest,
+) -> Result<Slot, ConnectionError> {
+    let acks = req.acks;
+    let mut response = ProduceResponse::default();
+    let mut flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)> = Vec::new();
+    let mut any_error = false;
+    let mut appended = false;
+    let now = now_ms();
+    for topic_data in req.topic_data {
+        let name = topic_data.name.0.as_str().to_string();
+        let topic = broker.logs.topic(&name);
+        let mut topic_response = TopicProduceResponse::default().with_name(topic_data.name.clone());
+        for data in topic_data.partition_data {
+            let mut r = PartitionProduceResponse::default()
+                .with_index(data.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let error = if !(acks == 0 || acks == 1 || acks == -1) {
+                Some((
+                    ResponseError::InvalidRequiredAcks,
+                    format!("invalid acks {acks}"),
+                ))
+            } else {
+                match topic.as_ref().and_then(|t| t.partition(data.index)) {
+                    None => Some((
+                        ResponseError::UnknownTopicOrPartition,
+                        format!(
+                            "This server does not host this topic-partition: {name}-{}",
+                            data.index
+                        ),
+                    )),
+                    Some(partition) => match &data.records {
+                        None => Some((
+                            ResponseError::CorruptMessage,
+                            "records are null".to_string(),
+                        )),
+                        Some(records) => {
+                            let mut log = partition.log();
+                            match log.append(records, now) {
+                                Ok(info) => {
+                                    r.base_offset = info.base_offset;
+                                    r.log_append_time_ms = info.log_append_time;
+                                    r.log_start_offset = info.log_start_offset;
+                                    appended |= !info.duplicate;
+                                    if info.needs_flush {
+                                        match log.begin_flush() {
+                                            Ok(job) => {
+                                                drop(log);
+                                                flushes.push((partition.clone(), job));
+                                            }
+                                            Err(e) => tracing::error!(error = %e, "flush failed"),
+                                        }
+                                    }
+                                    None
+                                }
+                                Err(e) => {
+                                    let code = append_error_code(&e);
+                                    if code == ResponseError::KafkaStorageError {
+                                        tracing::error!(topic = %name, partition = data.index, error = %e, "append failed");
+                                    } else {
+                                        tracing::debug!(topic = %name, partition = data.index, error = %e, "append refused");
+                                    }
+                                    Some((code, e.to_string()))
+                                }
+                            }
+                        }
+                    },
+                }
+            };
+            if let Some((code, message)) = error {
+                any_error = true;
+                r.error_code = code.code();
+                if ctx.version >= 8 {
+                    r.error_message = Some(str_bytes(message));
+                }
+            }
+            topic_response.partition_responses.push(r);
+        }
+        response.responses.push(topic_response);
+    }
+    if appended {
+        broker.appended.notify_waiters();
+    }
+    if acks == 0 {
+        if !flushes.is_empty() {
+            tokio::task::spawn_blocking(move || run_flushes(flushes));
+        }
+        return Ok(if any_error {
+            Slot::Close
+        } else {
+            Slot::Ready(None)
+        });
+    }
+    if flushes.is_empty() {
+        return Ok(Slot::Ready(Some(ctx.encode(&response)?)));
+    }
+    Ok(Slot::Pending(tokio::spawn(async move {
+        let ok = tokio::task::spawn_blocking(move || run_flushes(flushes))
+            .await
+            .unwrap_or(false);
+        if !ok {
+            for t in &mut response.responses {
+                for p in &mut t.partition_responses {
+                    if p.error_code == 0 {
+                        p.error_code = ResponseError::KafkaStorageError.code();
+                    }
+                }
+            }
+        }
+        ctx.encode(&response).ok()
+    })))
+}
+
+fn run_flushes(flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)>) -> bool {
+    let mut ok = true;
+    for (partition, job) in flushes {
+        match job.run() {
+            Ok(()) => partition.log().complete_flush(job.target_offset),
+            Err(e) => {
+                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+                ok = false;
+            }
+        }
+    }
+    ok
+}

@@ -1,0 +1,11 @@
+//! The Strata broker: Kafka's wire protocol over Strata's storage engine.
+
+pub mod broker;
+pub mod config;
+pub mod handlers;
+pub mod server;
+pub mod wire;
+
+pub use broker::{Broker, StartError};
+pub use config::{BrokerConfig, ConfigError};
+pub use server::Server;

@@ -1,0 +1,56 @@
+use std::io;
+
+use thiserror::Error;
+
+use crate::batch::BatchError;
+
+/// Why an append was refused. Handlers map each to a Kafka error code.
+#[derive(Debug, Error)]
+pub enum AppendError {
+    #[error("invalid record batch: {0}")]
+    InvalidBatch(#[from] BatchError),
+    #[error("record batch of {size} bytes is larger than max.message.bytes {max}")]
+    MessageTooLarge { size: usize, max: usize },
+    #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        got: i32,
+    },
+    #[error("producer {producer_id} epoch {got} is older than the current {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
+    },
+    #[error("storage error: {0}")]
+    Storage(#[from] io::Error),
+}
+
+/// Why a read was refused.
+#[derive(Debug, Error)]
+pub enum ReadError {
+    #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
+    OffsetOutOfRange {
+        offset: i64,
+        log_start_offset: i64,
+        log_end_offset: i64,
+    },
+    #[error("storage error: {0}")]
+    Storage(#[from] io::Error),
+}
+
+/// Errors of opening, creating or deleting logs.
+#[derive(Debug, Error)]
+pub enum LogError {
+    #[error("topic {0} already exists")]
+    TopicExists(String),
+    #[error("unknown topic {0}")]
+    UnknownTopic(String),
+    #[error("invalid partition count {0}")]
+    InvalidPartitions(i32),
+    #[error("corrupt metadata file {path}: {reason}")]
+    CorruptMetadata { path: String, reason: String },
+    #[error("storage error: {0}")]
+    Storage(#[from] io::Error),
+}

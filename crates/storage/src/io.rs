@@ -1,0 +1,364 @@
+//! The one I/O seam of the storage engine.
+//!
+//! Every file operation of the log goes through [`Io`] and [`IoFile`], so the same code runs on
+//! real files ([`RealIo`]) and on a fault-injecting layer ([`FaultyIo`]) that tests use to
+//! simulate a full disk or failing writes. Files are written positionally (`pwritev`), never through
+//! a shared cursor, so readers and the single appender of a segment never disturb each other.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// An open file.
+pub trait IoFile: Send + Sync + Debug {
+    /// Reads up to `buf.len()` bytes at `pos`; returns how many were read (0 at the end).
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize>;
+    /// Writes all of `bufs`, in order, starting at `pos`.
+    fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()>;
+    fn sync_data(&self) -> io::Result<()>;
+    fn len(&self) -> io::Result<u64>;
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The descriptor, for `sendfile`, when the file is a real one.
+    fn raw_fd(&self) -> Option<RawFd>;
+
+    /// Reads exactly `buf.len()` bytes at `pos`.
+    fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            let n = self.read_at(buf, pos)?;
+            if n == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "short read"));
+            }
+            buf = &mut buf[n..];
+            pos += n as u64;
+        }
+        Ok(())
+    }
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+/// A file system.
+pub trait Io: Send + Sync + Debug {
+    /// Opens `path` for reading and writing, creating it when `create` is set.
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>>;
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Names of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    fn exists(&self, path: &Path) -> bool;
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Writes `bytes` to `path` atomically: temporary file, sync, rename, sync the directory.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+        tmp_name.push(".tmp");
+        let tmp = path.with_file_name(tmp_name);
+        let _ = self.remove_file(&tmp);
+        let file = self.open(&tmp, true)?;
+        file.set_len(0)?;
+        file.write_vectored_at(&[bytes], 0)?;
+        file.sync_data()?;
+        drop(file);
+        self.rename(&tmp, path)?;
+        if let Some(dir) = path.parent() {
+            self.sync_dir(dir)?;
+        }
+        Ok(())
+    }
+    /// Reads a whole (small) file.
+    fn read_all(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let file = self.open(path, false)?;
+        let mut buf = vec![0; file.len()? as usize];
+        file.read_exact_at(&mut buf, 0)?;
+        Ok(buf)
+    }
+}
+
+/// Real files.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RealIo;
+
+#[derive(Debug)]
+struct RealFile {
+    file: File,
+}
+
+impl IoFile for RealFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_vectored_at(&self, bufs: &[&[u8]], mut pos: u64) -> io::Result<()> {
+        // pwritev may write less than asked; continue from where it stopped.
+        let mut slices: Vec<IoSlice<'_>> = bufs.iter().map(|b| IoSlice::new(b)).collect();
+        let mut first = 0;
+        let mut skip = 0usize;
+        loop {
+            while first < bufs.len() && bufs[first].len() == skip {
+                first += 1;
+                skip = 0;
+            }
+            if first == bufs.len() {
+                break;
+            }
+            if skip > 0 {
+                slices[first] = IoSlice::new(&bufs[first][skip..]);
+            }
+            let mut n = rustix::io::pwritev(self.file.as_fd(), &slices[first..], pos)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "pwritev wrote nothing",
+                ));
+            }
+            pos += n as u64;
+            while first < bufs.len() && n > 0 {
+                let left = bufs[first].len() - skip;
+                if n >= left {
+                    n -= left;
+                    first += 1;
+                    skip = 0;
+                } else {
+                    skip += n;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        rustix::fs::fdatasync(self.file.as_fd())?;
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+}
+
+impl Io for RealIo {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(create)
+            .open(path)?;
+        Ok(Arc::new(RealFile { file }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(path)? {
+            names.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+}
+
+/// Real files with injected faults: a write budget after which writes fail with `ENOSPC`
+/// (a full disk), and a switch that fails every write and sync with `EIO`.
+#[derive(Debug, Clone)]
+pub struct FaultyIo {
+    inner: RealIo,
+    faults: Arc<Faults>,
+}
+
+/// The shared fault switches of a [`FaultyIo`]; tests keep a handle to change them while the
+/// broker runs.
+#[derive(Debug)]
+pub struct Faults {
+    /// Bytes that may still be written before the disk is "full".
+    space_left: AtomicU64,
+    broken: AtomicBool,
+    written: AtomicU64,
+}
+
+impl Faults {
+    pub fn set_space_left(&self, bytes: u64) {
+        self.space_left.store(bytes, Ordering::SeqCst);
+    }
+    pub fn set_broken(&self, broken: bool) {
+        self.broken.store(broken, Ordering::SeqCst);
+    }
+    pub fn bytes_written(&self) -> u64 {
+        self.written.load(Ordering::SeqCst)
+    }
+    fn charge(&self, bytes: u64) -> io::Result<()> {
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::IO.raw_os_error(),
+            ));
+        }
+        let mut left = self.space_left.load(Ordering::SeqCst);
+        loop {
+            if left < bytes {
+                return Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::NOSPC.raw_os_error(),
+                ));
+            }
+            match self.space_left.compare_exchange(
+                left,
+                left - bytes,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => break,
+                Err(now) => left = now,
+            }
+        }
+        self.written.fetch_add(bytes, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl FaultyIo {
+    pub fn new() -> FaultyIo {
+        FaultyIo {
+            inner: RealIo,
+            faults: Arc::new(Faults {
+                space_left: AtomicU64::new(u64::MAX),
+                broken: AtomicBool::new(false),
+                written: AtomicU64::new(0),
+            }),
+        }
+    }
+    pub fn faults(&self) -> Arc<Faults> {
+        self.faults.clone()
+    }
+}
+
+impl Default for FaultyIo {
+    fn default() -> Self {
+        FaultyIo::new()
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    inner: Arc<dyn IoFile>,
+    faults: Arc<Faults>,
+}
+
+impl IoFile for FaultyFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.inner.read_at(buf, pos)
+    }
+    fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
+        // A full disk refuses the whole write: nothing of it reaches the file.
+        self.faults
+            .charge(bufs.iter().map(|b| b.len() as u64).sum())?;
+        self.inner.write_vectored_at(bufs, pos)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.faults.charge(0)?;
+        self.inner.sync_data()
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        self.inner.raw_fd()
+    }
+}
+
+impl Io for FaultyIo {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
+        let inner = self.inner.open(path, create)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            faults: self.faults.clone(),
+        }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.create_dir_all(path)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.inner.remove_dir_all(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        self.inner.list_dir(path)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.inner.exists(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.inner.sync_dir(path)
+    }
+}
+
+/// `<dir>/<20-digit offset>.<suffix>`, Kafka's file naming.
+pub fn offset_file(dir: &Path, offset: i64, suffix: &str) -> PathBuf {
+    dir.join(format!("{offset:020}.{suffix}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vectored_write_lands_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = RealIo.open(&dir.path().join("f"), true).unwrap();
+        f.write_vectored_at(&[b"ab", b"", b"cde"], 3).unwrap();
+        f.write_vectored_at(&[b""], 0).unwrap();
+        let mut buf = [0u8; 8];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"\0\0\0abcde");
+    }
+
+    #[test]
+    fn full_disk_refuses_whole_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let io = FaultyIo::new();
+        io.faults().set_space_left(4);
+        let f = io.open(&dir.path().join("f"), true).unwrap();
+        let err = f.write_vectored_at(&[b"hello"], 0).unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(rustix::io::Errno::NOSPC.raw_os_error())
+        );
+        assert_eq!(f.len().unwrap(), 0);
+        f.write_vectored_at(&[b"hi"], 0).unwrap();
+        assert_eq!(f.len().unwrap(), 2);
+    }
+}

@@ -1,0 +1,16 @@
+//! Strata's storage engine: Kafka's segmented log on an abstract file system.
+//!
+//! No networking and no async runtime here: the broker calls into this crate from its handlers.
+
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod io;
+pub mod log;
+pub mod log_manager;
+
+pub use config::{LogConfig, TimestampType};
+pub use error::{AppendError, LogError, ReadError};
+pub use log::partition::{AppendInfo, PartitionLog, ReadInfo};
+pub use log::segment::{now_ms, SegmentSlice};
+pub use log_manager::{LogManager, LogManagerConfig, Partition, Topic};

@@ -1,0 +1,705 @@
+//! The log of one partition: an ordered set of segments, the last one active.
+//!
+//! ```text
+//! <log dir>/<topic>-<partition>/
+//!     00000000000000000000.log        batches with offsets [0, 1200)
+//!     00000000000000000000.index
+//!     00000000000000000000.timeindex
+//!     00000000000000001200.log        the active segment: appends go here
+//!     00000000000000001200.index
+//!     00000000000000001200.timeindex
+//!     00000000000000001200.snapshot   producer state as of offset 1200
+//! ```
+//! Invariants: segments are contiguous and ordered by base offset; `log_start_offset <=
+//! recovery_point <= log_end_offset`; every byte below a segment's `size` belongs to a batch that
+//! passed validation. There is one broker, so the high watermark is the log end offset.
+//!
+//! Thread-safety: a `PartitionLog` is used under its partition's mutex. Reads copy out an `Arc` of
+//! the segment file and a byte range, so the bytes are sent after the lock is released, and a
+//! segment deleted meanwhile stays readable through the open descriptor.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader};
+use crate::config::{LogConfig, TimestampType};
+use crate::error::{AppendError, ReadError};
+use crate::io::{offset_file, Io, IoFile};
+use crate::log::producer_state::{ProducerStates, SequenceCheck};
+use crate::log::segment::{AppendedBatch, Segment, SegmentLimits, SegmentSlice};
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// The broker's timestamp for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    pub log_start_offset: i64,
+    /// The batch was a retry of one already written; nothing was appended.
+    pub duplicate: bool,
+    /// `flush.messages` was reached: the caller should flush (outside the lock).
+    pub needs_flush: bool,
+}
+
+/// The outcome of a read.
+#[derive(Debug, Clone)]
+pub struct ReadInfo {
+    pub slice: Option<SegmentSlice>,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+/// Files to sync for a flush, taken under the lock and synced outside it.
+#[derive(Debug)]
+pub struct FlushJob {
+    pub files: Vec<Arc<dyn IoFile>>,
+    pub target_offset: i64,
+}
+
+impl FlushJob {
+    pub fn run(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_data()?;
+        }
+        Ok(())
+    }
+}
+
+/// What a startup did to a log: for logs and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub segments_recovered: usize,
+    pub bytes_truncated: u64,
+    pub segments_dropped: usize,
+}
+
+#[derive(Debug)]
+pub struct PartitionLog {
+    topic: String,
+    partition: i32,
+    dir: PathBuf,
+    io: Arc<dyn Io>,
+    config: LogConfig,
+    segments: BTreeMap<i64, Segment>,
+    log_start_offset: i64,
+    recovery_point: i64,
+    unflushed_messages: i64,
+    last_flush_ms: i64,
+    producers: ProducerStates,
+    recovery: RecoveryReport,
+}
+
+fn limits(config: &LogConfig) -> SegmentLimits {
+    SegmentLimits {
+        index_interval_bytes: config.index_interval_bytes,
+        max_index_bytes: config.segment_index_bytes,
+    }
+}
+
+/// `<topic>-<partition>`, Kafka's partition directory name.
+pub fn partition_dir_name(topic: &str, partition: i32) -> String {
+    format!("{topic}-{partition}")
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it when new). With `clean == false` every segment from the
+    /// one holding `recovery_point` on is scanned and truncated at its first bad batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        io: Arc<dyn Io>,
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start_offset: i64,
+    ) -> io::Result<PartitionLog> {
+        io.create_dir_all(dir)?;
+        let mut bases = Vec::new();
+        let mut snapshots = Vec::new();
+        for name in io.list_dir(dir)? {
+            let path = dir.join(&name);
+            let (stem, ext) = match name.rsplit_once('.') {
+                Some(x) => x,
+                None => continue,
+            };
+            if matches!(ext, "tmp" | "deleted" | "cleaned" | "swap") {
+                io.remove_file(&path)?;
+                continue;
+            }
+            let Ok(offset) = stem.parse::<i64>() else {
+                continue;
+            };
+            match ext {
+                "log" => bases.push(offset),
+                "snapshot" => snapshots.push(offset),
+                _ => {}
+            }
+        }
+        bases.sort_unstable();
+        // Index files whose log is gone are leftovers of an interrupted deletion.
+        for name in io.list_dir(dir)? {
+            if let Some((stem, ext)) = name.rsplit_once('.') {
+                if matches!(ext, "index" | "timeindex") {
+                    if let Ok(o) = stem.parse::<i64>() {
+                        if bases.binary_search(&o).is_err() {
+                            io.remove_file(&dir.join(&name))?;
+                        }
+                    }
+                }
+            }
+        }
+        let mut log = PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir: dir.to_path_buf(),
+            io: io.clone(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            recovery_point,
+            unflushed_messages: 0,
+            last_flush_ms: crate::log::segment::now_ms(),
+            producers: ProducerStates::default(),
+            recovery: RecoveryReport::default(),
+        };
+        let lim = limits(&log.config);
+        let mut truncated_at: Option<i64> = None;
+        for (i, base) in bases.iter().enumerate() {
+            if truncated_at.is_some() {
+                // A segment after a truncated one cannot be trusted to be contiguous.
+                Segment::open(&*io, dir, *base, false, lim)?.delete(&*io)?;
+                log.recovery.segments_dropped += 1;
+                continue;
+            }
+            let last = i + 1 == bases.len();
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let needs_recovery = !clean && next_base > recovery_point;
+            let mut segment = Segment::open(&*io, dir, *base, last || needs_recovery, lim)?;
+            if needs_recovery {
+                let cut = segment.recover()?;
+                log.recovery.segments_recovered += 1;
+                log.recovery.bytes_truncated += cut;
+                if cut > 0 && !last {
+                    truncated_at = Some(segment.next_offset());
+                }
+                if !last {
+                    segment.seal()?;
+                }
+            }
+            if i > 0 && segment.is_empty() && !last {
+                segment.delete(&*io)?;
+                continue;
+            }
+            log.segments.insert(*base, segment);
+        }
+        if log.segments.is_empty() {
+            let start = log_start_offset.max(0);
+            log.segments
+                .insert(start, Segment::create(&*io, dir, start, lim)?);
+        } else if truncated_at.is_some() {
+            // The last kept segment becomes the active one again.
+            let (&base, _) = log.segments.iter().next_back().expect("not empty");
+            let seg = log.segments.remove(&base).expect("present");
+            drop(seg);
+            log.segments
+                .insert(base, Segment::open(&*io, dir, base, true, lim)?);
+        }
+        let first_base = *log.segments.keys().next().expect("not empty");
+        log.log_start_offset = log_start_offset.max(first_base).min(log.log_end_offset());
+        log.recovery_point = log
+            .recovery_point
+            .clamp(log.log_start_offset, log.log_end_offset());
+        if !clean {
+            log.recovery_point = log.log_end_offset();
+        }
+        log.load_producer_state(&snapshots)?;
+        Ok(log)
+    }
+
+    fn load_producer_state(&mut self, snapshots: &[i64]) -> io::Result<()> {
+        let end = self.log_end_offset();
+        let mut from = self.log_start_offset;
+        let mut sorted = snapshots.to_vec();
+        sorted.sort_unstable();
+        for offset in sorted.iter().rev() {
+            let path = offset_file(&self.dir, *offset, "snapshot");
+            if *offset > end {
+                self.io.remove_file(&path)?;
+                continue;
+            }
+            if let Some(state) = self
+                .io
+                .read_all(&path)
+                .ok()
+                .and_then(|b| ProducerStates::decode(&b))
+            {
+                self.producers = state;
+                from = (*offset).max(self.log_start_offset);
+                break;
+            }
+        }
+        // Replay the headers of batches after the snapshot.
+        let mut headers = Vec::new();
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from {
+                continue;
+            }
+            let mut position = match segment.find_batch(from)? {
+                Some((p, _)) => p,
+                None => continue,
+            };
+            while position < segment.size() {
+                let bytes = segment.read_bytes(position, batch::HEADER_SIZE)?;
+                let Ok(h) = BatchHeader::parse(&bytes) else {
+                    break;
+                };
+                if h.has_producer_id() && h.last_offset() >= from {
+                    headers.push(h);
+                }
+                position += h.total_size() as u64;
+            }
+        }
+        for h in headers {
+            self.producers.update(&h, h.base_offset, h.last_offset());
+        }
+        Ok(())
+    }
+
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+    pub fn set_config(&mut self, config: LogConfig) {
+        self.config = config;
+    }
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.log_end_offset()
+    }
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+    pub fn recovery_report(&self) -> RecoveryReport {
+        self.recovery
+    }
+    pub fn producer_states(&self) -> &ProducerStates {
+        &self.producers
+    }
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.values().map(|s| s.size()).sum()
+    }
+    pub fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.values()
+    }
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    /// Validates and appends the batches of one produce request with a single write.
+    pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let batches = batch::split_produced(records)?;
+        for (_, h) in &batches {
+            if h.total_size() > self.config.max_message_bytes {
+                return Err(AppendError::MessageTooLarge {
+                    size: h.total_size(),
+                    max: self.config.max_message_bytes,
+                });
+            }
+        }
+        // Sequence checks for idempotent producers, in order, against the state as it will be.
+        let mut staged: Option<ProducerStates> = None;
+        for (_, h) in &batches {
+            if !h.has_producer_id() || h.base_sequence < 0 {
+                continue;
+            }
+            let states = staged.as_ref().unwrap_or(&self.producers);
+            match states.check(h) {
+                SequenceCheck::New => {
+                    if batches.len() > 1 {
+                        staged
+                            .get_or_insert_with(|| self.producers.clone())
+                            .update(h, 0, 0);
+                    }
+                }
+                SequenceCheck::Duplicate {
+                    first_offset,
+                    last_offset,
+                } if batches.len() == 1 => {
+                    return Ok(AppendInfo {
+                        base_offset: first_offset,
+                        last_offset,
+                        log_append_time: -1,
+                        log_start_offset: self.log_start_offset,
+                        duplicate: true,
+                        needs_flush: false,
+                    });
+                }
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(AppendError::OutOfOrderSequence {
+                        producer_id: h.producer_id,
+                        expected: -1,
+                        got: h.base_sequence,
+                    })
+                }
+                SequenceCheck::OutOfOrder { expected, got } => {
+                    return Err(AppendError::OutOfOrderSequence {
+                        producer_id: h.producer_id,
+                        expected,
+                        got,
+                    })
+                }
+                SequenceCheck::FencedEpoch { current, got } => {
+                    return Err(AppendError::InvalidProducerEpoch {
+                        producer_id: h.producer_id,
+                        current,
+                        got,
+                    })
+                }
+            }
+        }
+
+        let total: u64 = batches.iter().map(|(_, h)| h.total_size() as u64).sum();
+        let messages: i64 = batches
+            .iter()
+            .map(|(_, h)| h.last_offset_delta as i64 + 1)
+            .sum();
+        self.maybe_roll(total, messages, now_ms)?;
+
+        let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
+        let mut next = self.log_end_offset();
+        let base_offset = next;
+        let mut prefixes: Vec<[u8; 16]> = Vec::with_capacity(batches.len());
+        let mut stamped: Vec<Vec<u8>> = Vec::new();
+        let mut appended = Vec::with_capacity(batches.len());
+        for (at, h) in &batches {
+            let bytes = &records[*at..*at + h.total_size()];
+            let mut prefix = [0u8; 16];
+            prefix.copy_from_slice(&bytes[..16]);
+            prefix[0..8].copy_from_slice(&next.to_be_bytes());
+            // The partition leader epoch: one broker, epoch 0.
+            prefix[12..16].copy_from_slice(&0i32.to_be_bytes());
+            prefixes.push(prefix);
+            if log_append_time {
+                let mut copy = bytes.to_vec();
+                batch::stamp_log_append_time(&mut copy, now_ms);
+                stamped.push(copy);
+            }
+            let max_timestamp = if log_append_time {
+                now_ms
+            } else {
+                h.max_timestamp
+            };
+            appended.push(AppendedBatch {
+                base_offset: next,
+                last_offset: next + h.last_offset_delta as i64,
+                max_timestamp,
+                size: h.total_size() as u32,
+            });
+            next += h.last_offset_delta as i64 + 1;
+        }
+        let mut bufs: Vec<&[u8]> = Vec::with_capacity(batches.len() * 2);
+        for (i, (at, h)) in batches.iter().enumerate() {
+            bufs.push(&prefixes[i]);
+            if log_append_time {
+                bufs.push(&stamped[i][16..]);
+            } else {
+                bufs.push(&records[*at + 16..*at + h.total_size()]);
+            }
+        }
+        let active = self.active_mut();
+        let size_before = active.size();
+        if let Err(e) = active.append(&bufs, &appended) {
+            // Nothing of a failed write may be served or recovered as data: cut it off.
+            let _ = self.active_mut().truncate_file_to(size_before);
+            return Err(AppendError::Storage(e));
+        }
+        for (i, (_, h)) in batches.iter().enumerate() {
+            if h.has_producer_id() {
+                self.producers
+                    .update(h, appended[i].base_offset, appended[i].last_offset);
+            }
+        }
+        self.unflushed_messages += messages;
+        let needs_flush = self.unflushed_messages >= self.config.flush_messages
+            || now_ms - self.last_flush_ms >= self.config.flush_ms;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: next - 1,
+            log_append_time: if log_append_time { now_ms } else { -1 },
+            log_start_offset: self.log_start_offset,
+            duplicate: false,
+            needs_flush,
+        })
+    }
+
+    fn maybe_roll(&mut self, incoming: u64, messages: i64, now_ms: i64) -> io::Result<()> {
+        let active = self.active();
+        if active.is_empty() {
+            return Ok(());
+        }
+        let too_big = active.size() + incoming > self.config.segment_bytes;
+        let too_old = now_ms - active.rolling_timestamp() > self.config.segment_ms;
+        let offsets_overflow =
+            active.next_offset() + messages - active.base_offset() > i32::MAX as i64;
+        if too_big || too_old || offsets_overflow || active.index_is_full() {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a new active segment at the log end offset.
+    pub fn roll(&mut self) -> io::Result<()> {
+        if self.active().is_empty() {
+            return Ok(());
+        }
+        let next = self.log_end_offset();
+        self.active_mut().seal()?;
+        self.write_producer_snapshot(next)?;
+        let segment = Segment::create(&*self.io, &self.dir, next, limits(&self.config))?;
+        self.segments.insert(next, segment);
+        Ok(())
+    }
+
+    fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
+        let path = offset_file(&self.dir, offset, "snapshot");
+        self.io.write_atomic(&path, &self.producers.encode())?;
+        // Keep the two newest snapshots.
+        let mut old: Vec<i64> = self
+            .io
+            .list_dir(&self.dir)?
+            .iter()
+            .filter_map(|n| n.strip_suffix(".snapshot").and_then(|s| s.parse().ok()))
+            .collect();
+        old.sort_unstable();
+        if old.len() > 2 {
+            for o in &old[..old.len() - 2] {
+                let _ = self.io.remove_file(&offset_file(&self.dir, *o, "snapshot"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes to send for a fetch at `offset`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+    ) -> Result<ReadInfo, ReadError> {
+        let end = self.log_end_offset();
+        if offset < self.log_start_offset || offset > end {
+            return Err(ReadError::OffsetOutOfRange {
+                offset,
+                log_start_offset: self.log_start_offset,
+                log_end_offset: end,
+            });
+        }
+        let mut slice = None;
+        if offset < end {
+            let first = self
+                .segments
+                .range(..=offset)
+                .next_back()
+                .map(|(b, _)| *b)
+                .unwrap_or(offset);
+            for (_, segment) in self.segments.range(first..) {
+                if let Some(s) = segment.read(offset, max_bytes, u64::MAX, min_one_batch)? {
+                    slice = Some(s);
+                    break;
+                }
+            }
+        }
+        Ok(ReadInfo {
+            slice,
+            high_watermark: end,
+            log_start_offset: self.log_start_offset,
+        })
+    }
+
+    /// Collects what a flush must sync; the caller runs it outside the lock and then calls
+    /// [`PartitionLog::complete_flush`].
+    pub fn begin_flush(&mut self) -> io::Result<FlushJob> {
+        let target = self.log_end_offset();
+        let recovery_point = self.recovery_point;
+        let mut files = Vec::new();
+        let from = self
+            .segments
+            .range(..=recovery_point)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(0);
+        for (_, segment) in self.segments.range_mut(from..) {
+            segment.persist_indexes()?;
+            files.extend(segment.files());
+        }
+        self.unflushed_messages = 0;
+        self.last_flush_ms = crate::log::segment::now_ms();
+        Ok(FlushJob {
+            files,
+            target_offset: target,
+        })
+    }
+
+    pub fn complete_flush(&mut self, target_offset: i64) {
+        self.recovery_point = self
+            .recovery_point
+            .max(target_offset)
+            .min(self.log_end_offset());
+    }
+
+    /// Flushes under the lock (background flusher, shutdown, tests).
+    pub fn flush(&mut self) -> io::Result<()> {
+        let job = self.begin_flush()?;
+        job.run()?;
+        self.complete_flush(job.target_offset);
+        Ok(())
+    }
+
+    pub fn unflushed_messages(&self) -> i64 {
+        self.unflushed_messages
+    }
+    pub fn ms_since_flush(&self, now_ms: i64) -> i64 {
+        now_ms - self.last_flush_ms
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords) and deletes segments below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        let end = self.log_end_offset();
+        let offset = offset.clamp(self.log_start_offset, end);
+        if offset == end && !self.active().is_empty() {
+            self.roll()?;
+        }
+        self.log_start_offset = self.log_start_offset.max(offset);
+        self.delete_segments_below(offset)?;
+        Ok(self.log_start_offset)
+    }
+
+    fn delete_segments_below(&mut self, offset: i64) -> io::Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let (&base, first) = self.segments.iter().next().expect("not empty");
+            if first.next_offset() > offset {
+                break;
+            }
+            let segment = self.segments.remove(&base).expect("present");
+            segment.delete(&*self.io)?;
+            deleted += 1;
+        }
+        let first_base = *self.segments.keys().next().expect("not empty");
+        self.log_start_offset = self.log_start_offset.max(first_base);
+        self.producers.truncate_head(self.log_start_offset);
+        if self.recovery_point < self.log_start_offset {
+            self.recovery_point = self.log_start_offset;
+        }
+        Ok(deleted)
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`; returns the number of segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        let mut delete_below: Option<i64> = None;
+        if self.config.retention_ms >= 0 {
+            for segment in self.segments.values() {
+                if now_ms - segment.retention_timestamp() > self.config.retention_ms
+                    && !segment.is_empty()
+                {
+                    delete_below = Some(segment.next_offset());
+                } else {
+                    break;
+                }
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            for segment in self.segments.values().take(self.segments.len() - 1) {
+                if excess - segment.size() as i64 >= 0 {
+                    excess -= segment.size() as i64;
+                    delete_below = Some(delete_below.unwrap_or(0).max(segment.next_offset()));
+                } else {
+                    break;
+                }
+            }
+        }
+        let Some(offset) = delete_below else {
+            return Ok(0);
+        };
+        if offset >= self.log_end_offset() {
+            // The active segment itself expired: roll so it can go, as Kafka does.
+            self.roll()?;
+        }
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+        self.delete_segments_below(offset)
+    }
+
+    /// The first record with timestamp >= `timestamp`: (offset, timestamp).
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+        for segment in self.segments.values() {
+            if segment.max_timestamp() < timestamp {
+                continue;
+            }
+            if let Some(found) =
+                segment.find_offset_by_timestamp(timestamp, self.log_start_offset)?
+            {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The record with the largest timestamp: (offset, timestamp), or None for an empty log.
+    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
+        let mut best: Option<(i64, i64)> = None;
+        for segment in self.segments.values() {
+            if segment.max_timestamp() >= 0
+                && best.is_none_or(|(_, ts)| segment.max_timestamp() > ts)
+            {
+                best = Some((segment.offset_of_max_timestamp(), segment.max_timestamp()));
+            }
+        }
+        best
+    }
+
+    /// Writes everything needed for a clean start: indexes, producer snapshot, a final sync.
+    pub fn close(&mut self) -> io::Result<()> {
+        self.flush()?;
+        let end = self.log_end_offset();
+        self.write_producer_snapshot(end)
+    }
+
+    /// Removes the log's files and directory.
+    pub fn delete_all(self) -> io::Result<()> {
+        let io = self.io.clone();
+        let dir = self.dir.clone();
+        drop(self);
+        io.remove_dir_all(&dir)
+    }
+}

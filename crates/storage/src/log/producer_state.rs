@@ -1,0 +1,300 @@
+//! Idempotent producers' state of one partition: for each producer id, its epoch and the last
+//! five batches it wrote (sequence range and offsets), as Kafka keeps.
+//!
+//! A retried batch whose sequences match one of the five is a duplicate: it is not written again
+//! and the producer gets the offsets of the original. A batch whose first sequence is not the
+//! last sequence + 1 is out of order. State is snapshotted to `<offset>.snapshot` at every roll
+//! and at shutdown, and rebuilt at startup from the latest snapshot plus the batch headers after
+//! it.
+//!
+//! Snapshot format (big-endian): `crc32c u32 | count u32 | count x entry`, where an entry is
+//! `producer_id i64 | epoch i16 | n u8 | n x (first_seq i32, last_seq i32, first_offset i64,
+//! last_offset i64) | last_timestamp i64`. The CRC covers everything after itself.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::batch::BatchHeader;
+
+/// How many batches per producer are remembered for duplicate detection.
+pub const BATCHES_REMEMBERED: usize = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRecord {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub first_offset: i64,
+    pub last_offset: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerEntry {
+    pub epoch: i16,
+    pub batches: VecDeque<BatchRecord>,
+    pub last_timestamp: i64,
+}
+
+/// What a producer's batch turns out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// Write it.
+    New,
+    /// Already written at these offsets; answer with them, write nothing.
+    Duplicate {
+        first_offset: i64,
+        last_offset: i64,
+    },
+    OutOfOrder {
+        expected: i32,
+        got: i32,
+    },
+    /// The producer's epoch is older than the one already seen.
+    FencedEpoch {
+        current: i16,
+        got: i16,
+    },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProducerStates {
+    producers: BTreeMap<i64, ProducerEntry>,
+}
+
+fn next_sequence(last: i32) -> i32 {
+    if last == i32::MAX {
+        0
+    } else {
+        last + 1
+    }
+}
+
+impl ProducerStates {
+    pub fn len(&self) -> usize {
+        self.producers.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.producers.is_empty()
+    }
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    /// Checks a produced batch against the producer's state without changing it.
+    pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
+        let Some(entry) = self.producers.get(&h.producer_id) else {
+            // Kafka accepts a producer it has no state for only from its first sequence; any
+            // later sequence means earlier batches are missing.
+            return if h.base_sequence == 0 {
+                SequenceCheck::New
+            } else {
+                SequenceCheck::OutOfOrder {
+                    expected: 0,
+                    got: h.base_sequence,
+                }
+            };
+        };
+        if h.producer_epoch < entry.epoch {
+            return SequenceCheck::FencedEpoch {
+                current: entry.epoch,
+                got: h.producer_epoch,
+            };
+        }
+        if h.producer_epoch > entry.epoch {
+            // A bumped epoch restarts its sequences at zero.
+            return if h.base_sequence == 0 {
+                SequenceCheck::New
+            } else {
+                SequenceCheck::OutOfOrder {
+                    expected: 0,
+                    got: h.base_sequence,
+                }
+            };
+        }
+        for b in &entry.batches {
+            if b.first_sequence == h.base_sequence && b.last_sequence == h.last_sequence() {
+                return SequenceCheck::Duplicate {
+                    first_offset: b.first_offset,
+                    last_offset: b.last_offset,
+                };
+            }
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map(|b| next_sequence(b.last_sequence))
+            .unwrap_or(0);
+        if h.base_sequence != expected {
+            return SequenceCheck::OutOfOrder {
+                expected,
+                got: h.base_sequence,
+            };
+        }
+        SequenceCheck::New
+    }
+
+    /// Records a batch that was written at `first_offset..=last_offset`.
+    pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64) {
+        let entry = self.producers.entry(h.producer_id).or_default();
+        if h.producer_epoch != entry.epoch {
+            entry.epoch = h.producer_epoch;
+            entry.batches.clear();
+        }
+        if h.base_sequence >= 0 {
+            entry.batches.push_back(BatchRecord {
+                first_sequence: h.base_sequence,
+                last_sequence: h.last_sequence(),
+                first_offset,
+                last_offset,
+            });
+            while entry.batches.len() > BATCHES_REMEMBERED {
+                entry.batches.pop_front();
+            }
+        }
+        entry.last_timestamp = h.max_timestamp;
+    }
+
+    /// Forgets batches below `log_start_offset`; producers with nothing left are dropped.
+    pub fn truncate_head(&mut self, log_start_offset: i64) {
+        self.producers.retain(|_, e| {
+            e.batches.retain(|b| b.last_offset >= log_start_offset);
+            !e.batches.is_empty()
+        });
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
+        for (pid, e) in &self.producers {
+            body.extend_from_slice(&pid.to_be_bytes());
+            body.extend_from_slice(&e.epoch.to_be_bytes());
+            body.push(e.batches.len() as u8);
+            for b in &e.batches {
+                body.extend_from_slice(&b.first_sequence.to_be_bytes());
+                body.extend_from_slice(&b.last_sequence.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.to_be_bytes());
+                body.extend_from_slice(&b.last_offset.to_be_bytes());
+            }
+            body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+        }
+        let mut out = crc32c::crc32c(&body).to_be_bytes().to_vec();
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Decodes a snapshot; `None` if it is corrupt (the caller then rebuilds from the log).
+    pub fn decode(bytes: &[u8]) -> Option<ProducerStates> {
+        let crc = u32::from_be_bytes(bytes.get(0..4)?.try_into().ok()?);
+        let body = &bytes[4..];
+        if crc32c::crc32c(body) != crc {
+            return None;
+        }
+        let mut at = 0usize;
+        let mut take = |n: usize| -> Option<&[u8]> {
+            let s = body.get(at..at + n)?;
+            at += n;
+            Some(s)
+        };
+        let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut producers = BTreeMap::new();
+        for _ in 0..count {
+            let pid = i64::from_be_bytes(take(8)?.try_into().ok()?);
+            let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
+            let n = take(1)?[0];
+            let mut batches = VecDeque::new();
+            for _ in 0..n {
+                batches.push_back(BatchRecord {
+                    first_sequence: i32::from_be_bytes(take(4)?.try_into().ok()?),
+                    last_sequence: i32::from_be_bytes(take(4)?.try_into().ok()?),
+                    first_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
+                    last_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
+                });
+            }
+            let last_timestamp = i64::from_be_bytes(take(8)?.try_into().ok()?);
+            producers.insert(
+                pid,
+                ProducerEntry {
+                    epoch,
+                    batches,
+                    last_timestamp,
+                },
+            );
+        }
+        Some(ProducerStates { producers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::{build_batch, encode_simple_records, BatchHeader};
+
+    fn header(pid: i64, epoch: i16, seq: i32, n: i32) -> BatchHeader {
+        let values: Vec<&[u8]> = (0..n).map(|_| b"v".as_slice()).collect();
+        let records = encode_simple_records(&values, &vec![0; n as usize]);
+        BatchHeader::parse(&build_batch(
+            0,
+            0,
+            n - 1,
+            1,
+            1,
+            pid,
+            epoch,
+            seq,
+            n,
+            &records,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn retried_batch_is_a_duplicate_with_original_offsets() {
+        let mut s = ProducerStates::default();
+        let h = header(7, 0, 0, 3);
+        assert_eq!(s.check(&h), SequenceCheck::New);
+        s.update(&h, 10, 12);
+        assert_eq!(
+            s.check(&h),
+            SequenceCheck::Duplicate {
+                first_offset: 10,
+                last_offset: 12
+            }
+        );
+        assert_eq!(s.check(&header(7, 0, 3, 1)), SequenceCheck::New);
+        assert_eq!(
+            s.check(&header(7, 0, 5, 1)),
+            SequenceCheck::OutOfOrder {
+                expected: 3,
+                got: 5
+            }
+        );
+    }
+
+    #[test]
+    fn older_epoch_is_fenced_and_new_epoch_restarts_at_zero() {
+        let mut s = ProducerStates::default();
+        s.update(&header(1, 3, 0, 1), 0, 0);
+        assert_eq!(
+            s.check(&header(1, 2, 1, 1)),
+            SequenceCheck::FencedEpoch { current: 3, got: 2 }
+        );
+        assert_eq!(s.check(&header(1, 4, 0, 1)), SequenceCheck::New);
+        assert!(matches!(
+            s.check(&header(1, 4, 1, 1)),
+            SequenceCheck::OutOfOrder { .. }
+        ));
+    }
+
+    #[test]
+    fn snapshot_round_trips_and_detects_corruption() {
+        let mut s = ProducerStates::default();
+        for i in 0..8 {
+            s.update(&header(9, 1, i * 2, 2), i as i64 * 2, i as i64 * 2 + 1);
+        }
+        s.update(&header(11, 0, 0, 1), 100, 100);
+        let bytes = s.encode();
+        assert_eq!(ProducerStates::decode(&bytes), Some(s.clone()));
+        assert_eq!(s.get(9).unwrap().batches.len(), BATCHES_REMEMBERED);
+        let mut bad = bytes.clone();
+        bad[10] ^= 1;
+        assert_eq!(ProducerStates::decode(&bad), None);
+    }
+}

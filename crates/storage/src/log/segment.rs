@@ -1,0 +1,477 @@
+//! A log segment: `<base offset>.log` with its `.index` and `.timeindex`.
+//!
+//! The `.log` file is a plain concatenation of v2 record batches exactly as producers sent them,
+//! with the broker-assigned base offset patched in. The segment's size is the end of its last
+//! complete batch; nothing past it is ever served. After an unclean shutdown, [`Segment::recover`]
+//! scans every batch (length, magic, CRC), truncates the file at the first one that does not check
+//! out, and rebuilds both indexes from the surviving batches.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
+use crate::io::{offset_file, Io, IoFile};
+use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+
+/// What the segment needs to know about one appended batch.
+#[derive(Debug, Clone, Copy)]
+pub struct AppendedBatch {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    pub size: u32,
+}
+
+/// Where a read of a segment starts and how many bytes it covers.
+#[derive(Debug, Clone)]
+pub struct SegmentSlice {
+    pub file: Arc<dyn IoFile>,
+    pub position: u64,
+    pub len: u64,
+}
+
+#[derive(Debug)]
+pub struct Segment {
+    base_offset: i64,
+    log_path: PathBuf,
+    log: Arc<dyn IoFile>,
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    size: u64,
+    next_offset: i64,
+    max_timestamp: i64,
+    offset_of_max_timestamp: i64,
+    /// Timestamp of the first batch, which `segment.ms` counts from (as Kafka does).
+    rolling_timestamp: Option<i64>,
+    created_ms: i64,
+    bytes_since_last_index_entry: u64,
+    index_interval_bytes: u64,
+}
+
+/// Sizing of a segment's indexes.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLimits {
+    pub index_interval_bytes: u64,
+    pub max_index_bytes: usize,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Segment {
+    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+        (
+            offset_file(dir, base_offset, "log"),
+            offset_file(dir, base_offset, "index"),
+            offset_file(dir, base_offset, "timeindex"),
+        )
+    }
+
+    /// Creates a new, empty, active segment.
+    pub fn create(
+        io: &dyn Io,
+        dir: &Path,
+        base_offset: i64,
+        limits: SegmentLimits,
+    ) -> io::Result<Segment> {
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let log = io.open(&log_path, true)?;
+        log.set_len(0)?;
+        let mut index = OffsetIndex::open(io, &index_path, true, limits.max_index_bytes)?;
+        index.reset()?;
+        let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
+        time_index.reset()?;
+        Ok(Segment {
+            base_offset,
+            log_path,
+            log,
+            index,
+            time_index,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
+            created_ms: now_ms(),
+            bytes_since_last_index_entry: 0,
+            index_interval_bytes: limits.index_interval_bytes,
+        })
+    }
+
+    /// Opens an existing segment, trusting its indexes (a clean shutdown, or a segment below the
+    /// recovery point). Its end is found from the last index entry by walking batch headers.
+    pub fn open(
+        io: &dyn Io,
+        dir: &Path,
+        base_offset: i64,
+        active: bool,
+        limits: SegmentLimits,
+    ) -> io::Result<Segment> {
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let log = io.open(&log_path, false)?;
+        let index = OffsetIndex::open(io, &index_path, active, limits.max_index_bytes)?;
+        let time_index = TimeIndex::open(io, &time_path, active, limits.max_index_bytes)?;
+        let file_len = log.len()?;
+        let mut segment = Segment {
+            base_offset,
+            log_path,
+            log,
+            index,
+            time_index,
+            size: file_len,
+            next_offset: base_offset,
+            max_timestamp: -1,
+            offset_of_max_timestamp: base_offset,
+            rolling_timestamp: None,
+            created_ms: now_ms(),
+            bytes_since_last_index_entry: 0,
+            index_interval_bytes: limits.index_interval_bytes,
+        };
+        let start = segment
+            .index
+            .last()?
+            .map(|e| e.position as u64)
+            .unwrap_or(0);
+        if let Some(entry) = segment.time_index.last()? {
+            segment.max_timestamp = entry.timestamp;
+            segment.offset_of_max_timestamp = base_offset + entry.relative_offset as i64;
+        }
+        if start > file_len {
+            // The index points past the log: it cannot be trusted, so rebuild it from the log.
+            tracing::warn!(segment = %segment.log_path.display(), "index points past the log; rebuilding");
+            segment.recover()?;
+            if !active {
+                segment.seal()?;
+            }
+            return Ok(segment);
+        }
+        let mut position = start;
+        while position < file_len {
+            match segment.read_header(position)? {
+                Some(h) if position + h.total_size() as u64 <= file_len && h.magic == 2 => {
+                    segment.next_offset = h.last_offset() + 1;
+                    if h.max_timestamp > segment.max_timestamp {
+                        segment.max_timestamp = h.max_timestamp;
+                        segment.offset_of_max_timestamp = h.last_offset();
+                    }
+                    position += h.total_size() as u64;
+                }
+                _ => break,
+            }
+        }
+        // Bytes past the last whole batch (a torn write) are never served, and the next append
+        // overwrites them; recovery, when it runs, cuts them off.
+        segment.size = position;
+        segment.bytes_since_last_index_entry = position - start;
+        if let Some(first) = segment.read_header(0)? {
+            segment.rolling_timestamp = Some(first.max_timestamp);
+        }
+        Ok(segment)
+    }
+
+    /// Scans every batch from the start, truncates at the first invalid one and rebuilds the
+    /// indexes. Returns the number of bytes truncated.
+    pub fn recover(&mut self) -> io::Result<u64> {
+        let file_len = self.log.len()?;
+        self.index.reset()?;
+        self.time_index.reset()?;
+        self.next_offset = self.base_offset;
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = self.base_offset;
+        self.rolling_timestamp = None;
+        self.bytes_since_last_index_entry = 0;
+        let mut position = 0u64;
+        let mut buf = Vec::new();
+        while position + LOG_OVERHEAD as u64 <= file_len {
+            let mut prefix = [0u8; LOG_OVERHEAD];
+            self.log.read_exact_at(&mut prefix, position)?;
+            let length = i32::from_be_bytes(prefix[8..12].try_into().expect("4 bytes"));
+            if length < (HEADER_SIZE - LOG_OVERHEAD) as i32
+                || position + LOG_OVERHEAD as u64 + length as u64 > file_len
+            {
+                break;
+            }
+            buf.resize(LOG_OVERHEAD + length as usize, 0);
+            self.log.read_exact_at(&mut buf, position)?;
+            let header = match batch::check_batch(&buf) {
+                Ok(h) if h.base_offset >= self.next_offset && h.last_offset_delta >= 0 => h,
+                _ => break,
+            };
+            let appended = AppendedBatch {
+                base_offset: header.base_offset,
+                last_offset: header.last_offset(),
+                max_timestamp: header.max_timestamp,
+                size: header.total_size() as u32,
+            };
+            self.index_batch(position, &appended)?;
+            position += header.total_size() as u64;
+        }
+        let truncated = file_len - position;
+        if truncated > 0 {
+            self.log.set_len(position)?;
+        }
+        self.size = position;
+        self.index.persist()?;
+        self.time_index.persist()?;
+        Ok(truncated)
+    }
+
+    fn read_header(&self, position: u64) -> io::Result<Option<BatchHeader>> {
+        let mut buf = [0u8; HEADER_SIZE];
+        let mut filled = 0;
+        while filled < HEADER_SIZE {
+            let n = self
+                .log
+                .read_at(&mut buf[filled..], position + filled as u64)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            filled += n;
+        }
+        Ok(BatchHeader::parse(&buf).ok())
+    }
+
+    /// Records a batch that now sits at `position` in the indexes and the segment's bookkeeping.
+    fn index_batch(&mut self, position: u64, b: &AppendedBatch) -> io::Result<()> {
+        if self.rolling_timestamp.is_none() {
+            self.rolling_timestamp = Some(b.max_timestamp);
+        }
+        if b.max_timestamp > self.max_timestamp {
+            self.max_timestamp = b.max_timestamp;
+            self.offset_of_max_timestamp = b.last_offset;
+        }
+        if self.bytes_since_last_index_entry > self.index_interval_bytes {
+            self.index.append(OffsetEntry {
+                relative_offset: (b.last_offset - self.base_offset) as u32,
+                position: position as u32,
+            })?;
+            self.time_index.append(TimeEntry {
+                timestamp: self.max_timestamp,
+                relative_offset: (self.offset_of_max_timestamp - self.base_offset) as u32,
+            })?;
+            self.bytes_since_last_index_entry = 0;
+        }
+        self.bytes_since_last_index_entry += b.size as u64;
+        self.next_offset = b.last_offset + 1;
+        self.size = position + b.size as u64;
+        Ok(())
+    }
+
+    /// Appends batches (already given their offsets) with one positional vectored write.
+    pub fn append(&mut self, bufs: &[&[u8]], batches: &[AppendedBatch]) -> io::Result<()> {
+        let position = self.size;
+        self.log.write_vectored_at(bufs, position)?;
+        let mut at = position;
+        for b in batches {
+            self.index_batch(at, b)?;
+            at += b.size as u64;
+        }
+        debug_assert_eq!(
+            at,
+            position + bufs.iter().map(|b| b.len() as u64).sum::<u64>()
+        );
+        Ok(())
+    }
+
+    /// The position of the batch that contains `offset` and its header, searching from the
+    /// offset index's floor entry. `None` if `offset` is at or past the segment's end.
+    pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+        let mut position = match self.index.floor(offset - self.base_offset)? {
+            Some(e) => e.position as u64,
+            None => 0,
+        };
+        while position < self.size {
+            let Some(h) = self.read_header(position)? else {
+                return Ok(None);
+            };
+            if h.last_offset() >= offset {
+                return Ok(Some((position, h)));
+            }
+            position += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Bytes to send for a fetch at `offset`: from the batch holding it, at most `max_bytes`
+    /// (but the first batch whole), never past `max_position`.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: u64,
+        max_position: u64,
+        min_one_batch: bool,
+    ) -> io::Result<Option<SegmentSlice>> {
+        let Some((position, first)) = self.find_batch(offset)? else {
+            return Ok(None);
+        };
+        let limit = max_position.min(self.size);
+        if position >= limit {
+            return Ok(None);
+        }
+        let first_size = first.total_size() as u64;
+        let wanted = if min_one_batch {
+            max_bytes.max(first_size)
+        } else {
+            max_bytes
+        };
+        let len = wanted.min(limit - position);
+        if len == 0 {
+            return Ok(None);
+        }
+        Ok(Some(SegmentSlice {
+            file: self.log.clone(),
+            position,
+            len,
+        }))
+    }
+
+    /// Reads `len` bytes at `position` into memory (tools, ListOffsets, the memory-copy path).
+    pub fn read_bytes(&self, position: u64, len: usize) -> io::Result<Vec<u8>> {
+        let mut buf = vec![0; len];
+        self.log.read_exact_at(&mut buf, position)?;
+        Ok(buf)
+    }
+
+    /// The first record with timestamp >= `timestamp`: (offset, its timestamp).
+    pub fn find_offset_by_timestamp(
+        &self,
+        timestamp: i64,
+        start_offset: i64,
+    ) -> io::Result<Option<(i64, i64)>> {
+        if self.max_timestamp < timestamp {
+            return Ok(None);
+        }
+        // Every batch up to the floor entry's offset has a max timestamp below `timestamp`.
+        let from = match self.time_index.floor(timestamp - 1)? {
+            Some(e) => (self.base_offset + e.relative_offset as i64 + 1).max(start_offset),
+            None => start_offset.max(self.base_offset),
+        };
+        let mut position = match self.find_batch(from)? {
+            Some((p, _)) => p,
+            None => return Ok(None),
+        };
+        while position < self.size {
+            let Some(h) = self.read_header(position)? else {
+                break;
+            };
+            if h.max_timestamp >= timestamp && h.last_offset() >= start_offset {
+                let bytes = self.read_bytes(position, h.total_size())?;
+                if let Some(records) = batch::record_timestamps(&bytes, &h) {
+                    for (delta, ts) in records {
+                        let offset = h.base_offset + delta as i64;
+                        if ts >= timestamp && offset >= start_offset {
+                            return Ok(Some((offset, ts)));
+                        }
+                    }
+                } else {
+                    return Ok(Some((h.base_offset.max(start_offset), h.max_timestamp)));
+                }
+            }
+            position += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Drops everything from `offset` on (used when a tail must be discarded).
+    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+        let position = match self.find_batch(offset)? {
+            Some((p, h)) if h.base_offset >= offset => p,
+            Some((p, h)) => p + h.total_size() as u64,
+            None => return Ok(()),
+        };
+        self.log.set_len(position)?;
+        self.index.truncate_above(offset - 1 - self.base_offset)?;
+        self.time_index.truncate_above(i64::MAX)?;
+        self.recover()?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.log.sync_data()?;
+        self.index.persist()?;
+        self.time_index.persist()?;
+        self.index.sync()?;
+        self.time_index.sync()
+    }
+
+    /// The segment stops being appended to: indexes go to disk and leave memory.
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.index.seal()?;
+        self.time_index.seal()
+    }
+
+    /// Writes out index entries still in memory (clean shutdown).
+    pub fn persist_indexes(&mut self) -> io::Result<()> {
+        self.index.persist()?;
+        self.time_index.persist()
+    }
+
+    pub fn delete(self, io: &dyn Io) -> io::Result<()> {
+        let index_path = self.index.path().to_path_buf();
+        let time_path = self.time_index.path().to_path_buf();
+        io.remove_file(&self.log_path)?;
+        let _ = io.remove_file(&index_path);
+        let _ = io.remove_file(&time_path);
+        Ok(())
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn max_timestamp(&self) -> i64 {
+        self.max_timestamp
+    }
+    pub fn offset_of_max_timestamp(&self) -> i64 {
+        self.offset_of_max_timestamp
+    }
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+    pub fn index_is_full(&self) -> bool {
+        self.index.is_full() || self.time_index.is_full()
+    }
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+    pub fn index_bytes(&self) -> u64 {
+        self.index.size_bytes() + self.time_index.size_bytes()
+    }
+    /// When the segment counts as created for `segment.ms`: its first batch's timestamp, or
+    /// when it was opened.
+    pub fn rolling_timestamp(&self) -> i64 {
+        self.rolling_timestamp.unwrap_or(self.created_ms)
+    }
+    /// The largest timestamp in the segment for retention: its max timestamp, or, for an empty
+    /// segment, when it was created.
+    pub fn retention_timestamp(&self) -> i64 {
+        if self.max_timestamp >= 0 {
+            self.max_timestamp
+        } else {
+            self.created_ms
+        }
+    }
+}
+
+impl Segment {
+    /// The files a flush syncs.
+    pub fn files(&self) -> Vec<Arc<dyn IoFile>> {
+        vec![self.log.clone(), self.index.file(), self.time_index.file()]
+    }
+
+    /// Cuts the log file back to `size` after a failed write (best effort).
+    pub fn truncate_file_to(&mut self, size: u64) -> io::Result<()> {
+        self.size = size;
+        self.log.set_len(size)
+    }
+}

@@ -1,0 +1,626 @@
+//! All partition logs of a broker: opening them at startup, creating and deleting topics,
+//! checkpoints, the clean-shutdown marker, and the background flush and retention schedules.
+//!
+//! ```text
+//! <log dir>/
+//!     .kafka_cleanshutdown                 present only after a clean shutdown
+//!     recovery-point-offset-checkpoint     per partition: offset below which all is synced
+//!     log-start-offset-checkpoint          per partition: first offset still readable
+//!     <topic>-<partition>/                 a partition log (see log::partition)
+//! <first log dir>/__strata_metadata/<topic>.topic   topic id, partition count, config overrides
+//! ```
+//! Checkpoint files use Kafka's text format: a version line (`0`), a count line, then one
+//! `<topic> <partition> <offset>` line per partition. They are rewritten atomically.
+//!
+//! Topic creation writes the partitions' directories first and the `.topic` file last; deletion
+//! removes the `.topic` file first. So the `.topic` file is the commit point: a crash in between
+//! leaves only directories without a topic, which startup deletes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::LogConfig;
+use crate::error::LogError;
+use crate::io::Io;
+use crate::log::partition::{partition_dir_name, PartitionLog};
+use crate::log::segment::now_ms;
+
+pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const METADATA_DIR: &str = "__strata_metadata";
+
+/// Turns a topic's config overrides into its effective log settings (the broker knows the keys
+/// and the server-wide defaults).
+pub type ConfigResolver = Arc<dyn Fn(&BTreeMap<String, String>) -> LogConfig + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct LogManagerConfig {
+    pub log_dirs: Vec<PathBuf>,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub flush_offset_checkpoint_interval_ms: u64,
+}
+
+/// One partition: its log under a mutex.
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub log_dir: PathBuf,
+    log: Mutex<PartitionLog>,
+}
+
+impl Partition {
+    /// Locks the log. A panic while it was held (a bug) does not make the log unreadable.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug)]
+pub struct Topic {
+    pub name: String,
+    pub id: [u8; 16],
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    overrides: RwLock<BTreeMap<String, String>>,
+}
+
+impl Topic {
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+    pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
+        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| parts.get(i).cloned())
+    }
+    pub fn partition_count(&self) -> i32 {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len() as i32
+    }
+    pub fn overrides(&self) -> BTreeMap<String, String> {
+        self.overrides
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// What a `.topic` file holds: the topic id, the partition count and the config overrides.
+type TopicFile = ([u8; 16], i32, BTreeMap<String, String>);
+
+pub struct LogManager {
+    io: Arc<dyn Io>,
+    config: LogManagerConfig,
+    resolver: ConfigResolver,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    /// Serialises topic creation, deletion and alteration (metadata file writes).
+    admin: Mutex<()>,
+    stop: Arc<AtomicBool>,
+    background: Mutex<Option<JoinHandle<()>>>,
+    was_clean: bool,
+}
+
+impl std::fmt::Debug for LogManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogManager")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn hex(id: &[u8; 16]) -> String {
+    id.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<[u8; 16]> {
+    if s.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
+        out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn read_checkpoint(io: &dyn Io, path: &Path) -> HashMap<(String, i32), i64> {
+    let mut out = HashMap::new();
+    let Ok(bytes) = io.read_all(path) else {
+        return out;
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    for line in text.lines().skip(2) {
+        let mut parts = line.rsplitn(3, ' ');
+        let (Some(offset), Some(partition), Some(topic)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if let (Ok(p), Ok(o)) = (partition.parse(), offset.parse()) {
+            out.insert((topic.to_string(), p), o);
+        }
+    }
+    out
+}
+
+impl LogManager {
+    /// Opens every topic found on disk, recovering logs if the last shutdown was not clean.
+    pub fn open(
+        io: Arc<dyn Io>,
+        config: LogManagerConfig,
+        resolver: ConfigResolver,
+    ) -> Result<Arc<LogManager>, LogError> {
+        let mut was_clean = true;
+        let mut recovery_points = HashMap::new();
+        let mut start_offsets = HashMap::new();
+        for dir in &config.log_dirs {
+            io.create_dir_all(dir)?;
+            let marker = dir.join(CLEAN_SHUTDOWN_FILE);
+            let has_data = io.list_dir(dir)?.iter().any(|n| n != CLEAN_SHUTDOWN_FILE);
+            if io.exists(&marker) {
+                io.remove_file(&marker)?;
+                io.sync_dir(dir)?;
+            } else if has_data {
+                was_clean = false;
+            }
+            recovery_points.extend(read_checkpoint(&*io, &dir.join(RECOVERY_POINT_CHECKPOINT)));
+            start_offsets.extend(read_checkpoint(&*io, &dir.join(LOG_START_CHECKPOINT)));
+            // Finish deletions a crash interrupted.
+            for name in io.list_dir(dir)? {
+                if name.ends_with("-delete") {
+                    io.remove_dir_all(&dir.join(&name))?;
+                }
+            }
+        }
+        let meta_dir = config.log_dirs[0].join(METADATA_DIR);
+        io.create_dir_all(&meta_dir)?;
+        let manager = LogManager {
+            io: io.clone(),
+            config: config.clone(),
+            resolver,
+            topics: RwLock::new(BTreeMap::new()),
+            admin: Mutex::new(()),
+            stop: Arc::new(AtomicBool::new(false)),
+            background: Mutex::new(None),
+            was_clean,
+        };
+        let mut known_dirs = std::collections::HashSet::new();
+        for file in io.list_dir(&meta_dir)? {
+            let Some(name) = file.strip_suffix(".topic") else {
+                if file.ends_with(".tmp") {
+                    io.remove_file(&meta_dir.join(&file))?;
+                }
+                continue;
+            };
+            let path = meta_dir.join(&file);
+            let (id, count, overrides) = Self::read_topic_file(&*io, &path)?;
+            let log_config = (manager.resolver)(&overrides);
+            let mut partitions = Vec::new();
+            for p in 0..count {
+                let dir_name = partition_dir_name(name, p);
+                known_dirs.insert(dir_name.clone());
+                let log_dir = config
+                    .log_dirs
+                    .iter()
+                    .find(|d| io.exists(&d.join(&dir_name)))
+                    .cloned()
+                    .unwrap_or_else(|| manager.pick_log_dir());
+                let key = (name.to_string(), p);
+                let log = PartitionLog::open(
+                    io.clone(),
+                    &log_dir.join(&dir_name),
+                    name,
+                    p,
+                    log_config.clone(),
+                    was_clean,
+                    *recovery_points.get(&key).unwrap_or(&0),
+                    *start_offsets.get(&key).unwrap_or(&0),
+                )?;
+                let report = log.recovery_report();
+                if report.segments_recovered > 0 {
+                    tracing::info!(topic = name, partition = p, ?report, "recovered log");
+                }
+                partitions.push(Arc::new(Partition {
+                    topic: name.to_string(),
+                    index: p,
+                    log_dir,
+                    log: Mutex::new(log),
+                }));
+            }
+            let topic = Topic {
+                name: name.to_string(),
+                id,
+                partitions: RwLock::new(partitions),
+                overrides: RwLock::new(overrides),
+            };
+            manager
+                .topics
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_string(), Arc::new(topic));
+        }
+        // Partition directories without a topic are leftovers of a creation that did not finish.
+        for dir in &config.log_dirs {
+            for name in io.list_dir(dir)? {
+                let is_partition_dir = name
+                    .rsplit_once('-')
+                    .is_some_and(|(_, p)| p.parse::<i32>().is_ok());
+                if is_partition_dir && !known_dirs.contains(&name) {
+                    tracing::warn!(dir = %dir.join(&name).display(), "removing partition directory of no topic");
+                    io.remove_dir_all(&dir.join(&name))?;
+                }
+            }
+        }
+        let manager = Arc::new(manager);
+        manager.write_checkpoints()?;
+        Ok(manager)
+    }
+
+    fn read_topic_file(io: &dyn Io, path: &Path) -> Result<TopicFile, LogError> {
+        let corrupt = |reason: &str| LogError::CorruptMetadata {
+            path: path.display().to_string(),
+            reason: reason.to_string(),
+        };
+        let bytes = io.read_all(path)?;
+        let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
+        let mut id = None;
+        let mut count = None;
+        let mut overrides = BTreeMap::new();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            match k {
+                "topic.id" => id = unhex(v),
+                "partitions" => count = v.parse::<i32>().ok(),
+                _ => {
+                    if let Some(key) = k.strip_prefix("config.") {
+                        overrides.insert(key.to_string(), v.to_string());
+                    }
+                }
+            }
+        }
+        match (id, count) {
+            (Some(id), Some(count)) if count > 0 => Ok((id, count, overrides)),
+            _ => Err(corrupt("missing topic.id or partitions")),
+        }
+    }
+
+    fn write_topic_file(
+        &self,
+        name: &str,
+        id: &[u8; 16],
+        count: i32,
+        overrides: &BTreeMap<String, String>,
+    ) -> io::Result<()> {
+        let mut text = format!("topic.id={}\npartitions={count}\n", hex(id));
+        for (k, v) in overrides {
+            text.push_str(&format!("config.{k}={v}\n"));
+        }
+        let path = self.config.log_dirs[0]
+            .join(METADATA_DIR)
+            .join(format!("{name}.topic"));
+        self.io.write_atomic(&path, text.as_bytes())
+    }
+
+    /// The log dir holding the fewest partitions.
+    fn pick_log_dir(&self) -> PathBuf {
+        let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
+        let mut counts: Vec<(usize, &PathBuf)> =
+            self.config.log_dirs.iter().map(|d| (0, d)).collect();
+        for topic in topics.values() {
+            for p in topic.partitions() {
+                if let Some(c) = counts.iter_mut().find(|(_, d)| **d == p.log_dir) {
+                    c.0 += 1;
+                }
+            }
+        }
+        counts
+            .iter()
+            .min_by_key(|(c, _)| *c)
+            .map(|(_, d)| (*d).clone())
+            .unwrap_or_else(|| self.config.log_dirs[0].clone())
+    }
+
+    pub fn was_clean_start(&self) -> bool {
+        self.was_clean
+    }
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.config.log_dirs
+    }
+    pub fn io(&self) -> &Arc<dyn Io> {
+        &self.io
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+    pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<Arc<Topic>> {
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|t| &t.id == id)
+            .cloned()
+    }
+
+    fn open_partition(&self, name: &str, p: i32, config: LogConfig) -> io::Result<Arc<Partition>> {
+        let log_dir = self.pick_log_dir();
+        let dir = log_dir.join(partition_dir_name(name, p));
+        let log = PartitionLog::open(self.io.clone(), &dir, name, p, config, true, 0, 0)?;
+        Ok(Arc::new(Partition {
+            topic: name.to_string(),
+            index: p,
+            log_dir,
+            log: Mutex::new(log),
+        }))
+    }
+
+    /// Creates a topic; `id` is its topic id (random, chosen by the caller).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+        id: [u8; 16],
+    ) -> Result<Arc<Topic>, LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        if self.topic(name).is_some() {
+            return Err(LogError::TopicExists(name.to_string()));
+        }
+        if partitions < 1 {
+            return Err(LogError::InvalidPartitions(partitions));
+        }
+        let config = (self.resolver)(&overrides);
+        let mut parts = Vec::new();
+        for p in 0..partitions {
+            parts.push(self.open_partition(name, p, config.clone())?);
+        }
+        self.write_topic_file(name, &id, partitions, &overrides)?;
+        let topic = Arc::new(Topic {
+            name: name.to_string(),
+            id,
+            partitions: RwLock::new(parts),
+            overrides: RwLock::new(overrides),
+        });
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string(), topic.clone());
+        Ok(topic)
+    }
+
+    /// Deletes a topic and all its data.
+    pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let path = self.config.log_dirs[0]
+            .join(METADATA_DIR)
+            .join(format!("{name}.topic"));
+        self.io.remove_file(&path)?;
+        self.io.sync_dir(path.parent().expect("has parent"))?;
+        for p in topic.partitions() {
+            let dir = p.log().dir().to_path_buf();
+            let doomed = p.log_dir.join(format!(
+                "{}.{}-delete",
+                partition_dir_name(name, p.index),
+                hex(&topic.id)
+            ));
+            self.io.rename(&dir, &doomed)?;
+            self.io.remove_dir_all(&doomed)?;
+        }
+        Ok(())
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn add_partitions(&self, name: &str, count: i32) -> Result<(), LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        let current = topic.partition_count();
+        if count <= current {
+            return Err(LogError::InvalidPartitions(count));
+        }
+        let overrides = topic.overrides();
+        let config = (self.resolver)(&overrides);
+        let mut added = Vec::new();
+        for p in current..count {
+            added.push(self.open_partition(name, p, config.clone())?);
+        }
+        self.write_topic_file(name, &topic.id, count, &overrides)?;
+        topic
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(added);
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides.
+    pub fn set_topic_overrides(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), LogError> {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = self
+            .topic(name)
+            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
+        self.write_topic_file(name, &topic.id, topic.partition_count(), &overrides)?;
+        let config = (self.resolver)(&overrides);
+        for p in topic.partitions() {
+            p.log().set_config(config.clone());
+        }
+        *topic.overrides.write().unwrap_or_else(|e| e.into_inner()) = overrides;
+        Ok(())
+    }
+
+    /// Re-resolves every topic's settings (after a change of the server-wide defaults).
+    pub fn refresh_configs(&self) {
+        for topic in self.topics() {
+            let config = (self.resolver)(&topic.overrides());
+            for p in topic.partitions() {
+                p.log().set_config(config.clone());
+            }
+        }
+    }
+
+    fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.topics().iter().flat_map(|t| t.partitions()).collect()
+    }
+
+    /// Writes the recovery-point and log-start-offset checkpoints of every log dir.
+    pub fn write_checkpoints(&self) -> io::Result<()> {
+        for dir in &self.config.log_dirs {
+            let mut recovery = Vec::new();
+            let mut starts = Vec::new();
+            for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
+                let log = p.log();
+                recovery.push(format!("{} {} {}", p.topic, p.index, log.recovery_point()));
+                starts.push(format!(
+                    "{} {} {}",
+                    p.topic,
+                    p.index,
+                    log.log_start_offset()
+                ));
+            }
+            for (file, lines) in [
+                (RECOVERY_POINT_CHECKPOINT, recovery),
+                (LOG_START_CHECKPOINT, starts),
+            ] {
+                let text = format!(
+                    "0\n{}\n{}",
+                    lines.len(),
+                    lines.iter().map(|l| format!("{l}\n")).collect::<String>()
+                );
+                self.io.write_atomic(&dir.join(file), text.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes logs whose `flush.ms` has passed.
+    pub fn flush_due(&self, now: i64) {
+        for p in self.all_partitions() {
+            let mut log = p.log();
+            if log.unflushed_messages() > 0 && log.ms_since_flush(now) >= log.config().flush_ms {
+                if let Err(e) = log.flush() {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
+                }
+            }
+        }
+    }
+
+    /// Applies retention to every log; returns the number of segments deleted.
+    pub fn apply_retention(&self, now: i64) -> usize {
+        let mut deleted = 0;
+        for p in self.all_partitions() {
+            match p.log().apply_retention(now) {
+                Ok(n) => deleted += n,
+                Err(e) => {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                }
+            }
+        }
+        if deleted > 0 {
+            tracing::info!(deleted, "retention deleted segments");
+            let _ = self.write_checkpoints();
+        }
+        deleted
+    }
+
+    /// Starts the background thread for retention, time-based flushes and checkpoints.
+    pub fn start_background(self: &Arc<Self>) {
+        let manager = Arc::downgrade(self);
+        let stop = self.stop.clone();
+        let cfg = self.config.clone();
+        let tick = cfg
+            .retention_check_interval_ms
+            .min(cfg.flush_scheduler_interval_ms)
+            .clamp(10, 1000);
+        let handle = std::thread::Builder::new()
+            .name("log-background".into())
+            .spawn(move || {
+                let mut last_retention = now_ms();
+                let mut last_checkpoint = now_ms();
+                while !stop.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(tick));
+                    let Some(manager) = manager.upgrade() else {
+                        return;
+                    };
+                    let now = now_ms();
+                    manager.flush_due(now);
+                    if now - last_retention >= cfg.retention_check_interval_ms as i64 {
+                        manager.apply_retention(now);
+                        last_retention = now;
+                    }
+                    if now - last_checkpoint >= cfg.flush_offset_checkpoint_interval_ms as i64 {
+                        if let Err(e) = manager.write_checkpoints() {
+                            tracing::error!(error = %e, "checkpoint write failed");
+                        }
+                        last_checkpoint = now;
+                    }
+                }
+            })
+            .expect("spawn log background thread");
+        *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+    }
+
+    /// Closes every log cleanly and leaves the clean-shutdown marker.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(h) = self
+            .background
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+        for p in self.all_partitions() {
+            p.log().close()?;
+        }
+        self.write_checkpoints()?;
+        for dir in &self.config.log_dirs {
+            self.io.write_atomic(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}

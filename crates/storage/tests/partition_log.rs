@@ -1,0 +1,443 @@
+//! Partition log behaviour on real files: rolling, reading across segments, recovery of a torn
+//! tail, retention, DeleteRecords and idempotent producer state across restarts.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use strata_storage::batch::{self, build_batch, encode_simple_records, simple_batch};
+use strata_storage::io::{FaultyIo, Io, RealIo};
+use strata_storage::{AppendError, LogConfig, PartitionLog, ReadError, TimestampType};
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        index_interval_bytes: 128,
+        ..LogConfig::default()
+    }
+}
+
+fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
+    PartitionLog::open(Arc::new(RealIo), dir, "t", 0, config, clean, 0, 0).unwrap()
+}
+
+fn value(i: usize) -> Vec<u8> {
+    format!("value-{i:05}-{}", "x".repeat(40)).into_bytes()
+}
+
+/// Reads every record value from `offset` to the end by walking the returned byte ranges.
+fn read_all(log: &PartitionLog, mut offset: i64) -> Vec<(i64, Vec<u8>)> {
+    let mut out = Vec::new();
+    while offset < log.log_end_offset() {
+        let info = log.read(offset, 300, true).unwrap();
+        let slice = info.slice.expect("data below the log end");
+        let mut bytes = vec![0u8; slice.len as usize];
+        slice
+            .file
+            .read_exact_at(&mut bytes, slice.position)
+            .unwrap();
+        let mut at = 0;
+        let mut progressed = false;
+        while at < bytes.len() {
+            let Ok(h) = batch::check_batch(&bytes[at..]) else {
+                break;
+            };
+            let records = &bytes[at + batch::HEADER_SIZE..at + h.total_size()];
+            let mut pos = 0;
+            for i in 0..h.records_count {
+                let len = batch::read_varint(records, &mut pos).unwrap() as usize;
+                let rec = &records[pos..pos + len];
+                pos += len;
+                let mut r = 1;
+                batch::read_varint(rec, &mut r).unwrap();
+                batch::read_varint(rec, &mut r).unwrap();
+                let klen = batch::read_varint(rec, &mut r).unwrap();
+                if klen > 0 {
+                    r += klen as usize;
+                }
+                let vlen = batch::read_varint(rec, &mut r).unwrap() as usize;
+                let off = h.base_offset + i as i64;
+                if off >= offset {
+                    out.push((off, rec[r..r + vlen].to_vec()));
+                }
+            }
+            at += h.total_size();
+            progressed = true;
+        }
+        assert!(
+            progressed,
+            "a read returned no whole batch at offset {offset}"
+        );
+        offset = out.last().map(|(o, _)| o + 1).unwrap_or(offset);
+    }
+    out
+}
+
+#[test]
+fn appends_roll_segments_and_read_back_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    for i in 0..100 {
+        let info = log
+            .append(&simple_batch(&[&value(i)], 1000 + i as i64), 0)
+            .unwrap();
+        assert_eq!(info.base_offset, i as i64);
+    }
+    assert!(log.segment_count() > 3, "1 KiB segments must roll");
+    let got = read_all(&log, 0);
+    assert_eq!(got.len(), 100);
+    for (i, (o, v)) in got.iter().enumerate() {
+        assert_eq!(*o, i as i64);
+        assert_eq!(v, &value(i));
+    }
+    // A read from the middle starts at the batch holding the offset.
+    assert_eq!(read_all(&log, 57)[0], (57, value(57)));
+    // Segment files are named by their 20-digit base offset.
+    let names: Vec<String> = RealIo.list_dir(dir.path()).unwrap();
+    assert!(names.contains(&"00000000000000000000.log".to_string()));
+    assert!(names.iter().filter(|n| n.ends_with(".log")).count() == log.segment_count());
+}
+
+#[test]
+fn reopen_after_clean_close_keeps_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = open(dir.path(), config(), true);
+        for i in 0..50 {
+            log.append(&simple_batch(&[&value(i)], 5), 0).unwrap();
+        }
+        log.close().unwrap();
+    }
+    let log = open(dir.path(), config(), true);
+    assert_eq!(log.log_end_offset(), 50);
+    assert_eq!(read_all(&log, 0).len(), 50);
+}
+
+#[test]
+fn unclean_open_truncates_torn_tail_and_rebuilds_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let active;
+    {
+        let mut log = open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 1 << 20,
+                ..config()
+            },
+            true,
+        );
+        for i in 0..30 {
+            log.append(&simple_batch(&[&value(i)], 5), 0).unwrap();
+        }
+        log.flush().unwrap();
+        active = log.segments().last().unwrap().log_path().to_path_buf();
+    }
+    // A torn write: half a batch at the end, then garbage in the index.
+    let file = RealIo.open(&active, false).unwrap();
+    let len = file.len().unwrap();
+    let partial = simple_batch(&[&value(99)], 5);
+    file.write_vectored_at(&[&partial[..partial.len() / 2]], len)
+        .unwrap();
+    let index = active.with_extension("index");
+    RealIo
+        .open(&index, false)
+        .unwrap()
+        .write_vectored_at(&[&[0xff; 16]], 0)
+        .unwrap();
+
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        false,
+    );
+    let report = log.recovery_report();
+    assert_eq!(report.segments_recovered, 1);
+    assert_eq!(report.bytes_truncated, (partial.len() / 2) as u64);
+    assert_eq!(log.log_end_offset(), 30);
+    let got = read_all(&log, 0);
+    assert_eq!(got.len(), 30);
+    assert_eq!(got[29], (29, value(29)));
+    assert_eq!(read_all(&log, 17)[0], (17, value(17)));
+}
+
+#[test]
+fn corrupt_batch_in_the_middle_truncates_from_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let path;
+    let mut positions = Vec::new();
+    {
+        let mut log = open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 1 << 20,
+                ..config()
+            },
+            true,
+        );
+        for i in 0..10 {
+            positions.push(log.segments().last().unwrap().size());
+            log.append(&simple_batch(&[&value(i)], 5), 0).unwrap();
+        }
+        path = log.segments().last().unwrap().log_path().to_path_buf();
+    }
+    let file = RealIo.open(&path, false).unwrap();
+    // Flip one byte inside batch 6's records: its CRC no longer matches.
+    let at = positions[6] + 70;
+    let mut b = [0u8; 1];
+    file.read_exact_at(&mut b, at).unwrap();
+    file.write_vectored_at(&[&[b[0] ^ 0x55]], at).unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        false,
+    );
+    assert_eq!(log.log_end_offset(), 6);
+    assert_eq!(read_all(&log, 0).len(), 6);
+}
+
+#[test]
+fn retention_by_time_deletes_old_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            retention_ms: 1000,
+            ..config()
+        },
+        true,
+    );
+    for i in 0..40 {
+        // The first 20 records are old, the rest are recent.
+        let ts = if i < 20 { 1_000 } else { 100_000 };
+        log.append(&simple_batch(&[&value(i)], ts), 0).unwrap();
+    }
+    let before = log.segment_count();
+    let deleted = log.apply_retention(100_500).unwrap();
+    assert!(deleted > 0);
+    assert_eq!(log.segment_count(), before - deleted);
+    assert!(log.log_start_offset() > 0 && log.log_start_offset() <= 20);
+    let got = read_all(&log, log.log_start_offset());
+    assert_eq!(got.last().unwrap().0, 39);
+    assert!(matches!(
+        log.read(0, 100, true),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn retention_by_bytes_keeps_the_newest_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            retention_bytes: 2048,
+            retention_ms: -1,
+            ..config()
+        },
+        true,
+    );
+    for i in 0..100 {
+        log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
+    }
+    log.apply_retention(i64::MAX / 2).unwrap();
+    assert!(
+        log.size_bytes() <= 2048 + 1024,
+        "size {} after retention",
+        log.size_bytes()
+    );
+    assert_eq!(log.log_end_offset(), 100);
+    assert_eq!(read_all(&log, log.log_start_offset()).last().unwrap().0, 99);
+}
+
+#[test]
+fn delete_records_moves_log_start_and_survives_restart_via_caller_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    for i in 0..60 {
+        log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
+    }
+    assert_eq!(log.delete_records_before(42).unwrap(), 42);
+    assert!(matches!(
+        log.read(41, 100, true),
+        Err(ReadError::OffsetOutOfRange { .. })
+    ));
+    assert_eq!(read_all(&log, 42)[0], (42, value(42)));
+    log.close().unwrap();
+    let log =
+        PartitionLog::open(Arc::new(RealIo), dir.path(), "t", 0, config(), true, 0, 42).unwrap();
+    assert_eq!(log.log_start_offset(), 42);
+}
+
+#[test]
+fn oversized_batch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 100,
+            ..config()
+        },
+        true,
+    );
+    let err = log.append(&simple_batch(&[&[0u8; 200]], 1), 0).unwrap_err();
+    assert!(matches!(err, AppendError::MessageTooLarge { .. }));
+    assert_eq!(log.log_end_offset(), 0);
+}
+
+#[test]
+fn log_append_time_topic_stamps_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            timestamp_type: TimestampType::LogAppendTime,
+            ..config()
+        },
+        true,
+    );
+    let info = log.append(&simple_batch(&[b"a"], 5), 777).unwrap();
+    assert_eq!(info.log_append_time, 777);
+    let slice = log.read(0, 1000, true).unwrap().slice.unwrap();
+    let mut bytes = vec![0; slice.len as usize];
+    slice
+        .file
+        .read_exact_at(&mut bytes, slice.position)
+        .unwrap();
+    let h = batch::check_batch(&bytes).unwrap();
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, 777);
+}
+
+#[test]
+fn offset_for_timestamp_finds_first_record_at_or_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    for i in 0..50 {
+        log.append(&simple_batch(&[&value(i)], 1000 + 10 * i as i64), 0)
+            .unwrap();
+    }
+    assert_eq!(log.offset_for_timestamp(1000).unwrap(), Some((0, 1000)));
+    assert_eq!(log.offset_for_timestamp(1205).unwrap(), Some((21, 1210)));
+    assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
+    assert_eq!(log.max_timestamp(), Some((49, 1490)));
+}
+
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
+    let values: Vec<Vec<u8>> = (0..n).map(value).collect();
+    let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+    let records = encode_simple_records(&refs, &vec![0; n]);
+    build_batch(
+        0,
+        0,
+        n as i32 - 1,
+        1,
+        1,
+        pid,
+        epoch,
+        seq,
+        n as i32,
+        &records,
+    )
+}
+
+#[test]
+fn duplicate_batches_are_not_written_twice_even_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = open(dir.path(), config(), true);
+        for k in 0..20 {
+            log.append(&idempotent_batch(5, 0, k * 2, 2), 0).unwrap();
+        }
+        let dup = log.append(&idempotent_batch(5, 0, 38, 2), 0).unwrap();
+        assert!(dup.duplicate);
+        assert_eq!(dup.base_offset, 38);
+        assert_eq!(log.log_end_offset(), 40);
+    }
+    // Unclean restart: the state is rebuilt from the snapshot and the log.
+    let mut log = open(dir.path(), config(), false);
+    let dup = log.append(&idempotent_batch(5, 0, 36, 2), 0).unwrap();
+    assert!(
+        dup.duplicate,
+        "a retry of one of the last five batches is a duplicate"
+    );
+    assert_eq!(dup.base_offset, 36);
+    assert!(matches!(
+        log.append(&idempotent_batch(5, 0, 50, 1), 0),
+        Err(AppendError::OutOfOrderSequence { .. })
+    ));
+    assert_eq!(
+        log.append(&idempotent_batch(5, 0, 40, 1), 0)
+            .unwrap()
+            .base_offset,
+        40
+    );
+}
+
+#[test]
+fn full_disk_refuses_append_and_keeps_acknowledged_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let io = FaultyIo::new();
+    let faults = io.faults();
+    let mut log =
+        PartitionLog::open(Arc::new(io), dir.path(), "t", 0, config(), true, 0, 0).unwrap();
+    for i in 0..5 {
+        log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
+    }
+    faults.set_space_left(10);
+    let err = log.append(&simple_batch(&[&value(5)], 1), 0).unwrap_err();
+    assert!(matches!(err, AppendError::Storage(_)));
+    assert_eq!(log.log_end_offset(), 5);
+    assert_eq!(read_all(&log, 0).len(), 5);
+    faults.set_space_left(u64::MAX);
+    assert_eq!(
+        log.append(&simple_batch(&[&value(5)], 1), 0)
+            .unwrap()
+            .base_offset,
+        5
+    );
+    assert_eq!(read_all(&log, 0)[5], (5, value(5)));
+}
+
+#[test]
+fn index_pointing_past_the_log_is_rebuilt_on_clean_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let index;
+    {
+        let mut log = open(
+            dir.path(),
+            LogConfig {
+                segment_bytes: 1 << 20,
+                ..config()
+            },
+            true,
+        );
+        for i in 0..30 {
+            log.append(&simple_batch(&[&value(i)], 5), 0).unwrap();
+        }
+        log.close().unwrap();
+        index = log
+            .segments()
+            .last()
+            .unwrap()
+            .log_path()
+            .with_extension("index");
+    }
+    let file = RealIo.open(&index, false).unwrap();
+    let len = file.len().unwrap();
+    file.write_vectored_at(&[&[0x7f; 8]], len - 8).unwrap();
+    let log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        true,
+    );
+    assert_eq!(log.log_end_offset(), 30);
+    assert_eq!(read_all(&log, 0).len(), 30);
+}

@@ -1,0 +1,110 @@
+//! `strata`: the broker and its tools in one binary.
+
+mod client;
+mod topics;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use strata_broker::{Broker, BrokerConfig, Server};
+use strata_storage::io::RealIo;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "A Kafka-compatible event-streaming broker on tiered storage"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the broker (the default).
+    Server(ServerArgs),
+    /// Create, list, describe, alter and delete topics (kafka-topics.sh).
+    Topics(topics::TopicsArgs),
+}
+
+#[derive(Debug, clap::Args, Default)]
+struct ServerArgs {
+    /// The broker's config file, in Kafka's server.properties format.
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Override a config key: `--override key=value` (repeatable).
+    #[arg(long = "override")]
+    overrides: Vec<String>,
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => run_server(ServerArgs::default()),
+        Some(Command::Server(args)) => run_server(args),
+        Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
+    };
+    if let Err(e) = result {
+        eprintln!("Error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+fn run_server(args: ServerArgs) -> Result<()> {
+    let config_path = match args.config {
+        Some(p) => Some(p),
+        None => {
+            let default = PathBuf::from("config/server.properties");
+            default.exists().then_some(default)
+        }
+    };
+    let config = BrokerConfig::load(config_path.as_deref(), &args.overrides)?;
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let broker = Broker::open(config, Arc::new(RealIo)).context("cannot start the broker")?;
+        let server = Server::bind(broker.clone())
+            .await
+            .context("cannot bind the listener")?;
+        let addr = server.local_addr()?;
+        tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
+        // Tools and tests read this line to find the port.
+        println!("listening on {addr}");
+        let stop = server.shutdown_handle();
+        let serving = tokio::spawn(server.run());
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop.send(true);
+        let _ = serving.await;
+        let logs = broker.clone();
+        tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        tracing::info!("shut down cleanly");
+        Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
