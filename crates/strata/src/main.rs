@@ -1,13 +1,11 @@
 //! `strata`: the broker and its tools in one binary.
 
-mod client;
-mod topics;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use strata::topics;
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 

@@ -1,0 +1,4 @@
+//! The `strata` tools: a small Kafka client for the admin commands, and the commands themselves.
+
+pub mod client;
+pub mod topics;

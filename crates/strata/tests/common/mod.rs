@@ -1,0 +1,369 @@
+//! Test support: real brokers (the `strata` binary as a child process, or the broker library
+//! in-process with an injected I/O layer) and librdkafka clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Message, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::TopicPartitionList;
+
+/// A broker process with its data in a temporary directory.
+pub struct BrokerProcess {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    child: Option<Child>,
+    overrides: Vec<String>,
+    pub stderr_log: PathBuf,
+}
+
+impl BrokerProcess {
+    pub fn start(overrides: &[&str]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        let stderr_log = dir.path().join("broker.log");
+        let mut broker = BrokerProcess {
+            dir,
+            addr: String::new(),
+            child: None,
+            overrides,
+            stderr_log,
+        };
+        broker.spawn();
+        broker
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn spawn(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+        cmd.arg("server")
+            .arg("--override")
+            .arg(format!("log.dirs={}", self.data_dir().display()))
+            .arg("--override")
+            .arg(if self.addr.is_empty() {
+                "listeners=PLAINTEXT://127.0.0.1:0".to_string()
+            } else {
+                format!("listeners=PLAINTEXT://{}", self.addr)
+            });
+        for o in &self.overrides {
+            cmd.arg("--override").arg(o);
+        }
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_log)
+            .expect("log file");
+        cmd.stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .env("RUST_LOG", "info");
+        let mut child = cmd.spawn().expect("spawn strata");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", self.log()));
+        self.addr = addr.to_string();
+        self.child = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM and wait: a clean shutdown.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            unsafe_kill(child.id(), "TERM");
+            let status = child.wait().expect("wait");
+            assert!(
+                status.success(),
+                "broker exited with {status}; log:\n{}",
+                self.log()
+            );
+        }
+    }
+
+    /// SIGKILL: a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts again on the same port with the same data.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill first");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            // The port may linger for a moment after the previous process exits.
+            if std::net::TcpListener::bind(&self.addr).is_ok() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.spawn();
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+pub fn producer(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("message.timeout.ms", "20000")
+        .set("linger.ms", "1");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("producer")
+}
+
+pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        // librdkafka's assign() needs a group id even when no group is joined.
+        .set("group.id", "strata-tests")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    config.create().expect("consumer")
+}
+
+/// Produces `records` (key, value) to one partition and returns their offsets.
+pub fn produce(
+    rt: &tokio::runtime::Runtime,
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    records: &[(Option<Vec<u8>>, Option<Vec<u8>>)],
+) -> Vec<i64> {
+    rt.block_on(async {
+        let mut futures = Vec::new();
+        for (k, v) in records {
+            let mut record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).partition(partition);
+            if let Some(k) = k {
+                record = record.key(k.as_slice());
+            }
+            if let Some(v) = v {
+                record = record.payload(v.as_slice());
+            }
+            futures.push(
+                producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("queue"),
+            );
+        }
+        let mut offsets = Vec::new();
+        for f in futures {
+            let delivery = f
+                .await
+                .expect("delivered")
+                .unwrap_or_else(|(e, _)| panic!("delivery failed: {e}"));
+            offsets.push(delivery.offset);
+        }
+        offsets
+    })
+}
+
+/// Reads `count` messages of one partition from `offset`, failing after `timeout`.
+pub fn consume(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    count: usize,
+    timeout: Duration,
+) -> Vec<OwnedMessage> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .expect("tpl");
+    consumer.assign(&tpl).expect("assign");
+    let deadline = Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {} of {count} messages",
+            out.len()
+        );
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push(m.detach()),
+            Some(Err(e)) => panic!("consume error: {e}"),
+            None => {}
+        }
+    }
+    out
+}
+
+pub fn payload(m: &OwnedMessage) -> Vec<u8> {
+    m.payload().map(|p| p.to_vec()).unwrap_or_default()
+}
+
+/// Waits until `f` holds, up to `timeout`.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
+}
+
+/// Creates a topic through the protocol (the `strata topics` code path).
+pub fn create_topic(
+    rt: &tokio::runtime::Runtime,
+    bootstrap: &str,
+    name: &str,
+    partitions: i32,
+    configs: &[(&str, &str)],
+) {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    rt.block_on(async {
+        let admin: AdminClient<_> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("admin");
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (k, v) in configs {
+            topic = topic.set(k, v);
+        }
+        let results = admin
+            .create_topics(&[topic], &AdminOptions::new())
+            .await
+            .expect("create topics");
+        for r in results {
+            r.unwrap_or_else(|(t, e)| panic!("create {t}: {e}"));
+        }
+    });
+}
+
+/// Segment files of a partition, sorted.
+pub fn segment_files(data: &Path, topic: &str, partition: i32) -> Vec<PathBuf> {
+    let dir = data.join(format!("{topic}-{partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+/// An in-process broker on an injected I/O layer.
+pub struct InProcessBroker {
+    pub addr: String,
+    pub broker: Arc<strata_broker::Broker>,
+    stop: tokio::sync::watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl InProcessBroker {
+    pub fn start(
+        data: &Path,
+        io: Arc<dyn strata_storage::io::Io>,
+        overrides: &[&str],
+    ) -> InProcessBroker {
+        let mut values = std::collections::BTreeMap::new();
+        values.insert("log.dirs".to_string(), data.display().to_string());
+        values.insert(
+            "listeners".to_string(),
+            "PLAINTEXT://127.0.0.1:0".to_string(),
+        );
+        for o in overrides {
+            let (k, v) = o.split_once('=').expect("key=value");
+            values.insert(k.to_string(), v.to_string());
+        }
+        let config = strata_broker::BrokerConfig::from_map(values).expect("config");
+        let broker = strata_broker::Broker::open(config, io).expect("broker");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b = broker.clone();
+        let thread = std::thread::spawn(move || {
+            let rt = runtime();
+            rt.block_on(async move {
+                let server = strata_broker::Server::bind(b).await.expect("bind");
+                tx.send((
+                    server.local_addr().expect("addr").to_string(),
+                    server.shutdown_handle(),
+                ))
+                .expect("send");
+                server.run().await;
+            });
+        });
+        let (addr, stop) = rx.recv().expect("server started");
+        InProcessBroker {
+            addr,
+            broker,
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for InProcessBroker {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
