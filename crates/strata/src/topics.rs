@@ -242,7 +242,8 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
                     .with_timeout_ms(30_000)
                     .with_topics(vec![CreatePartitionsTopic::default()
                         .with_name(topic(&name))
-                        .with_count(count)]),
+                        .with_count(count)
+                        .with_assignments(None)]),
             )
             .await?;
         for r in response.results {

@@ -117,9 +117,11 @@ pub fn describe(
     let mut response = DescribeConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
+        // Null or empty means every config, as in Kafka.
         let keys: Option<Vec<String>> = resource
             .configuration_keys
             .as_ref()
+            .filter(|k| !k.is_empty())
             .map(|k| k.iter().map(|s| s.to_string()).collect());
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
