@@ -10,7 +10,7 @@ use common::*;
 use rdkafka::consumer::Consumer;
 use rdkafka::Message;
 
-fn values(prefix: &str, n: usize) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+fn values(prefix: &str, n: usize) -> Vec<KeyValue> {
     (0..n)
         .map(|i| {
             (

@@ -182,13 +182,16 @@ pub fn consumer(bootstrap: &str, extra: &[(&str, &str)]) -> BaseConsumer {
     config.create().expect("consumer")
 }
 
+/// A record's key and value, either of which may be null.
+pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// Produces `records` (key, value) to one partition and returns their offsets.
 pub fn produce(
     rt: &tokio::runtime::Runtime,
     producer: &FutureProducer,
     topic: &str,
     partition: i32,
-    records: &[(Option<Vec<u8>>, Option<Vec<u8>>)],
+    records: &[KeyValue],
 ) -> Vec<i64> {
     rt.block_on(async {
         let mut futures = Vec::new();
