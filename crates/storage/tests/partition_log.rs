@@ -441,3 +441,83 @@ fn index_pointing_past_the_log_is_rebuilt_on_clean_open() {
     assert_eq!(log.log_end_offset(), 30);
     assert_eq!(read_all(&log, 0).len(), 30);
 }
+
+#[test]
+fn a_read_returns_up_to_max_bytes_of_following_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            ..config()
+        },
+        true,
+    );
+    let mut sizes = Vec::new();
+    for i in 0..3 {
+        let b = simple_batch(&[&value(i)], 5);
+        sizes.push(b.len() as u64);
+        log.append(&b, 0).unwrap();
+    }
+    let total: u64 = sizes.iter().sum();
+    assert_eq!(
+        log.read(0, 1 << 20, true).unwrap().slice.unwrap().len,
+        total
+    );
+    assert_eq!(
+        log.read(1, 1 << 20, true).unwrap().slice.unwrap().len,
+        total - sizes[0]
+    );
+    // The first batch comes whole even when it exceeds the limit.
+    assert_eq!(log.read(0, 10, true).unwrap().slice.unwrap().len, sizes[0]);
+    assert!(log.read(3, 1 << 20, true).unwrap().slice.is_none());
+}
+
+#[test]
+fn segment_ms_rolls_by_record_timestamps_as_kafka_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            segment_ms: 1000,
+            ..config()
+        },
+        true,
+    );
+    // Old timestamps alone do not roll: the span between the first and the incoming one counts.
+    log.append(&simple_batch(&[b"a"], 5_000), 1_000_000)
+        .unwrap();
+    log.append(&simple_batch(&[b"b"], 5_900), 1_000_000)
+        .unwrap();
+    assert_eq!(log.segment_count(), 1);
+    log.append(&simple_batch(&[b"c"], 6_100), 1_000_000)
+        .unwrap();
+    assert_eq!(
+        log.segment_count(),
+        2,
+        "more than segment.ms after the first timestamp"
+    );
+    assert_eq!(log.segments().last().unwrap().base_offset(), 2);
+}
+
+#[test]
+fn a_full_offset_index_rolls_the_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for two index entries, one every batch.
+    let mut log = open(
+        dir.path(),
+        LogConfig {
+            segment_bytes: 1 << 20,
+            segment_index_bytes: 16,
+            index_interval_bytes: 0,
+            ..config()
+        },
+        true,
+    );
+    for i in 0..6 {
+        log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
+    }
+    assert!(log.segment_count() >= 2, "{} segments", log.segment_count());
+    assert_eq!(read_all(&log, 0).len(), 6);
+}

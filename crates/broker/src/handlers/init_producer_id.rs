@@ -11,9 +11,16 @@ pub fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResp
     let mut response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if req.transactional_id.is_some() {
-        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
-        return response;
+    match req.transactional_id.as_ref().map(|t| t.0.as_str()) {
+        None => {}
+        Some("") => {
+            response.error_code = ResponseError::InvalidRequest.code();
+            return response;
+        }
+        Some(_) => {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+            return response;
+        }
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         response.producer_id = req.producer_id;

@@ -66,8 +66,10 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataRespo
     let auto_create = broker.config.auto_create_topics_enable
         && (ctx.version < 4 || req.allow_auto_topic_creation);
     for requested in req.topics.unwrap_or_default() {
+        let by_id =
+            !requested.topic_id.is_nil() && requested.name.as_ref().is_none_or(|n| n.0.is_empty());
         let topic = match &requested.name {
-            Some(name) => {
+            Some(name) if !by_id => {
                 let name = name.0.as_str();
                 match broker.logs.topic(name) {
                     Some(t) => topic_response(broker, &t),
@@ -102,7 +104,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataRespo
                     }
                 }
             }
-            None => match broker.logs.topic_by_id(requested.topic_id.as_bytes()) {
+            _ => match broker.logs.topic_by_id(requested.topic_id.as_bytes()) {
                 Some(t) => topic_response(broker, &t),
                 None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
             },

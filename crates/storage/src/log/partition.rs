@@ -393,7 +393,12 @@ impl PartitionLog {
             .iter()
             .map(|(_, h)| h.last_offset_delta as i64 + 1)
             .sum();
-        self.maybe_roll(total, messages, now_ms)?;
+        let max_timestamp = batches
+            .iter()
+            .map(|(_, h)| h.max_timestamp)
+            .max()
+            .unwrap_or(-1);
+        self.maybe_roll(total, messages, max_timestamp, now_ms)?;
 
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
         let mut next = self.log_end_offset();
@@ -462,13 +467,28 @@ impl PartitionLog {
         })
     }
 
-    fn maybe_roll(&mut self, incoming: u64, messages: i64, now_ms: i64) -> io::Result<()> {
+    fn maybe_roll(
+        &mut self,
+        incoming: u64,
+        messages: i64,
+        incoming_max_timestamp: i64,
+        now_ms: i64,
+    ) -> io::Result<()> {
         let active = self.active();
         if active.is_empty() {
             return Ok(());
         }
         let too_big = active.size() + incoming > self.config.segment_bytes;
-        let too_old = now_ms - active.rolling_timestamp() > self.config.segment_ms;
+        // As Kafka: `segment.ms` counts from the segment's first timestamp to the incoming
+        // batch's, or, for a segment without timestamps, from its creation to now.
+        let waited = match active.first_timestamp() {
+            Some(first) if self.config.timestamp_type == TimestampType::CreateTime => {
+                incoming_max_timestamp - first
+            }
+            Some(first) => now_ms - first,
+            None => now_ms - active.created_ms(),
+        };
+        let too_old = waited > self.config.segment_ms;
         let offsets_overflow =
             active.next_offset() + messages - active.base_offset() > i32::MAX as i64;
         if too_big || too_old || offsets_overflow || active.index_is_full() {

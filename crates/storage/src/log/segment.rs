@@ -447,10 +447,13 @@ impl Segment {
     pub fn index_bytes(&self) -> u64 {
         self.index.size_bytes() + self.time_index.size_bytes()
     }
-    /// When the segment counts as created for `segment.ms`: its first batch's timestamp, or
-    /// when it was opened.
-    pub fn rolling_timestamp(&self) -> i64 {
-        self.rolling_timestamp.unwrap_or(self.created_ms)
+    /// The first batch's max timestamp, which `segment.ms` counts from.
+    pub fn first_timestamp(&self) -> Option<i64> {
+        self.rolling_timestamp
+    }
+    /// When this segment was created (or opened).
+    pub fn created_ms(&self) -> i64 {
+        self.created_ms
     }
     /// The largest timestamp in the segment for retention: its max timestamp, or, for an empty
     /// segment, when it was created.
