@@ -76,8 +76,7 @@ fn cluster_log_dirs_and_leader_epochs() {
         assert!(sizes.iter().any(|(p, s)| *p == 1 && *s > 1000), "{sizes:?}");
 
         let epochs = client
-            .send(
-                OffsetForLeaderEpochRequest::default().with_topics(vec![
+            .send(OffsetForLeaderEpochRequest::default().with_topics(vec![
                     OffsetForLeaderTopic::default()
                         .with_topic(name("dirs"))
                         .with_partitions(vec![
@@ -93,8 +92,7 @@ fn cluster_log_dirs_and_leader_epochs() {
                                 .with_partition(9)
                                 .with_leader_epoch(0),
                         ]),
-                ]),
-            )
+                ]))
             .await
             .unwrap();
         let p = &epochs.topics[0].partitions;
@@ -273,11 +271,11 @@ fn list_offsets_max_timestamp_and_fetch_by_topic_id() {
             .unwrap();
         assert_eq!(by_id.topics[0].name.as_ref().unwrap().0.as_str(), "ids");
         let unknown = client
-            .send(
-                MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+            .send(MetadataRequest::default().with_topics(Some(
+                vec![MetadataRequestTopic::default()
                     .with_name(None)
-                    .with_topic_id(uuid::Uuid::from_u128(1))])),
-            )
+                    .with_topic_id(uuid::Uuid::from_u128(1))],
+            )))
             .await
             .unwrap();
         assert_eq!(unknown.topics[0].error_code, 100, "UNKNOWN_TOPIC_ID");
