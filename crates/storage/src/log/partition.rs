@@ -28,7 +28,7 @@ use crate::config::{LogConfig, TimestampType};
 use crate::error::{AppendError, ReadError};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::producer_state::{ProducerStates, SequenceCheck};
-use crate::log::segment::{AppendedBatch, Segment, SegmentLimits, SegmentSlice};
+use crate::log::segment::{AppendedBatch, Segment, SegmentLimits, SegmentSlice, LEADER_EPOCH};
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -411,8 +411,7 @@ impl PartitionLog {
             let mut prefix = [0u8; 16];
             prefix.copy_from_slice(&bytes[..16]);
             prefix[0..8].copy_from_slice(&next.to_be_bytes());
-            // The partition leader epoch: one broker, epoch 0.
-            prefix[12..16].copy_from_slice(&0i32.to_be_bytes());
+            prefix[12..16].copy_from_slice(&LEADER_EPOCH.to_be_bytes());
             prefixes.push(prefix);
             if log_append_time {
                 let mut copy = bytes.to_vec();

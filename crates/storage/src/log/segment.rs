@@ -14,6 +14,9 @@ use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 
+/// The leader epoch this broker writes into every batch: one broker, leader since creation.
+pub const LEADER_EPOCH: i32 = 0;
+
 /// What the segment needs to know about one appended batch.
 #[derive(Debug, Clone, Copy)]
 pub struct AppendedBatch {
@@ -198,8 +201,19 @@ impl Segment {
             }
             buf.resize(LOG_OVERHEAD + length as usize, 0);
             self.log.read_exact_at(&mut buf, position)?;
+            // The CRC does not cover the base offset and the leader epoch, so check them against
+            // what the broker writes: offsets continue the segment's exactly (nothing removes
+            // batches from inside a segment) within its 32-bit relative range, and the epoch is
+            // the one this broker leads with.
             let header = match batch::check_batch(&buf) {
-                Ok(h) if h.base_offset >= self.next_offset && h.last_offset_delta >= 0 => h,
+                Ok(h)
+                    if h.base_offset == self.next_offset
+                        && h.last_offset_delta >= 0
+                        && h.last_offset() - self.base_offset <= i32::MAX as i64
+                        && h.partition_leader_epoch == LEADER_EPOCH =>
+                {
+                    h
+                }
                 _ => break,
             };
             let appended = AppendedBatch {
