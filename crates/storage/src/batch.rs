@@ -109,10 +109,12 @@ impl BatchHeader {
 
     /// Total size of the batch on disk and on the wire.
     pub fn total_size(&self) -> usize {
-        LOG_OVERHEAD + self.batch_length as usize
+        // A header that was only parsed, not checked, may carry a negative length.
+        LOG_OVERHEAD + self.batch_length.max(0) as usize
     }
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
+        self.base_offset
+            .saturating_add(self.last_offset_delta as i64)
     }
     pub fn compression(&self) -> i16 {
         self.attributes & 0x7
@@ -322,7 +324,8 @@ pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(i32,
     if header.compression() != 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(header.records_count.max(0) as usize);
+    // The count comes from the batch; every record takes at least one byte.
+    let mut out = Vec::with_capacity((header.records_count.max(0) as usize).min(batch.len()));
     let mut at = HEADER_SIZE;
     let end = header.total_size().min(batch.len());
     for _ in 0..header.records_count {

@@ -181,6 +181,29 @@ fn truncated_garbage_and_mid_request_disconnects_leave_the_broker_serving() {
         .unwrap();
     raw.stream.write_all(&frame).unwrap();
     assert!(raw.is_closed());
+    // A tiny request whose array claims two billion elements. (The protocol crate reserved
+    // room for all of them and the failed allocation aborted the broker; see
+    // vendor/kafka-protocol/STRATA-PATCH.md.)
+    for (key, version) in [(3i16, 1i16), (44, 0), (19, 2), (3, 12)] {
+        let mut raw = Raw::connect(&broker.addr);
+        let mut frame = BytesMut::new();
+        frame.put_i16(key);
+        frame.put_i16(version);
+        frame.put_i32(9);
+        frame.put_i16(-1);
+        if version >= 9 && key == 3 {
+            frame.put_u8(0); // header tagged fields
+            frame.put_slice(&[0xff, 0xff, 0xff, 0xff, 0x07]); // compact array of 2^31 - 2
+        } else {
+            frame.put_i32(i32::MAX);
+        }
+        raw.stream
+            .write_all(&(frame.len() as i32).to_be_bytes())
+            .unwrap();
+        raw.stream.write_all(&frame).unwrap();
+        assert!(raw.is_closed());
+    }
+    assert_serving(&broker.addr);
     // Random frames.
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..200 {

@@ -97,17 +97,22 @@ fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, Conn
     Ok(Slot::Ready(Some(ctx.encode(body)?)))
 }
 
-fn decode<T: Decodable>(ctx: &Ctx, body: &mut Bytes) -> Result<T, ConnectionError> {
-    T::decode(body, ctx.version).map_err(|e| {
-        ConnectionError::InvalidRequest(format!(
-            "cannot decode {:?} v{}: {e}",
-            ctx.api_key, ctx.version
-        ))
-    })
+/// A frame, decoded.
+#[derive(Debug)]
+pub enum Decoded {
+    /// An ApiVersions request of a version this broker does not know: answered with v0.
+    UnknownApiVersions {
+        correlation_id: i32,
+    },
+    Request {
+        ctx: Ctx,
+        request: Box<RequestKind>,
+    },
 }
 
-/// Decodes one request frame and starts its work.
-pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionError> {
+/// Decodes one request frame (without its size prefix). Unknown API keys, unsupported versions
+/// and malformed bytes are errors: the connection is closed, as Kafka does.
+pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
     if frame.len() < 8 {
         return Err(ConnectionError::InvalidRequest(format!(
             "request of {} bytes has no header",
@@ -121,17 +126,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
     let api_key = ApiKey::try_from(raw_key)
         .map_err(|_| ConnectionError::InvalidRequest(format!("unknown API key {raw_key}")))?;
     if api_key == ApiKey::ApiVersions && !accepts(api_key, version) {
-        // Kafka answers an ApiVersions it does not know with a v0 response carrying
-        // UNSUPPORTED_VERSION and its versions, so that the client can retry with one of them.
-        let ctx = Ctx {
-            api_key,
-            version: 0,
-            correlation_id,
-            client_id: None,
-        };
-        let mut response = api_versions::response();
-        response.error_code = ResponseError::UnsupportedVersion.code();
-        return ready(&ctx, &response);
+        return Ok(Decoded::UnknownApiVersions { correlation_id });
     }
     if !accepts(api_key, version) {
         return Err(ConnectionError::InvalidRequest(format!(
@@ -141,79 +136,65 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
     let mut body = frame;
     let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
         .map_err(|e| ConnectionError::InvalidRequest(format!("bad request header: {e}")))?;
+    let request = RequestKind::decode(api_key, &mut body, version).map_err(|e| {
+        ConnectionError::InvalidRequest(format!("cannot decode {api_key:?} v{version}: {e:#}"))
+    })?;
     let ctx = Ctx {
         api_key,
         version,
         correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
     };
-    match api_key {
-        ApiKey::ApiVersions => {
-            let _req: ApiVersionsRequest = decode(&ctx, &mut body)?;
-            ready(&ctx, &api_versions::response())
+    Ok(Decoded::Request {
+        ctx,
+        request: Box::new(request),
+    })
+}
+
+/// Decodes one request frame and starts its work.
+pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionError> {
+    let (ctx, request) = match decode_request(frame)? {
+        Decoded::UnknownApiVersions { correlation_id } => {
+            // Kafka answers an ApiVersions it does not know with a v0 response carrying
+            // UNSUPPORTED_VERSION and its versions, so that the client can retry with one of them.
+            let ctx = Ctx {
+                api_key: ApiKey::ApiVersions,
+                version: 0,
+                correlation_id,
+                client_id: None,
+            };
+            let mut response = api_versions::response();
+            response.error_code = ResponseError::UnsupportedVersion.code();
+            return ready(&ctx, &response);
         }
-        ApiKey::Metadata => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &metadata::handle(broker, &ctx, req))
-        }
-        ApiKey::Produce => {
-            let req = decode(&ctx, &mut body)?;
-            produce::handle(broker, ctx, req)
-        }
-        ApiKey::Fetch => {
-            let req = decode(&ctx, &mut body)?;
-            Ok(fetch::start(broker.clone(), ctx, req))
-        }
-        ApiKey::ListOffsets => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &list_offsets::handle(broker, &ctx, req))
-        }
-        ApiKey::CreateTopics => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &create_topics::handle(broker, &ctx, req))
-        }
-        ApiKey::DeleteTopics => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &delete_topics::handle(broker, &ctx, req))
-        }
-        ApiKey::CreatePartitions => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &create_partitions::handle(broker, req))
-        }
-        ApiKey::DeleteRecords => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &delete_records::handle(broker, req))
-        }
-        ApiKey::InitProducerId => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &init_producer_id::handle(broker, req))
-        }
-        ApiKey::OffsetForLeaderEpoch => {
-            let req = decode(&ctx, &mut body)?;
+        Decoded::Request { ctx, request } => (ctx, request),
+    };
+    match *request {
+        RequestKind::ApiVersions(_) => ready(&ctx, &api_versions::response()),
+        RequestKind::Metadata(req) => ready(&ctx, &metadata::handle(broker, &ctx, req)),
+        RequestKind::Produce(req) => produce::handle(broker, ctx, req),
+        RequestKind::Fetch(req) => Ok(fetch::start(broker.clone(), ctx, req)),
+        RequestKind::ListOffsets(req) => ready(&ctx, &list_offsets::handle(broker, &ctx, req)),
+        RequestKind::CreateTopics(req) => ready(&ctx, &create_topics::handle(broker, &ctx, req)),
+        RequestKind::DeleteTopics(req) => ready(&ctx, &delete_topics::handle(broker, &ctx, req)),
+        RequestKind::CreatePartitions(req) => ready(&ctx, &create_partitions::handle(broker, req)),
+        RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, req)),
+        RequestKind::InitProducerId(req) => ready(&ctx, &init_producer_id::handle(broker, req)),
+        RequestKind::OffsetForLeaderEpoch(req) => {
             ready(&ctx, &offset_for_leader_epoch::handle(broker, req))
         }
-        ApiKey::DescribeConfigs => {
-            let req = decode(&ctx, &mut body)?;
+        RequestKind::DescribeConfigs(req) => {
             ready(&ctx, &admin_configs::describe(broker, &ctx, req))
         }
-        ApiKey::AlterConfigs => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &admin_configs::alter(broker, req))
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            let req = decode(&ctx, &mut body)?;
+        RequestKind::AlterConfigs(req) => ready(&ctx, &admin_configs::alter(broker, req)),
+        RequestKind::IncrementalAlterConfigs(req) => {
             ready(&ctx, &admin_configs::incremental_alter(broker, req))
         }
-        ApiKey::DescribeLogDirs => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &describe_log_dirs::handle(broker, req))
-        }
-        ApiKey::DescribeCluster => {
-            let req = decode(&ctx, &mut body)?;
-            ready(&ctx, &describe_cluster::handle(broker, req))
-        }
-        other => Err(ConnectionError::InvalidRequest(format!(
-            "API {other:?} is not implemented"
+        RequestKind::DescribeLogDirs(req) => ready(&ctx, &describe_log_dirs::handle(broker, req)),
+        RequestKind::DescribeCluster(req) => ready(&ctx, &describe_cluster::handle(broker, req)),
+        _ => Err(ConnectionError::InvalidRequest(format!(
+            "API {:?} is not implemented",
+            ctx.api_key
         ))),
     }
 }
