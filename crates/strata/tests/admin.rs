@@ -537,3 +537,60 @@ fn auto_creation_follows_the_broker_setting() {
 fn consumer_for(addr: &str) -> rdkafka::consumer::BaseConsumer {
     consumer(addr, &[])
 }
+
+#[test]
+fn bad_config_stops_startup_naming_key_and_value_and_unknown_keys_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("log.dirs={}", dir.path().join("data").display());
+    for (key, value) in [
+        ("num.partitions", "many"),
+        ("log.segment.bytes", "10"),
+        ("listeners", "http://x"),
+        ("log.retention.ms", "-7"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "server",
+                "--override",
+                &data,
+                "--override",
+                &format!("{key}={value}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{key}={value} must stop startup");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(key) && err.contains(value),
+            "{key}={value}: {err}"
+        );
+    }
+    let config = dir.path().join("server.properties");
+    std::fs::write(
+        &config,
+        format!("{data}\nlisteners=PLAINTEXT://127.0.0.1:0\nno.such.key=1\n"),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["server", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert!(line.starts_with("listening on 127.0.0.1:"), "{line}");
+    let _ = std::process::Command::new("kill")
+        .arg(child.id().to_string())
+        .status();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown configuration key") && err.contains("no.such.key"),
+        "{err}"
+    );
+}

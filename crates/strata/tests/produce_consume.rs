@@ -300,3 +300,43 @@ fn debian_kcat_lists_produces_and_consumes() {
         assert_eq!(out, "0 k1 one\n1 k2 two\n2 k3 three\n", "{codec}");
     }
 }
+
+#[test]
+fn log_append_time_topic_stamps_records_with_the_broker_time() {
+    let broker = BrokerProcess::start(&[]);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "stamped",
+        1,
+        &[("message.timestamp.type", "LogAppendTime")],
+    );
+    let producer = producer(&broker.addr, &[]);
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    rt.block_on(async {
+        let record: FutureRecord<'_, str, str> = FutureRecord::to("stamped")
+            .partition(0)
+            .payload("x")
+            .timestamp(42);
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .unwrap();
+    });
+    let after = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let consumer = consumer(&broker.addr, &[]);
+    let got = consume(&consumer, "stamped", 0, 0, 1, Duration::from_secs(10));
+    match got[0].timestamp() {
+        Timestamp::LogAppendTime(t) => {
+            assert!(t >= before && t <= after, "{t} not in [{before}, {after}]")
+        }
+        other => panic!("expected LogAppendTime, got {other:?}"),
+    }
+}

@@ -349,3 +349,81 @@ fn flush_messages_syncs_and_advances_the_recovery_point() {
         std::fs::read_to_string(&checkpoint).unwrap_or_default()
     );
 }
+
+#[test]
+fn fetch_honours_partition_max_bytes_and_max_bytes_but_returns_a_first_batch_whole() {
+    let broker = BrokerProcess::start(&[]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "limits", 2, &[]);
+    let producer = producer(&broker.addr, &[("linger.ms", "0")]);
+    for p in 0..2 {
+        for i in 0..3 {
+            produce(
+                &rt,
+                &producer,
+                "limits",
+                p,
+                &[(None, Some(vec![i as u8; 1000]))],
+            );
+        }
+    }
+    rt.block_on(async {
+        let mut client = Client::connect(&broker.addr).await.unwrap();
+        // The negotiated Fetch version names topics by id.
+        let metadata = client
+            .send(MetadataRequest::default().with_topics(Some(vec![
+                MetadataRequestTopic::default().with_name(Some(name("limits"))),
+            ])))
+            .await
+            .unwrap();
+        let id = metadata.topics[0].topic_id;
+        let fetch = |max_bytes: i32, limits: [i32; 2]| {
+            FetchRequest::default()
+                .with_max_wait_ms(0)
+                .with_max_bytes(max_bytes)
+                .with_session_epoch(-1)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(
+                        (0..2)
+                            .map(|p| {
+                                FetchPartition::default()
+                                    .with_partition(p)
+                                    .with_fetch_offset(0)
+                                    .with_partition_max_bytes(limits[p as usize])
+                            })
+                            .collect(),
+                    )])
+        };
+        let sizes = |r: &FetchResponse| -> Vec<usize> {
+            r.responses[0]
+                .partitions
+                .iter()
+                .map(|p| p.records.as_ref().map(|b| b.len()).unwrap_or(0))
+                .collect()
+        };
+        // Everything fits.
+        let all = client
+            .send(fetch(1 << 20, [1 << 20, 1 << 20]))
+            .await
+            .unwrap();
+        let batch = sizes(&all)[0] / 3;
+        assert!(
+            batch > 1000,
+            "{:?}",
+            all.responses[0].partitions[0].error_code
+        );
+        assert_eq!(sizes(&all), vec![3 * batch, 3 * batch]);
+        // partition_max_bytes cuts each partition's bytes (a trailing partial batch is allowed).
+        let cut = client.send(fetch(1 << 20, [2500, 1500])).await.unwrap();
+        assert_eq!(sizes(&cut), vec![2500, 1500]);
+        // A first batch larger than the limits still comes whole; then max_bytes is spent.
+        let tiny = client
+            .send(fetch(batch as i32 + 100, [10, 1 << 20]))
+            .await
+            .unwrap();
+        assert_eq!(sizes(&tiny), vec![batch, 100]);
+        let none_left = client.send(fetch(10, [10, 10])).await.unwrap();
+        assert_eq!(sizes(&none_left), vec![batch, 0]);
+    });
+}

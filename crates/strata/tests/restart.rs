@@ -36,6 +36,29 @@ fn clean_restart_keeps_data_topics_and_configs_without_recovery() {
     let records = values("keep", 300);
     produce(&rt, &producer, "keep", 1, &records);
     drop(producer);
+    let topic_id = |broker: &BrokerProcess| {
+        let consumer = consumer(&broker.addr, &[]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args([
+                "topics",
+                "--bootstrap-server",
+                &broker.addr,
+                "--describe",
+                "--topic",
+                "keep",
+            ])
+            .output()
+            .unwrap();
+        drop(consumer);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split("TopicId: ")
+            .nth(1)
+            .and_then(|s| s.split('\t').next())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let id_before = topic_id(&broker);
+    assert!(!id_before.is_empty());
     broker.stop();
     assert!(broker.log().contains("shut down cleanly"));
     broker.restart();
