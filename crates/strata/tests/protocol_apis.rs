@@ -427,3 +427,29 @@ fn fetch_honours_partition_max_bytes_and_max_bytes_but_returns_a_first_batch_who
         assert_eq!(sizes(&none_left), vec![batch, 0]);
     });
 }
+
+#[test]
+fn flush_interval_ms_syncs_in_the_background() {
+    let broker = BrokerProcess::start(&[
+        "log.flush.interval.ms=100",
+        "log.flush.scheduler.interval.ms=20",
+        "log.flush.offset.checkpoint.interval.ms=50",
+    ]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "timed", 1, &[]);
+    let producer = producer(&broker.addr, &[]);
+    let records: Vec<KeyValue> = (0..7)
+        .map(|i| (None, Some(format!("t{i}").into_bytes())))
+        .collect();
+    produce(&rt, &producer, "timed", 0, &records);
+    let checkpoint = broker.data_dir().join("recovery-point-offset-checkpoint");
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(
+            &checkpoint
+        )
+        .unwrap_or_default()
+        .contains("timed 0 7")),
+        "{}",
+        std::fs::read_to_string(&checkpoint).unwrap_or_default()
+    );
+}
