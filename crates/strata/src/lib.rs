@@ -1,4 +1,5 @@
 //! The `strata` tools: a small Kafka client for the admin commands, and the commands themselves.
 
 pub mod client;
+pub mod perf;
 pub mod topics;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::topics;
+use strata::{perf, topics};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -26,6 +26,14 @@ enum Command {
     Server(ServerArgs),
     /// Create, list, describe, alter and delete topics (kafka-topics.sh).
     Topics(topics::TopicsArgs),
+    /// Measure producing to any Kafka broker (kafka-producer-perf-test.sh).
+    #[command(name = "producer-perf")]
+    ProducerPerf(perf::producer::ProducerPerfArgs),
+    /// Measure consuming from any Kafka broker (kafka-consumer-perf-test.sh).
+    #[command(name = "consumer-perf")]
+    ConsumerPerf(perf::consumer::ConsumerPerfArgs),
+    /// Many producer or consumer clients at once, with JSON results and an SVG chart.
+    Bench(perf::bench::BenchArgs),
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -51,6 +59,9 @@ fn main() {
         None => run_server(ServerArgs::default()),
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
+        Some(Command::ProducerPerf(args)) => perf::producer::run(args).map(|_| ()),
+        Some(Command::ConsumerPerf(args)) => perf::consumer::run(args).map(|_| ()),
+        Some(Command::Bench(args)) => perf::bench::run(args),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

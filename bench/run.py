@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Benchmark driver: runs Strata's benchmark scenarios and records them in docs/BENCHMARKS.md.
+
+For each scenario it starts a fresh broker (release build) with the scenario's config, runs the
+scenario's tool three times, and reports min/median/max. In the same run it measures the machine's
+physical limits (loopback TCP with iperf3, fdatasync rate of the data disk, tmpfs write rate) and
+gives each result as a fraction of its limit, since absolute numbers on a shared 2-core machine
+move from run to run while ratios taken together hold.
+
+    python3 bench/run.py                 # every scenario, results into docs/BENCHMARKS.md
+    python3 bench/run.py producer-1p     # some scenarios; prints, and updates their rows
+    STRATA_BENCH_SCALE=0.1 python3 bench/run.py   # a quick pass with a tenth of the records
+"""
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+STRATA = os.path.join(TARGET, "release", "strata")
+SCALE = float(os.environ.get("STRATA_BENCH_SCALE", "1"))
+RUNS = int(os.environ.get("STRATA_BENCH_RUNS", "3"))
+DATA_ROOT = os.environ.get("STRATA_BENCH_DATA", os.path.join(ROOT, "target", "bench-data"))
+OUT = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def n(records):
+    return max(1000, int(records * SCALE))
+
+
+class Broker:
+    """A release broker on a free port with a fresh data directory."""
+
+    def __init__(self, overrides):
+        self.dir = tempfile.mkdtemp(prefix="strata-bench-", dir=DATA_ROOT)
+        args = [STRATA, "server", "--override", f"log.dirs={self.dir}", "--override", "listeners=PLAINTEXT://127.0.0.1:0"]
+        for o in overrides:
+            args += ["--override", o]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(os.path.join(self.dir, "broker.log"), "w"), text=True)
+        line = self.proc.stdout.readline()
+        m = re.match(r"listening on (\S+)", line)
+        if not m:
+            raise RuntimeError(f"broker did not start: {line!r}")
+        self.addr = m.group(1)
+        self.peak_rss_kib = 0
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=60)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_tool(args, broker=None, timeout=1800):
+    """Runs a strata tool; returns stdout. Samples the broker's RSS while it runs."""
+    log("$ strata " + " ".join(args))
+    proc = subprocess.Popen([STRATA] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + timeout
+    while proc.poll() is None:
+        if broker:
+            broker.peak_rss_kib = max(broker.peak_rss_kib, broker.rss_kib())
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError("tool timed out")
+        time.sleep(0.2)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"strata {' '.join(args)} failed: {err[-2000:]}")
+    return out
+
+
+def producer_perf(broker, topic, records, size, props, throughput=-1):
+    out = run_tool(["producer-perf", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
+                    "--throughput", str(throughput), "--bootstrap-server", broker.addr, "--producer-props"] + props, broker)
+    last = out.strip().splitlines()[-1]
+    m = re.match(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", last)
+    if not m:
+        raise RuntimeError(f"unexpected producer-perf output: {last}")
+    return {"records_per_s": float(m.group(2)), "mb_per_s": float(m.group(3)), "p99_ms": float(m.group(8))}
+
+
+def consumer_perf(broker, topic, records):
+    out = run_tool(["consumer-perf", "--bootstrap-server", broker.addr, "--topic", topic, "--messages", str(records), "--timeout", "30000"], broker)
+    row = out.strip().splitlines()[-1].split(", ")
+    return {"mb_per_s": float(row[3]), "records_per_s": float(row[5]), "fetch_mb_per_s": float(row[8])}
+
+
+def create_topic(broker, topic, partitions, configs=()):
+    args = ["topics", "--bootstrap-server", broker.addr, "--create", "--topic", topic, "--partitions", str(partitions)]
+    for c in configs:
+        args += ["--config", c]
+    run_tool(args)
+
+
+def bench(broker, args):
+    path = os.path.join(broker.dir, "bench.json")
+    run_tool(["bench", "--bootstrap-server", broker.addr, "--json", path] + args, broker)
+    with open(path) as f:
+        return json.load(f)
+
+
+# --- physical limits -------------------------------------------------------------------------
+
+def limit_loopback_gb_s():
+    if not shutil.which("iperf3"):
+        subprocess.run(["apt-get", "install", "-y", "-qq", "iperf3"], check=False, capture_output=True)
+    if not shutil.which("iperf3"):
+        return None
+    server = subprocess.Popen(["iperf3", "-s", "-p", "5299", "-1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", "5299", "-t", "5", "-J"], capture_output=True, text=True, timeout=60).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 8 / 1e9
+    finally:
+        server.kill()
+
+
+def limit_fdatasync_per_s(directory):
+    path = os.path.join(directory, "fsync-probe")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    block = b"x" * 4096
+    count, start = 0, time.time()
+    while time.time() - start < 3:
+        os.write(fd, block)
+        os.fdatasync(fd)
+        count += 1
+    os.close(fd)
+    os.unlink(path)
+    return count / (time.time() - start)
+
+
+def limit_tmpfs_gb_s():
+    path = "/dev/shm/strata-write-probe"
+    block = b"y" * (1 << 20)
+    start = time.time()
+    with open(path, "wb") as f:
+        for _ in range(1024):
+            f.write(block)
+    elapsed = time.time() - start
+    os.unlink(path)
+    return 1.0737418 / elapsed
+
+
+# --- scenarios ---------------------------------------------------------------------------------
+
+PRODUCER_PROPS = ["acks=1", "linger.ms=5", "batch.size=1048576"]
+
+
+def scenario_producer_1p(results):
+    """producer-perf, 1 partition, 1,000,000 x 1 KiB, acks=1, linger.ms=5, batch.size=1 MiB;
+    then consumer-perf of those records with a warm page cache; broker CPU per GB."""
+    runs, consumer_runs, cpu_per_gb = [], [], []
+    for i in range(RUNS):
+        broker = Broker([])
+        try:
+            create_topic(broker, "perf", 1)
+            cpu0 = broker.cpu_seconds()
+            r = producer_perf(broker, "perf", n(1_000_000), 1024, PRODUCER_PROPS)
+            cpu1 = broker.cpu_seconds()
+            c = consumer_perf(broker, "perf", n(1_000_000))
+            cpu2 = broker.cpu_seconds()
+            gb = n(1_000_000) * 1024 / 1e9
+            runs.append(r)
+            consumer_runs.append(c)
+            cpu_per_gb.append({"produce": (cpu1 - cpu0) / gb, "consume": (cpu2 - cpu1) / gb})
+            log(f"run {i + 1}: produce {r['mb_per_s']} MB/s, consume {c['mb_per_s']} MB/s")
+        finally:
+            broker.stop()
+    results["producer-1p"] = runs
+    results["consumer-1p"] = consumer_runs
+    results["cpu-per-gb"] = cpu_per_gb
+
+
+def scenario_producer_sync(results):
+    """producer-perf acks=all with log.flush.interval.messages=1 on disk."""
+    runs = []
+    for _ in range(RUNS):
+        broker = Broker(["log.flush.interval.messages=1"])
+        try:
+            create_topic(broker, "sync", 1)
+            runs.append(producer_perf(broker, "sync", n(100_000), 1024, ["acks=all", "linger.ms=5", "batch.size=1048576"]))
+        finally:
+            broker.stop()
+    results["producer-sync"] = runs
+
+
+def scenario_latency(results):
+    """End-to-end latency at half the producer's max throughput, consumer fetch.wait.max.ms=10."""
+    medians = [r["records_per_s"] for r in results.get("producer-1p", [])]
+    rate = int(statistics.median(medians) / 2) if medians else 200_000
+    runs = []
+    for _ in range(RUNS):
+        broker = Broker([])
+        try:
+            create_topic(broker, "e2e", 1)
+            records = min(n(1_000_000), rate * 20)
+            consumer = subprocess.Popen([STRATA, "bench", "--bootstrap-server", broker.addr, "--type", "consumer", "--threads", "1",
+                                         "--shared-topic", "e2e", "--num-records", str(records), "--record-size", "1024",
+                                         "--json", os.path.join(broker.dir, "e2e.json"), "--consumer-props", "fetch.wait.max.ms=10"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(2)
+            producer_perf(broker, "e2e", records, 1024, PRODUCER_PROPS, throughput=rate)
+            consumer.wait(timeout=600)
+            with open(os.path.join(broker.dir, "e2e.json")) as f:
+                data = json.load(f)
+            runs.append({"rate": rate, "p50_ms": data["aggregate"]["latency_ms"]["p50"], "p99_ms": data["aggregate"]["latency_ms"]["p99"]})
+        finally:
+            broker.stop()
+    results["latency"] = runs
+
+
+def scenario_partitions(results, partitions):
+    runs, rss = [], []
+    for _ in range(RUNS):
+        broker = Broker([])
+        try:
+            create_topic(broker, f"p{partitions}", partitions)
+            data = bench(broker, ["--type", "producer", "--threads", "8", "--shared-topic", f"p{partitions}", "--num-records",
+                                  str(n(1_000_000)), "--record-size", "1024", "--producer-props"] + PRODUCER_PROPS)
+            runs.append({"mb_per_s": data["aggregate"]["mb_per_s"], "p99_ms": data["aggregate"]["latency_ms"]["p99"]})
+            rss.append(broker.peak_rss_kib / 1024)
+        finally:
+            broker.stop()
+    results[f"partitions-{partitions}"] = runs
+    results[f"rss-{partitions}"] = rss
+
+
+SCENARIOS = {
+    "producer-1p": scenario_producer_1p,
+    "producer-sync": scenario_producer_sync,
+    "latency": scenario_latency,
+    "partitions-100": lambda r: scenario_partitions(r, 100),
+    "partitions-1000": lambda r: scenario_partitions(r, 1000),
+}
+
+
+def mmm(values):
+    values = sorted(values)
+    return values[0], statistics.median(values), values[-1]
+
+
+def fmt(values, unit="", digits=1):
+    lo, mid, hi = mmm(values)
+    return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f}{unit}"
+
+
+def machine():
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    kernel = os.uname().release
+    return f"{os.cpu_count()} cores ({model}), {mem:.0f} GiB RAM, Linux {kernel}; broker and clients on the same machine"
+
+
+def main():
+    wanted = sys.argv[1:] or list(SCENARIOS)
+    os.makedirs(DATA_ROOT, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    log("measuring the machine's limits")
+    limits = {"loopback_gb_s": limit_loopback_gb_s(), "fdatasync_per_s": limit_fdatasync_per_s(DATA_ROOT), "tmpfs_gb_s": limit_tmpfs_gb_s()}
+    log(f"limits: {limits}")
+    results = {}
+    for name in wanted:
+        log(f"scenario {name}")
+        SCENARIOS[name](results)
+    report = {"machine": machine(), "scale": SCALE, "runs": RUNS, "limits": limits, "results": results, "date": time.strftime("%Y-%m-%d")}
+    path = os.path.join(ROOT, "bench", "results.json")
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+    print(json.dumps(report, indent=2))
+    log(f"raw results in {path}")
+
+
+if __name__ == "__main__":
+    main()

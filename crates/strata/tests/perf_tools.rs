@@ -1,0 +1,191 @@
+//! The perf tools against the real broker, with small counts: their output has Kafka's shape,
+//! counts add up, percentiles are ordered, JSON parses and the SVG is drawn.
+
+mod common;
+
+use common::*;
+
+fn strata(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "strata {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn numbers_after(line: &str, markers: &[&str]) -> Vec<f64> {
+    markers
+        .iter()
+        .map(|m| {
+            let before = line
+                .split(m)
+                .next()
+                .unwrap_or_else(|| panic!("{m} missing in {line}"));
+            before
+                .rsplit([' ', '(', ','])
+                .find(|s| !s.is_empty())
+                .unwrap()
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("no number before {m} in {line}"))
+        })
+        .collect()
+}
+
+#[test]
+fn producer_perf_then_consumer_perf() {
+    let broker = BrokerProcess::start(&[]);
+    let out = strata(&[
+        "producer-perf",
+        "--topic",
+        "perf",
+        "--num-records",
+        "20000",
+        "--record-size",
+        "100",
+        "--throughput",
+        "-1",
+        "--bootstrap-server",
+        &broker.addr,
+        "--producer-props",
+        "acks=1",
+        "linger.ms=5",
+        "--reporting-interval",
+        "100",
+    ]);
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("20000 records sent, "), "{out}");
+    let p = numbers_after(last, &[" ms 50th", " ms 95th", " ms 99th", " ms 99.9th"]);
+    assert!(p[0] <= p[1] && p[1] <= p[2] && p[2] <= p[3], "{last}");
+    let (avg, max) = (
+        numbers_after(last, &[" ms avg latency"])[0],
+        numbers_after(last, &[" ms max latency"])[0],
+    );
+    assert!(avg <= max, "{last}");
+    let mb = numbers_after(last, &[" MB/sec)"])[0];
+    assert!(mb > 0.0);
+    // The periodic lines have Kafka's shape too.
+    for line in out.lines().take(out.lines().count() - 1) {
+        assert!(
+            line.contains(" records/sec (") && line.ends_with(" ms max latency."),
+            "{line}"
+        );
+    }
+
+    let out = strata(&[
+        "consumer-perf",
+        "--bootstrap-server",
+        &broker.addr,
+        "--topic",
+        "perf",
+        "--messages",
+        "20000",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec");
+    let row: Vec<&str> = lines[1].split(", ").collect();
+    assert_eq!(row.len(), 10, "{}", lines[1]);
+    assert_eq!(row[4], "20000");
+    let mb: f64 = row[2].parse().unwrap();
+    assert!((mb - 20000.0 * 100.0 / 1048576.0).abs() < 0.01, "{mb}");
+
+    // A payload file and a throttle.
+    let payloads = broker.dir.path().join("payloads.txt");
+    std::fs::write(&payloads, "alpha\nbeta\ngamma\n").unwrap();
+    let out = strata(&[
+        "producer-perf",
+        "--topic",
+        "payloads",
+        "--num-records",
+        "300",
+        "--payload-file",
+        payloads.to_str().unwrap(),
+        "--throughput",
+        "1000",
+        "--producer-props",
+        &format!("bootstrap.servers={}", broker.addr),
+        "--print-metrics",
+    ]);
+    assert!(
+        out.lines().any(|l| l.starts_with("300 records sent, ")),
+        "{out}"
+    );
+    assert!(
+        out.contains("\"msg_cnt\""),
+        "librdkafka statistics are printed with --print-metrics"
+    );
+}
+
+#[test]
+fn bench_writes_json_and_svg() {
+    let broker = BrokerProcess::start(&[]);
+    let json = broker.dir.path().join("bench.json");
+    let svg = broker.dir.path().join("bench.svg");
+    let out = strata(&[
+        "bench",
+        "--bootstrap-server",
+        &broker.addr,
+        "--threads",
+        "3",
+        "--type",
+        "producer",
+        "--num-records",
+        "30000",
+        "--record-size",
+        "200",
+        "--throughput",
+        "20000",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.contains("aggregate: "), "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("client ")).count(),
+        3,
+        "{out}"
+    );
+    let data: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(data["aggregate"]["records"], 30000);
+    assert_eq!(data["clients"].as_array().unwrap().len(), 3);
+    let l = &data["aggregate"]["latency_ms"];
+    assert!(
+        l["p50"].as_f64() <= l["p95"].as_f64()
+            && l["p95"].as_f64() <= l["p99"].as_f64()
+            && l["p99"].as_f64() <= l["p99.9"].as_f64()
+    );
+    assert!(
+        !data["samples"].as_array().unwrap().is_empty(),
+        "a 1.5 s throttled run has throughput samples"
+    );
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    assert!(
+        drawing.starts_with("<svg")
+            && drawing.contains("throughput over time")
+            && drawing.contains("latency percentiles")
+    );
+
+    // Consumers read what the producers wrote, one topic each.
+    let out = strata(&[
+        "bench",
+        "--bootstrap-server",
+        &broker.addr,
+        "--threads",
+        "3",
+        "--type",
+        "consumer",
+        "--num-records",
+        "30000",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("consumer bench: 3 clients, 30000 records"),
+        "{out}"
+    );
+}
