@@ -180,7 +180,7 @@ pub fn run(args: ConsumerPerfArgs) -> Result<ConsumerSummary> {
             Some(Ok(m)) => {
                 // Reading the clock for every record costs more than the record itself at
                 // millions per second; every 256th is enough for the timeout and the windows.
-                if first_message.is_none() || messages % 256 == 0 {
+                if first_message.is_none() || messages.is_multiple_of(256) {
                     let now = Instant::now();
                     first_message.get_or_insert(now);
                     last_message = now;
@@ -191,7 +191,7 @@ pub fn run(args: ConsumerPerfArgs) -> Result<ConsumerSummary> {
                 window_messages += 1;
                 window_bytes += size;
                 if args.show_detailed_stats
-                    && messages % 256 == 0
+                    && messages.is_multiple_of(256)
                     && window_start.elapsed() >= interval
                 {
                     let secs = window_start.elapsed().as_secs_f64();
