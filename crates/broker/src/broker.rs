@@ -151,8 +151,8 @@ impl Broker {
     }
 }
 
-/// Kafka's cluster ids are URL-safe base64 of 16 random bytes, without padding.
-fn base64_url(bytes: &[u8]) -> String {
+/// URL-safe base64 without padding: how Kafka prints cluster ids and topic ids.
+pub fn base64_url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {

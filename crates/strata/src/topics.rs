@@ -144,7 +144,7 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
                 .unwrap_or(0);
             println!(
                 "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
-                base64_uuid(t.topic_id.as_bytes()),
+                strata_broker::broker::base64_url(t.topic_id.as_bytes()),
                 t.partitions.len(),
                 overrides.join(",")
             );
@@ -257,22 +257,4 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
         return Ok(());
     }
     Ok(())
-}
-
-/// Kafka prints topic ids as URL-safe base64 without padding.
-fn base64_uuid(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = ((b[0] as u32) << 16) | ((b[1] as u32) << 8) | b[2] as u32;
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }

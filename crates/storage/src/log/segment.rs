@@ -89,7 +89,26 @@ impl Segment {
         index.reset()?;
         let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
         time_index.reset()?;
-        Ok(Segment {
+        Ok(Segment::assemble(
+            base_offset,
+            log_path,
+            log,
+            index,
+            time_index,
+            limits,
+        ))
+    }
+
+    /// A segment with nothing known about its contents yet.
+    fn assemble(
+        base_offset: i64,
+        log_path: PathBuf,
+        log: Arc<dyn IoFile>,
+        index: OffsetIndex,
+        time_index: TimeIndex,
+        limits: SegmentLimits,
+    ) -> Segment {
+        Segment {
             base_offset,
             log_path,
             log,
@@ -103,7 +122,7 @@ impl Segment {
             created_ms: now_ms(),
             bytes_since_last_index_entry: 0,
             index_interval_bytes: limits.index_interval_bytes,
-        })
+        }
     }
 
     /// Opens an existing segment, trusting its indexes (a clean shutdown, or a segment below the
@@ -120,21 +139,8 @@ impl Segment {
         let index = OffsetIndex::open(io, &index_path, active, limits.max_index_bytes)?;
         let time_index = TimeIndex::open(io, &time_path, active, limits.max_index_bytes)?;
         let file_len = log.len()?;
-        let mut segment = Segment {
-            base_offset,
-            log_path,
-            log,
-            index,
-            time_index,
-            size: file_len,
-            next_offset: base_offset,
-            max_timestamp: -1,
-            offset_of_max_timestamp: base_offset,
-            rolling_timestamp: None,
-            created_ms: now_ms(),
-            bytes_since_last_index_entry: 0,
-            index_interval_bytes: limits.index_interval_bytes,
-        };
+        let mut segment = Segment::assemble(base_offset, log_path, log, index, time_index, limits);
+        segment.size = file_len;
         let start = segment
             .index
             .last()?
