@@ -12,7 +12,7 @@ use strata_storage::LogError;
 use thiserror::Error;
 use tokio::sync::Notify;
 
-use crate::config::{BrokerConfig, ConfigError};
+use crate::config::{BrokerConfig, ChannelType, ConfigError};
 
 /// How many producer ids are reserved on disk at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -61,6 +61,20 @@ fn read_meta_properties(io: &dyn Io, dir: &Path) -> Option<BTreeMap<String, Stri
 impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
+        if config.tiers.channel != ChannelType::File {
+            let value = config
+                .values
+                .get("log.channel.type")
+                .cloned()
+                .unwrap_or_default();
+            return Err(StartError::Config(ConfigError::InvalidValue {
+                key: "log.channel.type".into(),
+                value,
+                reason:
+                    "the pmem and tiered channels are not available in this version yet; use file"
+                        .into(),
+            }));
+        }
         for dir in &config.log_dirs {
             io.create_dir_all(dir)?;
         }

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
+use strata_storage::tier::{TierDir, TierId, TierSpec, TierType};
 use strata_storage::{LogConfig, TimestampType};
 use thiserror::Error;
 
@@ -440,6 +441,37 @@ fn parse_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
     })
 }
 
+/// `log.channel.type`: where segments live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelType {
+    /// Plain files in `log.dirs`, as Kafka.
+    File,
+    /// All segments in the first tier's pool of pre-allocated mapped files.
+    Pmem,
+    /// First tier plus second tier, with migration between them.
+    Tiered,
+}
+
+/// The tiered-storage settings (Pafka's keys, plus hysteresis and a bandwidth bound).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    pub channel: ChannelType,
+    pub first: Option<TierSpec>,
+    pub second: Option<TierSpec>,
+    /// `storage.migrate.threshold`; None for -1 (never migrate).
+    pub migrate_threshold: Option<f64>,
+    /// `storage.migrate.hysteresis`: half-width of the band around the threshold.
+    pub migrate_hysteresis: f64,
+    /// `storage.migrate.threads`
+    pub migrate_threads: usize,
+    /// `storage.migrate.max.bytes.per.sec`; None for -1 (unbounded).
+    pub migrate_max_bytes_per_sec: Option<u64>,
+    /// `log.pmem.pool.ratio`
+    pub pmem_pool_ratio: f64,
+    /// `log.preallocate`
+    pub preallocate: bool,
+}
+
 /// The resolved broker configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -460,6 +492,7 @@ pub struct BrokerConfig {
     pub flush_offset_checkpoint_interval_ms: u64,
     pub transactional_id_expiration_ms: i64,
     pub fetch_max_bytes: i32,
+    pub tiers: TierConfig,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -497,6 +530,15 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("inter.broker.listener.name", ""),
     ("listener.security.protocol.map", ""),
     ("socket.send.buffer.bytes", "102400"),
+    ("storage.tiers.types", "PMEM,HDD"),
+    ("storage.tiers.first.paths", ""),
+    ("storage.tiers.first.sizes", "-1"),
+    ("storage.tiers.second.paths", ""),
+    ("storage.migrate.threshold", "0.5"),
+    ("storage.migrate.hysteresis", "0.1"),
+    ("storage.migrate.threads", "1"),
+    ("storage.migrate.max.bytes.per.sec", "104857600"),
+    ("log.pmem.pool.ratio", "0.8"),
     ("socket.receive.buffer.bytes", "102400"),
 ];
 
@@ -673,10 +715,15 @@ impl BrokerConfig {
                 &get("transactional.id.expiration.ms"),
             )?,
             fetch_max_bytes: parse_num("fetch.max.bytes", &get("fetch.max.bytes"))?,
+            tiers: parse_tiers(&get)?,
             values: values.clone(),
         };
         // Every topic default derived from a broker key must itself be valid.
         for def in TOPIC_CONFIGS {
+            if def.name == "channel.type" {
+                // The broker-wide channel is checked with the tier settings.
+                continue;
+            }
             let (key, value) = config.topic_default(def);
             (def.check)(&key, &value)?;
         }
@@ -829,6 +876,256 @@ impl BrokerConfig {
     }
 }
 
+/// The capacity of the filesystem holding `path` (for a size of -1).
+fn device_capacity(path: &Path) -> Option<u64> {
+    rustix::fs::statvfs(path)
+        .ok()
+        .map(|s| s.f_blocks * s.f_frsize)
+}
+
+/// Creates (if needed) and checks a tier directory: it must be a writable directory.
+fn prepare_tier_dir(key: &str, value: &str, dir: &Path) -> Result<PathBuf, ConfigError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| invalid(key, value, format!("cannot create {}: {e}", dir.display())))?;
+    let probe = dir.join(".strata-write-probe");
+    std::fs::write(&probe, b"").map_err(|e| {
+        invalid(
+            key,
+            value,
+            format!("{} is not writable: {e}", dir.display()),
+        )
+    })?;
+    let _ = std::fs::remove_file(&probe);
+    dir.canonicalize()
+        .map_err(|e| invalid(key, value, format!("cannot resolve {}: {e}", dir.display())))
+}
+
+fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> {
+    let channel_raw = get("log.channel.type");
+    let channel = match channel_raw.trim() {
+        "" | "file" => ChannelType::File,
+        "pmem" => ChannelType::Pmem,
+        "tiered" => ChannelType::Tiered,
+        _ => {
+            return Err(invalid(
+                "log.channel.type",
+                &channel_raw,
+                "String must be one of: file, pmem, tiered",
+            ))
+        }
+    };
+    let types_raw = get("storage.tiers.types");
+    let types: Vec<TierType> = types_raw
+        .split(',')
+        .map(|t| t.parse::<TierType>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| invalid("storage.tiers.types", &types_raw, e))?;
+    if types.len() != 2 {
+        return Err(invalid(
+            "storage.tiers.types",
+            &types_raw,
+            "expected two types: the first tier's and the second's",
+        ));
+    }
+    let threshold_raw = get("storage.migrate.threshold");
+    let threshold: f64 = threshold_raw.trim().parse().map_err(|_| {
+        invalid(
+            "storage.migrate.threshold",
+            &threshold_raw,
+            "Expected a number",
+        )
+    })?;
+    let migrate_threshold = if threshold == -1.0 {
+        None
+    } else if threshold > 0.0 && threshold <= 1.0 {
+        Some(threshold)
+    } else {
+        return Err(invalid(
+            "storage.migrate.threshold",
+            &threshold_raw,
+            "Value must be in (0, 1], or -1 to never migrate",
+        ));
+    };
+    let hysteresis_raw = get("storage.migrate.hysteresis");
+    let migrate_hysteresis: f64 = match hysteresis_raw.trim().parse::<f64>() {
+        Ok(h) if (0.0..0.5).contains(&h) => h,
+        _ => {
+            return Err(invalid(
+                "storage.migrate.hysteresis",
+                &hysteresis_raw,
+                "Value must be in [0, 0.5)",
+            ))
+        }
+    };
+    let threads_raw = get("storage.migrate.threads");
+    let migrate_threads = match threads_raw.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            return Err(invalid(
+                "storage.migrate.threads",
+                &threads_raw,
+                "Value must be at least 1",
+            ))
+        }
+    };
+    let rate_raw = get("storage.migrate.max.bytes.per.sec");
+    let migrate_max_bytes_per_sec = match rate_raw.trim().parse::<i64>() {
+        Ok(-1) => None,
+        Ok(n) if n >= 1 => Some(n as u64),
+        _ => {
+            return Err(invalid(
+                "storage.migrate.max.bytes.per.sec",
+                &rate_raw,
+                "Value must be at least 1, or -1 for no bound",
+            ))
+        }
+    };
+    let ratio_raw = get("log.pmem.pool.ratio");
+    let pmem_pool_ratio = match ratio_raw.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => r,
+        _ => {
+            return Err(invalid(
+                "log.pmem.pool.ratio",
+                &ratio_raw,
+                "Value must be between 0 and 1",
+            ))
+        }
+    };
+    let preallocate = parse_bool("log.preallocate", &{
+        let v = get("log.preallocate");
+        if v.is_empty() {
+            "false".to_string()
+        } else {
+            v
+        }
+    })?;
+
+    let mut first = None;
+    let mut second = None;
+    if channel != ChannelType::File {
+        let paths_raw = get("storage.tiers.first.paths");
+        let paths: Vec<&str> = paths_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        if paths.is_empty() {
+            return Err(ConfigError::Missing("storage.tiers.first.paths".into()));
+        }
+        let sizes_raw = get("storage.tiers.first.sizes");
+        let sizes: Vec<i64> = sizes_raw
+            .split(',')
+            .map(|s| s.trim().parse::<i64>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                invalid(
+                    "storage.tiers.first.sizes",
+                    &sizes_raw,
+                    "Expected comma-separated numbers",
+                )
+            })?;
+        // One size applies to every path; otherwise one size per path.
+        if sizes.len() != 1 && sizes.len() != paths.len() {
+            return Err(invalid(
+                "storage.tiers.first.sizes",
+                &sizes_raw,
+                format!(
+                    "{} sizes for {} paths in storage.tiers.first.paths",
+                    sizes.len(),
+                    paths.len()
+                ),
+            ));
+        }
+        let mut dirs = Vec::new();
+        for (i, p) in paths.iter().enumerate() {
+            let dir = prepare_tier_dir("storage.tiers.first.paths", &paths_raw, Path::new(p))?;
+            let size = sizes[if sizes.len() == 1 { 0 } else { i }];
+            let capacity_bytes = match size {
+                -1 => device_capacity(&dir).ok_or_else(|| {
+                    invalid(
+                        "storage.tiers.first.sizes",
+                        &sizes_raw,
+                        format!("cannot read the size of {}", dir.display()),
+                    )
+                })?,
+                n if n > 0 => n as u64,
+                _ => {
+                    return Err(invalid(
+                        "storage.tiers.first.sizes",
+                        &sizes_raw,
+                        "Each size must be positive, or -1 for the whole device",
+                    ))
+                }
+            };
+            dirs.push(TierDir {
+                path: dir,
+                capacity_bytes,
+            });
+        }
+        first = Some(TierSpec {
+            id: TierId::First,
+            kind: types[0],
+            dirs,
+        });
+        if channel == ChannelType::Tiered {
+            let raw = get("storage.tiers.second.paths");
+            let paths: Vec<&str> = raw
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            if paths.is_empty() {
+                return Err(ConfigError::Missing("storage.tiers.second.paths".into()));
+            }
+            let mut dirs = Vec::new();
+            for p in paths {
+                let dir = prepare_tier_dir("storage.tiers.second.paths", &raw, Path::new(p))?;
+                let capacity_bytes = device_capacity(&dir).unwrap_or(u64::MAX);
+                dirs.push(TierDir {
+                    path: dir,
+                    capacity_bytes,
+                });
+            }
+            second = Some(TierSpec {
+                id: TierId::Second,
+                kind: types[1],
+                dirs,
+            });
+        }
+        // No directory may serve twice, within a tier or across them.
+        let all: Vec<&PathBuf> = first
+            .iter()
+            .chain(second.iter())
+            .flat_map(|t| t.dirs.iter().map(|d| &d.path))
+            .collect();
+        for (i, a) in all.iter().enumerate() {
+            if all[..i].contains(a) {
+                let key = if second.is_some() {
+                    "storage.tiers.second.paths"
+                } else {
+                    "storage.tiers.first.paths"
+                };
+                return Err(invalid(
+                    key,
+                    &get(key),
+                    format!("{} is used more than once", a.display()),
+                ));
+            }
+        }
+    }
+    Ok(TierConfig {
+        channel,
+        first,
+        second,
+        migrate_threshold,
+        migrate_hysteresis,
+        migrate_threads,
+        migrate_max_bytes_per_sec,
+        pmem_pool_ratio,
+        preallocate,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -885,5 +1182,109 @@ mod tests {
         assert!(validate_topic_config("no.such.key", "1").is_err());
         assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(validate_topic_config("message.timestamp.type", "Now").is_err());
+    }
+
+    fn tiered(extra: &[(&str, String)]) -> Result<BrokerConfig, ConfigError> {
+        let mut pairs: Vec<(String, String)> = vec![("log.channel.type".into(), "tiered".into())];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        BrokerConfig::from_map(pairs.into_iter().collect())
+    }
+
+    #[test]
+    fn tier_settings_are_parsed_with_pafkas_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("pmem0"),
+            dir.path().join("pmem1"),
+            dir.path().join("hdd"),
+        );
+        let c = tiered(&[
+            (
+                "storage.tiers.first.paths",
+                format!("{},{}", a.display(), b.display()),
+            ),
+            ("storage.tiers.first.sizes", "1000000,2000000".into()),
+            ("storage.tiers.second.paths", c.display().to_string()),
+        ])
+        .unwrap();
+        let t = &c.tiers;
+        assert_eq!(t.channel, ChannelType::Tiered);
+        let first = t.first.as_ref().unwrap();
+        assert_eq!(first.kind, TierType::Pmem);
+        assert_eq!(
+            first
+                .dirs
+                .iter()
+                .map(|d| d.capacity_bytes)
+                .collect::<Vec<_>>(),
+            vec![1_000_000, 2_000_000]
+        );
+        assert!(first.dirs[0].path.exists(), "tier directories are created");
+        assert_eq!(t.second.as_ref().unwrap().kind, TierType::Hdd);
+        assert_eq!(t.migrate_threshold, Some(0.5));
+        assert_eq!(t.migrate_threads, 1);
+        assert_eq!(t.pmem_pool_ratio, 0.8);
+        assert!(!t.preallocate);
+        assert_eq!(cfg(&[]).unwrap().tiers.channel, ChannelType::File);
+    }
+
+    #[test]
+    fn bad_tier_settings_name_key_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("fast").display().to_string();
+        let second = dir.path().join("slow").display().to_string();
+        let base = |extra: &[(&str, &str)]| {
+            let mut v: Vec<(&str, String)> = vec![
+                ("storage.tiers.first.paths", first.clone()),
+                ("storage.tiers.second.paths", second.clone()),
+            ];
+            v.extend(extra.iter().map(|(k, val)| (*k, val.to_string())));
+            tiered(&v)
+        };
+        let cases: &[(&str, &str)] = &[
+            ("storage.migrate.threshold", "1.5"),
+            ("storage.migrate.threshold", "0"),
+            ("storage.tiers.first.sizes", "10,20"),
+            ("storage.tiers.first.sizes", "0"),
+            ("storage.tiers.types", "PMEM,TAPE"),
+            ("storage.migrate.threads", "0"),
+            ("storage.migrate.hysteresis", "0.7"),
+            ("log.pmem.pool.ratio", "2"),
+            ("log.channel.type", "cloud"),
+        ];
+        for (key, value) in cases {
+            let e = base(&[(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(value), "{key}={value}: {e}");
+        }
+        assert!(base(&[("storage.migrate.threshold", "-1")])
+            .unwrap()
+            .tiers
+            .migrate_threshold
+            .is_none());
+        let e = tiered(&[
+            ("storage.tiers.first.paths", first.clone()),
+            ("storage.tiers.second.paths", first.clone()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("more than once"), "{e}");
+        let e = tiered(&[("storage.tiers.first.paths", first.clone())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.tiers.second.paths"), "{e}");
+        let e = tiered(&[]).unwrap_err().to_string();
+        assert!(e.contains("storage.tiers.first.paths"), "{e}");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = tiered(&[
+            ("storage.tiers.first.paths", file.display().to_string()),
+            ("storage.tiers.second.paths", second.clone()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("storage.tiers.first.paths") && e.contains("a-file"),
+            "{e}"
+        );
     }
 }

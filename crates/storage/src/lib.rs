@@ -8,6 +8,7 @@ pub mod error;
 pub mod io;
 pub mod log;
 pub mod log_manager;
+pub mod tier;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{AppendError, LogError, ReadError};
