@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{perf, topics};
+use strata::{dump_log, perf, topics};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -34,6 +34,9 @@ enum Command {
     ConsumerPerf(perf::consumer::ConsumerPerfArgs),
     /// Many producer or consumer clients at once, with JSON results and an SVG chart.
     Bench(perf::bench::BenchArgs),
+    /// Decode segment files (.log, .index, .timeindex) offline (kafka-dump-log.sh).
+    #[command(name = "dump-log")]
+    DumpLog(dump_log::DumpLogArgs),
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -62,6 +65,7 @@ fn main() {
         Some(Command::ProducerPerf(args)) => perf::producer::run(args).map(|_| ()),
         Some(Command::ConsumerPerf(args)) => perf::consumer::run(args).map(|_| ()),
         Some(Command::Bench(args)) => perf::bench::run(args),
+        Some(Command::DumpLog(args)) => dump_log::run(args),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

@@ -14,7 +14,10 @@ use rdkafka::Timestamp;
 fn round_trip_keys_headers_timestamps_and_null_values_with_every_codec() {
     let broker = BrokerProcess::start(&[]);
     let rt = runtime();
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+    for (codec_id, codec) in ["none", "gzip", "snappy", "lz4", "zstd"]
+        .into_iter()
+        .enumerate()
+    {
         let topic = format!("codec-{codec}");
         create_topic(&rt, &broker.addr, &topic, 1, &[]);
         let producer = producer(
@@ -57,6 +60,13 @@ fn round_trip_keys_headers_timestamps_and_null_values_with_every_codec() {
                 assert_eq!(offset, i as i64, "{codec}: offsets are assigned in order");
             }
         });
+        // The batches are stored as the producer compressed them (librdkafka only compresses
+        // when the broker advertises what each codec needs, e.g. FindCoordinator for LZ4).
+        let codecs = stored_codecs(&broker.data_dir(), &topic, 0);
+        assert!(
+            !codecs.is_empty() && codecs.iter().all(|c| *c == codec_id as i16),
+            "{codec}: stored codecs {codecs:?}"
+        );
         let consumer = consumer(&broker.addr, &[]);
         let messages = consume(&consumer, &topic, 0, 0, 200, Duration::from_secs(30));
         for (i, m) in messages.iter().enumerate() {
@@ -290,14 +300,27 @@ fn debian_kcat_lists_produces_and_consumes() {
         metadata.contains(&format!("broker 0 at {}", broker.addr)),
         "{metadata}"
     );
-    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+    let (one, two, three) = ("one".repeat(40), "two".repeat(40), "three".repeat(40));
+    for (codec_id, codec) in ["none", "gzip", "snappy", "lz4", "zstd"]
+        .into_iter()
+        .enumerate()
+    {
         let topic = format!("kcat-{codec}");
         run(
             &["-P", "-t", &topic, "-z", codec, "-K", ":"],
-            "k1:one\nk2:two\nk3:three\n",
+            &format!("k1:{one}\nk2:{two}\nk3:{three}\n"),
         );
         let out = run(&["-C", "-t", &topic, "-e", "-f", "%o %k %s\\n"], "");
-        assert_eq!(out, "0 k1 one\n1 k2 two\n2 k3 three\n", "{codec}");
+        assert_eq!(
+            out,
+            format!("0 k1 {one}\n1 k2 {two}\n2 k3 {three}\n"),
+            "{codec}"
+        );
+        let codecs = stored_codecs(&broker.data_dir(), &topic, 0);
+        assert!(
+            !codecs.is_empty() && codecs.iter().all(|c| *c == codec_id as i16),
+            "kcat {codec}: stored codecs {codecs:?}"
+        );
     }
 }
 

@@ -453,3 +453,42 @@ fn flush_interval_ms_syncs_in_the_background() {
         std::fs::read_to_string(&checkpoint).unwrap_or_default()
     );
 }
+
+#[test]
+fn find_coordinator_names_this_broker_for_groups() {
+    let broker = BrokerProcess::start(&["broker.id=3"]);
+    let rt = runtime();
+    rt.block_on(async {
+        let mut client = Client::connect(&broker.addr).await.unwrap();
+        // The negotiated version (6) batches keys.
+        let r = client
+            .send(
+                FindCoordinatorRequest::default()
+                    .with_key_type(0)
+                    .with_coordinator_keys(vec![
+                        StrBytes::from_static_str("g1"),
+                        StrBytes::from_static_str("g2"),
+                    ]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.coordinators.len(), 2);
+        for c in &r.coordinators {
+            assert_eq!((c.error_code, c.node_id.0), (0, 3));
+            assert_eq!(format!("{}:{}", c.host.as_str(), c.port), broker.addr);
+        }
+        assert_eq!(r.coordinators[1].key.as_str(), "g2");
+        let r = client
+            .send(
+                FindCoordinatorRequest::default()
+                    .with_key_type(1)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("txn")]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.coordinators[0].error_code, 15,
+            "COORDINATOR_NOT_AVAILABLE for transactions"
+        );
+    });
+}

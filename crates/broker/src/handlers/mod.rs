@@ -21,6 +21,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod fetch;
+pub mod find_coordinator;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
@@ -50,6 +51,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 6),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -192,6 +194,9 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
         }
         RequestKind::DescribeLogDirs(req) => ready(&ctx, &describe_log_dirs::handle(broker, req)),
         RequestKind::DescribeCluster(req) => ready(&ctx, &describe_cluster::handle(broker, req)),
+        RequestKind::FindCoordinator(req) => {
+            ready(&ctx, &find_coordinator::handle(broker, &ctx, req))
+        }
         _ => Err(ConnectionError::InvalidRequest(format!(
             "API {:?} is not implemented",
             ctx.api_key

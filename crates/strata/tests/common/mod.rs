@@ -370,3 +370,20 @@ impl Drop for InProcessBroker {
         }
     }
 }
+
+/// The compression codec of every batch stored for a partition (0 none, 1 gzip, 2 snappy,
+/// 3 lz4, 4 zstd), read from its segment files.
+pub fn stored_codecs(data: &Path, topic: &str, partition: i32) -> Vec<i16> {
+    let mut codecs = Vec::new();
+    for file in segment_files(data, topic, partition) {
+        let bytes = std::fs::read(&file).expect("segment");
+        let mut at = 0;
+        while at < bytes.len() {
+            let header =
+                strata_storage::batch::check_batch(&bytes[at..]).expect("stored batches are valid");
+            codecs.push(header.compression());
+            at += header.total_size();
+        }
+    }
+    codecs
+}

@@ -1,0 +1,74 @@
+//! FindCoordinator: this broker coordinates every group. Transactions have no coordinator yet,
+//! so transaction keys get COORDINATOR_NOT_AVAILABLE.
+//!
+//! Besides consumer groups, librdkafka needs this API advertised before it will compress with
+//! LZ4 (it takes FindCoordinator as the sign of a broker with KIP-57's LZ4 framing).
+
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, Ctx};
+use crate::broker::Broker;
+
+const KEY_TYPE_GROUP: i8 = 0;
+
+fn lookup(
+    broker: &Broker,
+    key_type: i8,
+) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
+    if key_type == KEY_TYPE_GROUP {
+        Ok((
+            BrokerId(broker.config.broker_id),
+            str_bytes(broker.advertised_host()),
+            broker.advertised_port() as i32,
+        ))
+    } else {
+        Err((
+            ResponseError::CoordinatorNotAvailable,
+            "The transaction coordinator is not available.".into(),
+        ))
+    }
+}
+
+pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {
+    let mut response = FindCoordinatorResponse::default();
+    if ctx.version >= 4 {
+        for key in req.coordinator_keys {
+            let mut c = Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(-1))
+                .with_port(-1);
+            match lookup(broker, req.key_type) {
+                Ok((node, host, port)) => {
+                    c.node_id = node;
+                    c.host = host;
+                    c.port = port;
+                }
+                Err((code, message)) => {
+                    c.error_code = code.code();
+                    c.error_message = Some(str_bytes(message));
+                }
+            }
+            response.coordinators.push(c);
+        }
+        return response;
+    }
+    match lookup(broker, req.key_type) {
+        Ok((node, host, port)) => {
+            response.node_id = node;
+            response.host = host;
+            response.port = port;
+        }
+        Err((code, message)) => {
+            response.error_code = code.code();
+            response.node_id = BrokerId(-1);
+            response.port = -1;
+            if ctx.version >= 1 {
+                response.error_message = Some(str_bytes(message));
+            }
+        }
+    }
+    response
+}
