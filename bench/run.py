@@ -361,10 +361,52 @@ def render(report):
     return "\n".join(lines), "\n".join(limits), "\n".join(notes)
 
 
+def draw_svg(report, path):
+    """A bar chart of the throughput scenarios: median bars with min-max whiskers, and each
+    target as a tick, so that runs can be compared at a glance."""
+    r = report["results"]
+    items = []
+    for key, label, target in [("producer-1p", "produce 1p", 1.0), ("consumer-1p", "consume 1p", 2.5),
+                               ("partitions-100", "produce 100p x8", None), ("partitions-1000", "produce 1000p x8", None)]:
+        vals = [gb(x["mb_per_s"]) for x in r.get(key, [])]
+        if vals:
+            items.append((label, mmm(vals), target))
+    if not items:
+        return
+    loop = report["limits"].get("loopback_gb_s") or 0
+    top = max([hi for _, (_, _, hi), _ in items] + [t or 0 for _, _, t in items] + [loop]) * 1.1
+    width, height, left, bottom, bar = 720, 360, 60, 40, 90
+    y = lambda v: height - bottom - v / top * (height - bottom - 30)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">Strata throughput, GB/s (median, min-max; {report["date"]})</text>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{width - 10}" y2="{y(0)}" stroke="black"/>']
+    for i in range(0, int(top) + 1):
+        parts.append(f'<text x="{left - 8}" y="{y(i) + 4}" text-anchor="end">{i}</text>')
+        parts.append(f'<line x1="{left}" y1="{y(i)}" x2="{width - 10}" y2="{y(i)}" stroke="#ddd"/>')
+    if loop:
+        parts.append(f'<line x1="{left}" y1="{y(loop)}" x2="{width - 10}" y2="{y(loop)}" stroke="#888" stroke-dasharray="4"/>')
+        parts.append(f'<text x="{width - 12}" y="{y(loop) - 4}" text-anchor="end" fill="#555">loopback TCP {loop:.2f}</text>')
+    for i, (label, (lo, mid, hi), target) in enumerate(items):
+        x = left + 30 + i * (bar + 60)
+        parts.append(f'<rect x="{x}" y="{y(mid)}" width="{bar}" height="{y(0) - y(mid)}" fill="#4a7bd0"/>')
+        cx = x + bar / 2
+        parts.append(f'<line x1="{cx}" y1="{y(lo)}" x2="{cx}" y2="{y(hi)}" stroke="black"/>')
+        parts.append(f'<text x="{cx}" y="{y(mid) - 6}" text-anchor="middle">{mid:.2f}</text>')
+        parts.append(f'<text x="{cx}" y="{height - bottom + 16}" text-anchor="middle">{label}</text>')
+        if target:
+            parts.append(f'<line x1="{x - 6}" y1="{y(target)}" x2="{x + bar + 6}" y2="{y(target)}" stroke="#d04a4a" stroke-width="2"/>')
+            parts.append(f'<text x="{x + bar + 8}" y="{y(target) + 4}" fill="#d04a4a">target</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
 def write_markdown(report):
     table, limits, notes = render(report)
     begin, end = "<!-- results:begin -->", "<!-- results:end -->"
-    generated = (f"{begin}\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
+    draw_svg(report, os.path.join(ROOT, "docs", "benchmarks.svg"))
+    generated = (f"{begin}\n![throughput per scenario](benchmarks.svg)\n\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
                  f"Machine: {report['machine']}.\n\nLimits measured in the same run:\n\n{limits}\n\n{table}\n\n{notes}\n{end}")
     text = open(OUT).read() if os.path.exists(OUT) else f"# Benchmarks\n\n{begin}\n{end}\n"
     if begin in text and end in text:

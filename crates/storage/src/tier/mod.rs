@@ -5,6 +5,7 @@
 //! ([`placement`]) and the migration policy ([`policy`]). They decide from usage numbers alone,
 //! so they are tested without files.
 
+pub mod migration;
 pub mod placement;
 pub mod policy;
 

@@ -5,6 +5,8 @@
 //! simulate a full disk or failing writes. Files are written positionally (`pwritev`), never through
 //! a shared cursor, so readers and the single appender of a segment never disturb each other.
 
+pub mod sim;
+
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};

@@ -1,0 +1,309 @@
+//! A simulated disk for crash tests: files and directory entries each have a live state (what the
+//! running process sees) and a durable state (what survives a crash).
+//!
+//! `sync_data` makes a file's bytes durable; `sync_dir` makes a directory's entries durable
+//! (creations, renames and removals within it). [`SimIo::crash`] throws away everything that was
+//! not made durable, as power loss would. [`SimIo::fail_after`] makes every mutating operation
+//! after the next `n` fail, so a test can stop a multi-step operation at any step, crash, and run
+//! recovery. Files are inodes: a renamed file keeps its content and its durability.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::{Io, IoFile};
+
+#[derive(Debug, Default, Clone)]
+struct Inode {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inodes: BTreeMap<u64, Inode>,
+    next_inode: u64,
+    /// path -> inode, as the process sees it.
+    live: BTreeMap<PathBuf, u64>,
+    /// path -> inode, as a crash would leave it.
+    durable: BTreeMap<PathBuf, u64>,
+    live_dirs: BTreeSet<PathBuf>,
+    durable_dirs: BTreeSet<PathBuf>,
+    /// Mutating operations still allowed; None: unlimited.
+    budget: Option<u64>,
+    operations: u64,
+}
+
+impl State {
+    fn charge(&mut self) -> io::Result<()> {
+        self.operations += 1;
+        match &mut self.budget {
+            Some(0) => Err(io::Error::other("simulated crash point reached")),
+            Some(n) => {
+                *n -= 1;
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// The simulated disk. Clones share it.
+#[derive(Debug, Clone, Default)]
+pub struct SimIo {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug)]
+struct SimFile {
+    state: Arc<Mutex<State>>,
+    inode: u64,
+}
+
+fn not_found(path: &Path) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotFound,
+        format!("{} not found", path.display()),
+    )
+}
+
+impl SimIo {
+    pub fn new() -> SimIo {
+        SimIo::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After `n` more mutating operations, every mutating operation fails.
+    pub fn fail_after(&self, n: u64) {
+        self.lock().budget = Some(n);
+    }
+
+    /// Mutating operations performed so far.
+    pub fn operations(&self) -> u64 {
+        self.lock().operations
+    }
+
+    /// Power loss: only durable entries and bytes remain, and operations work again.
+    pub fn crash(&self) {
+        let mut s = self.lock();
+        s.live = s.durable.clone();
+        s.live_dirs = s.durable_dirs.clone();
+        for inode in s.inodes.values_mut() {
+            inode.live = inode.durable.clone();
+        }
+        s.budget = None;
+    }
+
+    /// The live bytes of a file, for assertions.
+    pub fn contents(&self, path: &Path) -> Option<Vec<u8>> {
+        let s = self.lock();
+        s.live.get(path).map(|i| s.inodes[i].live.clone())
+    }
+}
+
+impl IoFile for SimFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let data = &s.inodes[&self.inode].live;
+        let start = (pos as usize).min(data.len());
+        let n = buf.len().min(data.len() - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+    fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.charge()?;
+        let data = &mut s.inodes.get_mut(&self.inode).expect("inode").live;
+        let mut at = pos as usize;
+        for b in bufs {
+            if data.len() < at + b.len() {
+                data.resize(at + b.len(), 0);
+            }
+            data[at..at + b.len()].copy_from_slice(b);
+            at += b.len();
+        }
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.charge()?;
+        let inode = s.inodes.get_mut(&self.inode).expect("inode");
+        inode.durable = inode.live.clone();
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(s.inodes[&self.inode].live.len() as u64)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.charge()?;
+        s.inodes
+            .get_mut(&self.inode)
+            .expect("inode")
+            .live
+            .resize(len as usize, 0);
+        Ok(())
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        None
+    }
+}
+
+impl Io for SimIo {
+    fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
+        let mut s = self.lock();
+        if let Some(&inode) = s.live.get(path) {
+            return Ok(Arc::new(SimFile {
+                state: self.state.clone(),
+                inode,
+            }));
+        }
+        if !create {
+            return Err(not_found(path));
+        }
+        let parent = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if !s.live_dirs.contains(&parent) {
+            return Err(not_found(&parent));
+        }
+        s.charge()?;
+        let inode = s.next_inode;
+        s.next_inode += 1;
+        s.inodes.insert(inode, Inode::default());
+        s.live.insert(path.to_path_buf(), inode);
+        Ok(Arc::new(SimFile {
+            state: self.state.clone(),
+            inode,
+        }))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let mut missing: Vec<PathBuf> = path
+            .ancestors()
+            .filter(|p| !s.live_dirs.contains(*p))
+            .map(Path::to_path_buf)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        s.charge()?;
+        missing.reverse();
+        for d in missing {
+            // Directory creation is made durable at once: tests crash files, not mkdir.
+            s.live_dirs.insert(d.clone());
+            s.durable_dirs.insert(d);
+        }
+        Ok(())
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        if !s.live.contains_key(path) {
+            return Err(not_found(path));
+        }
+        s.charge()?;
+        s.live.remove(path);
+        Ok(())
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.charge()?;
+        s.live.retain(|p, _| !p.starts_with(path));
+        s.durable.retain(|p, _| !p.starts_with(path));
+        s.live_dirs.retain(|d| !d.starts_with(path));
+        s.durable_dirs.retain(|d| !d.starts_with(path));
+        Ok(())
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        let Some(&inode) = s.live.get(from) else {
+            return Err(not_found(from));
+        };
+        s.charge()?;
+        s.live.remove(from);
+        s.live.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let s = self.lock();
+        if !s.live_dirs.contains(path) {
+            return Err(not_found(path));
+        }
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for p in s.live.keys().chain(s.live_dirs.iter()) {
+            if p.parent() == Some(path) {
+                if let Some(n) = p.file_name() {
+                    names.insert(n.to_string_lossy().into_owned());
+                }
+            }
+        }
+        Ok(names.into_iter().collect())
+    }
+    fn exists(&self, path: &Path) -> bool {
+        let s = self.lock();
+        s.live.contains_key(path) || s.live_dirs.contains(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        let mut s = self.lock();
+        s.charge()?;
+        let in_dir = |p: &Path| p.parent() == Some(path);
+        let live: Vec<(PathBuf, u64)> = s
+            .live
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        s.durable.retain(|p, _| !in_dir(p));
+        s.durable.extend(live);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crash_keeps_only_synced_bytes_and_entries() {
+        let io = SimIo::new();
+        let dir = Path::new("/d");
+        io.create_dir_all(dir).unwrap();
+        let f = io.open(&dir.join("a"), true).unwrap();
+        f.write_vectored_at(&[b"hello"], 0).unwrap();
+        f.sync_data().unwrap();
+        f.write_vectored_at(&[b" world"], 5).unwrap();
+        // The entry itself is not durable until the directory is synced.
+        io.crash();
+        assert!(!io.exists(&dir.join("a")));
+
+        let f = io.open(&dir.join("a"), true).unwrap();
+        f.write_vectored_at(&[b"hello"], 0).unwrap();
+        f.sync_data().unwrap();
+        io.sync_dir(dir).unwrap();
+        f.write_vectored_at(&[b" world"], 5).unwrap();
+        io.rename(&dir.join("a"), &dir.join("b")).unwrap();
+        io.crash();
+        assert_eq!(
+            io.contents(&dir.join("a")).unwrap(),
+            b"hello",
+            "unsynced bytes and rename are lost"
+        );
+        assert!(!io.exists(&dir.join("b")));
+    }
+
+    #[test]
+    fn fail_after_stops_operations() {
+        let io = SimIo::new();
+        io.create_dir_all(Path::new("/d")).unwrap();
+        io.fail_after(1);
+        let f = io.open(Path::new("/d/x"), true).unwrap();
+        assert!(f.write_vectored_at(&[b"x"], 0).is_err());
+        io.crash();
+        let f = io.open(Path::new("/d/x"), true).unwrap();
+        f.write_vectored_at(&[b"x"], 0).unwrap();
+    }
+}
