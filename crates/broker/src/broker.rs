@@ -61,19 +61,18 @@ fn read_meta_properties(io: &dyn Io, dir: &Path) -> Option<BTreeMap<String, Stri
 impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
-        if config.tiers.channel != ChannelType::File {
-            let value = config
-                .values
-                .get("log.channel.type")
-                .cloned()
-                .unwrap_or_default();
+        if config.tiers.channel == ChannelType::Pmem {
             return Err(StartError::Config(ConfigError::InvalidValue {
                 key: "log.channel.type".into(),
-                value,
-                reason:
-                    "the pmem and tiered channels are not available in this version yet; use file"
-                        .into(),
+                value: "pmem".into(),
+                reason: "the pmem channel (a pool of mapped segment files) is not available in this version yet; use file or tiered".into(),
             }));
+        }
+        if config.tiers.channel == ChannelType::Tiered {
+            tracing::warn!(
+                "log.channel.type=tiered: new segments go to the first tier while it has room, else to the second; \
+                 background migration between tiers is not available in this version yet"
+            );
         }
         for dir in &config.log_dirs {
             io.create_dir_all(dir)?;
@@ -102,6 +101,12 @@ impl Broker {
                 retention_check_interval_ms: config.retention_check_interval_ms,
                 flush_scheduler_interval_ms: config.flush_scheduler_interval_ms,
                 flush_offset_checkpoint_interval_ms: config.flush_offset_checkpoint_interval_ms,
+                tiers: match (&config.tiers.first, &config.tiers.second) {
+                    (Some(first), Some(second)) if config.tiers.channel == ChannelType::Tiered => {
+                        Some((first.dirs.clone(), second.dirs.clone()))
+                    }
+                    _ => None,
+                },
             },
             resolver,
         )?;

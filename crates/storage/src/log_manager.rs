@@ -27,8 +27,10 @@ use std::time::Duration;
 use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::io::Io;
-use crate::log::partition::{partition_dir_name, PartitionLog};
+use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
+use crate::tier::usage::{PartitionPlacer, TierUsage};
+use crate::tier::{TierDir, TierId};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
@@ -45,6 +47,8 @@ pub struct LogManagerConfig {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub flush_offset_checkpoint_interval_ms: u64,
+    /// Tier directories (first, second) when segments live in tiers; None: in `log_dirs`.
+    pub tiers: Option<(Vec<TierDir>, Vec<TierDir>)>,
 }
 
 /// One partition: its log under a mutex.
@@ -103,6 +107,7 @@ type TopicFile = ([u8; 16], i32, BTreeMap<String, String>);
 
 pub struct LogManager {
     io: Arc<dyn Io>,
+    tier_usage: Option<Arc<TierUsage>>,
     config: LogManagerConfig,
     resolver: ConfigResolver,
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
@@ -187,8 +192,13 @@ impl LogManager {
         }
         let meta_dir = config.log_dirs[0].join(METADATA_DIR);
         io.create_dir_all(&meta_dir)?;
+        let tier_usage = config
+            .tiers
+            .as_ref()
+            .map(|(first, second)| TierUsage::new(first, second));
         let manager = LogManager {
             io: io.clone(),
+            tier_usage,
             config: config.clone(),
             resolver,
             topics: RwLock::new(BTreeMap::new()),
@@ -219,7 +229,7 @@ impl LogManager {
                     .cloned()
                     .unwrap_or_else(|| manager.pick_log_dir());
                 let key = (name.to_string(), p);
-                let log = PartitionLog::open(
+                let log = PartitionLog::open_placed(
                     io.clone(),
                     &log_dir.join(&dir_name),
                     name,
@@ -228,6 +238,7 @@ impl LogManager {
                     was_clean,
                     *recovery_points.get(&key).unwrap_or(&0),
                     *start_offsets.get(&key).unwrap_or(&0),
+                    manager.placer(&dir_name),
                 )?;
                 let report = log.recovery_report();
                 if report.segments_recovered > 0 {
@@ -369,10 +380,30 @@ impl LogManager {
             .cloned()
     }
 
+    /// The segment placer of a partition when segments live in tiers.
+    fn placer(&self, partition_dir_name: &str) -> Option<Arc<dyn SegmentPlacer>> {
+        self.tier_usage.as_ref().map(|usage| {
+            Arc::new(PartitionPlacer {
+                usage: usage.clone(),
+                partition_dir_name: partition_dir_name.to_string(),
+            }) as Arc<dyn SegmentPlacer>
+        })
+    }
+
+    /// (tier, directory, capacity, used bytes) of every tier directory, when there are tiers.
+    pub fn tier_usage(&self) -> Vec<(TierId, PathBuf, u64, u64)> {
+        self.tier_usage
+            .as_ref()
+            .map(|u| u.snapshot())
+            .unwrap_or_default()
+    }
+
     fn open_partition(&self, name: &str, p: i32, config: LogConfig) -> io::Result<Arc<Partition>> {
         let log_dir = self.pick_log_dir();
         let dir = log_dir.join(partition_dir_name(name, p));
-        let log = PartitionLog::open(self.io.clone(), &dir, name, p, config, true, 0, 0)?;
+        let placer = self.placer(&partition_dir_name(name, p));
+        let log =
+            PartitionLog::open_placed(self.io.clone(), &dir, name, p, config, true, 0, 0, placer)?;
         Ok(Arc::new(Partition {
             topic: name.to_string(),
             index: p,
@@ -430,7 +461,15 @@ impl LogManager {
         self.io.remove_file(&path)?;
         self.io.sync_dir(path.parent().expect("has parent"))?;
         for p in topic.partitions() {
-            let dir = p.log().dir().to_path_buf();
+            let (dir, segment_dirs) = {
+                let log = p.log();
+                (log.dir().to_path_buf(), log.segment_dirs())
+            };
+            for d in segment_dirs.iter().filter(|d| **d != dir) {
+                if self.io.exists(d) {
+                    self.io.remove_dir_all(d)?;
+                }
+            }
             let doomed = p.log_dir.join(format!(
                 "{}.{}-delete",
                 partition_dir_name(name, p.index),

@@ -17,28 +17,63 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
             .iter()
             .any(|t| t.topic.0.as_str() == topic && t.partitions.contains(&partition)),
     };
-    for dir in broker.logs.log_dirs() {
+    // Each directory that holds segments: the log dirs, or the tier directories with their
+    // configured capacities and reserved usage.
+    let tiers = broker.logs.tier_usage();
+    let dirs: Vec<(std::path::PathBuf, i64, i64)> = if tiers.is_empty() {
+        broker
+            .logs
+            .log_dirs()
+            .iter()
+            .map(|dir| match rustix::fs::statvfs(dir) {
+                Ok(stat) => (
+                    dir.clone(),
+                    (stat.f_blocks * stat.f_frsize) as i64,
+                    (stat.f_bavail * stat.f_frsize) as i64,
+                ),
+                Err(_) => (dir.clone(), -1, -1),
+            })
+            .collect()
+    } else {
+        tiers
+            .iter()
+            .map(|(_, dir, capacity, used)| {
+                (
+                    dir.clone(),
+                    *capacity as i64,
+                    capacity.saturating_sub(*used) as i64,
+                )
+            })
+            .collect()
+    };
+    for (dir, total, usable) in dirs {
         let mut result =
             DescribeLogDirsResult::default().with_log_dir(str_bytes(dir.display().to_string()));
-        if let Ok(stat) = rustix::fs::statvfs(dir) {
-            result.total_bytes = (stat.f_blocks * stat.f_frsize) as i64;
-            result.usable_bytes = (stat.f_bavail * stat.f_frsize) as i64;
-        } else {
-            result.total_bytes = -1;
-            result.usable_bytes = -1;
-        }
+        result.total_bytes = total;
+        result.usable_bytes = usable;
         for topic in broker.logs.topics() {
             let mut out = DescribeLogDirsTopic::default().with_name(topic_name(&topic.name));
             for p in topic.partitions() {
-                if &p.log_dir != dir || !wanted(&topic.name, p.index) {
+                if !wanted(&topic.name, p.index) {
                     continue;
                 }
-                let size = p.log().size_bytes() as i64;
-                out.partitions.push(
-                    DescribeLogDirsPartition::default()
-                        .with_partition_index(p.index)
-                        .with_partition_size(size),
-                );
+                // The bytes of this partition's segments that sit in `dir`.
+                let log = p.log();
+                let mut size = 0i64;
+                let mut present = false;
+                for segment in log.segments() {
+                    if segment.dir().parent() == Some(dir.as_path()) {
+                        size += segment.size() as i64;
+                        present = true;
+                    }
+                }
+                if present {
+                    out.partitions.push(
+                        DescribeLogDirsPartition::default()
+                            .with_partition_index(p.index)
+                            .with_partition_size(size),
+                    );
+                }
             }
             if !out.partitions.is_empty() {
                 result.topics.push(out);

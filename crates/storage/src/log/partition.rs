@@ -90,6 +90,22 @@ pub struct PartitionLog {
     last_flush_ms: i64,
     producers: ProducerStates,
     recovery: RecoveryReport,
+    /// Where segments go when the log keeps them in tier directories; None: all in `dir`.
+    placer: Option<Arc<dyn SegmentPlacer>>,
+}
+
+/// Chooses the directory of each new segment and accounts for the space segments take, for logs
+/// whose segments live in tier directories rather than in their own directory.
+pub trait SegmentPlacer: Send + Sync + std::fmt::Debug {
+    /// Every directory that may hold this partition's segments, first tier first.
+    fn segment_dirs(&self) -> Vec<PathBuf>;
+    /// The directory for a new segment of up to `bytes`, with that much reserved in it; an
+    /// error when no tier has room.
+    fn place(&self, bytes: u64) -> io::Result<PathBuf>;
+    /// Counts `bytes` as used in `dir` (segments found at startup).
+    fn charge(&self, dir: &Path, bytes: u64);
+    /// Gives back `bytes` in `dir` (a sealed segment smaller than its reservation, a deletion).
+    fn release(&self, dir: &Path, bytes: u64);
 }
 
 fn limits(config: &LogConfig) -> SegmentLimits {
@@ -118,8 +134,33 @@ impl PartitionLog {
         recovery_point: i64,
         log_start_offset: i64,
     ) -> io::Result<PartitionLog> {
+        Self::open_placed(
+            io,
+            dir,
+            topic,
+            partition,
+            config,
+            clean,
+            recovery_point,
+            log_start_offset,
+            None,
+        )
+    }
+
+    /// As [`PartitionLog::open`], with segments placed in tier directories by `placer`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_placed(
+        io: Arc<dyn Io>,
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start_offset: i64,
+        placer: Option<Arc<dyn SegmentPlacer>>,
+    ) -> io::Result<PartitionLog> {
         io.create_dir_all(dir)?;
-        let mut bases = Vec::new();
         let mut snapshots = Vec::new();
         for name in io.list_dir(dir)? {
             let path = dir.join(&name);
@@ -134,25 +175,25 @@ impl PartitionLog {
             let Ok(offset) = stem.parse::<i64>() else {
                 continue;
             };
-            match ext {
-                "log" => bases.push(offset),
-                "snapshot" => snapshots.push(offset),
-                _ => {}
+            if ext == "snapshot" {
+                snapshots.push(offset);
             }
         }
-        bases.sort_unstable();
-        // Index files whose log is gone are leftovers of an interrupted deletion.
-        for name in io.list_dir(dir)? {
-            if let Some((stem, ext)) = name.rsplit_once('.') {
-                if matches!(ext, "index" | "timeindex") {
-                    if let Ok(o) = stem.parse::<i64>() {
-                        if bases.binary_search(&o).is_err() {
-                            io.remove_file(&dir.join(&name))?;
-                        }
-                    }
-                }
-            }
-        }
+        // Segments may sit in several directories (tiers); interrupted migrations and deletions
+        // are resolved first, so that each segment is in exactly one of them.
+        let segment_dirs = match &placer {
+            Some(p) => p.segment_dirs(),
+            None => vec![dir.to_path_buf()],
+        };
+        let located = crate::tier::migration::recover_segments(&*io, &segment_dirs)?;
+        let bases: Vec<i64> = located.segments.keys().copied().collect();
+        let home = |base: &i64| {
+            located
+                .segments
+                .get(base)
+                .cloned()
+                .unwrap_or_else(|| dir.to_path_buf())
+        };
         let mut log = PartitionLog {
             topic: topic.to_string(),
             partition,
@@ -166,20 +207,21 @@ impl PartitionLog {
             last_flush_ms: crate::log::segment::now_ms(),
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
+            placer: placer.clone(),
         };
         let lim = limits(&log.config);
         let mut truncated_at: Option<i64> = None;
         for (i, base) in bases.iter().enumerate() {
             if truncated_at.is_some() {
                 // A segment after a truncated one cannot be trusted to be contiguous.
-                Segment::open(&*io, dir, *base, false, lim)?.delete(&*io)?;
+                Segment::open(&*io, &home(base), *base, false, lim)?.delete(&*io)?;
                 log.recovery.segments_dropped += 1;
                 continue;
             }
             let last = i + 1 == bases.len();
             let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
             let needs_recovery = !clean && next_base > recovery_point;
-            let mut segment = Segment::open(&*io, dir, *base, last || needs_recovery, lim)?;
+            let mut segment = Segment::open(&*io, &home(base), *base, last || needs_recovery, lim)?;
             if needs_recovery {
                 let cut = segment.recover()?;
                 log.recovery.segments_recovered += 1;
@@ -199,15 +241,29 @@ impl PartitionLog {
         }
         if log.segments.is_empty() {
             let start = log_start_offset.max(0);
+            let segment_dir = log.place_segment()?;
             log.segments
-                .insert(start, Segment::create(&*io, dir, start, lim)?);
-        } else if truncated_at.is_some() {
-            // The last kept segment becomes the active one again.
-            let (&base, _) = log.segments.iter().next_back().expect("not empty");
-            let seg = log.segments.remove(&base).expect("present");
-            drop(seg);
-            log.segments
-                .insert(base, Segment::open(&*io, dir, base, true, lim)?);
+                .insert(start, Segment::create(&*io, &segment_dir, start, lim)?);
+        } else {
+            if truncated_at.is_some() {
+                // The last kept segment becomes the active one again.
+                let (&base, _) = log.segments.iter().next_back().expect("not empty");
+                drop(log.segments.remove(&base));
+                log.segments
+                    .insert(base, Segment::open(&*io, &home(&base), base, true, lim)?);
+            }
+            if let Some(p) = &placer {
+                // Sealed segments use their size; the active one keeps a full segment reserved.
+                let active = *log.segments.keys().next_back().expect("not empty");
+                for (base, segment) in &log.segments {
+                    let bytes = if *base == active {
+                        log.config.segment_bytes.max(segment.size())
+                    } else {
+                        segment.size()
+                    };
+                    p.charge(segment.dir(), bytes);
+                }
+            }
         }
         let first_base = *log.segments.keys().next().expect("not empty");
         log.log_start_offset = log_start_offset.max(first_base).min(log.log_end_offset());
@@ -502,11 +558,29 @@ impl PartitionLog {
             return Ok(());
         }
         let next = self.log_end_offset();
+        let reserved = self.config.segment_bytes;
         self.active_mut().seal()?;
+        if let Some(p) = &self.placer {
+            let active = self.active();
+            p.release(active.dir(), reserved.saturating_sub(active.size()));
+        }
         self.write_producer_snapshot(next)?;
-        let segment = Segment::create(&*self.io, &self.dir, next, limits(&self.config))?;
+        let segment_dir = self.place_segment()?;
+        let segment = Segment::create(&*self.io, &segment_dir, next, limits(&self.config))?;
         self.segments.insert(next, segment);
         Ok(())
+    }
+
+    /// The directory for a new segment: the placer's choice, or the log's own directory.
+    fn place_segment(&self) -> io::Result<PathBuf> {
+        match &self.placer {
+            Some(p) => {
+                let dir = p.place(self.config.segment_bytes)?;
+                self.io.create_dir_all(&dir)?;
+                Ok(dir)
+            }
+            None => Ok(self.dir.clone()),
+        }
     }
 
     fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
@@ -631,6 +705,9 @@ impl PartitionLog {
                 break;
             }
             let segment = self.segments.remove(&base).expect("present");
+            if let Some(p) = &self.placer {
+                p.release(segment.dir(), segment.size());
+            }
             segment.delete(&*self.io)?;
             deleted += 1;
         }
@@ -718,7 +795,31 @@ impl PartitionLog {
     pub fn delete_all(self) -> io::Result<()> {
         let io = self.io.clone();
         let dir = self.dir.clone();
+        if let Some(p) = &self.placer {
+            let active = *self.segments.keys().next_back().expect("not empty");
+            for (base, segment) in &self.segments {
+                let bytes = if *base == active {
+                    self.config.segment_bytes.max(segment.size())
+                } else {
+                    segment.size()
+                };
+                p.release(segment.dir(), bytes);
+            }
+            for d in p.segment_dirs() {
+                if io.exists(&d) {
+                    io.remove_dir_all(&d)?;
+                }
+            }
+        }
         drop(self);
         io.remove_dir_all(&dir)
+    }
+
+    /// The directories of the log's segments (its own, or tier directories).
+    pub fn segment_dirs(&self) -> Vec<PathBuf> {
+        match &self.placer {
+            Some(p) => p.segment_dirs(),
+            None => vec![self.dir.clone()],
+        }
     }
 }

@@ -464,6 +464,10 @@ impl Segment {
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
+    /// The directory holding the segment's files.
+    pub fn dir(&self) -> &Path {
+        self.log_path.parent().unwrap_or(Path::new("."))
+    }
     pub fn index_bytes(&self) -> u64 {
         self.index.size_bytes() + self.time_index.size_bytes()
     }

@@ -8,6 +8,7 @@
 pub mod migration;
 pub mod placement;
 pub mod policy;
+pub mod usage;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -1,0 +1,188 @@
+//! Space accounting of the tier directories, shared by every partition of a broker, and the
+//! per-partition [`SegmentPlacer`] built on it.
+//!
+//! A tier directory's usage is the size of its sealed segments plus a full `segment.bytes` for
+//! each active segment (what it may still grow to). Placement decisions and reservations happen
+//! under one lock, so two partitions rolling at once cannot both take the last room.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::placement::{place, Placement};
+use super::{DirUsage, TierDir, TierId};
+use crate::log::partition::SegmentPlacer;
+
+#[derive(Debug)]
+struct DirState {
+    path: PathBuf,
+    capacity_bytes: u64,
+    used_bytes: AtomicU64,
+}
+
+/// Usage of every tier directory.
+#[derive(Debug)]
+pub struct TierUsage {
+    first: Vec<DirState>,
+    second: Vec<DirState>,
+    placing: Mutex<()>,
+}
+
+fn states(dirs: &[TierDir]) -> Vec<DirState> {
+    dirs.iter()
+        .map(|d| DirState {
+            path: d.path.clone(),
+            capacity_bytes: d.capacity_bytes,
+            used_bytes: AtomicU64::new(0),
+        })
+        .collect()
+}
+
+impl TierUsage {
+    pub fn new(first: &[TierDir], second: &[TierDir]) -> Arc<TierUsage> {
+        Arc::new(TierUsage {
+            first: states(first),
+            second: states(second),
+            placing: Mutex::new(()),
+        })
+    }
+
+    fn all(&self) -> impl Iterator<Item = (TierId, &DirState)> {
+        self.first
+            .iter()
+            .map(|d| (TierId::First, d))
+            .chain(self.second.iter().map(|d| (TierId::Second, d)))
+    }
+
+    /// Every tier directory, first tier first.
+    pub fn dirs(&self) -> Vec<(TierId, PathBuf)> {
+        self.all().map(|(t, d)| (t, d.path.clone())).collect()
+    }
+
+    /// (tier, directory, capacity, used) of every tier directory.
+    pub fn snapshot(&self) -> Vec<(TierId, PathBuf, u64, u64)> {
+        self.all()
+            .map(|(t, d)| {
+                (
+                    t,
+                    d.path.clone(),
+                    d.capacity_bytes,
+                    d.used_bytes.load(Ordering::SeqCst),
+                )
+            })
+            .collect()
+    }
+
+    fn find(&self, partition_dir: &Path) -> Option<&DirState> {
+        let tier_dir = partition_dir.parent()?;
+        self.all().map(|(_, d)| d).find(|d| d.path == tier_dir)
+    }
+
+    /// Reserves `bytes` for a new segment; returns the tier directory chosen.
+    pub fn reserve(&self, bytes: u64) -> io::Result<(TierId, PathBuf)> {
+        let _placing = self.placing.lock().unwrap_or_else(|e| e.into_inner());
+        let usage = |dirs: &[DirState]| -> Vec<DirUsage> {
+            dirs.iter()
+                .map(|d| DirUsage {
+                    capacity_bytes: d.capacity_bytes,
+                    used_bytes: d.used_bytes.load(Ordering::SeqCst),
+                })
+                .collect()
+        };
+        match place(&usage(&self.first), &usage(&self.second), bytes) {
+            Placement::In(tier, i) => {
+                let dir = if tier == TierId::First {
+                    &self.first[i]
+                } else {
+                    &self.second[i]
+                };
+                dir.used_bytes.fetch_add(bytes, Ordering::SeqCst);
+                Ok((tier, dir.path.clone()))
+            }
+            Placement::Full => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("no tier directory has room for a segment of {bytes} bytes"),
+            )),
+        }
+    }
+}
+
+/// The placer of one partition: `<tier dir>/<topic>-<partition>/`.
+#[derive(Debug)]
+pub struct PartitionPlacer {
+    pub usage: Arc<TierUsage>,
+    pub partition_dir_name: String,
+}
+
+impl SegmentPlacer for PartitionPlacer {
+    fn segment_dirs(&self) -> Vec<PathBuf> {
+        self.usage
+            .dirs()
+            .into_iter()
+            .map(|(_, d)| d.join(&self.partition_dir_name))
+            .collect()
+    }
+    fn place(&self, bytes: u64) -> io::Result<PathBuf> {
+        let (_, dir) = self.usage.reserve(bytes)?;
+        Ok(dir.join(&self.partition_dir_name))
+    }
+    fn charge(&self, dir: &Path, bytes: u64) {
+        if let Some(d) = self.usage.find(dir) {
+            d.used_bytes.fetch_add(bytes, Ordering::SeqCst);
+        }
+    }
+    fn release(&self, dir: &Path, bytes: u64) {
+        if let Some(d) = self.usage.find(dir) {
+            let _ = d
+                .used_bytes
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |u| {
+                    Some(u.saturating_sub(bytes))
+                });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reservations_fill_the_first_tier_then_the_second() {
+        let usage = TierUsage::new(
+            &[TierDir {
+                path: "/fast".into(),
+                capacity_bytes: 250,
+            }],
+            &[TierDir {
+                path: "/slow".into(),
+                capacity_bytes: 1000,
+            }],
+        );
+        let placer = PartitionPlacer {
+            usage: usage.clone(),
+            partition_dir_name: "t-0".into(),
+        };
+        assert_eq!(placer.place(100).unwrap(), PathBuf::from("/fast/t-0"));
+        assert_eq!(placer.place(100).unwrap(), PathBuf::from("/fast/t-0"));
+        assert_eq!(
+            placer.place(100).unwrap(),
+            PathBuf::from("/slow/t-0"),
+            "only 50 bytes left on the first tier"
+        );
+        placer.release(Path::new("/fast/t-0"), 100);
+        assert_eq!(
+            placer.place(100).unwrap(),
+            PathBuf::from("/fast/t-0"),
+            "released room is used again"
+        );
+        // The second tier has 900 bytes left: nine more segments, then nothing.
+        for _ in 0..9 {
+            placer.place(100).unwrap();
+        }
+        assert_eq!(
+            placer.place(100).unwrap_err().kind(),
+            io::ErrorKind::StorageFull
+        );
+    }
+}
