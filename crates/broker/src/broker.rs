@@ -8,6 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use strata_storage::io::Io;
 use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig};
+use strata_storage::tier::migrator::MigratorConfig;
+use strata_storage::tier::policy::MigrationPolicy;
 use strata_storage::LogError;
 use thiserror::Error;
 use tokio::sync::Notify;
@@ -68,12 +70,7 @@ impl Broker {
                 reason: "the pmem channel (a pool of mapped segment files) is not available in this version yet; use file or tiered".into(),
             }));
         }
-        if config.tiers.channel == ChannelType::Tiered {
-            tracing::warn!(
-                "log.channel.type=tiered: new segments go to the first tier while it has room, else to the second; \
-                 background migration between tiers is not available in this version yet"
-            );
-        }
+
         for dir in &config.log_dirs {
             io.create_dir_all(dir)?;
         }
@@ -107,6 +104,20 @@ impl Broker {
                     }
                     _ => None,
                 },
+                migration: config
+                    .tiers
+                    .migrate_threshold
+                    .map(|threshold| MigratorConfig {
+                        policy: MigrationPolicy {
+                            threshold: Some(threshold),
+                            hysteresis: config.tiers.migrate_hysteresis,
+                        },
+                        threads: config.tiers.migrate_threads,
+                        max_bytes_per_sec: config.tiers.migrate_max_bytes_per_sec,
+                        interval: std::time::Duration::from_millis(
+                            config.tiers.migrate_interval_ms,
+                        ),
+                    }),
             },
             resolver,
         )?;

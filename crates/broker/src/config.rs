@@ -466,6 +466,8 @@ pub struct TierConfig {
     pub migrate_threads: usize,
     /// `storage.migrate.max.bytes.per.sec`; None for -1 (unbounded).
     pub migrate_max_bytes_per_sec: Option<u64>,
+    /// `storage.migrate.interval.ms`: how often the policy is applied.
+    pub migrate_interval_ms: u64,
     /// `log.pmem.pool.ratio`
     pub pmem_pool_ratio: f64,
     /// `log.preallocate`
@@ -538,6 +540,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("storage.migrate.hysteresis", "0.1"),
     ("storage.migrate.threads", "1"),
     ("storage.migrate.max.bytes.per.sec", "104857600"),
+    ("storage.migrate.interval.ms", "1000"),
     ("log.pmem.pool.ratio", "0.8"),
     ("socket.receive.buffer.bytes", "102400"),
 ];
@@ -980,6 +983,17 @@ fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> 
             ))
         }
     };
+    let interval_raw = get("storage.migrate.interval.ms");
+    let migrate_interval_ms = match interval_raw.trim().parse::<u64>() {
+        Ok(n) if n >= 1 => n,
+        _ => {
+            return Err(invalid(
+                "storage.migrate.interval.ms",
+                &interval_raw,
+                "Value must be at least 1",
+            ))
+        }
+    };
     let ratio_raw = get("log.pmem.pool.ratio");
     let pmem_pool_ratio = match ratio_raw.trim().parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => r,
@@ -1121,6 +1135,7 @@ fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> 
         migrate_hysteresis,
         migrate_threads,
         migrate_max_bytes_per_sec,
+        migrate_interval_ms,
         pmem_pool_ratio,
         preallocate,
     })

@@ -29,6 +29,7 @@ use crate::error::LogError;
 use crate::io::Io;
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
+use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
 use crate::tier::usage::{PartitionPlacer, TierUsage};
 use crate::tier::{TierDir, TierId};
 
@@ -49,6 +50,8 @@ pub struct LogManagerConfig {
     pub flush_offset_checkpoint_interval_ms: u64,
     /// Tier directories (first, second) when segments live in tiers; None: in `log_dirs`.
     pub tiers: Option<(Vec<TierDir>, Vec<TierDir>)>,
+    /// Migration between the tiers; None: segments stay where they were placed.
+    pub migration: Option<MigratorConfig>,
 }
 
 /// One partition: its log under a mutex.
@@ -115,6 +118,7 @@ pub struct LogManager {
     admin: Mutex<()>,
     stop: Arc<AtomicBool>,
     background: Mutex<Option<JoinHandle<()>>>,
+    migrator: Mutex<Option<Migrator>>,
     was_clean: bool,
 }
 
@@ -205,6 +209,7 @@ impl LogManager {
             admin: Mutex::new(()),
             stop: Arc::new(AtomicBool::new(false)),
             background: Mutex::new(None),
+            migrator: Mutex::new(None),
             was_clean,
         };
         let mut known_dirs = std::collections::HashSet::new();
@@ -634,11 +639,32 @@ impl LogManager {
             })
             .expect("spawn log background thread");
         *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        if let (Some(config), true) = (self.config.migration, self.tier_usage.is_some()) {
+            *self.migrator.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(Migrator::start(Arc::downgrade(self), config));
+        }
     }
 
     /// Closes every log cleanly and leaves the clean-shutdown marker.
+    /// Migration counters, when migration runs.
+    pub fn migration_stats(&self) -> Option<Arc<MigrationStats>> {
+        self.migrator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|m| m.stats.clone())
+    }
+
     pub fn shutdown(&self) -> io::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
+        if let Some(mut m) = self
+            .migrator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            m.stop();
+        }
         if let Some(h) = self
             .background
             .lock()

@@ -103,6 +103,7 @@ fn describe_log_dirs_reports_each_tier_directory() {
         &format!("storage.tiers.first.paths={}", fast.display()),
         "storage.tiers.first.sizes=100000",
         &format!("storage.tiers.second.paths={}", slow.display()),
+        "storage.migrate.threshold=-1",
     ]);
     let rt = runtime();
     create_topic(&rt, &broker.addr, "dirs", 1, &[("segment.bytes", "40000")]);
@@ -139,4 +140,104 @@ fn describe_log_dirs_reports_each_tier_directory() {
     };
     assert!(size(f) > 0 && size(s) > 0, "segments in both tiers");
     assert!(size(f) + size(s) > 200_000, "all bytes are accounted for");
+}
+
+#[test]
+fn migration_keeps_the_first_tier_at_the_threshold_while_clients_run_and_survives_kill_dash_nine() {
+    let tiers = tempfile::tempdir().unwrap();
+    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
+    let mut broker = BrokerProcess::start(&[
+        "log.channel.type=tiered",
+        &format!("storage.tiers.first.paths={}", fast.display()),
+        "storage.tiers.first.sizes=400000",
+        &format!("storage.tiers.second.paths={}", slow.display()),
+        "storage.migrate.threshold=0.5",
+        "storage.migrate.hysteresis=0.1",
+        "storage.migrate.interval.ms=50",
+    ]);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "moving",
+        1,
+        &[("segment.bytes", "40000")],
+    );
+    let producer = producer(
+        &broker.addr,
+        &[("linger.ms", "0"), ("batch.size", "8192"), ("acks", "all")],
+    );
+    let consumer = consumer(&broker.addr, &[]);
+    let records: Vec<KeyValue> = (0..800)
+        .map(|i| {
+            (
+                None,
+                Some(format!("{i:04}-{}", "m".repeat(1000)).into_bytes()),
+            )
+        })
+        .collect();
+    // Produce and consume at the same time while segments move.
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("moving", 0, rdkafka::Offset::Offset(0))
+        .unwrap();
+    rdkafka::consumer::Consumer::assign(&consumer, &tpl).unwrap();
+    let mut seen = Vec::new();
+    for chunk in records.chunks(10) {
+        produce(&rt, &producer, "moving", 0, chunk);
+        while let Some(m) = consumer.poll(Duration::from_millis(5)) {
+            seen.push(m.unwrap().detach());
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seen.len() < 800 && std::time::Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(50)) {
+            seen.push(m.unwrap().detach());
+        }
+    }
+    assert_eq!(seen.len(), 800, "every record consumed once");
+    for (i, m) in seen.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64, "in order");
+        assert_eq!(Some(payload(m)), records[i].1);
+    }
+    // The first tier settles at or below threshold + band (240 kB of 400 kB: at most 6 segments
+    // of 40 kB, counting the active one's full reservation), the rest is on the second tier.
+    assert!(
+        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
+            <= 6),
+        "first tier still holds {} segments",
+        logs_in(&fast.join("moving-0"))
+    );
+    assert!(logs_in(&slow.join("moving-0")) >= 10);
+    let temporaries = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".migrating"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    // A crash in the middle of whatever is moving; then every acknowledged record is there once.
+    broker.kill();
+    broker.restart();
+    assert_eq!(
+        temporaries(&fast.join("moving-0")) + temporaries(&slow.join("moving-0")),
+        0
+    );
+    let consumer = common::consumer(&broker.addr, &[]);
+    let got = consume(&consumer, "moving", 0, 0, 800, Duration::from_secs(30));
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(Some(payload(m)), records[i].1);
+    }
+    let mut both = 0;
+    for name in std::fs::read_dir(fast.join("moving-0"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+    {
+        if name.ends_with(".log") && slow.join("moving-0").join(&name).exists() {
+            both += 1;
+        }
+    }
+    assert_eq!(both, 0, "no segment is kept in both tiers");
 }

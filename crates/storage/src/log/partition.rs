@@ -815,6 +815,48 @@ impl PartitionLog {
         io.remove_dir_all(&dir)
     }
 
+    /// Sealed segments: (base offset, directory, size, retention timestamp), oldest first.
+    pub fn sealed_segments(&self) -> Vec<(i64, PathBuf, u64, i64)> {
+        let active = self.active().base_offset();
+        self.segments
+            .values()
+            .filter(|s| s.base_offset() != active)
+            .map(|s| {
+                (
+                    s.base_offset(),
+                    s.dir().to_path_buf(),
+                    s.size(),
+                    s.retention_timestamp(),
+                )
+            })
+            .collect()
+    }
+
+    /// Points readers at a segment's copy in `to_dir` (a migration's switch step). Returns false,
+    /// changing nothing, when the segment is gone, active, or no longer in `from_dir` (retention
+    /// or a deletion won the race): the caller then discards its copy.
+    pub fn switch_segment(
+        &mut self,
+        base_offset: i64,
+        from_dir: &Path,
+        to_dir: &Path,
+    ) -> io::Result<bool> {
+        let active = self.active().base_offset();
+        match self.segments.get(&base_offset) {
+            Some(s) if base_offset != active && s.dir() == from_dir => {}
+            _ => return Ok(false),
+        }
+        let moved = Segment::open(&*self.io, to_dir, base_offset, false, limits(&self.config))?;
+        let size = moved.size();
+        // Readers that already hold the old files finish on them; new reads use the copy.
+        self.segments.insert(base_offset, moved);
+        if let Some(p) = &self.placer {
+            p.release(from_dir, size);
+            p.charge(to_dir, size);
+        }
+        Ok(true)
+    }
+
     /// The directories of the log's segments (its own, or tier directories).
     pub fn segment_dirs(&self) -> Vec<PathBuf> {
         match &self.placer {

@@ -6,6 +6,7 @@
 //! so they are tested without files.
 
 pub mod migration;
+pub mod migrator;
 pub mod placement;
 pub mod policy;
 pub mod usage;

@@ -1,0 +1,357 @@
+//! The migration workers: keep the first tier's usage at `storage.migrate.threshold` by moving
+//! the oldest inactive segments down and the newest back up ([`super::policy`]), each move a
+//! crash-safe sequence of steps ([`super::migration`]).
+//!
+//! A planner wakes every second, decides, and queues moves that are not already under way;
+//! `storage.migrate.threads` workers carry them out. Copies run without the partition lock, so
+//! producers and consumers never wait on a copy; only the switch to the new files takes the
+//! lock, for a moment. A segment that retention or a topic deletion removes during its copy is
+//! simply not switched, and the copy is discarded. Copying is paced to at most
+//! `storage.migrate.max.bytes.per.sec` in all.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::migration::{copy_segment, delete_segment_files};
+use super::policy::{select_demotions, select_promotions, Candidate, Decision, MigrationPolicy};
+use super::TierId;
+use crate::log_manager::{LogManager, Partition};
+
+/// Counters of migrations, for metrics and tools.
+#[derive(Debug, Default)]
+pub struct MigrationStats {
+    pub demotions: AtomicU64,
+    pub promotions: AtomicU64,
+    pub bytes_moved: AtomicU64,
+    pub cancelled: AtomicU64,
+    pub failed: AtomicU64,
+    pub in_flight: AtomicU64,
+    pub micros_spent: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct MigratorConfig {
+    pub policy: MigrationPolicy,
+    pub threads: usize,
+    pub max_bytes_per_sec: Option<u64>,
+    pub interval: Duration,
+}
+
+struct Task {
+    partition: Arc<Partition>,
+    base_offset: i64,
+    from_dir: PathBuf,
+    to_dir: PathBuf,
+    down: bool,
+}
+
+pub struct Migrator {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+    pub stats: Arc<MigrationStats>,
+}
+
+impl std::fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Migrator")
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Paces copies to a byte rate shared by all workers.
+struct Pacer {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: AtomicU64,
+}
+
+impl Pacer {
+    fn wait(&self, bytes: u64) {
+        let Some(rate) = self.rate else { return };
+        let total = self.bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        let due = Duration::from_secs_f64(total as f64 / rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
+
+impl Migrator {
+    pub fn start(manager: Weak<LogManager>, config: MigratorConfig) -> Migrator {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(MigrationStats::default());
+        let (queue, tasks) = mpsc::sync_channel::<Task>(64);
+        let tasks = Arc::new(Mutex::new(tasks));
+        let in_flight: Arc<Mutex<HashSet<(String, i32, i64)>>> = Arc::default();
+        let pacer = Arc::new(Pacer {
+            rate: config.max_bytes_per_sec,
+            start: Instant::now(),
+            bytes: AtomicU64::new(0),
+        });
+        let mut threads = Vec::new();
+        for n in 0..config.threads.max(1) {
+            let (tasks, stats, in_flight, pacer, stop, manager) = (
+                tasks.clone(),
+                stats.clone(),
+                in_flight.clone(),
+                pacer.clone(),
+                stop.clone(),
+                manager.clone(),
+            );
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("migrate-{n}"))
+                    .spawn(move || loop {
+                        let task = {
+                            let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
+                            rx.recv_timeout(Duration::from_millis(200))
+                        };
+                        match task {
+                            Ok(task) => {
+                                let key = (
+                                    task.partition.topic.clone(),
+                                    task.partition.index,
+                                    task.base_offset,
+                                );
+                                if let Some(manager) = manager.upgrade() {
+                                    run_task(&manager, &task, &stats, &pacer);
+                                }
+                                in_flight
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&key);
+                            }
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                if stop.load(Ordering::SeqCst) {
+                                    return;
+                                }
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
+                    })
+                    .expect("spawn migration worker"),
+            );
+        }
+        let planner_stop = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("migrate-plan".into())
+                .spawn(move || {
+                    while !planner_stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(config.interval);
+                        let Some(manager) = manager.upgrade() else {
+                            return;
+                        };
+                        for task in plan(&manager, &config.policy, &in_flight) {
+                            if queue.try_send(task).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                })
+                .expect("spawn migration planner"),
+        );
+        Migrator {
+            stop,
+            threads,
+            stats,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Migrator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The moves the policy asks for now, leaving out segments already being moved.
+fn plan(
+    manager: &LogManager,
+    policy: &MigrationPolicy,
+    in_flight: &Mutex<HashSet<(String, i32, i64)>>,
+) -> Vec<Task> {
+    let usage = manager.tier_usage();
+    let first: Vec<&(TierId, PathBuf, u64, u64)> =
+        usage.iter().filter(|u| u.0 == TierId::First).collect();
+    let second: Vec<&(TierId, PathBuf, u64, u64)> =
+        usage.iter().filter(|u| u.0 == TierId::Second).collect();
+    let (capacity, used): (u64, u64) = first.iter().fold((0, 0), |(c, u), d| (c + d.2, u + d.3));
+    let decision = policy.decide(used, capacity);
+    if decision == Decision::Idle {
+        return Vec::new();
+    }
+    let tier_of = |dir: &Path| -> Option<TierId> {
+        let parent = dir.parent()?;
+        usage.iter().find(|u| u.1 == parent).map(|u| u.0)
+    };
+    // Every sealed segment of every partition, with where it is.
+    let mut segments: Vec<(Arc<Partition>, i64, PathBuf, u64, i64, TierId)> = Vec::new();
+    for topic in manager.topics() {
+        for p in topic.partitions() {
+            let sealed = p.log().sealed_segments();
+            for (base, dir, size, ts) in sealed {
+                if let Some(tier) = tier_of(&dir) {
+                    segments.push((p.clone(), base, dir, size, ts, tier));
+                }
+            }
+        }
+    }
+    let busy = in_flight.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let is_busy = |p: &Partition, base: i64| busy.contains(&(p.topic.clone(), p.index, base));
+    let roomiest = |dirs: &[&(TierId, PathBuf, u64, u64)]| {
+        dirs.iter()
+            .max_by_key(|d| d.2.saturating_sub(d.3))
+            .map(|d| d.1.clone())
+    };
+    let mut tasks = Vec::new();
+    match decision {
+        Decision::Idle => {}
+        Decision::Demote { target_bytes } => {
+            let mut on_first: Vec<_> = segments
+                .iter()
+                .filter(|s| s.5 == TierId::First && !is_busy(&s.0, s.1))
+                .collect();
+            on_first.sort_by_key(|s| (s.4, s.1));
+            let candidates: Vec<Candidate> = on_first
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Candidate {
+                    key: i,
+                    size_bytes: s.3,
+                    active: false,
+                })
+                .collect();
+            let Some(target) = roomiest(&second) else {
+                return tasks;
+            };
+            for i in select_demotions(&candidates, used, target_bytes) {
+                let s = on_first[i];
+                let name =
+                    s.2.file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_default();
+                tasks.push(Task {
+                    partition: s.0.clone(),
+                    base_offset: s.1,
+                    from_dir: s.2.clone(),
+                    to_dir: target.join(name),
+                    down: true,
+                });
+            }
+        }
+        Decision::Promote { target_bytes } => {
+            let mut on_second: Vec<_> = segments
+                .iter()
+                .filter(|s| s.5 == TierId::Second && !is_busy(&s.0, s.1))
+                .collect();
+            on_second.sort_by_key(|s| std::cmp::Reverse((s.4, s.1)));
+            let candidates: Vec<Candidate> = on_second
+                .iter()
+                .enumerate()
+                .map(|(i, s)| Candidate {
+                    key: i,
+                    size_bytes: s.3,
+                    active: false,
+                })
+                .collect();
+            let Some(target) = roomiest(&first) else {
+                return tasks;
+            };
+            for i in select_promotions(&candidates, used, target_bytes) {
+                let s = on_second[i];
+                let name =
+                    s.2.file_name()
+                        .map(|n| n.to_os_string())
+                        .unwrap_or_default();
+                tasks.push(Task {
+                    partition: s.0.clone(),
+                    base_offset: s.1,
+                    from_dir: s.2.clone(),
+                    to_dir: target.join(name),
+                    down: false,
+                });
+            }
+        }
+    }
+    let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
+    for t in &tasks {
+        busy.insert((t.partition.topic.clone(), t.partition.index, t.base_offset));
+    }
+    tasks
+}
+
+fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &Pacer) {
+    let io = manager.io().clone();
+    let started = Instant::now();
+    stats.in_flight.fetch_add(1, Ordering::SeqCst);
+    let mut switched = false;
+    let outcome = (|| -> std::io::Result<bool> {
+        let copied = copy_segment(
+            &*io,
+            &task.from_dir,
+            &task.to_dir,
+            task.base_offset,
+            1 << 20,
+        )?;
+        pacer.wait(copied);
+        switched =
+            task.partition
+                .log()
+                .switch_segment(task.base_offset, &task.from_dir, &task.to_dir)?;
+        if switched {
+            delete_segment_files(&*io, &task.from_dir, task.base_offset)?;
+            stats.bytes_moved.fetch_add(copied, Ordering::SeqCst);
+        } else {
+            // The segment went away meanwhile: discard the copy.
+            delete_segment_files(&*io, &task.to_dir, task.base_offset)?;
+        }
+        Ok(switched)
+    })();
+    if outcome.is_err() {
+        // Clean up the side that is not in use: the copy before the switch, the source after.
+        let unused = if switched {
+            &task.from_dir
+        } else {
+            &task.to_dir
+        };
+        let _ = delete_segment_files(&*io, unused, task.base_offset);
+        if let Ok(names) = io.list_dir(unused) {
+            for name in names.iter().filter(|n| n.ends_with(".migrating")) {
+                let _ = io.remove_file(&unused.join(name));
+            }
+        }
+    }
+    stats.in_flight.fetch_sub(1, Ordering::SeqCst);
+    stats
+        .micros_spent
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);
+    match outcome {
+        Ok(true) if task.down => {
+            stats.demotions.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(true) => {
+            stats.promotions.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(false) => {
+            stats.cancelled.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(e) => {
+            stats.failed.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, error = %e, "migration failed; it is retried later");
+        }
+    }
+}
