@@ -536,6 +536,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("storage.tiers.first.paths", ""),
     ("storage.tiers.first.sizes", "-1"),
     ("storage.tiers.second.paths", ""),
+    ("storage.tiers.second.sizes", "-1"),
     ("storage.migrate.threshold", "0.5"),
     ("storage.migrate.hysteresis", "0.1"),
     ("storage.migrate.threads", "1"),
@@ -903,6 +904,65 @@ fn prepare_tier_dir(key: &str, value: &str, dir: &Path) -> Result<PathBuf, Confi
         .map_err(|e| invalid(key, value, format!("cannot resolve {}: {e}", dir.display())))
 }
 
+/// The directories of one tier (`storage.tiers.<tier>.paths`) with their capacities
+/// (`storage.tiers.<tier>.sizes`: one value for all paths or one per path; -1 = the device).
+fn tier_dirs(get: &dyn Fn(&str) -> String, tier: &str) -> Result<Vec<TierDir>, ConfigError> {
+    let paths_key = format!("storage.tiers.{tier}.paths");
+    let sizes_key = format!("storage.tiers.{tier}.sizes");
+    let paths_raw = get(&paths_key);
+    let paths: Vec<&str> = paths_raw
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    if paths.is_empty() {
+        return Err(ConfigError::Missing(paths_key));
+    }
+    let sizes_raw = get(&sizes_key);
+    let sizes: Vec<i64> = sizes_raw
+        .split(',')
+        .map(|s| s.trim().parse::<i64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| invalid(&sizes_key, &sizes_raw, "Expected comma-separated numbers"))?;
+    if sizes.len() != 1 && sizes.len() != paths.len() {
+        return Err(invalid(
+            &sizes_key,
+            &sizes_raw,
+            format!(
+                "{} sizes for {} paths in {paths_key}",
+                sizes.len(),
+                paths.len()
+            ),
+        ));
+    }
+    let mut dirs = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let dir = prepare_tier_dir(&paths_key, &paths_raw, Path::new(p))?;
+        let capacity_bytes = match sizes[if sizes.len() == 1 { 0 } else { i }] {
+            -1 => device_capacity(&dir).ok_or_else(|| {
+                invalid(
+                    &sizes_key,
+                    &sizes_raw,
+                    format!("cannot read the size of {}", dir.display()),
+                )
+            })?,
+            n if n > 0 => n as u64,
+            _ => {
+                return Err(invalid(
+                    &sizes_key,
+                    &sizes_raw,
+                    "Each size must be positive, or -1 for the whole device",
+                ))
+            }
+        };
+        dirs.push(TierDir {
+            path: dir,
+            capacity_bytes,
+        });
+    }
+    Ok(dirs)
+}
+
 fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> {
     let channel_raw = get("log.channel.type");
     let channel = match channel_raw.trim() {
@@ -1017,93 +1077,16 @@ fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> 
     let mut first = None;
     let mut second = None;
     if channel != ChannelType::File {
-        let paths_raw = get("storage.tiers.first.paths");
-        let paths: Vec<&str> = paths_raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
-        if paths.is_empty() {
-            return Err(ConfigError::Missing("storage.tiers.first.paths".into()));
-        }
-        let sizes_raw = get("storage.tiers.first.sizes");
-        let sizes: Vec<i64> = sizes_raw
-            .split(',')
-            .map(|s| s.trim().parse::<i64>())
-            .collect::<Result<_, _>>()
-            .map_err(|_| {
-                invalid(
-                    "storage.tiers.first.sizes",
-                    &sizes_raw,
-                    "Expected comma-separated numbers",
-                )
-            })?;
-        // One size applies to every path; otherwise one size per path.
-        if sizes.len() != 1 && sizes.len() != paths.len() {
-            return Err(invalid(
-                "storage.tiers.first.sizes",
-                &sizes_raw,
-                format!(
-                    "{} sizes for {} paths in storage.tiers.first.paths",
-                    sizes.len(),
-                    paths.len()
-                ),
-            ));
-        }
-        let mut dirs = Vec::new();
-        for (i, p) in paths.iter().enumerate() {
-            let dir = prepare_tier_dir("storage.tiers.first.paths", &paths_raw, Path::new(p))?;
-            let size = sizes[if sizes.len() == 1 { 0 } else { i }];
-            let capacity_bytes = match size {
-                -1 => device_capacity(&dir).ok_or_else(|| {
-                    invalid(
-                        "storage.tiers.first.sizes",
-                        &sizes_raw,
-                        format!("cannot read the size of {}", dir.display()),
-                    )
-                })?,
-                n if n > 0 => n as u64,
-                _ => {
-                    return Err(invalid(
-                        "storage.tiers.first.sizes",
-                        &sizes_raw,
-                        "Each size must be positive, or -1 for the whole device",
-                    ))
-                }
-            };
-            dirs.push(TierDir {
-                path: dir,
-                capacity_bytes,
-            });
-        }
         first = Some(TierSpec {
             id: TierId::First,
             kind: types[0],
-            dirs,
+            dirs: tier_dirs(get, "first")?,
         });
         if channel == ChannelType::Tiered {
-            let raw = get("storage.tiers.second.paths");
-            let paths: Vec<&str> = raw
-                .split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .collect();
-            if paths.is_empty() {
-                return Err(ConfigError::Missing("storage.tiers.second.paths".into()));
-            }
-            let mut dirs = Vec::new();
-            for p in paths {
-                let dir = prepare_tier_dir("storage.tiers.second.paths", &raw, Path::new(p))?;
-                let capacity_bytes = device_capacity(&dir).unwrap_or(u64::MAX);
-                dirs.push(TierDir {
-                    path: dir,
-                    capacity_bytes,
-                });
-            }
             second = Some(TierSpec {
                 id: TierId::Second,
                 kind: types[1],
-                dirs,
+                dirs: tier_dirs(get, "second")?,
             });
         }
         // No directory may serve twice, within a tier or across them.

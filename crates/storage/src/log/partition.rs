@@ -689,11 +689,13 @@ impl PartitionLog {
     pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
         let end = self.log_end_offset();
         let offset = offset.clamp(self.log_start_offset, end);
+        self.log_start_offset = self.log_start_offset.max(offset);
+        // Sealed segments go first: on full tiers that frees the room the roll below needs.
+        self.delete_segments_below(offset)?;
         if offset == end && !self.active().is_empty() {
             self.roll()?;
+            self.delete_segments_below(offset)?;
         }
-        self.log_start_offset = self.log_start_offset.max(offset);
-        self.delete_segments_below(offset)?;
         Ok(self.log_start_offset)
     }
 
@@ -748,12 +750,15 @@ impl PartitionLog {
         let Some(offset) = delete_below else {
             return Ok(0);
         };
-        if offset >= self.log_end_offset() {
-            // The active segment itself expired: roll so it can go, as Kafka does.
-            self.roll()?;
-        }
         self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
-        self.delete_segments_below(offset)
+        let mut deleted = self.delete_segments_below(offset)?;
+        if offset >= self.log_end_offset() && !self.active().is_empty() {
+            // The active segment itself expired: roll so it can go, as Kafka does (after the
+            // sealed ones went, so that a full tier has room for the new segment).
+            self.roll()?;
+            deleted += self.delete_segments_below(offset)?;
+        }
+        Ok(deleted)
     }
 
     /// The first record with timestamp >= `timestamp`: (offset, timestamp).
