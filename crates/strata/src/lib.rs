@@ -3,4 +3,5 @@
 pub mod client;
 pub mod dump_log;
 pub mod perf;
+pub mod tiers;
 pub mod topics;

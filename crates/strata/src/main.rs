@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{dump_log, perf, topics};
+use strata::{dump_log, perf, tiers, topics};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -34,6 +34,8 @@ enum Command {
     ConsumerPerf(perf::consumer::ConsumerPerfArgs),
     /// Many producer or consumer clients at once, with JSON results and an SVG chart.
     Bench(perf::bench::BenchArgs),
+    /// Where every segment lives: tiers, usage, migrations under way (reads the directories).
+    Tiers(tiers::TiersArgs),
     /// Decode segment files (.log, .index, .timeindex) offline (kafka-dump-log.sh).
     #[command(name = "dump-log")]
     DumpLog(dump_log::DumpLogArgs),
@@ -66,6 +68,7 @@ fn main() {
         Some(Command::ConsumerPerf(args)) => perf::consumer::run(args).map(|_| ()),
         Some(Command::Bench(args)) => perf::bench::run(args),
         Some(Command::DumpLog(args)) => dump_log::run(args),
+        Some(Command::Tiers(args)) => tiers::run(args),
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");

@@ -55,6 +55,60 @@ fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
         logs_in(&fast.join("tiered-0")),
         logs_in(&slow.join("tiered-0")),
     );
+    // `strata tiers` shows the same picture from the directories.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "tiers",
+            "--override",
+            "log.channel.type=tiered",
+            "--override",
+            "storage.tiers.types=NVME,HDD",
+        ])
+        .args([
+            "--override",
+            &format!("storage.tiers.first.paths={}", fast.display()),
+            "--override",
+            "storage.tiers.first.sizes=200000",
+        ])
+        .args([
+            "--override",
+            &format!("storage.tiers.second.paths={}", slow.display()),
+        ])
+        .args([
+            "--override",
+            &format!("log.dirs={}", broker.data_dir().display()),
+        ])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tier_line = |tier: &str| {
+        out.lines()
+            .find(|l| l.starts_with(tier))
+            .unwrap_or_else(|| panic!("no {tier} line in {out}"))
+            .to_string()
+    };
+    assert!(
+        tier_line("first ").contains("NVME") && tier_line("first ").contains("195.3 KiB"),
+        "{out}"
+    );
+    assert!(
+        tier_line("first ")
+            .trim_end()
+            .ends_with(&format!(" {on_fast}")),
+        "{out}"
+    );
+    assert!(
+        tier_line("second")
+            .trim_end()
+            .ends_with(&format!(" {on_slow}")),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("tiered-0 ")).count(),
+        on_fast + on_slow,
+        "{out}"
+    );
+    assert!(out.contains("migrations in flight: 0"), "{out}");
     assert!(
         (2..=4).contains(&on_fast),
         "the first tier holds what fits in 200 kB: {on_fast} segments"
