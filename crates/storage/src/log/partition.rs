@@ -211,32 +211,38 @@ impl PartitionLog {
         };
         let lim = limits(&log.config);
         let mut truncated_at: Option<i64> = None;
+        // Segments must continue one another exactly. A gap means a segment lost its tail (or
+        // all of it) in a crash while a later one survived: nothing after the gap is kept.
+        let mut expected: Option<i64> = None;
         for (i, base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            if next_base <= log_start_offset && truncated_at.is_none() {
+                // Wholly below the log start: deleted before the crash, though the deletion
+                // may not have reached the disk.
+                Segment::open(&*io, &home(base), *base, false, lim)?.delete(&*io)?;
+                log.recovery.segments_dropped += 1;
+                continue;
+            }
+            if truncated_at.is_none() && expected.is_some_and(|e| e != *base) {
+                truncated_at = expected;
+            }
             if truncated_at.is_some() {
-                // A segment after a truncated one cannot be trusted to be contiguous.
                 Segment::open(&*io, &home(base), *base, false, lim)?.delete(&*io)?;
                 log.recovery.segments_dropped += 1;
                 continue;
             }
             let last = i + 1 == bases.len();
-            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
             let needs_recovery = !clean && next_base > recovery_point;
             let mut segment = Segment::open(&*io, &home(base), *base, last || needs_recovery, lim)?;
             if needs_recovery {
                 let cut = segment.recover()?;
                 log.recovery.segments_recovered += 1;
                 log.recovery.bytes_truncated += cut;
-                if cut > 0 && !last {
-                    truncated_at = Some(segment.next_offset());
-                }
                 if !last {
                     segment.seal()?;
                 }
             }
-            if i > 0 && segment.is_empty() && !last {
-                segment.delete(&*io)?;
-                continue;
-            }
+            expected = Some(segment.next_offset());
             log.segments.insert(*base, segment);
         }
         if log.segments.is_empty() {
@@ -264,6 +270,28 @@ impl PartitionLog {
                     p.charge(segment.dir(), bytes);
                 }
             }
+        }
+        if log_start_offset > log.log_end_offset() {
+            // Records were deleted up to an offset the recovered log does not reach (the tail was
+            // never synced): as Kafka does, start over, empty, at the log start offset.
+            tracing::warn!(
+                topic,
+                partition,
+                log_start_offset,
+                log_end_offset = log.log_end_offset(),
+                "log ends before its start offset; starting it over empty"
+            );
+            for (_, segment) in std::mem::take(&mut log.segments) {
+                if let Some(p) = &placer {
+                    p.release(segment.dir(), segment.size());
+                }
+                segment.delete(&*io)?;
+            }
+            let segment_dir = log.place_segment()?;
+            log.segments.insert(
+                log_start_offset,
+                Segment::create(&*io, &segment_dir, log_start_offset, lim)?,
+            );
         }
         let first_base = *log.segments.keys().next().expect("not empty");
         log.log_start_offset = log_start_offset.max(first_base).min(log.log_end_offset());

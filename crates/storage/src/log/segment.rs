@@ -89,6 +89,9 @@ impl Segment {
         index.reset()?;
         let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
         time_index.reset()?;
+        // The new files' directory entries must be durable before any of their bytes count as
+        // flushed: after power loss, a synced file without its entry is gone.
+        io.sync_dir(dir)?;
         Ok(Segment::assemble(
             base_offset,
             log_path,
@@ -437,7 +440,8 @@ impl Segment {
         io.remove_file(&self.log_path)?;
         let _ = io.remove_file(&index_path);
         let _ = io.remove_file(&time_path);
-        Ok(())
+        // Make the removal durable, or a crash could bring the segment back.
+        io.sync_dir(self.dir())
     }
 
     pub fn base_offset(&self) -> i64 {
