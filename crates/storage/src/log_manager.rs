@@ -30,8 +30,8 @@ use crate::io::Io;
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
 use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
-use crate::tier::usage::{PartitionPlacer, TierUsage};
-use crate::tier::{TierDir, TierId};
+use crate::tier::usage::{PartitionPlacer, TierDirStats, TierUsage};
+use crate::tier::TierDir;
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
@@ -395,8 +395,8 @@ impl LogManager {
         })
     }
 
-    /// (tier, directory, capacity, used bytes) of every tier directory, when there are tiers.
-    pub fn tier_usage(&self) -> Vec<(TierId, PathBuf, u64, u64)> {
+    /// Every tier directory's capacity, usage and traffic, when there are tiers.
+    pub fn tier_usage(&self) -> Vec<TierDirStats> {
         self.tier_usage
             .as_ref()
             .map(|u| u.snapshot())

@@ -37,11 +37,11 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
     } else {
         tiers
             .iter()
-            .map(|(_, dir, capacity, used)| {
+            .map(|t| {
                 (
-                    dir.clone(),
-                    *capacity as i64,
-                    capacity.saturating_sub(*used) as i64,
+                    t.path.clone(),
+                    t.capacity_bytes as i64,
+                    t.capacity_bytes.saturating_sub(t.used_bytes) as i64,
                 )
             })
             .collect()

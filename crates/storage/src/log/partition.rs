@@ -106,6 +106,10 @@ pub trait SegmentPlacer: Send + Sync + std::fmt::Debug {
     fn charge(&self, dir: &Path, bytes: u64);
     /// Gives back `bytes` in `dir` (a sealed segment smaller than its reservation, a deletion).
     fn release(&self, dir: &Path, bytes: u64);
+    /// Counts bytes appended to a segment in `dir`.
+    fn wrote(&self, _dir: &Path, _bytes: u64) {}
+    /// Counts bytes read (located for a fetch) from a segment in `dir`.
+    fn read(&self, _dir: &Path, _bytes: u64) {}
 }
 
 fn limits(config: &LogConfig) -> SegmentLimits {
@@ -531,6 +535,9 @@ impl PartitionLog {
             let _ = self.active_mut().truncate_file_to(size_before);
             return Err(AppendError::Storage(e));
         }
+        if let Some(p) = &self.placer {
+            p.wrote(self.active().dir(), total);
+        }
         for (i, (_, h)) in batches.iter().enumerate() {
             if h.has_producer_id() {
                 self.producers
@@ -655,6 +662,9 @@ impl PartitionLog {
                 .unwrap_or(offset);
             for (_, segment) in self.segments.range(first..) {
                 if let Some(s) = segment.read(offset, max_bytes, u64::MAX, min_one_batch)? {
+                    if let Some(p) = &self.placer {
+                        p.read(segment.dir(), s.len);
+                    }
                     slice = Some(s);
                     break;
                 }

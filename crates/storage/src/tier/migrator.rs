@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use super::migration::{copy_segment, delete_segment_files};
 use super::policy::{select_demotions, select_promotions, Candidate, Decision, MigrationPolicy};
+use super::usage::TierDirStats;
 use super::TierId;
 use crate::log_manager::{LogManager, Partition};
 
@@ -185,18 +186,18 @@ fn plan(
     in_flight: &Mutex<HashSet<(String, i32, i64)>>,
 ) -> Vec<Task> {
     let usage = manager.tier_usage();
-    let first: Vec<&(TierId, PathBuf, u64, u64)> =
-        usage.iter().filter(|u| u.0 == TierId::First).collect();
-    let second: Vec<&(TierId, PathBuf, u64, u64)> =
-        usage.iter().filter(|u| u.0 == TierId::Second).collect();
-    let (capacity, used): (u64, u64) = first.iter().fold((0, 0), |(c, u), d| (c + d.2, u + d.3));
+    let first: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::First).collect();
+    let second: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::Second).collect();
+    let (capacity, used): (u64, u64) = first
+        .iter()
+        .fold((0, 0), |(c, u), d| (c + d.capacity_bytes, u + d.used_bytes));
     let decision = policy.decide(used, capacity);
     if decision == Decision::Idle {
         return Vec::new();
     }
     let tier_of = |dir: &Path| -> Option<TierId> {
         let parent = dir.parent()?;
-        usage.iter().find(|u| u.1 == parent).map(|u| u.0)
+        usage.iter().find(|u| u.path == parent).map(|u| u.tier)
     };
     // Every sealed segment of every partition, with where it is.
     let mut segments: Vec<(Arc<Partition>, i64, PathBuf, u64, i64, TierId)> = Vec::new();
@@ -212,10 +213,10 @@ fn plan(
     }
     let busy = in_flight.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let is_busy = |p: &Partition, base: i64| busy.contains(&(p.topic.clone(), p.index, base));
-    let roomiest = |dirs: &[&(TierId, PathBuf, u64, u64)]| {
+    let roomiest = |dirs: &[&TierDirStats]| {
         dirs.iter()
-            .max_by_key(|d| d.2.saturating_sub(d.3))
-            .map(|d| d.1.clone())
+            .max_by_key(|d| d.capacity_bytes.saturating_sub(d.used_bytes))
+            .map(|d| d.path.clone())
     };
     let mut tasks = Vec::new();
     match decision {

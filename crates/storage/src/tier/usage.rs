@@ -19,6 +19,21 @@ struct DirState {
     path: PathBuf,
     capacity_bytes: u64,
     used_bytes: AtomicU64,
+    bytes_written: AtomicU64,
+    bytes_read: AtomicU64,
+}
+
+/// One tier directory's numbers, for metrics, DescribeLogDirs and the migration planner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TierDirStats {
+    pub tier: TierId,
+    pub path: PathBuf,
+    pub capacity_bytes: u64,
+    pub used_bytes: u64,
+    /// Bytes appended to segments in this directory since startup.
+    pub bytes_written: u64,
+    /// Bytes located for fetches from segments in this directory since startup.
+    pub bytes_read: u64,
 }
 
 /// Usage of every tier directory.
@@ -35,6 +50,8 @@ fn states(dirs: &[TierDir]) -> Vec<DirState> {
             path: d.path.clone(),
             capacity_bytes: d.capacity_bytes,
             used_bytes: AtomicU64::new(0),
+            bytes_written: AtomicU64::new(0),
+            bytes_read: AtomicU64::new(0),
         })
         .collect()
 }
@@ -60,16 +77,16 @@ impl TierUsage {
         self.all().map(|(t, d)| (t, d.path.clone())).collect()
     }
 
-    /// (tier, directory, capacity, used) of every tier directory.
-    pub fn snapshot(&self) -> Vec<(TierId, PathBuf, u64, u64)> {
+    /// Every tier directory's numbers, first tier first.
+    pub fn snapshot(&self) -> Vec<TierDirStats> {
         self.all()
-            .map(|(t, d)| {
-                (
-                    t,
-                    d.path.clone(),
-                    d.capacity_bytes,
-                    d.used_bytes.load(Ordering::SeqCst),
-                )
+            .map(|(tier, d)| TierDirStats {
+                tier,
+                path: d.path.clone(),
+                capacity_bytes: d.capacity_bytes,
+                used_bytes: d.used_bytes.load(Ordering::SeqCst),
+                bytes_written: d.bytes_written.load(Ordering::Relaxed),
+                bytes_read: d.bytes_read.load(Ordering::Relaxed),
             })
             .collect()
     }
@@ -141,6 +158,16 @@ impl SegmentPlacer for PartitionPlacer {
                 });
         }
     }
+    fn wrote(&self, dir: &Path, bytes: u64) {
+        if let Some(d) = self.usage.find(dir) {
+            d.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+    fn read(&self, dir: &Path, bytes: u64) {
+        if let Some(d) = self.usage.find(dir) {
+            d.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -184,5 +211,11 @@ mod tests {
             placer.place(100).unwrap_err().kind(),
             io::ErrorKind::StorageFull
         );
+        placer.wrote(Path::new("/slow/t-0"), 7);
+        placer.read(Path::new("/fast/t-0"), 5);
+        let stats = usage.snapshot();
+        assert_eq!((stats[0].bytes_written, stats[0].bytes_read), (0, 5));
+        assert_eq!((stats[1].bytes_written, stats[1].bytes_read), (7, 0));
+        assert_eq!(stats[1].used_bytes, 1000);
     }
 }
