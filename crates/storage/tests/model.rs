@@ -137,8 +137,7 @@ fn run(seed: u64) {
     for d in ["/fast", "/slow", "/home"] {
         io.create_dir_all(Path::new(d)).unwrap();
     }
-    let mut usage = new_usage();
-    let mut log = open(&io, &usage, true, 0);
+    let mut log = open(&io, &new_usage(), true, 0);
     // The model.
     let mut acknowledged: Vec<Vec<u8>> = Vec::new();
     let mut durable = 0usize;
@@ -218,20 +217,14 @@ fn run(seed: u64) {
                 io.fail_after(u64::MAX);
                 if done.is_err() {
                     // The process died mid-migration.
-                    drop(log);
-                    io.crash();
-                    usage = new_usage();
-                    log = open(&io, &usage, false, start);
-                    let values = read_values(&log, start);
-                    check_after_crash(
-                        seed,
-                        step,
-                        &acknowledged[start as usize..],
-                        durable.saturating_sub(start as usize),
-                        &values,
+                    log = crash_and_recover(
+                        &io,
+                        log,
+                        start,
+                        (seed, step),
+                        &mut acknowledged,
+                        &mut durable,
                     );
-                    acknowledged.truncate(start as usize + values.len());
-                    durable = acknowledged.len();
                 }
             }
             85..=89 => {
@@ -240,37 +233,14 @@ fn run(seed: u64) {
                 start = log.delete_records_before(to).unwrap();
             }
             _ => {
-                drop(log);
-                io.crash();
-                if std::env::var("STRATA_MODEL_TRACE").is_ok() {
-                    for d in ["/fast/m-0", "/slow/m-0", HOME] {
-                        let sizes: Vec<(String, usize)> = io
-                            .list_dir(Path::new(d))
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|n| {
-                                let l = io
-                                    .contents(&Path::new(d).join(&n))
-                                    .map(|c| c.len())
-                                    .unwrap_or(0);
-                                (n, l)
-                            })
-                            .collect();
-                        eprintln!("  after crash {d}: {sizes:?}");
-                    }
-                }
-                usage = new_usage();
-                log = open(&io, &usage, false, start);
-                let values = read_values(&log, start);
-                check_after_crash(
-                    seed,
-                    step,
-                    &acknowledged[start as usize..],
-                    durable.saturating_sub(start as usize),
-                    &values,
+                log = crash_and_recover(
+                    &io,
+                    log,
+                    start,
+                    (seed, step),
+                    &mut acknowledged,
+                    &mut durable,
                 );
-                acknowledged.truncate(start as usize + values.len());
-                durable = acknowledged.len();
             }
         }
         // Always: the log reads back exactly what the model holds, and no segment is twice.
@@ -300,6 +270,50 @@ fn run(seed: u64) {
             );
         }
     }
+}
+
+/// Power loss and restart: the log must hold a prefix of the acknowledged records covering
+/// every flushed one; the model then forgets what did not survive.
+fn crash_and_recover(
+    io: &SimIo,
+    log: PartitionLog,
+    start: i64,
+    (seed, step): (u64, i64),
+    acknowledged: &mut Vec<Vec<u8>>,
+    durable: &mut usize,
+) -> PartitionLog {
+    drop(log);
+    io.crash();
+    if std::env::var("STRATA_MODEL_TRACE").is_ok() {
+        for d in ["/fast/m-0", "/slow/m-0", HOME] {
+            let names = io.list_dir(Path::new(d)).unwrap_or_default();
+            let sizes: Vec<(String, usize)> = names
+                .into_iter()
+                .map(|n| {
+                    (
+                        n.clone(),
+                        io.contents(&Path::new(d).join(&n))
+                            .map(|c| c.len())
+                            .unwrap_or(0),
+                    )
+                })
+                .collect();
+            eprintln!("  after crash {d}: {sizes:?}");
+        }
+    }
+    let usage = new_usage();
+    let log = open(io, &usage, false, start);
+    let values = read_values(&log, start);
+    check_after_crash(
+        seed,
+        step,
+        &acknowledged[start as usize..],
+        durable.saturating_sub(start as usize),
+        &values,
+    );
+    acknowledged.truncate(start as usize + values.len());
+    *durable = acknowledged.len();
+    log
 }
 
 fn check_after_crash(

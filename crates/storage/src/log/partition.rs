@@ -263,15 +263,8 @@ impl PartitionLog {
                     .insert(base, Segment::open(&*io, &home(&base), base, true, lim)?);
             }
             if let Some(p) = &placer {
-                // Sealed segments use their size; the active one keeps a full segment reserved.
-                let active = *log.segments.keys().next_back().expect("not empty");
-                for (base, segment) in &log.segments {
-                    let bytes = if *base == active {
-                        log.config.segment_bytes.max(segment.size())
-                    } else {
-                        segment.size()
-                    };
-                    p.charge(segment.dir(), bytes);
+                for (dir, bytes) in log.space_taken() {
+                    p.charge(&dir, bytes);
                 }
             }
         }
@@ -839,14 +832,8 @@ impl PartitionLog {
         let io = self.io.clone();
         let dir = self.dir.clone();
         if let Some(p) = &self.placer {
-            let active = *self.segments.keys().next_back().expect("not empty");
-            for (base, segment) in &self.segments {
-                let bytes = if *base == active {
-                    self.config.segment_bytes.max(segment.size())
-                } else {
-                    segment.size()
-                };
-                p.release(segment.dir(), bytes);
+            for (dir, bytes) in self.space_taken() {
+                p.release(&dir, bytes);
             }
             for d in p.segment_dirs() {
                 if io.exists(&d) {
@@ -898,6 +885,23 @@ impl PartitionLog {
             p.charge(to_dir, size);
         }
         Ok(true)
+    }
+
+    /// The space each segment takes in its directory: sealed segments their size, the active one
+    /// a full `segment.bytes` (what it may still grow to).
+    fn space_taken(&self) -> Vec<(PathBuf, u64)> {
+        let active = self.active().base_offset();
+        self.segments
+            .values()
+            .map(|s| {
+                let bytes = if s.base_offset() == active {
+                    self.config.segment_bytes.max(s.size())
+                } else {
+                    s.size()
+                };
+                (s.dir().to_path_buf(), bytes)
+            })
+            .collect()
     }
 
     /// The directories of the log's segments (its own, or tier directories).

@@ -219,74 +219,52 @@ fn plan(
             .map(|d| d.path.clone())
     };
     let mut tasks = Vec::new();
-    match decision {
-        Decision::Idle => {}
-        Decision::Demote { target_bytes } => {
-            let mut on_first: Vec<_> = segments
-                .iter()
-                .filter(|s| s.5 == TierId::First && !is_busy(&s.0, s.1))
-                .collect();
-            on_first.sort_by_key(|s| (s.4, s.1));
-            let candidates: Vec<Candidate> = on_first
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Candidate {
-                    key: i,
-                    size_bytes: s.3,
-                    active: false,
-                })
-                .collect();
-            let Some(target) = roomiest(&second) else {
-                return tasks;
-            };
-            for i in select_demotions(&candidates, used, target_bytes) {
-                let s = on_first[i];
-                let name =
-                    s.2.file_name()
-                        .map(|n| n.to_os_string())
-                        .unwrap_or_default();
-                tasks.push(Task {
-                    partition: s.0.clone(),
-                    base_offset: s.1,
-                    from_dir: s.2.clone(),
-                    to_dir: target.join(name),
-                    down: true,
-                });
-            }
-        }
-        Decision::Promote { target_bytes } => {
-            let mut on_second: Vec<_> = segments
-                .iter()
-                .filter(|s| s.5 == TierId::Second && !is_busy(&s.0, s.1))
-                .collect();
-            on_second.sort_by_key(|s| std::cmp::Reverse((s.4, s.1)));
-            let candidates: Vec<Candidate> = on_second
-                .iter()
-                .enumerate()
-                .map(|(i, s)| Candidate {
-                    key: i,
-                    size_bytes: s.3,
-                    active: false,
-                })
-                .collect();
-            let Some(target) = roomiest(&first) else {
-                return tasks;
-            };
-            for i in select_promotions(&candidates, used, target_bytes) {
-                let s = on_second[i];
-                let name =
-                    s.2.file_name()
-                        .map(|n| n.to_os_string())
-                        .unwrap_or_default();
-                tasks.push(Task {
-                    partition: s.0.clone(),
-                    base_offset: s.1,
-                    from_dir: s.2.clone(),
-                    to_dir: target.join(name),
-                    down: false,
-                });
-            }
-        }
+    // Demotions take the first tier's oldest segments down; promotions the second tier's newest
+    // up. Both pick from one tier in an order, let the policy choose, and aim at the roomiest
+    // directory of the other tier.
+    let (from, down, target_bytes) = match decision {
+        Decision::Idle => return tasks,
+        Decision::Demote { target_bytes } => (TierId::First, true, target_bytes),
+        Decision::Promote { target_bytes } => (TierId::Second, false, target_bytes),
+    };
+    let mut movable: Vec<_> = segments
+        .iter()
+        .filter(|s| s.5 == from && !is_busy(&s.0, s.1))
+        .collect();
+    movable.sort_by_key(|s| (s.4, s.1));
+    if !down {
+        movable.reverse();
+    }
+    let candidates: Vec<Candidate> = movable
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Candidate {
+            key: i,
+            size_bytes: s.3,
+            active: false,
+        })
+        .collect();
+    let Some(target) = roomiest(if down { &second } else { &first }) else {
+        return tasks;
+    };
+    let chosen = if down {
+        select_demotions(&candidates, used, target_bytes)
+    } else {
+        select_promotions(&candidates, used, target_bytes)
+    };
+    for i in chosen {
+        let s = movable[i];
+        let name =
+            s.2.file_name()
+                .map(|n| n.to_os_string())
+                .unwrap_or_default();
+        tasks.push(Task {
+            partition: s.0.clone(),
+            base_offset: s.1,
+            from_dir: s.2.clone(),
+            to_dir: target.join(name),
+            down,
+        });
     }
     let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
     for t in &tasks {
