@@ -149,13 +149,34 @@ fn compression_type(k: &str, v: &str) -> Result<(), ConfigError> {
 }
 fn channel_type(k: &str, v: &str) -> Result<(), ConfigError> {
     match v.trim() {
-        "file" => Ok(()),
-        "pmem" | "tiered" => Err(invalid(
-            k,
-            v,
-            "only the file channel is available in this version",
-        )),
+        "file" | "pmem" | "tiered" => Ok(()),
         _ => Err(invalid(k, v, "String must be one of: file, pmem, tiered")),
+    }
+}
+
+impl BrokerConfig {
+    /// A topic's `channel.type` must be the broker's `log.channel.type` for now: segments of one
+    /// broker all live in the same kind of place.
+    pub fn check_topic_channel(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<(), ConfigError> {
+        let Some(value) = overrides.get("channel.type") else {
+            return Ok(());
+        };
+        let broker = match self.tiers.channel {
+            ChannelType::File => "file",
+            ChannelType::Pmem => "pmem",
+            ChannelType::Tiered => "tiered",
+        };
+        if value.trim() != broker {
+            return Err(invalid(
+                "channel.type",
+                value,
+                format!("a topic's channel must be the broker's log.channel.type ({broker}) in this version"),
+            ));
+        }
+        Ok(())
     }
 }
 fn ratio(k: &str, v: &str) -> Result<(), ConfigError> {

@@ -135,6 +135,15 @@ fn create_topics_and_its_errors() {
         Err(RDKafkaErrorCode::InvalidTopic),
         "'.' and '_' collide"
     );
+    let chan = |value: &'static str| {
+        NewTopic::new("chan", 1, TopicReplication::Fixed(1)).set("channel.type", value)
+    };
+    assert_eq!(
+        create_one(&rt, &admin, chan("tiered"), false),
+        Err(RDKafkaErrorCode::InvalidConfig),
+        "a topic's channel is the broker's"
+    );
+    assert_eq!(create_one(&rt, &admin, chan("file"), false), Ok(()));
     // Validate-only creates nothing.
     assert_eq!(
         create_one(
@@ -151,7 +160,7 @@ fn create_topics_and_its_errors() {
         .unwrap();
     let mut names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
     names.sort();
-    assert_eq!(names, vec!["my.topic", "orders"]);
+    assert_eq!(names, vec!["chan", "my.topic", "orders"]);
     let orders = metadata
         .topics()
         .iter()

@@ -209,6 +209,10 @@ fn apply_topic_overrides(
     for (k, v) in &overrides {
         validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     }
+    broker
+        .config
+        .check_topic_channel(&overrides)
+        .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     if validate_only {
         return Ok(());
     }

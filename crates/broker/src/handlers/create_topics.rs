@@ -94,6 +94,10 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTop
                     .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
                 overrides.insert(key, value.to_string());
             }
+            broker
+                .config
+                .check_topic_channel(&overrides)
+                .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
             if broker.logs.topic(&name).is_some() {
                 return Err((
                     ResponseError::TopicAlreadyExists,
