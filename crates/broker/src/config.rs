@@ -516,6 +516,8 @@ pub struct BrokerConfig {
     pub transactional_id_expiration_ms: i64,
     pub fetch_max_bytes: i32,
     pub tiers: TierConfig,
+    /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
+    pub metrics_listener: Option<SocketAddr>,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -553,6 +555,7 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("inter.broker.listener.name", ""),
     ("listener.security.protocol.map", ""),
     ("socket.send.buffer.bytes", "102400"),
+    ("metrics.prometheus.listener", ""),
     ("storage.tiers.types", "PMEM,HDD"),
     ("storage.tiers.first.paths", ""),
     ("storage.tiers.first.sizes", "-1"),
@@ -615,6 +618,7 @@ impl BrokerConfig {
                     "log.retention.ms" | "log.roll.ms" | "log.flush.interval.ms"
                 )
                 || key.starts_with("storage.")
+                || key.starts_with("metrics.")
                 || key.starts_with("log.pmem.")
                 || key.starts_with("offsets.")
                 || key.starts_with("group.")
@@ -741,6 +745,22 @@ impl BrokerConfig {
             )?,
             fetch_max_bytes: parse_num("fetch.max.bytes", &get("fetch.max.bytes"))?,
             tiers: parse_tiers(&get)?,
+            metrics_listener: {
+                let raw = get("metrics.prometheus.listener");
+                if raw.trim().is_empty() {
+                    None
+                } else {
+                    Some(
+                        raw.trim()
+                            .to_socket_addrs()
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .ok_or_else(|| {
+                                invalid("metrics.prometheus.listener", &raw, "Expected host:port")
+                            })?,
+                    )
+                }
+            },
             values: values.clone(),
         };
         // Every topic default derived from a broker key must itself be valid.

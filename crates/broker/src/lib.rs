@@ -3,6 +3,7 @@
 pub mod broker;
 pub mod config;
 pub mod handlers;
+pub mod metrics;
 pub mod server;
 pub mod wire;
 

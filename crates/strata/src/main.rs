@@ -101,6 +101,12 @@ fn run_server(args: ServerArgs) -> Result<()> {
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
         // Tools and tests read this line to find the port.
         println!("listening on {addr}");
+        if let Some(metrics_addr) = broker.config.metrics_listener {
+            strata_broker::metrics::install(metrics_addr)
+                .map_err(|e| anyhow::anyhow!("cannot serve metrics on {metrics_addr}: {e}"))?;
+            tokio::spawn(strata_broker::metrics::publish(broker.clone()));
+            tracing::info!(%metrics_addr, "Prometheus metrics at /metrics");
+        }
         let stop = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
         wait_for_signal().await;

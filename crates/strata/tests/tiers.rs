@@ -364,3 +364,80 @@ fn both_tiers_full_fails_produce_with_storage_error_keeps_reads_and_resumes() {
     let offsets = produce(&rt, &producer, "full", 0, &[(None, Some(value.clone()))]);
     assert_eq!(offsets, vec![acknowledged]);
 }
+
+#[test]
+fn prometheus_metrics_show_tiers_and_migrations() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tiers = tempfile::tempdir().unwrap();
+    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
+    let broker = BrokerProcess::start(&[
+        "log.channel.type=tiered",
+        &format!("storage.tiers.first.paths={}", fast.display()),
+        "storage.tiers.first.sizes=300000",
+        &format!("storage.tiers.second.paths={}", slow.display()),
+        "storage.migrate.interval.ms=50",
+        &format!("metrics.prometheus.listener=127.0.0.1:{port}"),
+    ]);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "watched",
+        1,
+        &[("segment.bytes", "30000")],
+    );
+    let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
+    for _ in 0..20 {
+        produce(
+            &rt,
+            &producer,
+            "watched",
+            0,
+            &vec![(None, Some(vec![3u8; 1000])); 20],
+        );
+    }
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body
+    };
+    let value = |body: &str, name: &str, label: &str| -> f64 {
+        body.lines()
+            .find(|l| l.starts_with(name) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let body = scrape();
+            value(&body, "strata_migrations_total", "direction=\"down\"") > 0.0
+                && value(&body, "strata_tier_written_bytes_total", "tier=\"first\"") > 0.0
+        }),
+        "{}",
+        scrape()
+    );
+    let body = scrape();
+    assert_eq!(
+        value(&body, "strata_tier_capacity_bytes", "tier=\"first\""),
+        300000.0,
+        "{body}"
+    );
+    assert!(
+        value(&body, "strata_tier_used_bytes", "tier=\"second\"") > 0.0,
+        "{body}"
+    );
+    assert!(
+        value(&body, "strata_migration_bytes_total", "") > 0.0,
+        "{body}"
+    );
+    assert!(value(&body, "strata_log_bytes", "") >= 400_000.0, "{body}");
+}

@@ -1,0 +1,69 @@
+//! Prometheus metrics: tier capacity, usage and traffic, and migrations, published from the
+//! storage engine's counters once a second (`metrics.prometheus.listener` turns the endpoint on).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use metrics::{counter, gauge};
+use strata_storage::tier::TierId;
+
+use crate::broker::Broker;
+
+/// Serves `/metrics` on `addr` (from within a tokio runtime).
+pub fn install(addr: std::net::SocketAddr) -> Result<(), String> {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+        .map_err(|e| e.to_string())
+}
+
+/// Copies the storage counters into the metrics registry, once now and then every second.
+pub async fn publish(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        publish_once(&broker);
+    }
+}
+
+pub fn publish_once(broker: &Broker) {
+    for d in broker.logs.tier_usage() {
+        let tier = if d.tier == TierId::First {
+            "first"
+        } else {
+            "second"
+        };
+        let dir = d.path.display().to_string();
+        gauge!("strata_tier_capacity_bytes", "tier" => tier, "dir" => dir.clone())
+            .set(d.capacity_bytes as f64);
+        gauge!("strata_tier_used_bytes", "tier" => tier, "dir" => dir.clone())
+            .set(d.used_bytes as f64);
+        counter!("strata_tier_written_bytes_total", "tier" => tier, "dir" => dir.clone())
+            .absolute(d.bytes_written);
+        counter!("strata_tier_read_bytes_total", "tier" => tier, "dir" => dir)
+            .absolute(d.bytes_read);
+    }
+    if let Some(m) = broker.logs.migration_stats() {
+        counter!("strata_migrations_total", "direction" => "down")
+            .absolute(m.demotions.load(Ordering::Relaxed));
+        counter!("strata_migrations_total", "direction" => "up")
+            .absolute(m.promotions.load(Ordering::Relaxed));
+        counter!("strata_migrations_cancelled_total").absolute(m.cancelled.load(Ordering::Relaxed));
+        counter!("strata_migrations_failed_total").absolute(m.failed.load(Ordering::Relaxed));
+        counter!("strata_migration_bytes_total").absolute(m.bytes_moved.load(Ordering::Relaxed));
+        counter!("strata_migration_seconds_total")
+            .absolute(m.micros_spent.load(Ordering::Relaxed) / 1_000_000);
+        gauge!("strata_migrations_in_flight").set(m.in_flight.load(Ordering::Relaxed) as f64);
+    }
+    let mut partitions = 0u64;
+    let mut bytes = 0u64;
+    for topic in broker.logs.topics() {
+        for p in topic.partitions() {
+            partitions += 1;
+            bytes += p.log().size_bytes();
+        }
+    }
+    gauge!("strata_partitions").set(partitions as f64);
+    gauge!("strata_log_bytes").set(bytes as f64);
+}
