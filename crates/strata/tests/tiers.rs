@@ -30,6 +30,8 @@ fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
         &format!("storage.tiers.first.paths={}", fast.display()),
         "storage.tiers.first.sizes=200000",
         &format!("storage.tiers.second.paths={}", slow.display()),
+        // Placement alone: nothing migrates, so the counts below stay put.
+        "storage.migrate.threshold=-1",
     ]);
     let rt = runtime();
     create_topic(
