@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
@@ -19,20 +19,37 @@ fn logs_in(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// A broker with the tiered channel: a first tier of `first_bytes` in `<dir>/fast` and a second
+/// tier in `<dir>/slow`, plus `extra` settings. Returns the broker and the two tier directories.
+fn tiered_broker(
+    dir: &Path,
+    first_bytes: u64,
+    extra: &[&str],
+) -> (BrokerProcess, PathBuf, PathBuf) {
+    let (fast, slow) = (dir.join("fast"), dir.join("slow"));
+    let mut settings = vec![
+        "log.channel.type=tiered".to_string(),
+        format!("storage.tiers.first.paths={}", fast.display()),
+        format!("storage.tiers.first.sizes={first_bytes}"),
+        format!("storage.tiers.second.paths={}", slow.display()),
+    ];
+    settings.extend(extra.iter().map(|s| s.to_string()));
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    (BrokerProcess::start(&refs), fast, slow)
+}
+
 #[test]
 fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
     let tiers = tempfile::tempdir().unwrap();
-    let fast = tiers.path().join("fast");
-    let slow = tiers.path().join("slow");
-    let mut broker = BrokerProcess::start(&[
-        "log.channel.type=tiered",
-        "storage.tiers.types=NVME,HDD",
-        &format!("storage.tiers.first.paths={}", fast.display()),
-        "storage.tiers.first.sizes=200000",
-        &format!("storage.tiers.second.paths={}", slow.display()),
-        // Placement alone: nothing migrates, so the counts below stay put.
-        "storage.migrate.threshold=-1",
-    ]);
+    // Placement alone: nothing migrates, so the counts below stay put.
+    let (mut broker, fast, slow) = tiered_broker(
+        tiers.path(),
+        200000,
+        &[
+            "storage.tiers.types=NVME,HDD",
+            "storage.migrate.threshold=-1",
+        ],
+    );
     let rt = runtime();
     create_topic(
         &rt,
@@ -153,14 +170,8 @@ fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
 fn describe_log_dirs_reports_each_tier_directory() {
     use kafka_protocol::messages::DescribeLogDirsRequest;
     let tiers = tempfile::tempdir().unwrap();
-    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
-    let broker = BrokerProcess::start(&[
-        "log.channel.type=tiered",
-        &format!("storage.tiers.first.paths={}", fast.display()),
-        "storage.tiers.first.sizes=100000",
-        &format!("storage.tiers.second.paths={}", slow.display()),
-        "storage.migrate.threshold=-1",
-    ]);
+    let (broker, fast, slow) =
+        tiered_broker(tiers.path(), 100000, &["storage.migrate.threshold=-1"]);
     let rt = runtime();
     create_topic(&rt, &broker.addr, "dirs", 1, &[("segment.bytes", "40000")]);
     let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
@@ -201,16 +212,15 @@ fn describe_log_dirs_reports_each_tier_directory() {
 #[test]
 fn migration_keeps_the_first_tier_at_the_threshold_while_clients_run_and_survives_kill_dash_nine() {
     let tiers = tempfile::tempdir().unwrap();
-    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
-    let mut broker = BrokerProcess::start(&[
-        "log.channel.type=tiered",
-        &format!("storage.tiers.first.paths={}", fast.display()),
-        "storage.tiers.first.sizes=400000",
-        &format!("storage.tiers.second.paths={}", slow.display()),
-        "storage.migrate.threshold=0.5",
-        "storage.migrate.hysteresis=0.1",
-        "storage.migrate.interval.ms=50",
-    ]);
+    let (mut broker, fast, slow) = tiered_broker(
+        tiers.path(),
+        400000,
+        &[
+            "storage.migrate.threshold=0.5",
+            "storage.migrate.hysteresis=0.1",
+            "storage.migrate.interval.ms=50",
+        ],
+    );
     let rt = runtime();
     create_topic(
         &rt,
@@ -303,15 +313,14 @@ fn both_tiers_full_fails_produce_with_storage_error_keeps_reads_and_resumes() {
     use rdkafka::admin::{AdminClient, AdminOptions};
     use rdkafka::producer::FutureRecord;
     let tiers = tempfile::tempdir().unwrap();
-    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
-    let broker = BrokerProcess::start(&[
-        "log.channel.type=tiered",
-        &format!("storage.tiers.first.paths={}", fast.display()),
-        "storage.tiers.first.sizes=100000",
-        &format!("storage.tiers.second.paths={}", slow.display()),
-        "storage.tiers.second.sizes=100000",
-        "storage.migrate.threshold=-1",
-    ]);
+    let (broker, _, _) = tiered_broker(
+        tiers.path(),
+        100000,
+        &[
+            "storage.tiers.second.sizes=100000",
+            "storage.migrate.threshold=-1",
+        ],
+    );
     let rt = runtime();
     create_topic(&rt, &broker.addr, "full", 1, &[("segment.bytes", "40000")]);
     let producer = producer(
@@ -376,15 +385,12 @@ fn prometheus_metrics_show_tiers_and_migrations() {
         .unwrap()
         .port();
     let tiers = tempfile::tempdir().unwrap();
-    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
-    let broker = BrokerProcess::start(&[
-        "log.channel.type=tiered",
-        &format!("storage.tiers.first.paths={}", fast.display()),
-        "storage.tiers.first.sizes=300000",
-        &format!("storage.tiers.second.paths={}", slow.display()),
-        "storage.migrate.interval.ms=50",
-        &format!("metrics.prometheus.listener=127.0.0.1:{port}"),
-    ]);
+    let metrics = format!("metrics.prometheus.listener=127.0.0.1:{port}");
+    let (broker, _, _) = tiered_broker(
+        tiers.path(),
+        300000,
+        &["storage.migrate.interval.ms=50", &metrics],
+    );
     let rt = runtime();
     create_topic(
         &rt,
