@@ -318,9 +318,21 @@ pub fn read_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
     Some(((value >> 1) as i64) ^ -((value & 1) as i64))
 }
 
-/// (offset delta, timestamp) of each record of an uncompressed batch; `None` for a compressed
-/// batch or malformed records. Used only by ListOffsets, never on the produce or fetch path.
-pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(i32, i64)>> {
+/// One record of an uncompressed batch, as far as the broker and its tools look into it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    pub offset_delta: i32,
+    pub timestamp: i64,
+    /// None for a null value.
+    pub value: Option<&'a [u8]>,
+}
+
+/// The records of an uncompressed batch; `None` for a compressed batch or malformed records.
+/// Used by ListOffsets and tests, never on the produce or fetch path.
+pub fn uncompressed_records<'a>(
+    batch: &'a [u8],
+    header: &BatchHeader,
+) -> Option<Vec<RecordView<'a>>> {
     if header.compression() != 0 {
         return None;
     }
@@ -337,15 +349,63 @@ pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(i32,
         at += 1; // attributes
         let timestamp_delta = read_varint(batch, &mut at)?;
         let offset_delta = read_varint(batch, &mut at)?;
+        let key_length = read_varint(batch, &mut at)?;
+        if key_length > 0 {
+            at = at.checked_add(key_length as usize)?;
+        }
+        let value_length = read_varint(batch, &mut at)?;
+        let value = if value_length < 0 {
+            None
+        } else {
+            let value_end = at.checked_add(value_length as usize)?;
+            if value_end > record_end {
+                return None;
+            }
+            Some(&batch[at..value_end])
+        };
         let timestamp = if header.is_log_append_time() {
             header.max_timestamp
         } else {
             header.base_timestamp.wrapping_add(timestamp_delta)
         };
-        out.push((offset_delta as i32, timestamp));
+        out.push(RecordView {
+            offset_delta: offset_delta as i32,
+            timestamp,
+            value,
+        });
         at = record_end;
     }
     Some(out)
+}
+
+/// (offset delta, timestamp) of each record of an uncompressed batch.
+pub fn record_timestamps(batch: &[u8], header: &BatchHeader) -> Option<Vec<(i32, i64)>> {
+    uncompressed_records(batch, header).map(|records| {
+        records
+            .iter()
+            .map(|r| (r.offset_delta, r.timestamp))
+            .collect()
+    })
+}
+
+/// Record values from every whole batch in `bytes` (a slice read from a segment), with their
+/// offsets; for tests and tools.
+pub fn values_in(bytes: &[u8]) -> Vec<(i64, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let Ok(h) = check_batch(&bytes[at..]) else {
+            break;
+        };
+        for r in uncompressed_records(&bytes[at..at + h.total_size()], &h).unwrap_or_default() {
+            out.push((
+                h.base_offset + r.offset_delta as i64,
+                r.value.map(<[u8]>::to_vec),
+            ));
+        }
+        at += h.total_size();
+    }
+    out
 }
 
 #[cfg(test)]

@@ -103,30 +103,14 @@ fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
             .file
             .read_exact_at(&mut bytes, slice.position)
             .expect("bytes");
-        let mut at = 0;
-        while at < bytes.len() {
-            let Ok(h) = batch::check_batch(&bytes[at..]) else {
-                break;
-            };
-            let records = &bytes[at + batch::HEADER_SIZE..at + h.total_size()];
-            let mut pos = 0;
-            for i in 0..h.records_count as i64 {
-                let len = batch::read_varint(records, &mut pos).unwrap() as usize;
-                let rec = &records[pos..pos + len];
-                pos += len;
-                let mut r = 1;
-                batch::read_varint(rec, &mut r).unwrap();
-                batch::read_varint(rec, &mut r).unwrap();
-                let klen = batch::read_varint(rec, &mut r).unwrap();
-                r += klen.max(0) as usize;
-                let vlen = batch::read_varint(rec, &mut r).unwrap() as usize;
-                if h.base_offset + i >= offset {
-                    out.push(rec[r..r + vlen].to_vec());
-                }
+        let found = batch::values_in(&bytes);
+        assert!(!found.is_empty(), "no whole batch at offset {offset}");
+        for (o, v) in &found {
+            if *o >= offset {
+                out.push(v.clone().unwrap_or_default());
             }
-            at += h.total_size();
-            offset = h.last_offset() + 1;
         }
+        offset = found.last().map(|(o, _)| o + 1).unwrap_or(offset);
     }
     out
 }

@@ -35,34 +35,13 @@ fn read_all(log: &PartitionLog, mut offset: i64) -> Vec<(i64, Vec<u8>)> {
             .file
             .read_exact_at(&mut bytes, slice.position)
             .unwrap();
-        let mut at = 0;
-        let mut progressed = false;
-        while at < bytes.len() {
-            let Ok(h) = batch::check_batch(&bytes[at..]) else {
-                break;
-            };
-            let records = &bytes[at + batch::HEADER_SIZE..at + h.total_size()];
-            let mut pos = 0;
-            for i in 0..h.records_count {
-                let len = batch::read_varint(records, &mut pos).unwrap() as usize;
-                let rec = &records[pos..pos + len];
-                pos += len;
-                let mut r = 1;
-                batch::read_varint(rec, &mut r).unwrap();
-                batch::read_varint(rec, &mut r).unwrap();
-                let klen = batch::read_varint(rec, &mut r).unwrap();
-                if klen > 0 {
-                    r += klen as usize;
-                }
-                let vlen = batch::read_varint(rec, &mut r).unwrap() as usize;
-                let off = h.base_offset + i as i64;
-                if off >= offset {
-                    out.push((off, rec[r..r + vlen].to_vec()));
-                }
-            }
-            at += h.total_size();
-            progressed = true;
-        }
+        let found: Vec<(i64, Vec<u8>)> = batch::values_in(&bytes)
+            .into_iter()
+            .filter(|(o, _)| *o >= offset)
+            .map(|(o, v)| (o, v.unwrap_or_default()))
+            .collect();
+        let progressed = !found.is_empty();
+        out.extend(found);
         assert!(
             progressed,
             "a read returned no whole batch at offset {offset}"

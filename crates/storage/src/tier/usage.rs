@@ -32,7 +32,8 @@ pub struct TierDirStats {
     pub used_bytes: u64,
     /// Bytes appended to segments in this directory since startup.
     pub bytes_written: u64,
-    /// Bytes located for fetches from segments in this directory since startup.
+    /// Bytes located for fetches from segments in this directory since startup (a long-poll
+    /// that looks again before answering counts each look).
     pub bytes_read: u64,
 }
 
