@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use strata_storage::io::Io;
-use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig};
+use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig, PoolConfig};
 use strata_storage::tier::migrator::MigratorConfig;
 use strata_storage::tier::policy::MigrationPolicy;
 use strata_storage::LogError;
@@ -63,14 +63,6 @@ fn read_meta_properties(io: &dyn Io, dir: &Path) -> Option<BTreeMap<String, Stri
 impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
-        if config.tiers.channel == ChannelType::Pmem {
-            return Err(StartError::Config(ConfigError::InvalidValue {
-                key: "log.channel.type".into(),
-                value: "pmem".into(),
-                reason: "the pmem channel (a pool of mapped segment files) is not available in this version yet; use file or tiered".into(),
-            }));
-        }
-
         for dir in &config.log_dirs {
             io.create_dir_all(dir)?;
         }
@@ -98,15 +90,29 @@ impl Broker {
                 retention_check_interval_ms: config.retention_check_interval_ms,
                 flush_scheduler_interval_ms: config.flush_scheduler_interval_ms,
                 flush_offset_checkpoint_interval_ms: config.flush_offset_checkpoint_interval_ms,
-                tiers: match (&config.tiers.first, &config.tiers.second) {
-                    (Some(first), Some(second)) if config.tiers.channel == ChannelType::Tiered => {
+                tiers: match (config.tiers.channel, &config.tiers.first, &config.tiers.second) {
+                    (ChannelType::Tiered, Some(first), Some(second)) => {
                         Some((first.dirs.clone(), second.dirs.clone()))
                     }
+                    (ChannelType::Pmem, Some(first), _) => Some((first.dirs.clone(), Vec::new())),
                     _ => None,
                 },
+                mapped_tiers: [
+                    config.tiers.first.as_ref().is_some_and(|t| t.kind.is_mapped()),
+                    config.tiers.second.as_ref().is_some_and(|t| t.kind.is_mapped()),
+                ],
+                pool: (config.tiers.channel == ChannelType::Pmem).then(|| {
+                    let defaults = config.log_config(&Default::default());
+                    PoolConfig {
+                        ratio: config.tiers.pmem_pool_ratio,
+                        file_bytes: defaults.segment_bytes,
+                        reuse_delay_ms: defaults.file_delete_delay_ms.max(0) as u64,
+                    }
+                }),
                 migration: config
                     .tiers
                     .migrate_threshold
+                    .filter(|_| config.tiers.channel == ChannelType::Tiered)
                     .map(|threshold| MigratorConfig {
                         policy: MigrationPolicy {
                             threshold: Some(threshold),

@@ -11,6 +11,8 @@ pub enum AppendError {
     InvalidBatch(#[from] BatchError),
     #[error("record batch of {size} bytes is larger than max.message.bytes {max}")]
     MessageTooLarge { size: usize, max: usize },
+    #[error("record batches of {size} bytes do not fit in a segment of {max} bytes")]
+    RecordListTooLarge { size: u64, max: u64 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
     OutOfOrderSequence {
         producer_id: i64,

@@ -30,6 +30,7 @@ use crate::io::Io;
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
 use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
+use crate::tier::pool::{PoolRecovery, SegmentPool};
 use crate::tier::usage::{PartitionPlacer, TierDirStats, TierUsage};
 use crate::tier::TierDir;
 
@@ -52,6 +53,21 @@ pub struct LogManagerConfig {
     pub tiers: Option<(Vec<TierDir>, Vec<TierDir>)>,
     /// Migration between the tiers; None: segments stay where they were placed.
     pub migration: Option<MigratorConfig>,
+    /// Whether each tier's segments are written through mappings (PMEM): [first, second].
+    pub mapped_tiers: [bool; 2],
+    /// A pool of pre-allocated segment files in every first-tier directory (the `pmem` channel).
+    pub pool: Option<PoolConfig>,
+}
+
+/// The `pmem` channel's pools (`log.pmem.pool.ratio`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PoolConfig {
+    /// Fraction of each directory's capacity allocated as pool files at first start.
+    pub ratio: f64,
+    /// Size of each pool file: the broker's `log.segment.bytes`.
+    pub file_bytes: u64,
+    /// `log.segment.delete.delay.ms`: how long a given-back file waits before it is reused.
+    pub reuse_delay_ms: u64,
 }
 
 /// One partition: its log under a mutex.
@@ -196,10 +212,24 @@ impl LogManager {
         }
         let meta_dir = config.log_dirs[0].join(METADATA_DIR);
         io.create_dir_all(&meta_dir)?;
-        let tier_usage = config
-            .tiers
-            .as_ref()
-            .map(|(first, second)| TierUsage::new(first, second));
+        let mut pools = Vec::new();
+        if let (Some(pool), Some((first, _))) = (&config.pool, &config.tiers) {
+            for dir in first {
+                let count = (pool.ratio * dir.capacity_bytes as f64 / pool.file_bytes as f64)
+                    .floor() as usize;
+                let (pool_files, report) =
+                    SegmentPool::open(io.clone(), &dir.path, pool.file_bytes, count)?;
+                if report != PoolRecovery::default() {
+                    tracing::info!(dir = %dir.path.display(), ?report, "segment pool opened");
+                }
+                pool_files.set_reuse_delay(Duration::from_millis(pool.reuse_delay_ms));
+                pool_files.start_cleaner();
+                pools.push(pool_files);
+            }
+        }
+        let tier_usage = config.tiers.as_ref().map(|(first, second)| {
+            TierUsage::with_layout(first, second, config.mapped_tiers, &pools)
+        });
         let manager = LogManager {
             io: io.clone(),
             tier_usage,
@@ -268,15 +298,24 @@ impl LogManager {
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(name.to_string(), Arc::new(topic));
         }
-        // Partition directories without a topic are leftovers of a creation that did not finish.
-        for dir in &config.log_dirs {
+        // Partition directories without a topic are leftovers of a creation or a deletion that
+        // did not finish.
+        let tier_dirs: Vec<PathBuf> = manager
+            .tier_usage
+            .as_ref()
+            .map(|u| u.dirs().into_iter().map(|(_, d)| d).collect())
+            .unwrap_or_default();
+        for dir in config.log_dirs.iter().chain(tier_dirs.iter()) {
+            if !io.exists(dir) {
+                continue;
+            }
             for name in io.list_dir(dir)? {
                 let is_partition_dir = name
                     .rsplit_once('-')
                     .is_some_and(|(_, p)| p.parse::<i32>().is_ok());
                 if is_partition_dir && !known_dirs.contains(&name) {
                     tracing::warn!(dir = %dir.join(&name).display(), "removing partition directory of no topic");
-                    io.remove_dir_all(&dir.join(&name))?;
+                    manager.remove_partition_dir(&dir.join(&name))?;
                 }
             }
         }
@@ -395,6 +434,26 @@ impl LogManager {
         })
     }
 
+    /// Removes a partition's directory, giving its segment files back to their pool first.
+    fn remove_partition_dir(&self, dir: &Path) -> io::Result<()> {
+        if let Some(pool) = self.tier_usage.as_ref().and_then(|u| u.pool_of(dir)) {
+            for name in self.io.list_dir(dir)? {
+                if name.ends_with(".log") {
+                    pool.give_back(&dir.join(name))?;
+                }
+            }
+        }
+        self.io.remove_dir_all(dir)
+    }
+
+    /// The pools of segment files (the `pmem` channel), first tier first.
+    pub fn pools(&self) -> Vec<Arc<SegmentPool>> {
+        self.tier_usage
+            .as_ref()
+            .map(|u| u.pools())
+            .unwrap_or_default()
+    }
+
     /// Every tier directory's capacity, usage and traffic, when there are tiers.
     pub fn tier_usage(&self) -> Vec<TierDirStats> {
         self.tier_usage
@@ -466,15 +525,16 @@ impl LogManager {
         self.io.remove_file(&path)?;
         self.io.sync_dir(path.parent().expect("has parent"))?;
         for p in topic.partitions() {
-            let (dir, segment_dirs) = {
-                let log = p.log();
-                (log.dir().to_path_buf(), log.segment_dirs())
-            };
-            for d in segment_dirs.iter().filter(|d| **d != dir) {
+            // Under the partition's lock, so that no append in flight rolls into a pool file
+            // of a directory being removed.
+            let log = p.log();
+            let dir = log.dir().to_path_buf();
+            for d in log.segment_dirs().iter().filter(|d| **d != dir) {
                 if self.io.exists(d) {
-                    self.io.remove_dir_all(d)?;
+                    self.remove_partition_dir(d)?;
                 }
             }
+            drop(log);
             let doomed = p.log_dir.join(format!(
                 "{}.{}-delete",
                 partition_dir_name(name, p.index),
@@ -680,6 +740,9 @@ impl LogManager {
         for dir in &self.config.log_dirs {
             self.io.write_atomic(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         }
+        for pool in self.pools() {
+            pool.stop();
+        }
         Ok(())
     }
 }
@@ -687,5 +750,8 @@ impl LogManager {
 impl Drop for LogManager {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
+        for pool in self.pools() {
+            pool.stop();
+        }
     }
 }

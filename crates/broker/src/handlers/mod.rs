@@ -259,6 +259,7 @@ pub fn append_error_code(e: &strata_storage::AppendError) -> ResponseError {
         }
         InvalidBatch(_) => ResponseError::CorruptMessage,
         MessageTooLarge { .. } => ResponseError::MessageTooLarge,
+        RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         Storage(_) => ResponseError::KafkaStorageError,

@@ -28,6 +28,42 @@ pub trait IoFile: Send + Sync + Debug {
     /// The descriptor, for `sendfile`, when the file is a real one.
     fn raw_fd(&self) -> Option<RawFd>;
 
+    /// Grows the file to `len` bytes with its storage reserved (`fallocate`), so that writes
+    /// below `len` never find the device full. Never shrinks it.
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        if self.len()? < len {
+            self.set_len(len)?;
+        }
+        Ok(())
+    }
+    /// Whether writes go through a memory mapping (a PMEM tier's segment; `sync_data` is msync).
+    fn is_mapped(&self) -> bool {
+        false
+    }
+    /// The largest position a write may reach, when the file cannot grow by writing (a
+    /// mapping); None: unbounded.
+    fn write_limit(&self) -> Option<u64> {
+        None
+    }
+    /// Makes `[from, to)` read as zeros, keeping the file's length; chunks that already read as
+    /// zeros are not written (so an untouched, pre-allocated tail costs only reads).
+    fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let to = to.min(self.len()?);
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut buf = vec![0u8; CHUNK as usize];
+        let mut at = from;
+        while at < to {
+            let n = CHUNK.min(to - at) as usize;
+            self.read_exact_at(&mut buf[..n], at)?;
+            if buf[..n].iter().any(|b| *b != 0) {
+                self.write_vectored_at(&[&zeros[..n]], at)?;
+            }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
     /// Reads exactly `buf.len()` bytes at `pos`.
     fn read_exact_at(&self, mut buf: &mut [u8], mut pos: u64) -> io::Result<()> {
         while !buf.is_empty() {
@@ -58,6 +94,14 @@ pub trait Io: Send + Sync + Debug {
     fn exists(&self, path: &Path) -> bool;
     /// Makes a directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Opens an existing file for writing through a shared memory mapping of its current length
+    /// (a segment on a PMEM tier): writes are stores, `sync_data` is msync, and writes past the
+    /// mapping fail. Layers without mappings open it as a plain file, with the same durability
+    /// contract: nothing written is durable before `sync_data`.
+    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
+        self.open(path, false)
+    }
 
     /// Writes `bytes` to `path` atomically: temporary file, sync, rename, sync the directory.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -149,6 +193,199 @@ impl IoFile for RealFile {
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
     }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        allocate(&self.file, len)
+    }
+    fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
+        punch_and_reserve(&self.file, from, to)
+    }
+}
+
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    let have = file.metadata()?.len();
+    if have >= len {
+        return Ok(());
+    }
+    match rustix::fs::fallocate(file.as_fd(), rustix::fs::FallocateFlags::empty(), 0, len) {
+        Ok(()) => Ok(()),
+        // Filesystems without fallocate: a plain extension (sparse, but the right length).
+        Err(rustix::io::Errno::OPNOTSUPP) => file.set_len(len),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Zeros `[from, to)` of a real file by punching a hole (the filesystem drops the blocks, which
+/// then read as zeros) and reserving the range again, so later writes cannot meet a full device.
+fn punch_and_reserve(file: &File, from: u64, to: u64) -> io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    let to = to.min(file.metadata()?.len());
+    if to <= from {
+        return Ok(());
+    }
+    let len = to - from;
+    match fallocate(
+        file.as_fd(),
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        from,
+        len,
+    ) {
+        Ok(()) => {
+            match fallocate(file.as_fd(), FallocateFlags::KEEP_SIZE, from, len) {
+                Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(rustix::io::Errno::OPNOTSUPP) => {
+            // No hole punching here: write the zeros.
+            let zeros = vec![0u8; 1 << 20];
+            let mut at = from;
+            while at < to {
+                let n = (zeros.len() as u64).min(to - at) as usize;
+                file.write_all_at(&zeros[..n], at)?;
+                at += n as u64;
+            }
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A file written through a shared mapping: PMEM's access path. With MAP_SYNC (a DAX
+/// filesystem) stores reach persistent memory through the CPU cache and msync flushes the cache
+/// lines; elsewhere (tmpfs, an ordinary filesystem) it is a shared mapping of the page cache that
+/// msync writes back. Reads and `sendfile` use the descriptor, which sees the same pages.
+struct MappedFile {
+    file: File,
+    ptr: *mut u8,
+    map_len: usize,
+    /// Writes stay below min(mapping, file length): a store past the end of the file would
+    /// raise SIGBUS.
+    limit: AtomicU64,
+    map_sync: bool,
+}
+
+// SAFETY: the mapping is owned by the MappedFile and unmapped only in Drop; writes go through
+// `write_vectored_at`, which the log calls from one appender at a time for disjoint, in-bounds
+// ranges, and readers never read through the pointer.
+unsafe impl Send for MappedFile {}
+unsafe impl Sync for MappedFile {}
+
+impl Debug for MappedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappedFile")
+            .field("map_len", &self.map_len)
+            .field("map_sync", &self.map_sync)
+            .finish()
+    }
+}
+
+impl MappedFile {
+    fn open(path: &Path) -> io::Result<MappedFile> {
+        use rustix::mm::{mmap, MapFlags, ProtFlags};
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = file.metadata()?.len() as usize;
+        let mut ptr = std::ptr::null_mut();
+        let mut map_sync = false;
+        if len > 0 {
+            let prot = ProtFlags::READ | ProtFlags::WRITE;
+            // SAFETY: a fresh mapping of a file we hold open; nothing else aliases it.
+            let synced = unsafe {
+                mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    prot,
+                    MapFlags::SHARED_VALIDATE | MapFlags::SYNC,
+                    &file,
+                    0,
+                )
+            };
+            ptr = match synced {
+                Ok(p) => {
+                    map_sync = true;
+                    p
+                }
+                // Not a DAX filesystem: an ordinary shared mapping, made durable by msync.
+                Err(_) => unsafe {
+                    mmap(std::ptr::null_mut(), len, prot, MapFlags::SHARED, &file, 0)?
+                },
+            } as *mut u8;
+        }
+        Ok(MappedFile {
+            file,
+            ptr,
+            map_len: len,
+            limit: AtomicU64::new(len as u64),
+            map_sync,
+        })
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        if !self.ptr.is_null() {
+            // SAFETY: the mapping made in `open`, unmapped once.
+            let _ = unsafe { rustix::mm::munmap(self.ptr.cast(), self.map_len) };
+        }
+    }
+}
+
+impl IoFile for MappedFile {
+    fn read_at(&self, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+        self.file.read_at(buf, pos)
+    }
+    fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
+        let total: u64 = bufs.iter().map(|b| b.len() as u64).sum();
+        let limit = self.limit.load(Ordering::SeqCst);
+        if pos.checked_add(total).is_none_or(|end| end > limit) {
+            return Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("write of {total} bytes at {pos} passes the end ({limit}) of a mapped segment file"),
+            ));
+        }
+        let mut at = pos as usize;
+        for b in bufs {
+            // SAFETY: [at, at + len) lies within the mapping and the file (checked above).
+            unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr.add(at), b.len()) };
+            at += b.len();
+        }
+        Ok(())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        if !self.ptr.is_null() {
+            // SAFETY: the whole mapping made in `open`.
+            unsafe {
+                rustix::mm::msync(self.ptr.cast(), self.map_len, rustix::mm::MsyncFlags::SYNC)?
+            };
+        }
+        Ok(())
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        // Lower the limit before shrinking, so no store can land past the new end.
+        self.limit
+            .store(len.min(self.map_len as u64), Ordering::SeqCst);
+        self.file.set_len(len)
+    }
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.file.as_raw_fd())
+    }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        allocate(&self.file, len)?;
+        self.limit
+            .store(len.max(self.len()?).min(self.map_len as u64), Ordering::SeqCst);
+        Ok(())
+    }
+    fn is_mapped(&self) -> bool {
+        true
+    }
+    fn write_limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::SeqCst))
+    }
+    fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
+        punch_and_reserve(&self.file, from, to)
+    }
 }
 
 impl Io for RealIo {
@@ -185,6 +422,9 @@ impl Io for RealIo {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
+    }
+    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
+        Ok(Arc::new(MappedFile::open(path)?))
     }
 }
 
@@ -295,6 +535,20 @@ impl IoFile for FaultyFile {
     fn raw_fd(&self) -> Option<RawFd> {
         self.inner.raw_fd()
     }
+    fn allocate(&self, len: u64) -> io::Result<()> {
+        self.faults.charge(len.saturating_sub(self.inner.len()?))?;
+        self.inner.allocate(len)
+    }
+    fn is_mapped(&self) -> bool {
+        self.inner.is_mapped()
+    }
+    fn write_limit(&self) -> Option<u64> {
+        self.inner.write_limit()
+    }
+    fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
+        self.faults.charge(0)?;
+        self.inner.zero_range(from, to)
+    }
 }
 
 impl Io for FaultyIo {
@@ -325,6 +579,13 @@ impl Io for FaultyIo {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
+    }
+    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
+        let inner = self.inner.open_mapped(path)?;
+        Ok(Arc::new(FaultyFile {
+            inner,
+            faults: self.faults.clone(),
+        }))
     }
 }
 

@@ -5,7 +5,9 @@
 //! (creations, renames and removals within it). [`SimIo::crash`] throws away everything that was
 //! not made durable, as power loss would. [`SimIo::fail_after`] makes every mutating operation
 //! after the next `n` fail, so a test can stop a multi-step operation at any step, crash, and run
-//! recovery. Files are inodes: a renamed file keeps its content and its durability.
+//! recovery. Files are inodes: a renamed file keeps its content and its durability. A rename
+//! between two directories is atomic, as on a journaling filesystem (ext4, xfs): syncing either
+//! directory makes the whole move durable, so a file is never in both places after a crash.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -257,7 +259,28 @@ impl Io for SimIo {
             .filter(|(p, _)| in_dir(p))
             .map(|(p, i)| (p.clone(), *i))
             .collect();
+        let removed: Vec<u64> = s
+            .durable
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(_, i)| *i)
+            .collect();
         s.durable.retain(|p, _| !in_dir(p));
+        // A rename between directories is one step, as on a journaling filesystem: making
+        // either side durable makes both. Files renamed into this directory leave their old
+        // durable place; files renamed out of it arrive at their new one.
+        let arrived: BTreeSet<u64> = live.iter().map(|(_, i)| *i).collect();
+        let live_map = s.live.clone();
+        s.durable
+            .retain(|p, i| !arrived.contains(i) || live_map.get(p) == Some(i));
+        for inode in removed {
+            if arrived.contains(&inode) {
+                continue;
+            }
+            if let Some((p, _)) = live_map.iter().find(|(_, i)| **i == inode) {
+                s.durable.insert(p.clone(), inode);
+            }
+        }
         s.durable.extend(live);
         Ok(())
     }
@@ -293,6 +316,34 @@ mod tests {
             "unsynced bytes and rename are lost"
         );
         assert!(!io.exists(&dir.join("b")));
+    }
+
+    #[test]
+    fn a_rename_between_directories_is_atomic() {
+        let io = SimIo::new();
+        let (a, b) = (Path::new("/a"), Path::new("/b"));
+        io.create_dir_all(a).unwrap();
+        io.create_dir_all(b).unwrap();
+        let f = io.open(&a.join("x"), true).unwrap();
+        f.write_vectored_at(&[b"data"], 0).unwrap();
+        f.sync_data().unwrap();
+        io.sync_dir(a).unwrap();
+        // Syncing the target directory makes the move durable on both sides.
+        io.rename(&a.join("x"), &b.join("y")).unwrap();
+        io.sync_dir(b).unwrap();
+        io.crash();
+        assert!(!io.exists(&a.join("x")));
+        assert_eq!(io.contents(&b.join("y")).unwrap(), b"data");
+        // And syncing the source directory does too.
+        io.rename(&b.join("y"), &a.join("z")).unwrap();
+        io.sync_dir(b).unwrap();
+        io.crash();
+        assert!(!io.exists(&b.join("y")));
+        assert_eq!(io.contents(&a.join("z")).unwrap(), b"data");
+        // Unsynced, it is undone whole.
+        io.rename(&a.join("z"), &b.join("w")).unwrap();
+        io.crash();
+        assert!(io.exists(&a.join("z")) && !io.exists(&b.join("w")));
     }
 
     #[test]

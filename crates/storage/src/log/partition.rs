@@ -28,7 +28,9 @@ use crate::config::{LogConfig, TimestampType};
 use crate::error::{AppendError, ReadError};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::producer_state::{ProducerStates, SequenceCheck};
-use crate::log::segment::{AppendedBatch, Segment, SegmentLimits, SegmentSlice, LEADER_EPOCH};
+use crate::log::segment::{
+    AppendedBatch, FileMode, Segment, SegmentLimits, SegmentSlice, LEADER_EPOCH,
+};
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +112,14 @@ pub trait SegmentPlacer: Send + Sync + std::fmt::Debug {
     fn wrote(&self, _dir: &Path, _bytes: u64) {}
     /// Counts bytes read (located for a fetch) from a segment in `dir`.
     fn read(&self, _dir: &Path, _bytes: u64) {}
+    /// How segment files in `dir` are held (mapped on a PMEM tier, from a pool).
+    fn file_mode(&self, _dir: &Path) -> FileMode {
+        FileMode::plain()
+    }
+    /// The largest segment any directory can hold, when that is bounded (pool files).
+    fn max_segment_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 fn limits(config: &LogConfig) -> SegmentLimits {
@@ -117,6 +127,26 @@ fn limits(config: &LogConfig) -> SegmentLimits {
         index_interval_bytes: config.index_interval_bytes,
         max_index_bytes: config.segment_index_bytes,
     }
+}
+
+/// How the segment files of a log in `dir` are held: the placer's say, with `preallocate` (and
+/// every mapped file, which must have its full size to be mapped) allocating a whole
+/// `segment.bytes` up front.
+fn file_mode(
+    placer: &Option<Arc<dyn SegmentPlacer>>,
+    config: &LogConfig,
+    dir: &Path,
+) -> FileMode {
+    let mut mode = placer
+        .as_ref()
+        .map(|p| p.file_mode(dir))
+        .unwrap_or_default();
+    if let Some(pool) = &mode.pool {
+        mode.preallocate = Some(pool.file_bytes());
+    } else if config.preallocate || mode.mapped {
+        mode.preallocate = Some(config.segment_bytes);
+    }
+    mode
 }
 
 /// `<topic>-<partition>`, Kafka's partition directory name.
@@ -198,6 +228,8 @@ impl PartitionLog {
                 .cloned()
                 .unwrap_or_else(|| dir.to_path_buf())
         };
+        let log_config = config.clone();
+        let mode = |base: &i64| file_mode(&placer, &log_config, &home(base));
         let mut log = PartitionLog {
             topic: topic.to_string(),
             partition,
@@ -223,7 +255,7 @@ impl PartitionLog {
             if next_base <= log_start_offset && truncated_at.is_none() {
                 // Wholly below the log start: deleted before the crash, though the deletion
                 // may not have reached the disk.
-                Segment::open(&*io, &home(base), *base, false, lim)?.delete(&*io)?;
+                Segment::open(&*io, &home(base), *base, false, lim, &mode(base))?.delete(&*io)?;
                 log.recovery.segments_dropped += 1;
                 continue;
             }
@@ -231,13 +263,15 @@ impl PartitionLog {
                 truncated_at = expected;
             }
             if truncated_at.is_some() {
-                Segment::open(&*io, &home(base), *base, false, lim)?.delete(&*io)?;
+                Segment::open(&*io, &home(base), *base, false, lim, &mode(base))?.delete(&*io)?;
                 log.recovery.segments_dropped += 1;
                 continue;
             }
             let last = i + 1 == bases.len();
             let needs_recovery = !clean && next_base > recovery_point;
-            let mut segment = Segment::open(&*io, &home(base), *base, last || needs_recovery, lim)?;
+            let active = last || needs_recovery;
+            let mut segment =
+                Segment::open(&*io, &home(base), *base, active, lim, &mode(base))?;
             if needs_recovery {
                 let cut = segment.recover()?;
                 log.recovery.segments_recovered += 1;
@@ -251,16 +285,17 @@ impl PartitionLog {
         }
         if log.segments.is_empty() {
             let start = log_start_offset.max(0);
-            let segment_dir = log.place_segment()?;
-            log.segments
-                .insert(start, Segment::create(&*io, &segment_dir, start, lim)?);
+            let segment = log.create_segment(start)?;
+            log.segments.insert(start, segment);
         } else {
             if truncated_at.is_some() {
                 // The last kept segment becomes the active one again.
                 let (&base, _) = log.segments.iter().next_back().expect("not empty");
                 drop(log.segments.remove(&base));
-                log.segments
-                    .insert(base, Segment::open(&*io, &home(&base), base, true, lim)?);
+                log.segments.insert(
+                    base,
+                    Segment::open(&*io, &home(&base), base, true, lim, &mode(&base))?,
+                );
             }
             if let Some(p) = &placer {
                 for (dir, bytes) in log.space_taken() {
@@ -284,11 +319,8 @@ impl PartitionLog {
                 }
                 segment.delete(&*io)?;
             }
-            let segment_dir = log.place_segment()?;
-            log.segments.insert(
-                log_start_offset,
-                Segment::create(&*io, &segment_dir, log_start_offset, lim)?,
-            );
+            let segment = log.create_segment(log_start_offset)?;
+            log.segments.insert(log_start_offset, segment);
         }
         let first_base = *log.segments.keys().next().expect("not empty");
         log.log_start_offset = log_start_offset.max(first_base).min(log.log_end_offset());
@@ -470,6 +502,12 @@ impl PartitionLog {
         }
 
         let total: u64 = batches.iter().map(|(_, h)| h.total_size() as u64).sum();
+        if total > self.max_append_bytes() {
+            return Err(AppendError::RecordListTooLarge {
+                size: total,
+                max: self.max_append_bytes(),
+            });
+        }
         let messages: i64 = batches
             .iter()
             .map(|(_, h)| h.last_offset_delta as i64 + 1)
@@ -561,7 +599,10 @@ impl PartitionLog {
         if active.is_empty() {
             return Ok(());
         }
-        let too_big = active.size() + incoming > self.config.segment_bytes;
+        let too_big = active.size() + incoming > self.config.segment_bytes
+            || active
+                .capacity()
+                .is_some_and(|c| active.size() + incoming > c);
         // As Kafka: `segment.ms` counts from the segment's first timestamp to the incoming
         // batch's, or, for a segment without timestamps, from its creation to now.
         let waited = match active.first_timestamp() {
@@ -593,22 +634,35 @@ impl PartitionLog {
             p.release(active.dir(), reserved.saturating_sub(active.size()));
         }
         self.write_producer_snapshot(next)?;
-        let segment_dir = self.place_segment()?;
-        let segment = Segment::create(&*self.io, &segment_dir, next, limits(&self.config))?;
+        let segment = self.create_segment(next)?;
         self.segments.insert(next, segment);
         Ok(())
     }
 
-    /// The directory for a new segment: the placer's choice, or the log's own directory.
-    fn place_segment(&self) -> io::Result<PathBuf> {
-        match &self.placer {
+    /// A new segment at `base_offset`, in the placer's choice of directory or the log's own.
+    fn create_segment(&self, base_offset: i64) -> io::Result<Segment> {
+        let dir = match &self.placer {
             Some(p) => {
                 let dir = p.place(self.config.segment_bytes)?;
                 self.io.create_dir_all(&dir)?;
-                Ok(dir)
+                dir
             }
-            None => Ok(self.dir.clone()),
+            None => self.dir.clone(),
+        };
+        let mode = file_mode(&self.placer, &self.config, &dir);
+        let created = Segment::create(&*self.io, &dir, base_offset, limits(&self.config), &mode);
+        if created.is_err() {
+            if let Some(p) = &self.placer {
+                p.release(&dir, self.config.segment_bytes);
+            }
         }
+        created
+    }
+
+    /// The largest batch set one append may carry: it must fit in one segment, as in Kafka.
+    fn max_append_bytes(&self) -> u64 {
+        let pool = self.placer.as_ref().and_then(|p| p.max_segment_bytes());
+        pool.map_or(self.config.segment_bytes, |b| b.min(self.config.segment_bytes))
     }
 
     fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
@@ -876,7 +930,15 @@ impl PartitionLog {
             Some(s) if base_offset != active && s.dir() == from_dir => {}
             _ => return Ok(false),
         }
-        let moved = Segment::open(&*self.io, to_dir, base_offset, false, limits(&self.config))?;
+        let mode = file_mode(&self.placer, &self.config, to_dir);
+        let moved = Segment::open(
+            &*self.io,
+            to_dir,
+            base_offset,
+            false,
+            limits(&self.config),
+            &mode,
+        )?;
         let size = moved.size();
         // Readers that already hold the old files finish on them; new reads use the copy.
         self.segments.insert(base_offset, moved);

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::tier::pool::SegmentPool;
 
 /// The leader epoch this broker writes into every batch: one broker, leader since creation.
 pub const LEADER_EPOCH: i32 = 0;
@@ -34,11 +35,32 @@ pub struct SegmentSlice {
     pub len: u64,
 }
 
+/// How a segment's `.log` file is held.
+#[derive(Debug, Clone, Default)]
+pub struct FileMode {
+    /// The active segment is written through a shared mapping (a PMEM tier): stores, msync.
+    pub mapped: bool,
+    /// The `.log` is allocated to this size when created (`preallocate`, mapped files, pool
+    /// files): its length is not its data's, which ends at the first bytes that are not a batch.
+    pub preallocate: Option<u64>,
+    /// The `.log` comes from this pool and goes back to it: its length never changes, and bytes
+    /// past the data are zeroed rather than cut off.
+    pub pool: Option<Arc<SegmentPool>>,
+}
+
+impl FileMode {
+    /// Plain files, as Kafka: the file is exactly the data.
+    pub fn plain() -> FileMode {
+        FileMode::default()
+    }
+}
+
 #[derive(Debug)]
 pub struct Segment {
     base_offset: i64,
     log_path: PathBuf,
     log: Arc<dyn IoFile>,
+    mode: FileMode,
     index: OffsetIndex,
     time_index: TimeIndex,
     size: u64,
@@ -81,10 +103,23 @@ impl Segment {
         dir: &Path,
         base_offset: i64,
         limits: SegmentLimits,
+        mode: &FileMode,
     ) -> io::Result<Segment> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = io.open(&log_path, true)?;
-        log.set_len(0)?;
+        if let Some(pool) = &mode.pool {
+            pool.take(&log_path)?;
+        } else {
+            let log = io.open(&log_path, true)?;
+            log.set_len(0)?;
+            if let Some(bytes) = mode.preallocate {
+                log.allocate(bytes)?;
+            }
+        }
+        let log = if mode.mapped {
+            io.open_mapped(&log_path)?
+        } else {
+            io.open(&log_path, false)?
+        };
         let mut index = OffsetIndex::open(io, &index_path, true, limits.max_index_bytes)?;
         index.reset()?;
         let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
@@ -96,6 +131,7 @@ impl Segment {
             base_offset,
             log_path,
             log,
+            mode,
             index,
             time_index,
             limits,
@@ -107,6 +143,7 @@ impl Segment {
         base_offset: i64,
         log_path: PathBuf,
         log: Arc<dyn IoFile>,
+        mode: &FileMode,
         index: OffsetIndex,
         time_index: TimeIndex,
         limits: SegmentLimits,
@@ -115,6 +152,7 @@ impl Segment {
             base_offset,
             log_path,
             log,
+            mode: mode.clone(),
             index,
             time_index,
             size: 0,
@@ -136,13 +174,20 @@ impl Segment {
         base_offset: i64,
         active: bool,
         limits: SegmentLimits,
+        mode: &FileMode,
     ) -> io::Result<Segment> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        let log = io.open(&log_path, false)?;
+        // Only an active segment is written, so only it is mapped.
+        let log = if active && mode.mapped {
+            io.open_mapped(&log_path)?
+        } else {
+            io.open(&log_path, false)?
+        };
         let index = OffsetIndex::open(io, &index_path, active, limits.max_index_bytes)?;
         let time_index = TimeIndex::open(io, &time_path, active, limits.max_index_bytes)?;
         let file_len = log.len()?;
-        let mut segment = Segment::assemble(base_offset, log_path, log, index, time_index, limits);
+        let mut segment =
+            Segment::assemble(base_offset, log_path, log, mode, index, time_index, limits);
         segment.size = file_len;
         let start = segment
             .index
@@ -182,6 +227,10 @@ impl Segment {
         segment.bytes_since_last_index_entry = position - start;
         if let Some(first) = segment.read_header(0)? {
             segment.rolling_timestamp = Some(first.max_timestamp);
+        }
+        if !active && segment.trims_on_seal() && file_len > position {
+            // A sealed segment of a pre-allocated file whose trim did not reach the disk.
+            segment.log.set_len(position)?;
         }
         Ok(segment)
     }
@@ -234,14 +283,57 @@ impl Segment {
             self.index_batch(position, &appended)?;
             position += header.total_size() as u64;
         }
-        let truncated = file_len - position;
-        if truncated > 0 {
-            self.log.set_len(position)?;
-        }
+        let truncated = self.cut_log(position, file_len)?;
         self.size = position;
         self.index.persist()?;
         self.time_index.persist()?;
         Ok(truncated)
+    }
+
+    /// Makes `position` the end of the log's data; returns how many bytes were dropped. A plain
+    /// file is cut there; a pre-allocated one keeps its length and reads as zeros from there, so
+    /// that nothing after the data can ever be taken for a batch.
+    fn cut_log(&self, position: u64, file_len: u64) -> io::Result<u64> {
+        if position >= file_len {
+            return Ok(0);
+        }
+        if self.mode.preallocate.is_some() {
+            // What is dropped is a torn batch at most: report the length it claims.
+            let mut prefix = [0u8; LOG_OVERHEAD];
+            let n = self.log.read_at(&mut prefix, position)?;
+            let claimed = if n == LOG_OVERHEAD {
+                let length = i32::from_be_bytes(prefix[8..12].try_into().expect("4 bytes"));
+                (LOG_OVERHEAD as u64 + length.max(0) as u64).min(file_len - position)
+            } else {
+                0
+            };
+            let dropped = if prefix[..n].iter().any(|b| *b != 0) {
+                claimed.max(n as u64)
+            } else {
+                0
+            };
+            // Everything past the data was written by this segment (the file was zeroed when it
+            // was allocated), so zeros from here restore that state.
+            self.log.zero_range(position, file_len)?;
+            Ok(dropped)
+        } else {
+            self.log.set_len(position)?;
+            Ok(file_len - position)
+        }
+    }
+
+    /// A pre-allocated file that is not a pool's is cut to its data when sealed.
+    fn trims_on_seal(&self) -> bool {
+        self.mode.preallocate.is_some() && self.mode.pool.is_none()
+    }
+
+    /// The most bytes this segment's file can hold, when that is bounded (pool files, mappings).
+    pub fn capacity(&self) -> Option<u64> {
+        match (&self.mode.pool, self.log.write_limit()) {
+            (Some(pool), Some(limit)) => Some(pool.file_bytes().min(limit)),
+            (Some(pool), None) => Some(pool.file_bytes()),
+            (None, limit) => limit,
+        }
     }
 
     fn read_header(&self, position: u64) -> io::Result<Option<BatchHeader>> {
@@ -407,7 +499,8 @@ impl Segment {
             Some((p, h)) => p + h.total_size() as u64,
             None => return Ok(()),
         };
-        self.log.set_len(position)?;
+        let file_len = self.log.len()?;
+        self.cut_log(position, file_len)?;
         self.index.truncate_above(offset - 1 - self.base_offset)?;
         self.time_index.truncate_above(i64::MAX)?;
         self.recover()?;
@@ -425,7 +518,11 @@ impl Segment {
     /// The segment stops being appended to: indexes go to disk and leave memory.
     pub fn seal(&mut self) -> io::Result<()> {
         self.index.seal()?;
-        self.time_index.seal()
+        self.time_index.seal()?;
+        if self.trims_on_seal() && self.log.len()? > self.size {
+            self.log.set_len(self.size)?;
+        }
+        Ok(())
     }
 
     /// Writes out index entries still in memory (clean shutdown).
@@ -437,7 +534,10 @@ impl Segment {
     pub fn delete(self, io: &dyn Io) -> io::Result<()> {
         let index_path = self.index.path().to_path_buf();
         let time_path = self.time_index.path().to_path_buf();
-        io.remove_file(&self.log_path)?;
+        match &self.mode.pool {
+            Some(pool) => pool.give_back(&self.log_path)?,
+            None => io.remove_file(&self.log_path)?,
+        }
         let _ = io.remove_file(&index_path);
         let _ = io.remove_file(&time_path);
         // Make the removal durable, or a crash could bring the segment back.
@@ -503,6 +603,12 @@ impl Segment {
     /// Cuts the log file back to `size` after a failed write (best effort).
     pub fn truncate_file_to(&mut self, size: u64) -> io::Result<()> {
         self.size = size;
-        self.log.set_len(size)
+        let file_len = self.log.len()?;
+        self.cut_log(size, file_len).map(|_| ())
+    }
+
+    /// How the `.log` file is held.
+    pub fn mode(&self) -> &FileMode {
+        &self.mode
     }
 }

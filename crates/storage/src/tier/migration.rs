@@ -176,7 +176,7 @@ mod tests {
     use super::*;
     use crate::batch::simple_batch;
     use crate::io::sim::SimIo;
-    use crate::log::segment::{AppendedBatch, Segment, SegmentLimits};
+    use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
 
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
@@ -186,7 +186,7 @@ mod tests {
     /// A durable, sealed segment at base offset 100 in `dir`; returns its files' contents.
     fn make_segment(io: &SimIo, dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
         io.create_dir_all(dir).unwrap();
-        let mut segment = Segment::create(io, dir, 100, LIMITS).unwrap();
+        let mut segment = Segment::create(io, dir, 100, LIMITS, &FileMode::plain()).unwrap();
         for i in 0..20i64 {
             let mut b = simple_batch(&[format!("record {i}").as_bytes()], 1000 + i);
             b[0..8].copy_from_slice(&(100 + i).to_be_bytes());
@@ -259,7 +259,7 @@ mod tests {
                 }
             }
             // The segment opens and reads back from where it was kept.
-            let segment = Segment::open(&io, home, 100, false, LIMITS).unwrap();
+            let segment = Segment::open(&io, home, 100, false, LIMITS, &FileMode::plain()).unwrap();
             assert_eq!(segment.next_offset(), 120, "crash point {crash_after}");
             // Recovery is idempotent.
             assert_eq!(

@@ -9,6 +9,7 @@ pub mod migration;
 pub mod migrator;
 pub mod placement;
 pub mod policy;
+pub mod pool;
 pub mod usage;
 
 use std::fmt;

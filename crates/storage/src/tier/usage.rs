@@ -11,12 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::placement::{place, Placement};
+use super::pool::SegmentPool;
 use super::{DirUsage, TierDir, TierId};
 use crate::log::partition::SegmentPlacer;
+use crate::log::segment::FileMode;
 
 #[derive(Debug)]
 struct DirState {
     path: PathBuf,
+    /// Segments here are written through mappings (a PMEM tier).
+    mapped: bool,
+    pool: Option<Arc<SegmentPool>>,
     capacity_bytes: u64,
     used_bytes: AtomicU64,
     bytes_written: AtomicU64,
@@ -45,10 +50,15 @@ pub struct TierUsage {
     placing: Mutex<()>,
 }
 
-fn states(dirs: &[TierDir]) -> Vec<DirState> {
+fn states(dirs: &[TierDir], mapped: bool, pools: &[Arc<SegmentPool>]) -> Vec<DirState> {
     dirs.iter()
         .map(|d| DirState {
             path: d.path.clone(),
+            mapped,
+            pool: pools
+                .iter()
+                .find(|p| p.dir().parent() == Some(&d.path))
+                .cloned(),
             capacity_bytes: d.capacity_bytes,
             used_bytes: AtomicU64::new(0),
             bytes_written: AtomicU64::new(0),
@@ -58,12 +68,34 @@ fn states(dirs: &[TierDir]) -> Vec<DirState> {
 }
 
 impl TierUsage {
+    /// Tiers of plain files.
     pub fn new(first: &[TierDir], second: &[TierDir]) -> Arc<TierUsage> {
+        Self::with_layout(first, second, [false, false], &[])
+    }
+
+    /// Tiers whose segments are mapped (`mapped[0]` for the first tier, `[1]` the second) and
+    /// whose directories may have pools of segment files.
+    pub fn with_layout(
+        first: &[TierDir],
+        second: &[TierDir],
+        mapped: [bool; 2],
+        pools: &[Arc<SegmentPool>],
+    ) -> Arc<TierUsage> {
         Arc::new(TierUsage {
-            first: states(first),
-            second: states(second),
+            first: states(first, mapped[0], pools),
+            second: states(second, mapped[1], pools),
             placing: Mutex::new(()),
         })
+    }
+
+    /// The pool of the tier directory holding `partition_dir`, if it has one.
+    pub fn pool_of(&self, partition_dir: &Path) -> Option<Arc<SegmentPool>> {
+        self.find(partition_dir).and_then(|d| d.pool.clone())
+    }
+
+    /// Every pool, first tier first.
+    pub fn pools(&self) -> Vec<Arc<SegmentPool>> {
+        self.all().filter_map(|(_, d)| d.pool.clone()).collect()
     }
 
     fn all(&self) -> impl Iterator<Item = (TierId, &DirState)> {
@@ -168,6 +200,19 @@ impl SegmentPlacer for PartitionPlacer {
         if let Some(d) = self.usage.find(dir) {
             d.bytes_read.fetch_add(bytes, Ordering::Relaxed);
         }
+    }
+    fn file_mode(&self, dir: &Path) -> FileMode {
+        match self.usage.find(dir) {
+            Some(d) => FileMode {
+                mapped: d.mapped,
+                preallocate: None,
+                pool: d.pool.clone(),
+            },
+            None => FileMode::plain(),
+        }
+    }
+    fn max_segment_bytes(&self) -> Option<u64> {
+        self.usage.pools().iter().map(|p| p.file_bytes()).min()
     }
 }
 
