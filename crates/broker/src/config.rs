@@ -155,8 +155,9 @@ fn channel_type(k: &str, v: &str) -> Result<(), ConfigError> {
 }
 
 impl BrokerConfig {
-    /// A topic's `channel.type` must be the broker's `log.channel.type` for now: segments of one
-    /// broker all live in the same kind of place.
+    /// A topic's `channel.type` is the broker's `log.channel.type`, or `file`: plain files in
+    /// `log.dirs` on any broker (a topic kept off the tiers). `pmem` and `tiered` need the
+    /// broker's tiers, so they must be its channel.
     pub fn check_topic_channel(
         &self,
         overrides: &BTreeMap<String, String>,
@@ -164,19 +165,32 @@ impl BrokerConfig {
         let Some(value) = overrides.get("channel.type") else {
             return Ok(());
         };
-        let broker = match self.tiers.channel {
-            ChannelType::File => "file",
-            ChannelType::Pmem => "pmem",
-            ChannelType::Tiered => "tiered",
-        };
-        if value.trim() != broker {
+        let broker = self.tiers.channel.name();
+        let value = value.trim();
+        if value != broker && value != "file" {
             return Err(invalid(
                 "channel.type",
                 value,
-                format!("a topic's channel must be the broker's log.channel.type ({broker}) in this version"),
+                format!("a topic's channel must be file or the broker's log.channel.type ({broker})"),
             ));
         }
         Ok(())
+    }
+
+    /// Whether a topic with these overrides keeps its segments in plain files in `log.dirs`.
+    pub fn topic_uses_plain_files(&self, overrides: &BTreeMap<String, String>) -> bool {
+        self.topic_value(overrides, "channel.type").trim() == "file"
+    }
+}
+
+impl ChannelType {
+    /// The `log.channel.type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelType::File => "file",
+            ChannelType::Pmem => "pmem",
+            ChannelType::Tiered => "tiered",
+        }
     }
 }
 fn ratio(k: &str, v: &str) -> Result<(), ConfigError> {
@@ -874,6 +888,7 @@ impl BrokerConfig {
             },
             file_delete_delay_ms: long("file.delete.delay.ms", d.file_delete_delay_ms),
             preallocate: v("preallocate").trim().eq_ignore_ascii_case("true"),
+            plain_files: self.topic_uses_plain_files(overrides),
         }
     }
 

@@ -35,6 +35,9 @@ pub struct LogConfig {
     pub file_delete_delay_ms: i64,
     /// `preallocate`
     pub preallocate: bool,
+    /// `channel.type=file`: segments stay in plain files in the log directory even when the
+    /// broker has tiers.
+    pub plain_files: bool,
 }
 
 impl Default for LogConfig {
@@ -52,6 +55,7 @@ impl Default for LogConfig {
             timestamp_type: TimestampType::CreateTime,
             file_delete_delay_ms: 60_000,
             preallocate: false,
+            plain_files: false,
         }
     }
 }

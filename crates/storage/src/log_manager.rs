@@ -273,7 +273,7 @@ impl LogManager {
                     was_clean,
                     *recovery_points.get(&key).unwrap_or(&0),
                     *start_offsets.get(&key).unwrap_or(&0),
-                    manager.placer(&dir_name),
+                    manager.placer(&dir_name, &log_config),
                 )?;
                 let report = log.recovery_report();
                 if report.segments_recovered > 0 {
@@ -424,8 +424,15 @@ impl LogManager {
             .cloned()
     }
 
-    /// The segment placer of a partition when segments live in tiers.
-    fn placer(&self, partition_dir_name: &str) -> Option<Arc<dyn SegmentPlacer>> {
+    /// The segment placer of a partition when its segments live in tiers.
+    fn placer(
+        &self,
+        partition_dir_name: &str,
+        config: &LogConfig,
+    ) -> Option<Arc<dyn SegmentPlacer>> {
+        if config.plain_files {
+            return None;
+        }
         self.tier_usage.as_ref().map(|usage| {
             Arc::new(PartitionPlacer {
                 usage: usage.clone(),
@@ -465,7 +472,7 @@ impl LogManager {
     fn open_partition(&self, name: &str, p: i32, config: LogConfig) -> io::Result<Arc<Partition>> {
         let log_dir = self.pick_log_dir();
         let dir = log_dir.join(partition_dir_name(name, p));
-        let placer = self.placer(&partition_dir_name(name, p));
+        let placer = self.placer(&partition_dir_name(name, p), &config);
         let log =
             PartitionLog::open_placed(self.io.clone(), &dir, name, p, config, true, 0, 0, placer)?;
         Ok(Arc::new(Partition {

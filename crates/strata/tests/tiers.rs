@@ -449,3 +449,73 @@ fn prometheus_metrics_show_tiers_and_migrations() {
     );
     assert!(value(&body, "strata_log_bytes", "") >= 400_000.0, "{body}");
 }
+
+#[test]
+fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let tiers = tempfile::tempdir().unwrap();
+    let (broker, fast, slow) = tiered_broker(tiers.path(), 10_000_000, &[]);
+    let rt = runtime();
+    let admin: AdminClient<_> = rdkafka::config::ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .create()
+        .unwrap();
+    let create = |name: &str, channel: &str| {
+        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1))
+            .set("channel.type", channel);
+        rt.block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+            .unwrap()
+            .remove(0)
+            .map_err(|(_, e)| e)
+    };
+    create("plain", "file").unwrap();
+    create("fast", "tiered").unwrap();
+    assert_eq!(
+        create("pooled", "pmem").unwrap_err(),
+        rdkafka::types::RDKafkaErrorCode::InvalidConfig,
+        "pmem needs the broker's pmem channel"
+    );
+    let producer = producer(&broker.addr, &[("linger.ms", "0")]);
+    for topic in ["plain", "fast"] {
+        produce(&rt, &producer, topic, 0, &[(None, Some(b"x".to_vec()))]);
+    }
+    // The file topic's segments are in log.dirs, the tiered topic's in the tiers.
+    assert_eq!(logs_in(&broker.data_dir().join("plain-0")), 1);
+    assert_eq!(logs_in(&fast.join("plain-0")) + logs_in(&slow.join("plain-0")), 0);
+    assert_eq!(logs_in(&fast.join("fast-0")) + logs_in(&slow.join("fast-0")), 1);
+    assert_eq!(logs_in(&broker.data_dir().join("fast-0")), 0);
+    // An existing topic keeps its channel.
+    let response = rt.block_on(async {
+        use kafka_protocol::messages::incremental_alter_configs_request::{
+            AlterConfigsResource, AlterableConfig,
+        };
+        use kafka_protocol::protocol::StrBytes;
+        let mut client = strata::client::Client::connect(&broker.addr).await.unwrap();
+        client
+            .send(
+                kafka_protocol::messages::IncrementalAlterConfigsRequest::default().with_resources(
+                    vec![AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("plain"))
+                        .with_configs(vec![AlterableConfig::default()
+                            .with_name(StrBytes::from_static_str("channel.type"))
+                            .with_config_operation(0)
+                            .with_value(Some(StrBytes::from_static_str("tiered")))])],
+                ),
+            )
+            .await
+            .unwrap()
+    });
+    assert_eq!(response.responses[0].error_code, 40, "INVALID_CONFIG");
+    let message = response.responses[0].error_message.as_ref().unwrap().to_string();
+    assert!(message.contains("channel.type"), "{message}");
+    // Both are still readable after a restart.
+    let mut broker = broker;
+    broker.stop();
+    broker.restart();
+    let consumer = consumer(&broker.addr, &[]);
+    for topic in ["plain", "fast"] {
+        let got = consume(&consumer, topic, 0, 0, 1, Duration::from_secs(20));
+        assert_eq!(payload(&got[0]), b"x");
+    }
+}
