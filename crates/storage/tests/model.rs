@@ -6,6 +6,10 @@
 //! byte for byte, with every segment in exactly one tier. A failure prints its seed; rerun one
 //! seed with `STRATA_MODEL_SEED=<seed> cargo test -p strata-storage --test model`; try more seeds
 //! with `STRATA_MODEL_SEEDS=<count>`.
+//!
+//! The same sequence runs on the `pmem` channel too: segments are pool files (one tier, no
+//! migrations; the pool's cleaner runs instead, sometimes interrupted), and pool files must never
+//! be lost or show a previous owner's bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -15,6 +19,7 @@ use strata_storage::io::sim::SimIo;
 use strata_storage::io::Io;
 use strata_storage::log::partition::SegmentPlacer;
 use strata_storage::tier::migration::{copy_segment, delete_segment_files};
+use strata_storage::tier::pool::{SegmentPool, POOL_DIR};
 use strata_storage::tier::usage::{PartitionPlacer, TierUsage};
 use strata_storage::tier::TierDir;
 use strata_storage::{LogConfig, PartitionLog};
@@ -61,6 +66,16 @@ fn open(io: &SimIo, usage: &Arc<TierUsage>, clean: bool, start: i64) -> Partitio
     .expect("open")
 }
 
+/// Which channel a run models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Channel {
+    Tiered,
+    Pmem,
+}
+
+const POOL_FILE_BYTES: u64 = 600;
+const POOL_FILES: usize = 4;
+
 fn new_usage() -> Arc<TierUsage> {
     TierUsage::new(
         &[TierDir {
@@ -72,6 +87,48 @@ fn new_usage() -> Arc<TierUsage> {
             capacity_bytes: 1 << 40,
         }],
     )
+}
+
+/// The tiers of a run (opening the pool, and finishing its interrupted steps, for `pmem`).
+fn usage_for(io: &SimIo, channel: Channel) -> Arc<TierUsage> {
+    match channel {
+        Channel::Tiered => new_usage(),
+        Channel::Pmem => {
+            let (pool, _) = SegmentPool::open(
+                Arc::new(io.clone()),
+                Path::new("/fast"),
+                POOL_FILE_BYTES,
+                POOL_FILES,
+            )
+            .expect("pool");
+            TierUsage::with_layout(
+                &[TierDir {
+                    path: "/fast".into(),
+                    capacity_bytes: 1 << 40,
+                }],
+                &[],
+                [true, false],
+                &[pool],
+            )
+        }
+    }
+}
+
+/// Files owned by the pool or by a segment: never fewer than before (nothing leaks).
+fn pool_owned_files(io: &SimIo) -> usize {
+    let pool = io
+        .list_dir(&Path::new("/fast").join(POOL_DIR))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.starts_with("free-") || n.starts_with("dirty-"))
+        .count();
+    let logs = io
+        .list_dir(Path::new("/fast/m-0"))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| n.ends_with(".log"))
+        .count();
+    pool + logs
 }
 
 /// Every record value from `from` to the end, read through the log's byte ranges.
@@ -115,13 +172,15 @@ fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
     out
 }
 
-fn run(seed: u64) {
+fn run(seed: u64, channel: Channel) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let io = SimIo::new();
     for d in ["/fast", "/slow", "/home"] {
         io.create_dir_all(Path::new(d)).unwrap();
     }
-    let mut log = open(&io, &new_usage(), true, 0);
+    let mut usage = usage_for(&io, channel);
+    let mut log = open(&io, &usage, true, 0);
+    let mut owned = pool_owned_files(&io);
     // The model.
     let mut acknowledged: Vec<Vec<u8>> = Vec::new();
     let mut durable = 0usize;
@@ -173,6 +232,26 @@ fn run(seed: u64) {
                 durable = acknowledged.len();
             }
             65..=69 => log.roll().unwrap(),
+            70..=84 if channel == Channel::Pmem => {
+                // The pool's cleaner zeroes a given-back file, sometimes interrupted.
+                let interrupt = rng.below(3) == 0;
+                if interrupt {
+                    io.fail_after(rng.below(4));
+                }
+                let done = usage.pools()[0].clean_one();
+                io.fail_after(u64::MAX);
+                if done.is_err() {
+                    (log, usage) = crash_and_recover(
+                        &io,
+                        log,
+                        channel,
+                        start,
+                        (seed, step),
+                        &mut acknowledged,
+                        &mut durable,
+                    );
+                }
+            }
             70..=84 => {
                 // Move a random sealed segment to the other tier, sometimes interrupted.
                 let sealed = log.sealed_segments();
@@ -201,9 +280,10 @@ fn run(seed: u64) {
                 io.fail_after(u64::MAX);
                 if done.is_err() {
                     // The process died mid-migration.
-                    log = crash_and_recover(
+                    (log, usage) = crash_and_recover(
                         &io,
                         log,
+                        channel,
                         start,
                         (seed, step),
                         &mut acknowledged,
@@ -217,9 +297,10 @@ fn run(seed: u64) {
                 start = log.delete_records_before(to).unwrap();
             }
             _ => {
-                log = crash_and_recover(
+                (log, usage) = crash_and_recover(
                     &io,
                     log,
+                    channel,
                     start,
                     (seed, step),
                     &mut acknowledged,
@@ -242,6 +323,11 @@ fn run(seed: u64) {
                 .all(|(a, b)| a == b),
             "seed {seed} step {step}: contents"
         );
+        if channel == Channel::Pmem {
+            let now = pool_owned_files(&io);
+            assert!(now >= owned, "seed {seed} step {step}: a pool file leaked ({now} < {owned})");
+            owned = now;
+        }
         for (base, dir, _, _) in log.sealed_segments() {
             let other: PathBuf = if dir.starts_with("/fast") {
                 "/slow/m-0".into()
@@ -261,11 +347,12 @@ fn run(seed: u64) {
 fn crash_and_recover(
     io: &SimIo,
     log: PartitionLog,
+    channel: Channel,
     start: i64,
     (seed, step): (u64, i64),
     acknowledged: &mut Vec<Vec<u8>>,
     durable: &mut usize,
-) -> PartitionLog {
+) -> (PartitionLog, Arc<TierUsage>) {
     drop(log);
     io.crash();
     if std::env::var("STRATA_MODEL_TRACE").is_ok() {
@@ -285,7 +372,7 @@ fn crash_and_recover(
             eprintln!("  after crash {d}: {sizes:?}");
         }
     }
-    let usage = new_usage();
+    let usage = usage_for(io, channel);
     let log = open(io, &usage, false, start);
     let values = read_values(&log, start);
     check_after_crash(
@@ -297,7 +384,7 @@ fn crash_and_recover(
     );
     acknowledged.truncate(start as usize + values.len());
     *durable = acknowledged.len();
-    log
+    (log, usage)
 }
 
 fn check_after_crash(
@@ -322,18 +409,28 @@ fn check_after_crash(
     );
 }
 
-#[test]
-fn random_operations_with_crashes_match_the_model() {
-    let seeds: Vec<u64> = match std::env::var("STRATA_MODEL_SEED") {
+fn seeds() -> Vec<u64> {
+    match std::env::var("STRATA_MODEL_SEED") {
         Ok(s) => vec![s.parse().expect("a seed")],
         Err(_) => (1..=std::env::var("STRATA_MODEL_SEEDS")
             .ok()
             .and_then(|n| n.parse().ok())
             .unwrap_or(40))
             .collect(),
-    };
-    for seed in seeds {
-        run(seed);
+    }
+}
+
+#[test]
+fn random_operations_with_crashes_match_the_model() {
+    for seed in seeds() {
+        run(seed, Channel::Tiered);
+    }
+}
+
+#[test]
+fn random_operations_with_crashes_on_the_pmem_channel_match_the_model() {
+    for seed in seeds() {
+        run(seed, Channel::Pmem);
     }
 }
 
