@@ -41,6 +41,19 @@ pub fn copy_segment(
     base_offset: i64,
     chunk_bytes: usize,
 ) -> io::Result<u64> {
+    copy_segment_paced(io, source_dir, target_dir, base_offset, chunk_bytes, &|_| {})
+}
+
+/// As [`copy_segment`], calling `pace` with the size of every chunk after copying it (the
+/// migrator's bandwidth bound sleeps there).
+pub fn copy_segment_paced(
+    io: &dyn Io,
+    source_dir: &Path,
+    target_dir: &Path,
+    base_offset: i64,
+    chunk_bytes: usize,
+    pace: &dyn Fn(u64),
+) -> io::Result<u64> {
     io.create_dir_all(target_dir)?;
     let mut copied = 0u64;
     let mut present = Vec::new();
@@ -67,6 +80,7 @@ pub fn copy_segment(
             input.read_exact_at(&mut buf[..n], at)?;
             output.write_vectored_at(&[&buf[..n]], at)?;
             at += n as u64;
+            pace(n as u64);
         }
         output.sync_data()?;
         copied += len;

@@ -16,7 +16,7 @@ use std::sync::{mpsc, Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::migration::{copy_segment, delete_segment_files};
+use super::migration::{copy_segment_paced, delete_segment_files};
 use super::policy::{select_demotions, select_promotions, Candidate, Decision, MigrationPolicy};
 use super::usage::TierDirStats;
 use super::TierId;
@@ -65,20 +65,37 @@ impl std::fmt::Debug for Migrator {
 }
 
 /// Paces copies to a byte rate shared by all workers.
-struct Pacer {
+/// The bound on migration bandwidth, shared by every worker: each copied chunk books its time at
+/// `rate` on one clock and the worker sleeps until then. Idle time earns no credit, so a migration
+/// after a quiet spell is paced like any other.
+#[derive(Debug)]
+pub struct Pacer {
     rate: Option<u64>,
-    start: Instant,
-    bytes: AtomicU64,
+    booked_until: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
-    fn wait(&self, bytes: u64) {
+    /// `rate` in bytes per second; None: unbounded.
+    pub fn new(rate: Option<u64>) -> Pacer {
+        Pacer {
+            rate: rate.filter(|r| *r > 0),
+            booked_until: Mutex::new(None),
+        }
+    }
+
+    /// Books `bytes` just moved and sleeps until the bound allows more.
+    pub fn wait(&self, bytes: u64) {
         let Some(rate) = self.rate else { return };
-        let total = self.bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        let due = Duration::from_secs_f64(total as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        let now = Instant::now();
+        let until = {
+            let mut booked = self.booked_until.lock().unwrap_or_else(|e| e.into_inner());
+            let from = booked.map_or(now, |b| b.max(now));
+            let until = from + Duration::from_secs_f64(bytes as f64 / rate as f64);
+            *booked = Some(until);
+            until
+        };
+        if until > now {
+            std::thread::sleep(until - now);
         }
     }
 }
@@ -90,11 +107,7 @@ impl Migrator {
         let (queue, tasks) = mpsc::sync_channel::<Task>(64);
         let tasks = Arc::new(Mutex::new(tasks));
         let in_flight: Arc<Mutex<HashSet<(String, i32, i64)>>> = Arc::default();
-        let pacer = Arc::new(Pacer {
-            rate: config.max_bytes_per_sec,
-            start: Instant::now(),
-            bytes: AtomicU64::new(0),
-        });
+        let pacer = Arc::new(Pacer::new(config.max_bytes_per_sec));
         let mut threads = Vec::new();
         for n in 0..config.threads.max(1) {
             let (tasks, stats, in_flight, pacer, stop, manager) = (
@@ -279,14 +292,14 @@ fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &P
     stats.in_flight.fetch_add(1, Ordering::SeqCst);
     let mut switched = false;
     let outcome = (|| -> std::io::Result<bool> {
-        let copied = copy_segment(
+        let copied = copy_segment_paced(
             &*io,
             &task.from_dir,
             &task.to_dir,
             task.base_offset,
             1 << 20,
+            &|n| pacer.wait(n),
         )?;
-        pacer.wait(copied);
         switched =
             task.partition
                 .log()
@@ -332,5 +345,53 @@ fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &P
             stats.failed.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, error = %e, "migration failed; it is retried later");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Moving 30 MB at 100 MB/s cannot take less than 0.3 s, however it is chunked and however
+    /// many workers share the bound.
+    #[test]
+    fn the_pacer_bounds_bandwidth_across_workers() {
+        let pacer = Arc::new(Pacer::new(Some(100_000_000)));
+        let start = Instant::now();
+        let workers: Vec<_> = (0..3)
+            .map(|_| {
+                let pacer = pacer.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..10 {
+                        pacer.wait(1_000_000);
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().unwrap();
+        }
+        assert!(start.elapsed() >= Duration::from_millis(299), "{:?}", start.elapsed());
+    }
+
+    /// A quiet spell earns no credit: after idling, 10 MB at 100 MB/s still takes 0.1 s.
+    #[test]
+    fn idle_time_is_not_banked() {
+        let pacer = Pacer::new(Some(100_000_000));
+        pacer.wait(1);
+        std::thread::sleep(Duration::from_millis(300));
+        let start = Instant::now();
+        for _ in 0..10 {
+            pacer.wait(1_000_000);
+        }
+        assert!(start.elapsed() >= Duration::from_millis(99), "{:?}", start.elapsed());
+    }
+
+    #[test]
+    fn no_bound_never_sleeps() {
+        let pacer = Pacer::new(None);
+        let start = Instant::now();
+        pacer.wait(u64::MAX / 2);
+        assert!(start.elapsed() < Duration::from_secs(1));
     }
 }
