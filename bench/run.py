@@ -10,6 +10,8 @@ move from run to run while ratios taken together hold.
     python3 bench/run.py                 # every scenario, results into docs/BENCHMARKS.md
     python3 bench/run.py producer-1p     # some scenarios; prints, and updates their rows
     STRATA_BENCH_SCALE=0.1 python3 bench/run.py   # a quick pass with a tenth of the records
+    python3 bench/run.py tier-sync tier-migration tier-burst   # the tier benchmarks (root: cgroups)
+    python3 bench/run.py --render        # rewrite the documents from bench/results.json
 """
 import json
 import os
@@ -39,10 +41,13 @@ def n(records):
 
 
 class Broker:
-    """A release broker on a free port with a fresh data directory."""
+    """A release broker on a free port with a fresh data directory. `tiers` names the tier
+    directories' keys ({"first": path, "second": path}); `cgroup` is a blkio cgroup directory the
+    broker's process joins (its I/O to the data disk throttled)."""
 
-    def __init__(self, overrides):
+    def __init__(self, overrides, cgroup=None):
         self.dir = tempfile.mkdtemp(prefix="strata-bench-", dir=DATA_ROOT)
+        self.extra_dirs = []
         args = [STRATA, "server", "--override", f"log.dirs={self.dir}", "--override", "listeners=PLAINTEXT://127.0.0.1:0"]
         for o in overrides:
             args += ["--override", o]
@@ -53,6 +58,9 @@ class Broker:
             raise RuntimeError(f"broker did not start: {line!r}")
         self.addr = m.group(1)
         self.peak_rss_kib = 0
+        if cgroup:
+            with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
+                f.write(str(self.proc.pid))
 
     def cpu_seconds(self):
         with open(f"/proc/{self.proc.pid}/stat") as f:
@@ -68,8 +76,56 @@ class Broker:
 
     def stop(self):
         self.proc.terminate()
-        self.proc.wait(timeout=60)
+        self.proc.wait(timeout=120)
         shutil.rmtree(self.dir, ignore_errors=True)
+        for d in self.extra_dirs:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def shm_dir(broker_dirs):
+    """A fresh directory on /dev/shm (the stand-in for persistent memory), removed with the broker."""
+    d = tempfile.mkdtemp(prefix="strata-bench-pmem-", dir="/dev/shm")
+    broker_dirs.append(d)
+    return d
+
+
+class HddThrottle:
+    """A blkio (cgroup v1) group that throttles writes and reads to the data disk to HDD-like rates:
+    `mb_s` MB/s and `iops` operations/s. A broker process placed in it sees an HDD-like disk."""
+
+    def __init__(self, mb_s=100, iops=250):
+        st = os.stat(DATA_ROOT)
+        self.device = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+        self.path = "/sys/fs/cgroup/blkio/strata-bench-hdd"
+        self.mb_s, self.iops = mb_s, iops
+
+    def __enter__(self):
+        os.makedirs(self.path, exist_ok=True)
+        for kind in ("write", "read"):
+            with open(os.path.join(self.path, f"blkio.throttle.{kind}_bps_device"), "w") as f:
+                f.write(f"{self.device} {self.mb_s * 1_000_000}")
+            with open(os.path.join(self.path, f"blkio.throttle.{kind}_iops_device"), "w") as f:
+                f.write(f"{self.device} {self.iops}")
+        return self.path
+
+    def __exit__(self, *exc):
+        try:
+            os.rmdir(self.path)
+        except OSError:
+            pass
+
+
+def dir_bytes(path):
+    """Bytes of segment files (.log) under a tier directory."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            if name.endswith(".log"):
+                try:
+                    total += os.stat(os.path.join(root, name)).st_size
+                except FileNotFoundError:
+                    pass
+    return total
 
 
 def run_tool(args, broker=None, timeout=1800):
@@ -267,12 +323,143 @@ def scenario_partitions(results, partitions):
     results[f"rss-{partitions}"] = rss
 
 
+def tier_broker(kind, throttle=None, first_bytes=4 << 30, extra=()):
+    """A broker of one of the tier layouts the tier benchmarks compare:
+    file: plain files on the data disk; pmem: the pmem channel on /dev/shm; tiered: first tier
+    on /dev/shm, second on the data disk."""
+    dirs = []
+    overrides = list(extra)
+    if kind == "pmem":
+        first = shm_dir(dirs)
+        overrides += ["log.channel.type=pmem", f"storage.tiers.first.paths={first}",
+                      f"storage.tiers.first.sizes={first_bytes}"]
+    elif kind == "tiered":
+        first = shm_dir(dirs)
+        second = tempfile.mkdtemp(prefix="strata-bench-hdd-", dir=DATA_ROOT)
+        dirs.append(second)
+        overrides += ["log.channel.type=tiered", f"storage.tiers.first.paths={first}",
+                      f"storage.tiers.first.sizes={first_bytes}", f"storage.tiers.second.paths={second}"]
+    broker = Broker(overrides, cgroup=throttle)
+    broker.extra_dirs = dirs
+    broker.tier_dirs = dirs
+    return broker
+
+
+SYNC_PROPS = ["acks=1", "linger.ms=0", "batch.size=16384"]
+SEGMENT_64M = "log.segment.bytes=67108864"
+
+
+def scenario_tier_sync(results):
+    """Durable produce (log.flush.interval.messages=1, acks=1): the fast tier on /dev/shm against
+    plain files on the data disk, as it is and throttled to an HDD-like 100 MB/s and 250 IOPS."""
+    layouts = [("file-disk", "file", False), ("file-hdd", "file", True),
+               ("pmem-shm", "pmem", False), ("tiered-shm-hdd", "tiered", True)]
+    out = {}
+    with HddThrottle() as cgroup:
+        for _ in range(RUNS):
+            for name, kind, throttled in layouts:
+                broker = tier_broker(kind, cgroup if throttled else None, first_bytes=1 << 30,
+                                     extra=["log.flush.interval.messages=1", SEGMENT_64M])
+                try:
+                    create_topic(broker, "durable", 1)
+                    r = producer_perf(broker, "durable", n(50_000), 1024, SYNC_PROPS)
+                    out.setdefault(name, []).append(r)
+                    log(f"{name}: {r['records_per_s']:.0f} records/s")
+                finally:
+                    broker.stop()
+    results["tier-sync"] = out
+
+
+def scenario_tier_migration(results):
+    """Producer throughput while migrations run against the same produce with migration off.
+    Both prefill the first tier with 512 MB; with migration on (threshold 0.05 of 4 GiB), the
+    prefill and the measured records move down to the disk while the measured producer runs."""
+    out = {"off": [], "on": [], "moved_bytes": []}
+    for _ in range(RUNS):
+        for mode in ("off", "on"):
+            extra = [SEGMENT_64M, "storage.migrate.interval.ms=200"]
+            extra += ["storage.migrate.threshold=-1"] if mode == "off" else \
+                ["storage.migrate.threshold=0.05", "storage.migrate.hysteresis=0.02"]
+            broker = tier_broker("tiered", extra=extra)
+            try:
+                create_topic(broker, "prefill", 1)
+                create_topic(broker, "measured", 1)
+                producer_perf(broker, "prefill", n(500_000), 1024, PRODUCER_PROPS)
+                r = producer_perf(broker, "measured", n(1_000_000), 1024, PRODUCER_PROPS)
+                out[mode].append(r)
+                if mode == "on":
+                    moved = dir_bytes(broker.tier_dirs[1])
+                    out["moved_bytes"].append(moved)
+                    log(f"migration on: {r['mb_per_s']} MB/s, {moved / 1e6:.0f} MB on the second tier after the run")
+                else:
+                    log(f"migration off: {r['mb_per_s']} MB/s")
+            finally:
+                broker.stop()
+    results["tier-migration"] = out
+
+
+def scenario_tier_burst(results):
+    """Pafka's burst: the second tier throttled to an HDD-like 100 MB/s. A durable burst of 1 GB
+    (flush per request) that fits the first tier (/dev/shm, 2 GiB) against the same burst into
+    plain files on the throttled disk; then migration drains the first tier to its threshold
+    (0.1) at the migration bound. The tiers' usage is sampled every 0.2 s for the chart."""
+    out = {"file": [], "tiered": [], "drain_s": [], "timeline": None}
+    extra = ["log.flush.interval.messages=1", SEGMENT_64M]
+    with HddThrottle() as cgroup:
+        for i in range(RUNS):
+            broker = tier_broker("file", cgroup, extra=extra)
+            try:
+                create_topic(broker, "burst", 1)
+                out["file"].append(producer_perf(broker, "burst", n(1_000_000), 1024, PRODUCER_PROPS))
+                log(f"file on HDD-like disk: {out['file'][-1]['mb_per_s']} MB/s")
+            finally:
+                broker.stop()
+            broker = tier_broker("tiered", cgroup, first_bytes=2 << 30,
+                                 extra=extra + ["storage.migrate.threshold=0.1", "storage.migrate.interval.ms=200"])
+            try:
+                create_topic(broker, "burst", 1)
+                first, second = broker.tier_dirs
+                samples, start = [], time.time()
+                stop = []
+
+                def sample():
+                    while not stop:
+                        samples.append((time.time() - start, dir_bytes(first), dir_bytes(second)))
+                        time.sleep(0.2)
+                import threading
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                try:
+                    r = producer_perf(broker, "burst", n(1_000_000), 1024, PRODUCER_PROPS)
+                    burst_end = time.time() - start
+                    target = 0.1 * (2 << 30) + (64 << 20)
+                    deadline = time.time() + 300
+                    while dir_bytes(first) > target and time.time() < deadline:
+                        time.sleep(0.2)
+                    drained = time.time() - start
+                    time.sleep(1)
+                finally:
+                    stop.append(True)
+                    sampler.join()
+                out["tiered"].append(r)
+                out["drain_s"].append(drained - burst_end)
+                if i == RUNS - 1:
+                    out["timeline"] = {"samples": samples, "burst_end_s": burst_end, "drained_s": drained}
+                log(f"tiered: burst {r['mb_per_s']} MB/s, drained {drained - burst_end:.1f} s after it")
+            finally:
+                broker.stop()
+    results["tier-burst"] = out
+
+
 SCENARIOS = {
     "producer-1p": scenario_producer_1p,
     "producer-sync": scenario_producer_sync,
     "latency": scenario_latency,
     "partitions-100": lambda r: scenario_partitions(r, 100),
     "partitions-1000": lambda r: scenario_partitions(r, 1000),
+    "tier-sync": scenario_tier_sync,
+    "tier-migration": scenario_tier_migration,
+    "tier-burst": scenario_tier_burst,
 }
 
 
@@ -402,6 +589,124 @@ def draw_svg(report, path):
         f.write("\n".join(parts))
 
 
+TIER_KEYS = ("tier-sync", "tier-migration", "tier-burst")
+
+
+def render_tiers(report):
+    """The tier benchmarks' table and notes."""
+    r, lim = report["results"], report["limits"]
+    rows = ["| scenario | command | target | min / **median** / max | status |", "|---|---|---|---|---|"]
+
+    def row(name, command, target, values, unit, digits=0, met=None):
+        if not values:
+            return
+        lo, mid, hi = mmm(values)
+        status = "-" if met is None else ("met" if met(mid) else "**missed**")
+        rows.append(f"| {name} | `{command}` | {target} | {lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f} {unit} | {status} |")
+
+    notes = []
+    sync = r.get("tier-sync", {})
+    props = " ".join(SYNC_PROPS)
+    labels = {"file-disk": "file channel, data disk as it is",
+              "file-hdd": "file channel, data disk throttled HDD-like (100 MB/s, 250 IOPS)",
+              "pmem-shm": "pmem channel, first tier on /dev/shm",
+              "tiered-shm-hdd": "tiered, first tier /dev/shm, second HDD-like"}
+    for key, label in labels.items():
+        row(f"durable produce (flush.messages=1), {label}",
+            f"strata producer-perf --num-records 50000 --record-size 1024 --producer-props {props}",
+            "report", [x["records_per_s"] for x in sync.get(key, [])], "records/s")
+    if sync.get("pmem-shm") and sync.get("file-disk"):
+        pm = [x["records_per_s"] for x in sync["pmem-shm"]]
+        for key, label in (("file-disk", "the data disk as it is"), ("file-hdd", "the HDD-like disk")):
+            base = [x["records_per_s"] for x in sync.get(key, [])]
+            if base:
+                ratios = [a / b for a, b in zip(pm, base)]
+                row(f"durable produce: pmem on /dev/shm / file on {label}", "(ratio of the runs above, pairwise)",
+                    ">= 5x", ratios, "x", digits=1, met=lambda m: m >= 5)
+    mig = r.get("tier-migration", {})
+    if mig.get("on") and mig.get("off"):
+        ratios = [a["mb_per_s"] / b["mb_per_s"] for a, b in zip(mig["on"], mig["off"])]
+        row("producer throughput while migrations run / without (tiered, 1,000,000 x 1 KiB)",
+            "strata producer-perf ... with storage.migrate.threshold=0.05 vs -1",
+            ">= 90%", [x * 100 for x in ratios], "%", met=lambda m: m >= 90)
+        row("  with migrations running", "", "report", [gb(x["mb_per_s"]) for x in mig["on"]], "GB/s", digits=2)
+        row("  without migration", "", "report", [gb(x["mb_per_s"]) for x in mig["off"]], "GB/s", digits=2)
+        moved = mig.get("moved_bytes", [])
+        if moved:
+            notes.append(f"- Migration runs: {statistics.median(moved) / 1e6:.0f} MB (median) were on the second tier "
+                         "when the measured producer finished (prefill and measured records moving down at the "
+                         "default bound, storage.migrate.max.bytes.per.sec = 100 MiB/s).")
+    burst = r.get("tier-burst", {})
+    if burst.get("tiered") and burst.get("file"):
+        row("durable 1 GB burst into plain files on the HDD-like disk", "strata producer-perf (flush.messages=1)",
+            "report", [gb(x["mb_per_s"]) for x in burst["file"]], "GB/s", digits=2)
+        row("the same burst into the tiered broker (first tier /dev/shm 2 GiB, second HDD-like)", "strata producer-perf (flush.messages=1)",
+            "absorbed at first-tier speed", [gb(x["mb_per_s"]) for x in burst["tiered"]], "GB/s", digits=2)
+        sync_pm = [gb(x["mb_per_s"]) for x in r.get("tier-migration", {}).get("off", [])]
+        row("time for migration to drain the first tier to its threshold after the burst", "(sampled every 0.2 s)",
+            "report", burst.get("drain_s", []), "s", digits=1)
+        ratios = [a["mb_per_s"] / b["mb_per_s"] for a, b in zip(burst["tiered"], burst["file"])]
+        notes.append(f"- The burst went {statistics.median(ratios):.1f}x faster into the tiered broker than into "
+                     "plain files on the HDD-like disk (median of pairwise ratios); the chart shows one run: "
+                     "the first tier fills at first-tier speed, then migration moves it down at the HDD's pace.")
+    notes.append(f"- The data disk's own fdatasync rate in this run: {lim.get('fdatasync_per_s', 0):.0f} /s "
+                 f"(about {1000 / max(lim.get('fdatasync_per_s', 1), 1):.2f} ms per sync).")
+    return "\n".join(rows), "\n".join(notes)
+
+
+def draw_tiers_svg(report, path):
+    """The burst timeline: bytes on each tier over time, with the burst's end marked."""
+    timeline = report["results"].get("tier-burst", {}).get("timeline")
+    if not timeline:
+        return
+    samples = timeline["samples"]
+    width, height, left, bottom, top_pad = 720, 360, 70, 40, 40
+    t_max = max(s[0] for s in samples) or 1
+    y_max = max(max(s[1], s[2]) for s in samples) / 1e9 * 1.1 or 1
+    x = lambda t: left + t / t_max * (width - left - 20)
+    y = lambda v: height - bottom - v / y_max * (height - bottom - top_pad)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{width / 2}" y="18" text-anchor="middle" font-size="14">1 GB durable burst, tiered broker: GB on each tier over time ({report["date"]})</text>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{width - 20}" y2="{y(0)}" stroke="black"/>',
+             f'<line x1="{left}" y1="{y(0)}" x2="{left}" y2="{top_pad - 10}" stroke="black"/>']
+    step = 0.25 if y_max < 1.5 else 0.5
+    v = 0.0
+    while v <= y_max:
+        parts.append(f'<line x1="{left}" y1="{y(v)}" x2="{width - 20}" y2="{y(v)}" stroke="#eee"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4}" text-anchor="end">{v:.2f}</text>')
+        v += step
+    t_step = max(1, int(t_max / 10))
+    for t in range(0, int(t_max) + 1, t_step):
+        parts.append(f'<text x="{x(t)}" y="{height - bottom + 16}" text-anchor="middle">{t}s</text>')
+    for idx, color, label in ((1, "#4a7bd0", "first tier (/dev/shm)"), (2, "#d08a4a", "second tier (HDD-like disk)")):
+        pts = " ".join(f"{x(s[0]):.1f},{y(s[idx] / 1e9):.1f}" for s in samples)
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="2"/>')
+        parts.append(f'<text x="{width - 200}" y="{top_pad + (idx - 1) * 16}" fill="{color}">{label}</text>')
+    be = timeline["burst_end_s"]
+    parts.append(f'<line x1="{x(be)}" y1="{y(0)}" x2="{x(be)}" y2="{top_pad}" stroke="#888" stroke-dasharray="4"/>')
+    parts.append(f'<text x="{x(be) + 4}" y="{top_pad + 40}" fill="#555">burst acknowledged</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts))
+
+
+def write_tiers_markdown(report):
+    table, notes = render_tiers(report)
+    begin, end = "<!-- tiers:begin -->", "<!-- tiers:end -->"
+    draw_tiers_svg(report, os.path.join(ROOT, "docs", "tiers-burst.svg"))
+    generated = (f"{begin}\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
+                 f"Machine: {report['machine']}.\n\n{table}\n\n{notes}\n\n![burst timeline](tiers-burst.svg)\n{end}")
+    text = open(OUT).read()
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
+    else:
+        text += "\n## Tiers\n\n" + generated + "\n"
+    with open(OUT, "w") as f:
+        f.write(text)
+    log(f"wrote the tiers section of {OUT}")
+
+
 def write_markdown(report):
     table, limits, notes = render(report)
     begin, end = "<!-- results:begin -->", "<!-- results:end -->"
@@ -419,6 +724,15 @@ def write_markdown(report):
 
 
 def main():
+    if sys.argv[1:] == ["--render"]:
+        # Re-render the documents from the last run's raw results.
+        with open(os.path.join(ROOT, "bench", "results.json")) as f:
+            report = json.load(f)
+        if all(k in report["results"] for k in ("producer-1p", "latency")):
+            write_markdown(report)
+        if any(k in report["results"] for k in TIER_KEYS):
+            write_tiers_markdown(report)
+        return
     wanted = sys.argv[1:] or list(SCENARIOS)
     os.makedirs(DATA_ROOT, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -439,6 +753,8 @@ def main():
     log(f"raw results in {path}")
     if not sys.argv[1:]:
         write_markdown(report)
+    if any(k in results for k in TIER_KEYS):
+        write_tiers_markdown(report)
 
 
 if __name__ == "__main__":

@@ -90,7 +90,11 @@ impl Broker {
                 retention_check_interval_ms: config.retention_check_interval_ms,
                 flush_scheduler_interval_ms: config.flush_scheduler_interval_ms,
                 flush_offset_checkpoint_interval_ms: config.flush_offset_checkpoint_interval_ms,
-                tiers: match (config.tiers.channel, &config.tiers.first, &config.tiers.second) {
+                tiers: match (
+                    config.tiers.channel,
+                    &config.tiers.first,
+                    &config.tiers.second,
+                ) {
                     (ChannelType::Tiered, Some(first), Some(second)) => {
                         Some((first.dirs.clone(), second.dirs.clone()))
                     }
@@ -98,8 +102,16 @@ impl Broker {
                     _ => None,
                 },
                 mapped_tiers: [
-                    config.tiers.first.as_ref().is_some_and(|t| t.kind.is_mapped()),
-                    config.tiers.second.as_ref().is_some_and(|t| t.kind.is_mapped()),
+                    config
+                        .tiers
+                        .first
+                        .as_ref()
+                        .is_some_and(|t| t.kind.is_mapped()),
+                    config
+                        .tiers
+                        .second
+                        .as_ref()
+                        .is_some_and(|t| t.kind.is_mapped()),
                 ],
                 pool: (config.tiers.channel == ChannelType::Pmem).then(|| {
                     let defaults = config.log_config(&Default::default());

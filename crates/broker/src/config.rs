@@ -171,7 +171,9 @@ impl BrokerConfig {
             return Err(invalid(
                 "channel.type",
                 value,
-                format!("a topic's channel must be file or the broker's log.channel.type ({broker})"),
+                format!(
+                    "a topic's channel must be file or the broker's log.channel.type ({broker})"
+                ),
             ));
         }
         Ok(())

@@ -1,4 +1,5 @@
-//! Prometheus metrics: tier capacity, usage and traffic, and migrations, published from the
+//! Prometheus metrics: tier capacity, usage, segment counts and traffic, the pmem pool, and
+//! migrations, published from the
 //! storage engine's counters once a second (`metrics.prometheus.listener` turns the endpoint on).
 
 use std::sync::atomic::Ordering;
@@ -28,7 +29,21 @@ pub async fn publish(broker: Arc<Broker>) {
 }
 
 pub fn publish_once(broker: &Broker) {
-    for d in broker.logs.tier_usage() {
+    // Segments per tier directory (a segment's directory is <tier dir>/<topic>-<partition>).
+    let mut segments: std::collections::HashMap<std::path::PathBuf, u64> = Default::default();
+    let tiers = broker.logs.tier_usage();
+    if !tiers.is_empty() {
+        for topic in broker.logs.topics() {
+            for p in topic.partitions() {
+                for s in p.log().segments() {
+                    if let Some(tier_dir) = s.dir().parent() {
+                        *segments.entry(tier_dir.to_path_buf()).or_default() += 1;
+                    }
+                }
+            }
+        }
+    }
+    for d in tiers {
         let tier = if d.tier == TierId::First {
             "first"
         } else {
@@ -41,8 +56,17 @@ pub fn publish_once(broker: &Broker) {
             .set(d.used_bytes as f64);
         counter!("strata_tier_written_bytes_total", "tier" => tier, "dir" => dir.clone())
             .absolute(d.bytes_written);
+        gauge!("strata_tier_segments", "tier" => tier, "dir" => dir.clone())
+            .set(segments.get(&d.path).copied().unwrap_or(0) as f64);
         counter!("strata_tier_read_bytes_total", "tier" => tier, "dir" => dir)
             .absolute(d.bytes_read);
+    }
+    for pool in broker.logs.pools() {
+        let dir = pool.dir().display().to_string();
+        gauge!("strata_pmem_pool_files", "state" => "free", "dir" => dir.clone())
+            .set(pool.free_count() as f64);
+        gauge!("strata_pmem_pool_files", "state" => "dirty", "dir" => dir)
+            .set(pool.dirty_count() as f64);
     }
     if let Some(m) = broker.logs.migration_stats() {
         counter!("strata_migrations_total", "direction" => "down")

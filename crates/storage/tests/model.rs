@@ -325,7 +325,10 @@ fn run(seed: u64, channel: Channel) {
         );
         if channel == Channel::Pmem {
             let now = pool_owned_files(&io);
-            assert!(now >= owned, "seed {seed} step {step}: a pool file leaked ({now} < {owned})");
+            assert!(
+                now >= owned,
+                "seed {seed} step {step}: a pool file leaked ({now} < {owned})"
+            );
             owned = now;
         }
         for (base, dir, _, _) in log.sealed_segments() {

@@ -108,6 +108,30 @@ fn scan(
     (bytes, count)
 }
 
+/// The pmem channel's pool in a tier directory: free files, files waiting to be zeroed, file size.
+fn pool_line(dir: &Path) -> Option<String> {
+    let pool = dir.join(".pool");
+    let names: Vec<String> = std::fs::read_dir(&pool)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let count = |prefix: &str| names.iter().filter(|n| n.starts_with(prefix)).count();
+    let meta = std::fs::read_to_string(pool.join("pool.meta")).unwrap_or_default();
+    let file_bytes = meta
+        .lines()
+        .find_map(|l| l.strip_prefix("file.bytes="))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(human_bytes)
+        .unwrap_or_else(|| "?".into());
+    Some(format!(
+        "pool {}: {} free, {} waiting to be zeroed, files of {file_bytes}",
+        pool.display(),
+        count("free-"),
+        count("dirty-")
+    ))
+}
+
 pub fn run(args: TiersArgs) -> Result<()> {
     let path = args
         .config
@@ -149,6 +173,11 @@ pub fn run(args: TiersArgs) -> Result<()> {
             dir.display(),
             human_bytes(bytes)
         );
+    }
+    for (_, _, dir, _) in &dirs {
+        if let Some(line) = pool_line(dir) {
+            println!("{line}");
+        }
     }
     println!("migrations in flight: {}", migrating.len());
     for m in &migrating {

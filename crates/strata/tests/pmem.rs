@@ -106,15 +106,49 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
     let logs = segment_logs(fast, "pm-0");
     assert!(logs.len() >= 5, "{} segments", logs.len());
     for log in &logs {
-        assert_eq!(std::fs::metadata(log).unwrap().len(), SEGMENT, "{}", log.display());
+        assert_eq!(
+            std::fs::metadata(log).unwrap().len(),
+            SEGMENT,
+            "{}",
+            log.display()
+        );
     }
     assert_eq!(pool_files(fast, "free").len() + logs.len(), POOL_FILES);
     // The active segment is written through a shared mapping (PMEM's access path).
     let maps = std::fs::read_to_string(format!("/proc/{}/maps", broker.pid())).unwrap();
     let active = logs.last().unwrap().display().to_string();
     assert!(
-        maps.lines().any(|l| l.ends_with(&active) && l.contains("rw-s")),
+        maps.lines()
+            .any(|l| l.ends_with(&active) && l.contains("rw-s")),
         "{active} is not mapped shared:\n{maps}"
+    );
+
+    // `strata tiers` shows the segments and the pool.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "tiers",
+            "--override",
+            "log.channel.type=pmem",
+            "--override",
+            &format!("storage.tiers.first.paths={}", fast.display()),
+            "--override",
+            &format!("storage.tiers.first.sizes={CAPACITY}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "{} free, 0 waiting to be zeroed, files of 97.7 KiB",
+            POOL_FILES - logs.len()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("pm-0 ")).count(),
+        logs.len(),
+        "{text}"
     );
 
     // kill -9: every acknowledged (and flushed) record is there after the restart.
@@ -142,8 +176,7 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
     assert!(
         eventually(Duration::from_secs(10), || {
             pool_files(fast, "dirty").is_empty()
-                && pool_files(fast, "free").len() + segment_logs(fast, "pm-0").len()
-                    == POOL_FILES
+                && pool_files(fast, "free").len() + segment_logs(fast, "pm-0").len() == POOL_FILES
         }),
         "pool: {:?}",
         names(&fast.join(".pool"))
@@ -151,7 +184,11 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
     for f in pool_files(fast, "free") {
         let bytes = std::fs::read(&f).unwrap();
         assert_eq!(bytes.len() as u64, SEGMENT);
-        assert!(bytes.iter().all(|b| *b == 0), "{} is not zeroed", f.display());
+        assert!(
+            bytes.iter().all(|b| *b == 0),
+            "{} is not zeroed",
+            f.display()
+        );
     }
 
     // Reused files hold only new records: more produce, and read back from the start offset.
@@ -170,7 +207,11 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
     for (i, m) in got.iter().enumerate() {
         let n = 400 + i;
         assert_eq!(m.offset(), n as i64);
-        let expected = if n < 500 { &first[n].1 } else { &second[n - 500].1 };
+        let expected = if n < 500 {
+            &first[n].1
+        } else {
+            &second[n - 500].1
+        };
         assert_eq!(Some(payload(m)), *expected, "offset {n}");
     }
 
@@ -178,7 +219,8 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
     rt.block_on(admin.delete_topics(&["pm"], &rdkafka::admin::AdminOptions::new()))
         .unwrap();
     assert!(
-        eventually(Duration::from_secs(10), || pool_files(fast, "free").len() == POOL_FILES),
+        eventually(Duration::from_secs(10), || pool_files(fast, "free").len()
+            == POOL_FILES),
         "pool: {:?}",
         names(&fast.join(".pool"))
     );
@@ -190,7 +232,10 @@ fn a_full_pmem_tier_fails_produce_with_storage_error_and_resumes() {
     let fast = fast_dir();
     let fast = fast.path();
     // Room for three segments.
-    let broker = pmem_broker(fast, &[&format!("storage.tiers.first.sizes={}", 3 * SEGMENT)]);
+    let broker = pmem_broker(
+        fast,
+        &[&format!("storage.tiers.first.sizes={}", 3 * SEGMENT)],
+    );
     let rt = runtime();
     create_topic(&rt, &broker.addr, "full", 1, &[]);
     let producer = producer(
@@ -222,7 +267,14 @@ fn a_full_pmem_tier_fails_produce_with_storage_error_and_resumes() {
     );
     assert!(acknowledged > 150, "{acknowledged} records fit");
     let consumer = consumer(&broker.addr, &[]);
-    let got = consume(&consumer, "full", 0, 0, acknowledged as usize, Duration::from_secs(20));
+    let got = consume(
+        &consumer,
+        "full",
+        0,
+        0,
+        acknowledged as usize,
+        Duration::from_secs(20),
+    );
     assert!(got.iter().all(|m| payload(m) == value));
     // Space returns: writing resumes by itself.
     let admin: rdkafka::admin::AdminClient<_> = rdkafka::config::ClientConfig::new()

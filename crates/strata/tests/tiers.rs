@@ -440,7 +440,8 @@ fn prometheus_metrics_show_tiers_and_migrations() {
         "{body}"
     );
     assert!(
-        value(&body, "strata_tier_used_bytes", "tier=\"second\"") > 0.0,
+        value(&body, "strata_tier_used_bytes", "tier=\"second\"") > 0.0
+            && value(&body, "strata_tier_segments", "tier=\"second\"") > 0.0,
         "{body}"
     );
     assert!(
@@ -461,8 +462,7 @@ fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() 
         .create()
         .unwrap();
     let create = |name: &str, channel: &str| {
-        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1))
-            .set("channel.type", channel);
+        let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("channel.type", channel);
         rt.block_on(admin.create_topics(&[topic], &AdminOptions::new()))
             .unwrap()
             .remove(0)
@@ -481,8 +481,14 @@ fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() 
     }
     // The file topic's segments are in log.dirs, the tiered topic's in the tiers.
     assert_eq!(logs_in(&broker.data_dir().join("plain-0")), 1);
-    assert_eq!(logs_in(&fast.join("plain-0")) + logs_in(&slow.join("plain-0")), 0);
-    assert_eq!(logs_in(&fast.join("fast-0")) + logs_in(&slow.join("fast-0")), 1);
+    assert_eq!(
+        logs_in(&fast.join("plain-0")) + logs_in(&slow.join("plain-0")),
+        0
+    );
+    assert_eq!(
+        logs_in(&fast.join("fast-0")) + logs_in(&slow.join("fast-0")),
+        1
+    );
     assert_eq!(logs_in(&broker.data_dir().join("fast-0")), 0);
     // An existing topic keeps its channel.
     let response = rt.block_on(async {
@@ -507,7 +513,11 @@ fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() 
             .unwrap()
     });
     assert_eq!(response.responses[0].error_code, 40, "INVALID_CONFIG");
-    let message = response.responses[0].error_message.as_ref().unwrap().to_string();
+    let message = response.responses[0]
+        .error_message
+        .as_ref()
+        .unwrap()
+        .to_string();
     assert!(message.contains("channel.type"), "{message}");
     // Both are still readable after a restart.
     let mut broker = broker;
@@ -517,5 +527,92 @@ fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() 
     for topic in ["plain", "fast"] {
         let got = consume(&consumer, topic, 0, 0, 1, Duration::from_secs(20));
         assert_eq!(payload(&got[0]), b"x");
+    }
+}
+
+/// Demotions first; then the first tier grows (a restart with a larger
+/// `storage.migrate...first.sizes`), its usage falls below the band, and the newest second-tier
+/// segments move back up, while every record stays readable in order.
+#[test]
+fn segments_move_back_up_when_the_first_tier_has_room() {
+    let tiers = tempfile::tempdir().unwrap();
+    let (mut broker, fast, slow) = tiered_broker(
+        tiers.path(),
+        400000,
+        &[
+            "storage.migrate.threshold=0.5",
+            "storage.migrate.hysteresis=0.1",
+            "storage.migrate.interval.ms=50",
+        ],
+    );
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "moving",
+        1,
+        &[("segment.bytes", "40000")],
+    );
+    let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
+    let records: Vec<KeyValue> = (0..600)
+        .map(|i| {
+            (
+                None,
+                Some(format!("{i:04}-{}", "u".repeat(1000)).into_bytes()),
+            )
+        })
+        .collect();
+    for chunk in records.chunks(20) {
+        produce(&rt, &producer, "moving", 0, chunk);
+    }
+    drop(producer);
+    assert!(
+        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
+            <= 6),
+        "{} segments on the first tier",
+        logs_in(&fast.join("moving-0"))
+    );
+    let down_before = logs_in(&slow.join("moving-0"));
+    assert!(down_before >= 8, "{down_before} segments went down");
+    // Twice the room: usage (about 200 kB of 800 kB) is below the band, so segments come up
+    // until the first tier holds 400 kB.
+    broker.stop();
+    broker.set_override("storage.tiers.first.sizes=800000");
+    broker.restart();
+    assert!(
+        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
+            >= 9),
+        "only {} segments on the first tier",
+        logs_in(&fast.join("moving-0"))
+    );
+    assert!(logs_in(&slow.join("moving-0")) < down_before);
+    // The ones that came up are the newest: every sealed first-tier segment is newer than every
+    // sealed second-tier one.
+    let bases = |dir: &Path| -> Vec<i64> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .strip_suffix(".log")
+                    .and_then(|b| b.parse().ok())
+            })
+            .collect()
+    };
+    let (mut up, mut down) = (bases(&fast.join("moving-0")), bases(&slow.join("moving-0")));
+    // The active segment stays where it was placed; the comparison is of sealed ones.
+    let active = *up.iter().chain(&down).max().unwrap();
+    up.retain(|b| *b != active);
+    down.retain(|b| *b != active);
+    assert!(!down.is_empty(), "the oldest stay down");
+    assert!(
+        up.iter().min() > down.iter().max(),
+        "first tier {up:?}, second tier {down:?}"
+    );
+    let consumer = consumer(&broker.addr, &[]);
+    let got = consume(&consumer, "moving", 0, 0, 600, Duration::from_secs(30));
+    for (i, m) in got.iter().enumerate() {
+        assert_eq!(Some(payload(m)), records[i].1, "offset {i}");
     }
 }

@@ -214,7 +214,11 @@ fn apply_topic_overrides(
         .check_topic_channel(&overrides)
         .map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     // Segments do not move between channels: an existing topic keeps the one it was made with.
-    let current = broker.logs.topic(name).map(|t| t.overrides()).unwrap_or_default();
+    let current = broker
+        .logs
+        .topic(name)
+        .map(|t| t.overrides())
+        .unwrap_or_default();
     let channel = |o: &BTreeMap<String, String>| broker.config.topic_value(o, "channel.type");
     if channel(&current).trim() != channel(&overrides).trim() {
         return Err((

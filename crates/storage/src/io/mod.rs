@@ -229,12 +229,10 @@ fn punch_and_reserve(file: &File, from: u64, to: u64) -> io::Result<()> {
         from,
         len,
     ) {
-        Ok(()) => {
-            match fallocate(file.as_fd(), FallocateFlags::KEEP_SIZE, from, len) {
-                Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
-                Err(e) => Err(e.into()),
-            }
-        }
+        Ok(()) => match fallocate(file.as_fd(), FallocateFlags::KEEP_SIZE, from, len) {
+            Ok(()) | Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
         Err(rustix::io::Errno::OPNOTSUPP) => {
             // No hole punching here: write the zeros.
             let zeros = vec![0u8; 1 << 20];
@@ -373,8 +371,10 @@ impl IoFile for MappedFile {
     }
     fn allocate(&self, len: u64) -> io::Result<()> {
         allocate(&self.file, len)?;
-        self.limit
-            .store(len.max(self.len()?).min(self.map_len as u64), Ordering::SeqCst);
+        self.limit.store(
+            len.max(self.len()?).min(self.map_len as u64),
+            Ordering::SeqCst,
+        );
         Ok(())
     }
     fn is_mapped(&self) -> bool {

@@ -132,11 +132,7 @@ fn limits(config: &LogConfig) -> SegmentLimits {
 /// How the segment files of a log in `dir` are held: the placer's say, with `preallocate` (and
 /// every mapped file, which must have its full size to be mapped) allocating a whole
 /// `segment.bytes` up front.
-fn file_mode(
-    placer: &Option<Arc<dyn SegmentPlacer>>,
-    config: &LogConfig,
-    dir: &Path,
-) -> FileMode {
+fn file_mode(placer: &Option<Arc<dyn SegmentPlacer>>, config: &LogConfig, dir: &Path) -> FileMode {
     let mut mode = placer
         .as_ref()
         .map(|p| p.file_mode(dir))
@@ -270,8 +266,7 @@ impl PartitionLog {
             let last = i + 1 == bases.len();
             let needs_recovery = !clean && next_base > recovery_point;
             let active = last || needs_recovery;
-            let mut segment =
-                Segment::open(&*io, &home(base), *base, active, lim, &mode(base))?;
+            let mut segment = Segment::open(&*io, &home(base), *base, active, lim, &mode(base))?;
             if needs_recovery {
                 let cut = segment.recover()?;
                 log.recovery.segments_recovered += 1;
@@ -662,7 +657,9 @@ impl PartitionLog {
     /// The largest batch set one append may carry: it must fit in one segment, as in Kafka.
     fn max_append_bytes(&self) -> u64 {
         let pool = self.placer.as_ref().and_then(|p| p.max_segment_bytes());
-        pool.map_or(self.config.segment_bytes, |b| b.min(self.config.segment_bytes))
+        pool.map_or(self.config.segment_bytes, |b| {
+            b.min(self.config.segment_bytes)
+        })
     }
 
     fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {

@@ -177,8 +177,12 @@ impl Segment {
         mode: &FileMode,
     ) -> io::Result<Segment> {
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        // Only an active segment is written, so only it is mapped.
+        // Only an active segment is written, so only it is mapped, at its full size (a file
+        // cut to its data when it rolled may be active again after a recovery).
         let log = if active && mode.mapped {
+            if let (Some(bytes), None) = (mode.preallocate, &mode.pool) {
+                io.open(&log_path, false)?.allocate(bytes)?;
+            }
             io.open_mapped(&log_path)?
         } else {
             io.open(&log_path, false)?

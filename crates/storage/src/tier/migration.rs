@@ -41,7 +41,14 @@ pub fn copy_segment(
     base_offset: i64,
     chunk_bytes: usize,
 ) -> io::Result<u64> {
-    copy_segment_paced(io, source_dir, target_dir, base_offset, chunk_bytes, &|_| {})
+    copy_segment_paced(
+        io,
+        source_dir,
+        target_dir,
+        base_offset,
+        chunk_bytes,
+        &|_| {},
+    )
 }
 
 /// As [`copy_segment`], calling `pace` with the size of every chunk after copying it (the

@@ -121,36 +121,49 @@ impl Migrator {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("migrate-{n}"))
-                    .spawn(move || loop {
-                        let task = {
-                            let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
-                            rx.recv_timeout(Duration::from_millis(200))
-                        };
-                        match task {
-                            Ok(task) => {
-                                let key = (
-                                    task.partition.topic.clone(),
-                                    task.partition.index,
-                                    task.base_offset,
-                                );
-                                if let Some(manager) = manager.upgrade() {
-                                    run_task(&manager, &task, &stats, &pacer);
-                                }
-                                in_flight
-                                    .lock()
-                                    .unwrap_or_else(|e| e.into_inner())
-                                    .remove(&key);
-                            }
-                            Err(mpsc::RecvTimeoutError::Timeout) => {
-                                if stop.load(Ordering::SeqCst) {
-                                    return;
-                                }
-                            }
-                            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                        }
+                    .spawn(move || {
+                        background_priority();
+                        worker_loop(&tasks, &stats, &in_flight, &pacer, &stop, &manager)
                     })
                     .expect("spawn migration worker"),
             );
+        }
+        fn worker_loop(
+            tasks: &Mutex<mpsc::Receiver<Task>>,
+            stats: &MigrationStats,
+            in_flight: &Mutex<HashSet<(String, i32, i64)>>,
+            pacer: &Pacer,
+            stop: &AtomicBool,
+            manager: &Weak<LogManager>,
+        ) {
+            loop {
+                let task = {
+                    let rx = tasks.lock().unwrap_or_else(|e| e.into_inner());
+                    rx.recv_timeout(Duration::from_millis(200))
+                };
+                match task {
+                    Ok(task) => {
+                        let key = (
+                            task.partition.topic.clone(),
+                            task.partition.index,
+                            task.base_offset,
+                        );
+                        if let Some(manager) = manager.upgrade() {
+                            run_task(&manager, &task, stats, pacer);
+                        }
+                        in_flight
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(&key);
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {
+                        if stop.load(Ordering::SeqCst) {
+                            return;
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
         }
         let planner_stop = stop.clone();
         threads.push(
@@ -286,6 +299,15 @@ fn plan(
     tasks
 }
 
+/// Migration workers run at nice 10: when producers, consumers and a migration compete for the
+/// CPU, the clients win, and the migration takes what is left (plus its bandwidth bound).
+fn background_priority() {
+    // On Linux a nice value belongs to the calling thread (`who` = 0).
+    if let Err(e) = rustix::process::setpriority_process(None, 10) {
+        tracing::debug!(error = %e, "could not lower the migration worker's priority");
+    }
+}
+
 fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &Pacer) {
     let io = manager.io().clone();
     let started = Instant::now();
@@ -371,7 +393,11 @@ mod tests {
         for w in workers {
             w.join().unwrap();
         }
-        assert!(start.elapsed() >= Duration::from_millis(299), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(299),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     /// A quiet spell earns no credit: after idling, 10 MB at 100 MB/s still takes 0.1 s.
@@ -384,7 +410,11 @@ mod tests {
         for _ in 0..10 {
             pacer.wait(1_000_000);
         }
-        assert!(start.elapsed() >= Duration::from_millis(99), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() >= Duration::from_millis(99),
+            "{:?}",
+            start.elapsed()
+        );
     }
 
     #[test]

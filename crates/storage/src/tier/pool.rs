@@ -114,7 +114,10 @@ impl SegmentPool {
                 _ => {}
             }
         }
-        let meta = io.read_all(&dir.join(META)).ok().and_then(|b| parse_meta(&b));
+        let meta = io
+            .read_all(&dir.join(META))
+            .ok()
+            .and_then(|b| parse_meta(&b));
         let (file_bytes, count) = meta.unwrap_or((file_bytes, count));
         let pool = SegmentPool {
             io: io.clone(),
@@ -223,7 +226,8 @@ impl SegmentPool {
             state.next_id += 1;
             id
         };
-        self.io.rename(path, &self.dir.join(format!("dirty-{id}")))?;
+        self.io
+            .rename(path, &self.dir.join(format!("dirty-{id}")))?;
         self.io.sync_dir(&self.dir)?;
         if let Some(dir) = path.parent() {
             self.io.sync_dir(dir)?;
@@ -245,7 +249,8 @@ impl SegmentPool {
         }
         file.sync_data()?;
         drop(file);
-        self.io.rename(&dirty, &self.dir.join(format!("free-{id}")))?;
+        self.io
+            .rename(&dirty, &self.dir.join(format!("free-{id}")))?;
         self.io.sync_dir(&self.dir)
     }
 
@@ -323,8 +328,8 @@ impl SegmentPool {
 mod tests {
     use super::*;
     use crate::batch::simple_batch;
-    use crate::io::sim::SimIo;
     use crate::io::offset_file;
+    use crate::io::sim::SimIo;
     use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
 
     const LIMITS: SegmentLimits = SegmentLimits {
@@ -404,10 +409,12 @@ mod tests {
         }
         io.crash();
         // A different configured size does not change an existing pool.
-        let (pool, report) =
-            SegmentPool::open(Arc::new(io.clone()), tier(), 99, 9).unwrap();
+        let (pool, report) = SegmentPool::open(Arc::new(io.clone()), tier(), 99, 9).unwrap();
         assert_eq!(report, PoolRecovery::default());
-        assert_eq!((pool.file_bytes(), pool.count(), pool.free_count()), (FILE_BYTES, COUNT, COUNT));
+        assert_eq!(
+            (pool.file_bytes(), pool.count(), pool.free_count()),
+            (FILE_BYTES, COUNT, COUNT)
+        );
     }
 
     #[test]
@@ -466,7 +473,10 @@ mod tests {
             assert_eq!(pool.dirty_count(), 0, "dirty files are zeroed at start");
             let owned = owned_files(&io);
             if pool.count() == 1 {
-                assert_eq!(owned, 1, "one file, one owner, at crash point {crash_after}");
+                assert_eq!(
+                    owned, 1,
+                    "one file, one owner, at crash point {crash_after}"
+                );
             }
             // Whatever segment survived reads back only its own batches.
             for (dir, tag) in [(part(), "old"), (other_part(), "new")] {
@@ -479,7 +489,11 @@ mod tests {
                 assert_eq!(file.len() as u64, FILE_BYTES, "a pool file keeps its size");
                 let text = String::from_utf8_lossy(&file[..segment.size() as usize]).into_owned();
                 let foreign = if tag == "old" { "new" } else { "old" };
-                assert!(!text.contains(foreign), "{foreign} batches in {} at {crash_after}", dir.display());
+                assert!(
+                    !text.contains(foreign),
+                    "{foreign} batches in {} at {crash_after}",
+                    dir.display()
+                );
                 let expected: &[i64] = if tag == "old" { &[0, 10] } else { &[0, 2] };
                 assert!(
                     expected.contains(&segment.next_offset()),

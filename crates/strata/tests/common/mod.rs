@@ -39,6 +39,15 @@ impl BrokerProcess {
         broker
     }
 
+    /// Changes a setting for the next restart (`key=value`, replacing an earlier one of `key`).
+    #[allow(dead_code)]
+    pub fn set_override(&mut self, setting: &str) {
+        let key = setting.split('=').next().unwrap_or_default();
+        self.overrides
+            .retain(|o| o.split('=').next().unwrap_or_default() != key);
+        self.overrides.push(setting.to_string());
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
