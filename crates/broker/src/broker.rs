@@ -15,6 +15,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 
 use crate::config::{BrokerConfig, ChannelType, ConfigError};
+use crate::group::{Coordinator, OffsetStore, OFFSETS_TOPIC};
 
 /// How many producer ids are reserved on disk at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -39,6 +40,8 @@ struct ProducerIds {
 pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
+    /// The group coordinator (every group; offsets in `__consumer_offsets`).
+    pub groups: Arc<Coordinator>,
     pub cluster_id: String,
     /// Signalled after every append, so that waiting fetches look again.
     pub appended: Notify,
@@ -140,6 +143,34 @@ impl Broker {
             resolver,
         )?;
         logs.start_background();
+        // The offsets topic: plain files on any channel (small, and read whole at startup),
+        // never deleted by time or size.
+        if logs.topic(OFFSETS_TOPIC).is_none() {
+            let overrides: BTreeMap<String, String> = [
+                (
+                    "segment.bytes",
+                    config.groups.offsets_segment_bytes.to_string(),
+                ),
+                ("channel.type", "file".to_string()),
+                ("retention.ms", "-1".to_string()),
+                ("retention.bytes", "-1".to_string()),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+            logs.create_topic(
+                OFFSETS_TOPIC,
+                config.groups.offsets_partitions,
+                overrides,
+                *uuid::Uuid::new_v4().as_bytes(),
+            )?;
+        }
+        let started = std::time::Instant::now();
+        let groups = Coordinator::open(config.groups.clone(), OffsetStore::new(logs.clone())?)?;
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "committed offsets loaded"
+        );
         // Producer ids: reserve a block durably before handing out any of it, so ids are never
         // reused across restarts, clean or not.
         let id_path = first.join(PRODUCER_ID_FILE);
@@ -154,6 +185,7 @@ impl Broker {
         Ok(Arc::new(Broker {
             config,
             logs,
+            groups,
             cluster_id,
             appended: Notify::new(),
             producer_ids: Mutex::new(ProducerIds {

@@ -532,6 +532,8 @@ pub struct BrokerConfig {
     pub transactional_id_expiration_ms: i64,
     pub fetch_max_bytes: i32,
     pub tiers: TierConfig,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupConfig,
     /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
     pub metrics_listener: Option<SocketAddr>,
 }
@@ -564,6 +566,14 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("transaction.state.log.replication.factor", "1"),
     ("transaction.state.log.min.isr", "1"),
     ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
     ("zookeeper.connect", ""),
     ("process.roles", ""),
     ("controller.quorum.voters", ""),
@@ -761,6 +771,7 @@ impl BrokerConfig {
             )?,
             fetch_max_bytes: parse_num("fetch.max.bytes", &get("fetch.max.bytes"))?,
             tiers: parse_tiers(&get)?,
+            groups: parse_groups(&get)?,
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {
@@ -1019,6 +1030,45 @@ fn tier_dirs(get: &dyn Fn(&str) -> String, tier: &str) -> Result<Vec<TierDir>, C
         });
     }
     Ok(dirs)
+}
+
+fn parse_groups(get: &dyn Fn(&str) -> String) -> Result<crate::group::GroupConfig, ConfigError> {
+    let int = |key: &str, min: i64| -> Result<i64, ConfigError> {
+        let raw = get(key);
+        match raw.trim().parse::<i64>() {
+            Ok(n) if n >= min && n <= i32::MAX as i64 => Ok(n),
+            Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
+            Err(_) => Err(invalid(key, &raw, "Expected value to be a 32-bit integer")),
+        }
+    };
+    let long = |key: &str, min: i64| -> Result<i64, ConfigError> {
+        let raw = get(key);
+        match raw.trim().parse::<i64>() {
+            Ok(n) if n >= min => Ok(n),
+            Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
+            Err(_) => Err(invalid(key, &raw, "Expected value to be a 64-bit integer")),
+        }
+    };
+    let min_session = int("group.min.session.timeout.ms", 0)? as i32;
+    let max_session = int("group.max.session.timeout.ms", 0)? as i32;
+    if max_session < min_session {
+        return Err(invalid(
+            "group.max.session.timeout.ms",
+            &get("group.max.session.timeout.ms"),
+            "Value must be at least group.min.session.timeout.ms",
+        ));
+    }
+    Ok(crate::group::GroupConfig {
+        min_session_timeout_ms: min_session,
+        max_session_timeout_ms: max_session,
+        initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms", 0)? as i32,
+        max_size: int("group.max.size", 1)? as usize,
+        offsets_partitions: int("offsets.topic.num.partitions", 1)? as i32,
+        offsets_segment_bytes: int("offsets.topic.segment.bytes", 1)? as u64,
+        offsets_retention_ms: long("offsets.retention.minutes", 1)?.saturating_mul(60_000),
+        offsets_retention_check_interval_ms: long("offsets.retention.check.interval.ms", 1)? as u64,
+        offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0)? as usize,
+    })
 }
 
 fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, ConfigError> {

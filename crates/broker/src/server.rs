@@ -47,6 +47,7 @@ impl Server {
         let addr = broker.config.bind_addr().map_err(io::Error::other)?;
         let listener = TcpListener::bind(addr).await?;
         broker.set_bound_port(listener.local_addr()?.port());
+        broker.groups.start_timer();
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
             broker,
@@ -78,7 +79,7 @@ impl Server {
                         let broker = self.broker.clone();
                         let stop = self.shutdown.subscribe();
                         tokio::spawn(async move {
-                            if let Err(e) = serve(broker, stream, stop).await {
+                            if let Err(e) = serve(broker, stream, stop, peer).await {
                                 tracing::debug!(%peer, error = %e, "connection closed");
                             }
                         });
@@ -131,7 +132,10 @@ async fn serve(
     broker: Arc<Broker>,
     stream: TcpStream,
     mut stop: watch::Receiver<bool>,
+    peer: SocketAddr,
 ) -> Result<(), ConnectionError> {
+    // How Kafka shows a client's host (DescribeGroups).
+    let client_host = format!("/{}", peer.ip());
     stream.set_nodelay(true)?;
     let (mut reader, writer) = stream.into_split();
     let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
@@ -147,7 +151,7 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        match handlers::dispatch(&broker, frame) {
+        match handlers::dispatch(&broker, frame, &client_host) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);
                 if slots.send(slot).await.is_err() || close {

@@ -253,7 +253,16 @@ pub fn build_batch(
 }
 
 /// Encodes simple records (no headers) the way a v2 producer does; for tests and tools.
+/// A record to encode: (key, value), each None for null.
+pub type KeyValueRef<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
 pub fn encode_simple_records(values: &[&[u8]], timestamp_deltas: &[i64]) -> Vec<u8> {
+    let records: Vec<KeyValueRef<'_>> = values.iter().map(|v| (None, Some(*v))).collect();
+    encode_records(&records, timestamp_deltas)
+}
+
+/// Encodes records of (key, value), each None for null, with the given timestamp deltas.
+pub fn encode_records(records: &[KeyValueRef<'_>], timestamp_deltas: &[i64]) -> Vec<u8> {
     fn varint(out: &mut Vec<u8>, v: i64) {
         let mut z = ((v << 1) ^ (v >> 63)) as u64;
         loop {
@@ -265,20 +274,46 @@ pub fn encode_simple_records(values: &[&[u8]], timestamp_deltas: &[i64]) -> Vec<
             z >>= 7;
         }
     }
+    fn bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                varint(out, b.len() as i64);
+                out.extend_from_slice(b);
+            }
+            None => varint(out, -1),
+        }
+    }
     let mut out = Vec::new();
-    for (i, value) in values.iter().enumerate() {
+    for (i, (key, value)) in records.iter().enumerate() {
         let mut body = Vec::new();
         body.push(0); // attributes
         varint(&mut body, *timestamp_deltas.get(i).unwrap_or(&0));
         varint(&mut body, i as i64);
-        varint(&mut body, -1); // null key
-        varint(&mut body, value.len() as i64);
-        body.extend_from_slice(value);
+        bytes(&mut body, *key);
+        bytes(&mut body, *value);
         varint(&mut body, 0); // no headers
         varint(&mut out, body.len() as i64);
         out.extend_from_slice(&body);
     }
     out
+}
+
+/// An uncompressed batch of (key, value) records, all with CreateTime `timestamp`.
+pub fn keyed_batch(records: &[KeyValueRef<'_>], timestamp: i64) -> Vec<u8> {
+    let encoded = encode_records(records, &vec![0; records.len()]);
+    let n = records.len() as i32;
+    build_batch(
+        0,
+        0,
+        n - 1,
+        timestamp,
+        timestamp,
+        NO_PRODUCER_ID,
+        -1,
+        NO_SEQUENCE,
+        n,
+        &encoded,
+    )
 }
 
 /// A batch of `values` with CreateTime `timestamp` for each record, no producer id.
@@ -323,6 +358,8 @@ pub fn read_varint(bytes: &[u8], at: &mut usize) -> Option<i64> {
 pub struct RecordView<'a> {
     pub offset_delta: i32,
     pub timestamp: i64,
+    /// None for a null key.
+    pub key: Option<&'a [u8]>,
     /// None for a null value.
     pub value: Option<&'a [u8]>,
 }
@@ -350,9 +387,17 @@ pub fn uncompressed_records<'a>(
         let timestamp_delta = read_varint(batch, &mut at)?;
         let offset_delta = read_varint(batch, &mut at)?;
         let key_length = read_varint(batch, &mut at)?;
-        if key_length > 0 {
-            at = at.checked_add(key_length as usize)?;
-        }
+        let key = if key_length < 0 {
+            None
+        } else {
+            let key_end = at.checked_add(key_length as usize)?;
+            if key_end > record_end {
+                return None;
+            }
+            let key = &batch[at..key_end];
+            at = key_end;
+            Some(key)
+        };
         let value_length = read_varint(batch, &mut at)?;
         let value = if value_length < 0 {
             None
@@ -371,6 +416,7 @@ pub fn uncompressed_records<'a>(
         out.push(RecordView {
             offset_delta: offset_delta as i32,
             timestamp,
+            key,
             value,
         });
         at = record_end;

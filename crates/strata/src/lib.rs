@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod dump_log;
+pub mod groups;
 pub mod perf;
 pub mod tiers;
 pub mod topics;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{dump_log, perf, tiers, topics};
+use strata::{dump_log, groups, perf, tiers, topics};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -26,6 +26,9 @@ enum Command {
     Server(ServerArgs),
     /// Create, list, describe, alter and delete topics (kafka-topics.sh).
     Topics(topics::TopicsArgs),
+    /// List, describe (with lag), delete consumer groups and reset their offsets
+    /// (kafka-consumer-groups.sh).
+    Groups(groups::GroupsArgs),
     /// Measure producing to any Kafka broker (kafka-producer-perf-test.sh).
     #[command(name = "producer-perf")]
     ProducerPerf(perf::producer::ProducerPerfArgs),
@@ -64,6 +67,7 @@ fn main() {
         None => run_server(ServerArgs::default()),
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
+        Some(Command::Groups(args)) => runtime().and_then(|rt| rt.block_on(groups::run(args))),
         Some(Command::ProducerPerf(args)) => perf::producer::run(args).map(|_| ()),
         Some(Command::ConsumerPerf(args)) => perf::consumer::run(args).map(|_| ()),
         Some(Command::Bench(args)) => perf::bench::run(args),

@@ -160,7 +160,8 @@ fn create_topics_and_its_errors() {
         .unwrap();
     let mut names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
     names.sort();
-    assert_eq!(names, vec!["chan", "my.topic", "orders"]);
+    // The internal offsets topic is listed too, marked internal, as Kafka lists it.
+    assert_eq!(names, vec!["__consumer_offsets", "chan", "my.topic", "orders"]);
     let orders = metadata
         .topics()
         .iter()
@@ -455,6 +456,14 @@ fn topics_command_creates_lists_describes_alters_and_deletes() {
         "audit",
     ]);
     let (_, out, _) = strata(&["topics", "--bootstrap-server", b, "--list"]);
+    assert_eq!(out, "__consumer_offsets\naudit\nevents\n");
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--list",
+        "--exclude-internal",
+    ]);
     assert_eq!(out, "audit\nevents\n");
     let (ok, _, err) = strata(&[
         "topics",
@@ -496,7 +505,7 @@ fn topics_command_creates_lists_describes_alters_and_deletes() {
     ]);
     assert!(ok, "{err}");
     let (_, out, _) = strata(&["topics", "--bootstrap-server", b, "--list"]);
-    assert_eq!(out, "audit\n");
+    assert_eq!(out, "__consumer_offsets\naudit\n");
     let (ok, _, err) = strata(&[
         "topics",
         "--bootstrap-server",

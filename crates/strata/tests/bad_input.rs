@@ -412,7 +412,8 @@ fn pipelined_requests_are_answered_in_order() {
     let (c3, metadata) = raw.receive::<MetadataRequest>(12);
     let (c4, produce) = raw.receive::<ProduceRequest>(9);
     assert_eq!((c1, c2, c3, c4), (1, 2, 3, 4));
-    assert_eq!(metadata.topics.len(), 1);
+    // "pipe" and the internal offsets topic.
+    assert_eq!(metadata.topics.len(), 2);
     assert_eq!(produce.responses[0].partition_responses[0].base_offset, 0);
     // The fetch was answered once it had data or its wait ended.
     assert_eq!(fetch.responses[0].partitions[0].error_code, 0);

@@ -22,10 +22,13 @@ pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod fetch;
 pub mod find_coordinator;
+pub mod group_admin;
+pub mod groups;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
+pub mod offsets;
 pub mod produce;
 
 /// The versions Strata implements, per API: what ApiVersions advertises.
@@ -52,6 +55,16 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -77,6 +90,8 @@ pub struct Ctx {
     pub version: i16,
     pub correlation_id: i32,
     pub client_id: Option<String>,
+    /// The client's address as Kafka shows it (`/127.0.0.1`); empty when unknown.
+    pub client_host: String,
 }
 
 impl Ctx {
@@ -146,6 +161,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
         version,
         correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
+        client_host: String::new(),
     };
     Ok(Decoded::Request {
         ctx,
@@ -154,8 +170,12 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
 }
 
 /// Decodes one request frame and starts its work.
-pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionError> {
-    let (ctx, request) = match decode_request(frame)? {
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    client_host: &str,
+) -> Result<Slot, ConnectionError> {
+    let (mut ctx, request) = match decode_request(frame)? {
         Decoded::UnknownApiVersions { correlation_id } => {
             // Kafka answers an ApiVersions it does not know with a v0 response carrying
             // UNSUPPORTED_VERSION and its versions, so that the client can retry with one of them.
@@ -164,6 +184,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
                 version: 0,
                 correlation_id,
                 client_id: None,
+                client_host: String::new(),
             };
             let mut response = api_versions::response();
             response.error_code = ResponseError::UnsupportedVersion.code();
@@ -171,6 +192,7 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
         }
         Decoded::Request { ctx, request } => (ctx, request),
     };
+    ctx.client_host = client_host.to_string();
     match *request {
         RequestKind::ApiVersions(_) => ready(&ctx, &api_versions::response()),
         RequestKind::Metadata(req) => ready(&ctx, &metadata::handle(broker, &ctx, req)),
@@ -197,6 +219,16 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes) -> Result<Slot, ConnectionEr
         RequestKind::FindCoordinator(req) => {
             ready(&ctx, &find_coordinator::handle(broker, &ctx, req))
         }
+        RequestKind::JoinGroup(req) => groups::join(broker, ctx, req),
+        RequestKind::SyncGroup(req) => groups::sync(broker, ctx, req),
+        RequestKind::Heartbeat(req) => ready(&ctx, &groups::heartbeat(broker, req)),
+        RequestKind::LeaveGroup(req) => ready(&ctx, &groups::leave(broker, &ctx, req)),
+        RequestKind::OffsetCommit(req) => ready(&ctx, &offsets::commit(broker, &ctx, req)),
+        RequestKind::OffsetFetch(req) => ready(&ctx, &offsets::fetch(broker, &ctx, req)),
+        RequestKind::OffsetDelete(req) => ready(&ctx, &offsets::delete(broker, req)),
+        RequestKind::ListGroups(req) => ready(&ctx, &group_admin::list(broker, &ctx, req)),
+        RequestKind::DescribeGroups(req) => ready(&ctx, &group_admin::describe(broker, &ctx, req)),
+        RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, req)),
         _ => Err(ConnectionError::InvalidRequest(format!(
             "API {:?} is not implemented",
             ctx.api_key

@@ -1,0 +1,319 @@
+//! Committed offsets as records of `__consumer_offsets`, in Kafka's layouts:
+//!
+//! ```text
+//! key   (version 1)  i16 1, group: string, topic: string, partition: i32
+//! value (version 3)  i16 3, offset: i64, leader epoch: i32, metadata: string, commit time: i64
+//! a null value (tombstone) deletes the key
+//! ```
+//! (strings are an i16 length and UTF-8 bytes). A group's records go to partition
+//! `abs(java hashCode(group)) % offsets.topic.num.partitions`, as in Kafka.
+
+use std::io;
+use std::sync::Arc;
+
+use strata_storage::batch::{self, BatchHeader};
+use strata_storage::log_manager::{LogManager, Partition};
+
+use super::{Committed, GroupOffsets, SNAPSHOT_MIN_RECORDS};
+
+/// Every live offset: ((group, topic, partition), offset).
+pub type LoadedOffsets = Vec<((String, String, i32), Committed)>;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
+/// Kafka's partition of a group: Java's `String.hashCode`, made non-negative.
+pub fn java_hash(s: &str) -> i32 {
+    let mut h: i32 = 0;
+    for unit in s.encode_utf16() {
+        h = h.wrapping_mul(31).wrapping_add(unit as i32);
+    }
+    h
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
+    out.extend_from_slice(&(bytes.len() as i16).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn get_str(bytes: &[u8], at: &mut usize) -> Option<String> {
+    let len = i16::from_be_bytes(bytes.get(*at..*at + 2)?.try_into().ok()?);
+    *at += 2;
+    if len < 0 {
+        return Some(String::new());
+    }
+    let s = bytes.get(*at..*at + len as usize)?;
+    *at += len as usize;
+    Some(String::from_utf8_lossy(s).into_owned())
+}
+
+fn get_i64(bytes: &[u8], at: &mut usize) -> Option<i64> {
+    let v = i64::from_be_bytes(bytes.get(*at..*at + 8)?.try_into().ok()?);
+    *at += 8;
+    Some(v)
+}
+
+fn get_i32(bytes: &[u8], at: &mut usize) -> Option<i32> {
+    let v = i32::from_be_bytes(bytes.get(*at..*at + 4)?.try_into().ok()?);
+    *at += 4;
+    Some(v)
+}
+
+pub fn encode_key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(10 + group.len() + topic.len());
+    out.extend_from_slice(&1i16.to_be_bytes());
+    put_str(&mut out, group);
+    put_str(&mut out, topic);
+    out.extend_from_slice(&partition.to_be_bytes());
+    out
+}
+
+pub fn encode_value(c: &Committed) -> Vec<u8> {
+    let mut out = Vec::with_capacity(26 + c.metadata.len());
+    out.extend_from_slice(&3i16.to_be_bytes());
+    out.extend_from_slice(&c.offset.to_be_bytes());
+    out.extend_from_slice(&c.leader_epoch.to_be_bytes());
+    put_str(&mut out, &c.metadata);
+    out.extend_from_slice(&c.commit_timestamp.to_be_bytes());
+    out
+}
+
+/// An offset key (versions 0 and 1); None for group metadata keys (version 2) and others.
+pub fn decode_key(bytes: &[u8]) -> Option<(String, String, i32)> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    if !(0..=1).contains(&version) {
+        return None;
+    }
+    let mut at = 2;
+    let group = get_str(bytes, &mut at)?;
+    let topic = get_str(bytes, &mut at)?;
+    let partition = get_i32(bytes, &mut at)?;
+    Some((group, topic, partition))
+}
+
+/// An offset value, versions 0 to 3.
+pub fn decode_value(bytes: &[u8]) -> Option<Committed> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    let mut at = 2;
+    let offset = get_i64(bytes, &mut at)?;
+    let leader_epoch = if version >= 3 {
+        get_i32(bytes, &mut at)?
+    } else {
+        -1
+    };
+    let metadata = get_str(bytes, &mut at)?;
+    let commit_timestamp = get_i64(bytes, &mut at)?;
+    Some(Committed {
+        offset,
+        leader_epoch,
+        metadata,
+        commit_timestamp,
+    })
+}
+
+/// The offsets topic of one broker.
+pub struct OffsetStore {
+    logs: Arc<LogManager>,
+    partitions: i32,
+}
+
+type Entry = ((String, i32), Committed);
+
+impl OffsetStore {
+    /// The store over `__consumer_offsets`, which must exist.
+    pub fn new(logs: Arc<LogManager>) -> io::Result<OffsetStore> {
+        let topic = logs.topic(OFFSETS_TOPIC).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "__consumer_offsets does not exist")
+        })?;
+        Ok(OffsetStore {
+            partitions: topic.partition_count(),
+            logs,
+        })
+    }
+
+    pub fn partition_for(&self, group: &str) -> i32 {
+        (java_hash(group) & 0x7fff_ffff) % self.partitions.max(1)
+    }
+
+    fn partition(&self, index: i32) -> io::Result<Arc<Partition>> {
+        self.logs
+            .topic(OFFSETS_TOPIC)
+            .and_then(|t| t.partition(index))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "offsets partition missing"))
+    }
+
+    fn write(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> io::Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let partition = self.partition(partition)?;
+        let mut log = partition.log();
+        for chunk in records.chunks(500) {
+            let refs: Vec<batch::KeyValueRef<'_>> = chunk
+                .iter()
+                .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
+                .collect();
+            let batch = batch::keyed_batch(&refs, super::now_ms());
+            let info = log
+                .append(&batch, super::now_ms())
+                .map_err(|e| io::Error::other(e.to_string()))?;
+            if info.needs_flush {
+                log.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends commits of one group.
+    pub fn append(&self, group: &str, entries: &[Entry]) -> io::Result<()> {
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
+            .iter()
+            .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
+            .collect();
+        self.write(self.partition_for(group), &records)
+    }
+
+    /// Appends tombstones for offsets of one group.
+    pub fn delete(&self, group: &str, keys: &[(String, i32)]) -> io::Result<()> {
+        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+            .iter()
+            .map(|(topic, p)| (encode_key(group, topic, *p), None))
+            .collect();
+        self.write(self.partition_for(group), &records)
+    }
+
+    /// Every live committed offset: (group, topic, partition) -> offset, replaying each
+    /// partition from its log start.
+    pub fn load(&self) -> io::Result<LoadedOffsets> {
+        let mut live: std::collections::HashMap<(String, String, i32), Committed> =
+            Default::default();
+        for p in 0..self.partitions {
+            let partition = self.partition(p)?;
+            let log = partition.log();
+            let end = log.log_end_offset();
+            let mut offset = log.log_start_offset();
+            while offset < end {
+                let read = log
+                    .read(offset, 1 << 20, true)
+                    .map_err(|e| io::Error::other(e.to_string()))?;
+                let Some(slice) = read.slice else { break };
+                let mut bytes = vec![0u8; slice.len as usize];
+                slice.file.read_exact_at(&mut bytes, slice.position)?;
+                let mut at = 0;
+                let before = offset;
+                while at < bytes.len() {
+                    let Ok(h) = batch::check_batch(&bytes[at..]) else {
+                        break;
+                    };
+                    let whole = &bytes[at..at + h.total_size()];
+                    apply_batch(whole, &h, offset, &mut live);
+                    offset = offset.max(h.last_offset() + 1);
+                    at += h.total_size();
+                }
+                if offset == before {
+                    // Nothing whole could be read here: skip the batch rather than spin.
+                    offset += 1;
+                }
+            }
+        }
+        Ok(live.into_iter().collect())
+    }
+
+    /// When `partition` holds at least [`SNAPSHOT_MIN_RECORDS`] records and more than twice as
+    /// many as there are live offsets, writes the live ones again and deletes everything
+    /// before them. `live` lists the groups of the partition with their offsets.
+    pub fn maybe_snapshot(
+        &self,
+        partition: i32,
+        live: impl FnOnce() -> Vec<(String, GroupOffsets)>,
+    ) -> io::Result<()> {
+        let handle = self.partition(partition)?;
+        let records = {
+            let log = handle.log();
+            (log.log_end_offset() - log.log_start_offset()) as u64
+        };
+        if records < SNAPSHOT_MIN_RECORDS {
+            return Ok(());
+        }
+        let groups = live();
+        let live_count: u64 = groups.iter().map(|(_, e)| e.len() as u64).sum();
+        if records <= 2 * live_count {
+            return Ok(());
+        }
+        let start = handle.log().log_end_offset();
+        let mut all = Vec::with_capacity(live_count as usize);
+        for (group, entries) in &groups {
+            for ((topic, p), c) in entries {
+                all.push((encode_key(group, topic, *p), Some(encode_value(c))));
+            }
+        }
+        self.write(partition, &all)?;
+        let mut log = handle.log();
+        // The rewritten offsets must be on disk before the old records may go.
+        log.flush()?;
+        log.delete_records_before(start)?;
+        tracing::debug!(
+            partition,
+            live = live_count,
+            dropped = records,
+            "offsets partition rewritten"
+        );
+        Ok(())
+    }
+}
+
+fn apply_batch(
+    bytes: &[u8],
+    header: &BatchHeader,
+    from: i64,
+    live: &mut std::collections::HashMap<(String, String, i32), Committed>,
+) {
+    let Some(records) = batch::uncompressed_records(bytes, header) else {
+        return;
+    };
+    for r in records {
+        if header.base_offset + (r.offset_delta as i64) < from {
+            continue;
+        }
+        let Some(key) = r.key.and_then(decode_key) else {
+            continue;
+        };
+        match r.value.and_then(decode_value) {
+            Some(c) => {
+                live.insert(key, c);
+            }
+            None => {
+                live.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_hash_matches_java() {
+        // "hello".hashCode() == 99162322, "".hashCode() == 0, a negative one:
+        assert_eq!(java_hash("hello"), 99_162_322);
+        assert_eq!(java_hash(""), 0);
+        assert_eq!(java_hash("polygenelubricants"), i32::MIN);
+    }
+
+    #[test]
+    fn keys_and_values_round_trip() {
+        let key = encode_key("g", "t", 7);
+        assert_eq!(decode_key(&key), Some(("g".into(), "t".into(), 7)));
+        let c = Committed {
+            offset: 42,
+            leader_epoch: 3,
+            metadata: "m".into(),
+            commit_timestamp: 1000,
+        };
+        assert_eq!(decode_value(&encode_value(&c)), Some(c));
+        // A group metadata key (version 2) is not an offset key.
+        assert_eq!(decode_key(&[0, 2, 0, 1, b'g']), None);
+        assert_eq!(decode_value(&[0, 3, 1]), None);
+    }
+}

@@ -1,0 +1,223 @@
+//! OffsetCommit, OffsetFetch and OffsetDelete: committed offsets of groups, kept by the group
+//! coordinator in `__consumer_offsets`.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::*;
+use kafka_protocol::ResponseError;
+
+use super::{str_bytes, topic_name, Ctx};
+use crate::broker::Broker;
+use crate::group::{CommitArgs, Committed};
+
+fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
+    broker
+        .logs
+        .topic(topic)
+        .is_some_and(|t| t.partition(partition).is_some())
+}
+
+pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {
+    let mut args = Vec::new();
+    for t in &req.topics {
+        for p in &t.partitions {
+            args.push(CommitArgs {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: if ctx.version >= 6 {
+                    p.committed_leader_epoch
+                } else {
+                    -1
+                },
+                metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+            });
+        }
+    }
+    let generation = if ctx.version >= 1 {
+        req.generation_id_or_member_epoch
+    } else {
+        -1
+    };
+    let results = broker.groups.commit(
+        &req.group_id,
+        generation,
+        &req.member_id,
+        req.group_instance_id.as_deref(),
+        args,
+        &|t, p| partition_exists(broker, t, p),
+    );
+    let mut errors = match results {
+        Ok(per_partition) => per_partition.into_iter(),
+        Err(e) => {
+            let n = req.topics.iter().map(|t| t.partitions.len()).sum();
+            vec![Some(e); n].into_iter()
+        }
+    };
+    let mut response = OffsetCommitResponse::default();
+    for t in req.topics {
+        let partitions = t
+            .partitions
+            .iter()
+            .map(|p| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p.partition_index)
+                    .with_error_code(errors.next().flatten().map(|e| e.code()).unwrap_or(0))
+            })
+            .collect();
+        response.topics.push(
+            OffsetCommitResponseTopic::default()
+                .with_name(t.name)
+                .with_partitions(partitions),
+        );
+    }
+    response
+}
+
+type Fetched = Vec<((String, i32), Option<Committed>)>;
+type ByTopic = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+
+fn fetch_group(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+    let wanted: Option<Vec<(String, i32)>> = topics.map(|ts| {
+        ts.into_iter()
+            .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
+            .collect()
+    });
+    broker.groups.fetch(group, wanted.as_deref())
+}
+
+/// Groups (topic, partition) rows by topic, keeping first-seen order.
+fn by_topic(rows: Fetched) -> ByTopic {
+    let mut out: ByTopic = Vec::new();
+    for ((t, p), c) in rows {
+        match out.iter_mut().find(|(name, _)| *name == t) {
+            Some((_, ps)) => ps.push((p, c)),
+            None => out.push((t, vec![(p, c)])),
+        }
+    }
+    out
+}
+
+pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
+    let mut response = OffsetFetchResponse::default();
+    let values = |c: &Option<Committed>| match c {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
+        None => (-1, -1, String::new()),
+    };
+    if ctx.version >= 8 {
+        for g in req.groups {
+            let topics = g.topics.map(|ts| {
+                ts.into_iter()
+                    .map(|t| (t.name.to_string(), t.partition_indexes))
+                    .collect()
+            });
+            let rows = fetch_group(broker, &g.group_id, topics);
+            let topics = by_topic(rows)
+                .into_iter()
+                .map(|(t, ps)| {
+                    OffsetFetchResponseTopics::default()
+                        .with_name(topic_name(&t))
+                        .with_partitions(
+                            ps.iter()
+                                .map(|(p, c)| {
+                                    let (offset, epoch, metadata) = values(c);
+                                    OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(*p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(epoch)
+                                        .with_metadata(Some(str_bytes(metadata)))
+                                })
+                                .collect(),
+                        )
+                })
+                .collect();
+            response.groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(topics),
+            );
+        }
+        return response;
+    }
+    let topics = req.topics.map(|ts| {
+        ts.into_iter()
+            .map(|t| (t.name.to_string(), t.partition_indexes))
+            .collect()
+    });
+    let rows = fetch_group(broker, &req.group_id, topics);
+    response.topics = by_topic(rows)
+        .into_iter()
+        .map(|(t, ps)| {
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&t))
+                .with_partitions(
+                    ps.iter()
+                        .map(|(p, c)| {
+                            let (offset, epoch, metadata) = values(c);
+                            let mut r = OffsetFetchResponsePartition::default()
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset)
+                                .with_metadata(Some(str_bytes(metadata)));
+                            if ctx.version >= 5 {
+                                r.committed_leader_epoch = epoch;
+                            }
+                            r
+                        })
+                        .collect(),
+                )
+        })
+        .collect();
+    response
+}
+
+pub fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let partitions: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.to_string(), p.partition_index))
+        })
+        .collect();
+    let mut response = OffsetDeleteResponse::default();
+    match broker.groups.delete_offsets(&req.group_id, &partitions) {
+        Err(e) => response.error_code = e.code(),
+        Ok(errors) => {
+            let mut errors = errors.into_iter();
+            for t in req.topics {
+                let rows = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let e = errors.next().flatten();
+                        let e = if e.is_none()
+                            && !partition_exists(broker, &t.name, p.partition_index)
+                        {
+                            Some(ResponseError::UnknownTopicOrPartition)
+                        } else {
+                            e
+                        };
+                        OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(e.map(|e| e.code()).unwrap_or(0))
+                    })
+                    .collect();
+                response.topics.push(
+                    OffsetDeleteResponseTopic::default()
+                        .with_name(t.name)
+                        .with_partitions(rows),
+                );
+            }
+        }
+    }
+    response
+}

@@ -1,0 +1,322 @@
+//! Consumer groups with the real broker and librdkafka: members split a topic's partitions,
+//! take over from a member that leaves or dies, commit offsets that survive restarts and kill -9,
+//! static members rejoin without a rebalance, cooperative-sticky revokes only what moves.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientConfig, ClientContext, Message, TopicPartitionList};
+
+/// Broker settings that make group tests quick: no initial rebalance delay, short sessions.
+const FAST_GROUPS: &[&str] = &[
+    "group.initial.rebalance.delay.ms=0",
+    "group.min.session.timeout.ms=500",
+];
+
+/// A rebalance a member went through: "assign" or "revoke", and the partitions.
+type Event = (String, Vec<(String, i32)>);
+
+/// Records every rebalance a member goes through.
+#[derive(Default, Clone)]
+struct Recorder {
+    events: Arc<Mutex<Vec<Event>>>,
+}
+
+impl Recorder {
+    fn events(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl ClientContext for Recorder {}
+impl ConsumerContext for Recorder {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let (kind, tpl) = match rebalance {
+            Rebalance::Assign(t) => ("assign", Some(*t)),
+            Rebalance::Revoke(t) => ("revoke", Some(*t)),
+            Rebalance::Error(_) => ("error", None),
+        };
+        let parts = tpl
+            .map(|t| {
+                t.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_string(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        self.events.lock().unwrap().push((kind.to_string(), parts));
+    }
+}
+
+type Member = BaseConsumer<Recorder>;
+
+fn member(addr: &str, group: &str, extra: &[(&str, &str)]) -> (Member, Recorder) {
+    let recorder = Recorder::default();
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", addr)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "3000")
+        .set("heartbeat.interval.ms", "200")
+        .set("fetch.wait.max.ms", "100");
+    for (k, v) in extra {
+        config.set(*k, *v);
+    }
+    let consumer: Member = config
+        .create_with_context(recorder.clone())
+        .expect("consumer");
+    (consumer, recorder)
+}
+
+fn assigned(c: &Member) -> BTreeSet<i32> {
+    c.assignment()
+        .map(|t| t.elements().iter().map(|e| e.partition()).collect())
+        .unwrap_or_default()
+}
+
+type Got = Vec<Vec<(i32, i64, Vec<u8>)>>;
+
+/// Polls every member until `done` holds (given the members and what each has received so far)
+/// or `timeout` passes.
+fn poll_until(
+    members: &[&Member],
+    timeout: Duration,
+    mut done: impl FnMut(&[&Member], &Got) -> bool,
+) -> (bool, Got) {
+    let deadline = Instant::now() + timeout;
+    let mut got = vec![Vec::new(); members.len()];
+    while Instant::now() < deadline {
+        for (i, m) in members.iter().enumerate() {
+            if let Some(Ok(msg)) = m.poll(Duration::from_millis(20)) {
+                got[i].push((msg.partition(), msg.offset(), payload(&msg.detach())));
+            }
+        }
+        if done(members, &got) {
+            return (true, got);
+        }
+    }
+    (false, got)
+}
+
+fn produce_spread(addr: &str, topic: &str, partitions: i32, per_partition: usize) {
+    let rt = runtime();
+    let producer = producer(addr, &[("linger.ms", "0")]);
+    for p in 0..partitions {
+        let records: Vec<KeyValue> = (0..per_partition)
+            .map(|i| (None, Some(format!("{p}-{i}").into_bytes())))
+            .collect();
+        produce(&rt, &producer, topic, p, &records);
+    }
+}
+
+#[test]
+fn members_split_partitions_and_take_over_when_one_leaves_or_dies() {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "shared", 6, &[]);
+    produce_spread(&broker.addr, "shared", 6, 10);
+
+    let (a, _) = member(&broker.addr, "split", &[]);
+    let (b, _) = member(&broker.addr, "split", &[]);
+    let (c, _) = member(&broker.addr, "split", &[]);
+    for m in [&a, &b, &c] {
+        m.subscribe(&["shared"]).unwrap();
+    }
+    // Three members: two partitions each, all six covered, none twice; every record read (a
+    // record read before a rebalance moved its partition, with nothing committed, is read again
+    // by the new owner: at least once).
+    let distinct = |got: &Got| -> BTreeSet<(i32, i64)> {
+        got.iter().flatten().map(|(p, o, _)| (*p, *o)).collect()
+    };
+    let (ok, got) = poll_until(&[&a, &b, &c], Duration::from_secs(30), |ms, got| {
+        ms.iter().all(|m| assigned(m).len() == 2) && distinct(got).len() == 60
+    });
+    let sets: Vec<BTreeSet<i32>> = [&a, &b, &c].iter().map(|m| assigned(m)).collect();
+    assert!(
+        ok,
+        "assignments {sets:?}, records {:?}",
+        got.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+    let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+    assert_eq!(union, (0..6).collect());
+    assert_eq!(
+        distinct(&got),
+        (0..6).flat_map(|p| (0..10).map(move |o| (p, o))).collect()
+    );
+
+    // One leaves (LeaveGroup on close): the other two split its partitions.
+    drop(c);
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(15), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 3)
+    });
+    assert!(ok, "after a leave: {:?} {:?}", assigned(&a), assigned(&b));
+
+    // Another client joins (kcat, a balanced consumer), then dies with kill -9 (no
+    // LeaveGroup): after its session timeout the survivors take its partitions back.
+    let mut kcat = std::process::Command::new("kcat")
+        .args(["-b", &broker.addr, "-G", "split", "-q", "-o", "beginning"])
+        .args([
+            "-X",
+            "session.timeout.ms=2000",
+            "-X",
+            "heartbeat.interval.ms=200",
+        ])
+        .arg("shared")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kcat is installed (.ci/run installs it)");
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().map(|m| assigned(m).len()).sum::<usize>() == 4
+    });
+    assert!(ok, "with kcat: {:?} {:?}", assigned(&a), assigned(&b));
+    kcat.kill().unwrap();
+    kcat.wait().unwrap();
+    let started = Instant::now();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 3)
+    });
+    assert!(ok, "after a death: {:?} {:?}", assigned(&a), assigned(&b));
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "taken over only after the session timeout ({:?})",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn committed_offsets_survive_a_restart_and_kill_dash_nine() {
+    let mut broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "commits", 2, &[]);
+    produce_spread(&broker.addr, "commits", 2, 20);
+    {
+        let (m, _) = member(&broker.addr, "keepers", &[]);
+        m.subscribe(&["commits"]).unwrap();
+        let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 40);
+        assert!(ok);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("commits", 0, rdkafka::Offset::Offset(12))
+            .unwrap();
+        tpl.add_partition_offset("commits", 1, rdkafka::Offset::Offset(7))
+            .unwrap();
+        m.commit(&tpl, CommitMode::Sync).unwrap();
+        let committed = m.committed(Duration::from_secs(5)).unwrap();
+        let offsets: BTreeMap<i32, i64> = committed
+            .elements()
+            .iter()
+            .map(|e| (e.partition(), e.offset().to_raw().unwrap_or(-1)))
+            .collect();
+        assert_eq!(offsets, BTreeMap::from([(0, 12), (1, 7)]));
+    }
+    for crash in [false, true] {
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
+        broker.restart();
+        let (m, _) = member(&broker.addr, "keepers", &[]);
+        m.subscribe(&["commits"]).unwrap();
+        // A new member starts where the group left off: 8 + 13 records remain.
+        let (ok, got) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() >= 21);
+        assert!(ok, "crash={crash}: got {}", got[0].len());
+        let first: BTreeMap<i32, i64> =
+            got[0].iter().fold(BTreeMap::new(), |mut acc, (p, o, _)| {
+                acc.entry(*p).or_insert(*o);
+                acc
+            });
+        assert_eq!(first, BTreeMap::from([(0, 12), (1, 7)]), "crash={crash}");
+        // Nothing more arrives: exactly the uncommitted records were read.
+        let (_, more) = poll_until(&[&m], Duration::from_millis(500), |_, _| false);
+        assert!(more[0].is_empty());
+    }
+}
+
+/// A static member (group.instance.id) that restarts within its session timeout gets its
+/// partitions back without a rebalance: the other member sees no revocation.
+#[test]
+fn a_static_member_rejoins_without_a_rebalance() {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "static", 4, &[]);
+    let (a, a_events) = member(&broker.addr, "statics", &[("group.instance.id", "a")]);
+    let (b, _) = member(
+        &broker.addr,
+        "statics",
+        &[("group.instance.id", "b"), ("session.timeout.ms", "10000")],
+    );
+    a.subscribe(&["static"]).unwrap();
+    b.subscribe(&["static"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let b_partitions = assigned(&b);
+    let a_before = a_events.events().len();
+    // b goes away without leaving (a static member does not send LeaveGroup on close) and a
+    // new process with the same instance id comes back.
+    drop(b);
+    let (b2, _) = member(
+        &broker.addr,
+        "statics",
+        &[("group.instance.id", "b"), ("session.timeout.ms", "10000")],
+    );
+    b2.subscribe(&["static"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b2], Duration::from_secs(20), |_, _| {
+        assigned(&b2).len() == 2
+    });
+    assert!(ok, "b2 got {:?}", assigned(&b2));
+    assert_eq!(assigned(&b2), b_partitions, "the same partitions come back");
+    // Give a rebalance, if one were coming, time to show.
+    poll_until(&[&a, &b2], Duration::from_secs(2), |_, _| false);
+    assert_eq!(
+        a_events.events().len(),
+        a_before,
+        "a saw no rebalance: {:?}",
+        a_events.events()
+    );
+    assert_eq!(assigned(&a).len(), 2);
+}
+
+/// With cooperative-sticky, a member joining takes partitions from the others, which revoke only
+/// those: no member ever gives up a partition it keeps.
+#[test]
+fn cooperative_sticky_revokes_only_what_moves() {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "coop", 6, &[]);
+    let strategy = [("partition.assignment.strategy", "cooperative-sticky")];
+    let (a, a_events) = member(&broker.addr, "coops", &strategy);
+    a.subscribe(&["coop"]).unwrap();
+    let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |ms, _| {
+        assigned(ms[0]).len() == 6
+    });
+    assert!(ok, "{:?}", assigned(&a));
+    let (b, _) = member(&broker.addr, "coops", &strategy);
+    b.subscribe(&["coop"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 3)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let kept = assigned(&a);
+    let revoked: BTreeSet<i32> = a_events
+        .events()
+        .iter()
+        .filter(|(kind, _)| kind == "revoke")
+        .flat_map(|(_, ps)| ps.iter().map(|(_, p)| *p))
+        .collect();
+    assert_eq!(revoked.len(), 3, "a revoked {revoked:?}");
+    assert!(
+        revoked.is_disjoint(&kept),
+        "revoked {revoked:?}, kept {kept:?}"
+    );
+    assert_eq!(revoked, assigned(&b));
+}
