@@ -104,12 +104,9 @@ pub fn parse_datetime(text: &str) -> Result<i64> {
 async fn committed(client: &mut Client, group: &str) -> Result<BTreeMap<(String, i32), i64>> {
     let response = client
         .send(
-            OffsetFetchRequest::default()
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
                 .with_group_id(GroupId(s(group)))
-                .with_topics(None)
-                .with_groups(vec![OffsetFetchRequestGroup::default()
-                    .with_group_id(GroupId(s(group)))
-                    .with_topics(None)]),
+                .with_topics(None)]),
         )
         .await?;
     let mut out = BTreeMap::new();

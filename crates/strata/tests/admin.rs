@@ -161,7 +161,10 @@ fn create_topics_and_its_errors() {
     let mut names: Vec<&str> = metadata.topics().iter().map(|t| t.name()).collect();
     names.sort();
     // The internal offsets topic is listed too, marked internal, as Kafka lists it.
-    assert_eq!(names, vec!["__consumer_offsets", "chan", "my.topic", "orders"]);
+    assert_eq!(
+        names,
+        vec!["__consumer_offsets", "chan", "my.topic", "orders"]
+    );
     let orders = metadata
         .topics()
         .iter()

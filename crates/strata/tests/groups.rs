@@ -320,3 +320,309 @@ fn cooperative_sticky_revokes_only_what_moves() {
     );
     assert_eq!(revoked, assigned(&b));
 }
+
+fn strata(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The describe row of one partition: (current offset, log end offset, lag, consumer id).
+fn describe_row(out: &str, topic: &str, partition: i32) -> (String, String, String, String) {
+    let line = out
+        .lines()
+        .find(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 7 && f[1] == topic && f[2] == partition.to_string()
+        })
+        .unwrap_or_else(|| panic!("no row for {topic}-{partition} in:\n{out}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[3].into(), f[4].into(), f[5].into(), f[6].into())
+}
+
+#[test]
+fn groups_command_lists_describes_with_lag_resets_and_deletes() {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let b = broker.addr.as_str();
+    let rt = runtime();
+    create_topic(&rt, b, "lagging", 2, &[]);
+    produce_spread(b, "lagging", 2, 5);
+    let (m, _) = member(b, "watched", &[("client.id", "watcher")]);
+    m.subscribe(&["lagging"]).unwrap();
+    let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 10);
+    assert!(ok);
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset("lagging", 0, rdkafka::Offset::Offset(3))
+        .unwrap();
+    tpl.add_partition_offset("lagging", 1, rdkafka::Offset::Offset(5))
+        .unwrap();
+    m.commit(&tpl, CommitMode::Sync).unwrap();
+
+    let (ok, out, err) = strata(&["groups", "--bootstrap-server", b, "--list"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "watched\n");
+    let (_, out, _) = strata(&["groups", "--bootstrap-server", b, "--list", "--state"]);
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("watched") && l.ends_with("Stable")),
+        "{out}"
+    );
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--group",
+        "watched",
+    ]);
+    assert!(ok, "{err}");
+    let (current, end, lag, consumer) = describe_row(&out, "lagging", 0);
+    assert_eq!(
+        (current.as_str(), end.as_str(), lag.as_str()),
+        ("3", "5", "2"),
+        "{out}"
+    );
+    assert!(consumer.starts_with("watcher-"), "{out}");
+    assert_eq!(describe_row(&out, "lagging", 1).2, "0");
+    // An active group is neither deleted nor reset.
+    let (ok, out, _) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--delete",
+        "--group",
+        "watched",
+    ]);
+    assert!(!ok);
+    assert!(out.contains("NonEmptyGroup"), "{out}");
+    let (ok, _, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "watched",
+        "--topic",
+        "lagging",
+        "--to-earliest",
+        "--execute",
+    ]);
+    assert!(!ok && err.contains("no active members"), "{err}");
+
+    drop(m);
+    assert!(eventually(Duration::from_secs(10), || {
+        strata(&["groups", "--bootstrap-server", b, "--list", "--state"])
+            .1
+            .contains("Empty")
+    }));
+    let reset = |target: &[&str]| {
+        let mut args = vec![
+            "groups",
+            "--bootstrap-server",
+            b,
+            "--reset-offsets",
+            "--group",
+            "watched",
+        ];
+        args.extend_from_slice(target);
+        args.push("--execute");
+        let (ok, out, err) = strata(&args);
+        assert!(ok, "{err}");
+        out
+    };
+    let describe = || {
+        strata(&[
+            "groups",
+            "--bootstrap-server",
+            b,
+            "--describe",
+            "--group",
+            "watched",
+        ])
+        .1
+    };
+    reset(&["--topic", "lagging", "--to-earliest"]);
+    assert_eq!(describe_row(&describe(), "lagging", 0).0, "0");
+    assert_eq!(describe_row(&describe(), "lagging", 1).2, "5");
+    reset(&["--topic", "lagging:1", "--to-offset", "4"]);
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "4");
+    assert_eq!(
+        describe_row(&describe(), "lagging", 0).0,
+        "0",
+        "only partition 1 moved"
+    );
+    reset(&["--all-topics", "--to-latest"]);
+    assert_eq!(describe_row(&describe(), "lagging", 0).0, "5");
+    reset(&[
+        "--topic",
+        "lagging",
+        "--to-datetime",
+        "2000-01-01T00:00:00.000",
+    ]);
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
+    // A dry run shows the plan and commits nothing.
+    let (ok, out, _) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "watched",
+        "--topic",
+        "lagging",
+        "--to-latest",
+    ]);
+    assert!(ok && out.contains("NEW-OFFSET"), "{out}");
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
+
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--delete",
+        "--group",
+        "watched",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(strata(&["groups", "--bootstrap-server", b, "--list"]).1, "");
+}
+
+/// Requests a real client would not send, answered with Kafka's error codes.
+#[test]
+fn group_requests_with_bad_input_get_kafka_errors() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "bad", 1, &[]);
+    rt.block_on(async {
+        let s = |v: &str| StrBytes::from_string(v.to_string());
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let join = |member: &str, session: i32| {
+            JoinGroupRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s(member))
+                .with_session_timeout_ms(session)
+                .with_rebalance_timeout_ms(5000)
+                .with_protocol_type(s("consumer"))
+                .with_protocols(vec![JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0]))])
+        };
+        // A session timeout outside group.min/max.session.timeout.ms.
+        let r = c.send(join("", 100)).await.unwrap();
+        assert_eq!(r.error_code, 26, "INVALID_SESSION_TIMEOUT");
+        // A new member first gets its id.
+        let r = c.send(join("", 3000)).await.unwrap();
+        assert_eq!(r.error_code, 79, "MEMBER_ID_REQUIRED");
+        let id = r.member_id.to_string();
+        assert!(!id.is_empty());
+        let r = c.send(join(&id, 3000)).await.unwrap();
+        assert_eq!(r.error_code, 0);
+        assert_eq!((r.generation_id, r.leader.as_str()), (1, id.as_str()));
+        assert_eq!(r.members.len(), 1);
+        // Unknown members, stale generations.
+        let hb = |member: &str, generation: i32| {
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s(member))
+                .with_generation_id(generation)
+        };
+        assert_eq!(
+            c.send(hb("nobody", 1)).await.unwrap().error_code,
+            25,
+            "UNKNOWN_MEMBER_ID"
+        );
+        assert_eq!(
+            c.send(hb(&id, 7)).await.unwrap().error_code,
+            22,
+            "ILLEGAL_GENERATION"
+        );
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(&id))
+            .with_generation_id(0);
+        assert_eq!(c.send(sync).await.unwrap().error_code, 22);
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_member_id(s(&id))
+            .with_generation_id(1);
+        assert_eq!(c.send(sync).await.unwrap().error_code, 0);
+        assert_eq!(c.send(hb(&id, 1)).await.unwrap().error_code, 0);
+        // Commits: oversized metadata, an unknown partition, a stale generation.
+        let commit = |generation: i32, partition: i32, metadata: String| {
+            OffsetCommitRequest::default()
+                .with_group_id(GroupId(s("g")))
+                .with_member_id(s(&id))
+                .with_generation_id_or_member_epoch(generation)
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name(TopicName(s("bad")))
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(partition)
+                        .with_committed_offset(1)
+                        .with_committed_metadata(Some(StrBytes::from_string(
+                            metadata,
+                        )))])])
+        };
+        let code = |r: OffsetCommitResponse| r.topics[0].partitions[0].error_code;
+        assert_eq!(
+            code(c.send(commit(1, 0, "m".repeat(5000))).await.unwrap()),
+            12,
+            "OFFSET_METADATA_TOO_LARGE"
+        );
+        assert_eq!(
+            code(c.send(commit(1, 9, String::new())).await.unwrap()),
+            3,
+            "UNKNOWN_TOPIC_OR_PARTITION"
+        );
+        assert_eq!(
+            code(c.send(commit(0, 0, String::new())).await.unwrap()),
+            22,
+            "ILLEGAL_GENERATION"
+        );
+        assert_eq!(code(c.send(commit(1, 0, "kept".into())).await.unwrap()), 0);
+        // An empty group id.
+        let r = c
+            .send(
+                JoinGroupRequest::default()
+                    .with_session_timeout_ms(3000)
+                    .with_protocol_type(s("consumer")),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 24, "INVALID_GROUP_ID");
+        // The member leaves; the group is deletable; its offsets go with it.
+        let leave = LeaveGroupRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_members(vec![
+                kafka_protocol::messages::leave_group_request::MemberIdentity::default()
+                    .with_member_id(s(&id)),
+            ]);
+        let r = c.send(leave).await.unwrap();
+        assert_eq!((r.error_code, r.members[0].error_code), (0, 0));
+        let r = c
+            .send(DescribeGroupsRequest::default().with_groups(vec![GroupId(s("g"))]))
+            .await
+            .unwrap();
+        assert_eq!(r.groups[0].group_state.as_str(), "Empty");
+        let r = c
+            .send(
+                DeleteGroupsRequest::default()
+                    .with_groups_names(vec![GroupId(s("g")), GroupId(s("none"))]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.results[0].error_code, 0);
+        assert_eq!(r.results[1].error_code, 69, "GROUP_ID_NOT_FOUND");
+    });
+}

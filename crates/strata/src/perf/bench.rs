@@ -56,6 +56,10 @@ pub struct BenchArgs {
     /// Partitions of each topic the bench creates.
     #[arg(long, default_value_t = 1)]
     pub partitions: i32,
+    /// Consumers join this consumer group (subscribe) and share its partitions; together they
+    /// read --num-records. Without it each consumer assigns itself every partition of its topic.
+    #[arg(long)]
+    pub group: Option<String>,
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
     pub producer_props: Vec<String>,
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
@@ -166,24 +170,39 @@ fn consume_client(
     progress: &Progress,
 ) -> Result<(Summary, Histogram<u64>)> {
     let mut config = client_config(&args.consumer_props, None, Some(&args.bootstrap_server))?;
+    let group = args
+        .group
+        .clone()
+        .unwrap_or_else(|| format!("strata-bench-{}", std::process::id()));
     config
-        .set("group.id", format!("strata-bench-{}", std::process::id()))
+        .set("group.id", &group)
         .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false");
     let consumer: BaseConsumer = config.create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
-    let mut tpl = TopicPartitionList::new();
-    for t in metadata.topics() {
-        for p in t.partitions() {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+    if args.group.is_some() {
+        consumer.subscribe(&[topic])?;
+    } else {
+        let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(30))?;
+        let mut tpl = TopicPartitionList::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
+            }
         }
+        consumer.assign(&tpl)?;
     }
-    consumer.assign(&tpl)?;
+    // In a group the members share the records: each stops when the group has read them all.
+    let group_total = args.group.is_some().then_some(args.num_records);
+    let finished = |n: u64| match group_total {
+        Some(total) => progress.records.load(Ordering::Relaxed) >= total,
+        None => n >= count,
+    };
     let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
     let (mut n, mut bytes, mut sum_us, mut max_us) = (0u64, 0u64, 0u64, 0u64);
     let start = Instant::now();
     let mut idle = Instant::now();
-    while n < count {
+    while !finished(n) {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 idle = Instant::now();
