@@ -626,3 +626,206 @@ fn group_requests_with_bad_input_get_kafka_errors() {
         assert_eq!(r.results[1].error_code, 69, "GROUP_ID_NOT_FOUND");
     });
 }
+
+/// Commits `rounds` requests, each committing `partitions` partitions of `topic` for `group` as
+/// a simple (generation -1) committer; offset = round number.
+async fn commit_rounds(
+    c: &mut strata::client::Client,
+    group: &str,
+    topic: &str,
+    partitions: i32,
+    rounds: i64,
+) {
+    use kafka_protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    for round in 1..=rounds {
+        let request = OffsetCommitRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(TopicName(s(topic)))
+                .with_partitions(
+                    (0..partitions)
+                        .map(|p| {
+                            OffsetCommitRequestPartition::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(round)
+                        })
+                        .collect(),
+                )]);
+        let r = c.send(request).await.unwrap();
+        assert!(r.topics[0].partitions.iter().all(|p| p.error_code == 0));
+    }
+}
+
+/// Records kept in `__consumer_offsets` (end minus start offset, over all its partitions).
+async fn offsets_topic_records(c: &mut strata::client::Client) -> i64 {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let mut total = 0;
+    let mut at = |ts: i64| {
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("__consumer_offsets")))
+                .with_partitions(
+                    (0..50)
+                        .map(|p| {
+                            ListOffsetsPartition::default()
+                                .with_partition_index(p)
+                                .with_timestamp(ts)
+                        })
+                        .collect(),
+                )])
+    };
+    let latest = c.send(at(-1)).await.unwrap();
+    let earliest = c.send(at(-2)).await.unwrap();
+    for (l, e) in latest.topics[0]
+        .partitions
+        .iter()
+        .zip(&earliest.topics[0].partitions)
+    {
+        total += l.offset - e.offset;
+    }
+    total
+}
+
+async fn fetched(c: &mut strata::client::Client, group: &str) -> BTreeMap<i32, i64> {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let r = c
+        .send(
+            OffsetFetchRequest::default().with_groups(vec![OffsetFetchRequestGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(group.to_string())))
+                .with_topics(None)]),
+        )
+        .await
+        .unwrap();
+    r.groups[0]
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (p.partition_index, p.committed_offset))
+        })
+        .collect()
+}
+
+/// However many commits were made, `__consumer_offsets` keeps about twice the live offsets
+/// (plus a fixed minimum), so the reload at startup reads a bounded amount; every last commit is
+/// there after a restart.
+#[test]
+fn the_offsets_log_stays_bounded_however_many_commits_are_made() {
+    let mut broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "hot", 10, &[]);
+    rt.block_on(async {
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        commit_rounds(&mut c, "hot-group", "hot", 10, 4000).await;
+        let kept = offsets_topic_records(&mut c).await;
+        // 40,000 commits of 10 live offsets: rewritten whenever past 10,000 records.
+        assert!(kept <= 10_000 + 2 * 10 + 10, "{kept} records kept");
+        assert_eq!(
+            fetched(&mut c, "hot-group").await,
+            (0..10).map(|p| (p, 4000)).collect()
+        );
+    });
+    for crash in [false, true] {
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
+        broker.restart();
+        rt.block_on(async {
+            let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+            assert_eq!(
+                fetched(&mut c, "hot-group").await,
+                (0..10).map(|p| (p, 4000)).collect(),
+                "crash={crash}"
+            );
+        });
+    }
+}
+
+/// The broker's "committed offsets loaded" time from its log, in ms (the last start's).
+fn reload_ms(broker: &BrokerProcess) -> u64 {
+    let log = std::fs::read_to_string(&broker.stderr_log).unwrap();
+    log.lines()
+        .filter(|l| l.contains("committed offsets loaded"))
+        .filter_map(|l| l.split("elapsed_ms=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
+        .last()
+        .expect("reload time logged")
+}
+
+/// The reload time after 1,000,000 offset commits (100 partitions x 10,000 rounds) against
+/// 1,000 commits of the same offsets: run by `bench/run.py groups-reload`, which reports it.
+#[test]
+#[ignore]
+fn reload_time_of_a_million_commits() {
+    for rounds in [10i64, 10_000] {
+        let mut broker = BrokerProcess::start(FAST_GROUPS);
+        let rt = runtime();
+        create_topic(&rt, &broker.addr, "many", 100, &[]);
+        let started = Instant::now();
+        let kept = rt.block_on(async {
+            let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+            commit_rounds(&mut c, "reload", "many", 100, rounds).await;
+            offsets_topic_records(&mut c).await
+        });
+        let commit_s = started.elapsed().as_secs_f64();
+        broker.stop();
+        broker.restart();
+        let ms = reload_ms(&broker);
+        rt.block_on(async {
+            let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+            assert_eq!(fetched(&mut c, "reload").await.len(), 100);
+        });
+        println!(
+            "RELOAD commits={} records_kept={kept} reload_ms={ms} commit_s={commit_s:.1}",
+            rounds * 100
+        );
+    }
+}
+
+/// The coordinator restarts while a group rebalances: the members find it again, rejoin, and
+/// split the partitions; no committed offset is lost.
+#[test]
+fn members_rejoin_after_a_coordinator_restart_mid_rebalance() {
+    let mut broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "restart", 4, &[]);
+    produce_spread(&broker.addr, "restart", 4, 5);
+    let (a, _) = member(&broker.addr, "restarting", &[]);
+    a.subscribe(&["restart"]).unwrap();
+    let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |_, got| got[0].len() == 20);
+    assert!(ok);
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..4 {
+        tpl.add_partition_offset("restart", p, rdkafka::Offset::Offset(5))
+            .unwrap();
+    }
+    a.commit(&tpl, CommitMode::Sync).unwrap();
+    // A second member starts a rebalance; the broker goes down in the middle of it.
+    let (b, _) = member(&broker.addr, "restarting", &[]);
+    b.subscribe(&["restart"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_millis(300), |_, _| false);
+    broker.kill();
+    broker.restart();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(60), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let committed = a.committed(Duration::from_secs(10)).unwrap();
+    for e in committed.elements() {
+        assert_eq!(e.offset(), rdkafka::Offset::Offset(5), "{e:?}");
+    }
+}
