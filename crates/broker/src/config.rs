@@ -574,6 +574,8 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("offsets.retention.minutes", "10080"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offset.metadata.max.bytes", "4096"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.session.timeout.ms", "45000"),
     ("zookeeper.connect", ""),
     ("process.roles", ""),
     ("controller.quorum.voters", ""),
@@ -1068,6 +1070,8 @@ fn parse_groups(get: &dyn Fn(&str) -> String) -> Result<crate::group::GroupConfi
         offsets_retention_ms: long("offsets.retention.minutes", 1)?.saturating_mul(60_000),
         offsets_retention_check_interval_ms: long("offsets.retention.check.interval.ms", 1)? as u64,
         offset_metadata_max_bytes: int("offset.metadata.max.bytes", 0)? as usize,
+        consumer_heartbeat_interval_ms: int("group.consumer.heartbeat.interval.ms", 1)? as i32,
+        consumer_session_timeout_ms: int("group.consumer.session.timeout.ms", 1)? as i32,
     })
 }
 

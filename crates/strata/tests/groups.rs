@@ -240,8 +240,8 @@ fn committed_offsets_survive_a_restart_and_kill_dash_nine() {
     }
 }
 
-/// A static member (group.instance.id) that restarts within its session timeout gets its
-/// partitions back without a rebalance: the other member sees no revocation.
+/// A static member (group.instance.id), here the group's leader, that restarts within its
+/// session timeout gets its partitions back without a rebalance: the other member sees none.
 #[test]
 fn a_static_member_rejoins_without_a_rebalance() {
     let broker = BrokerProcess::start(FAST_GROUPS);
@@ -253,8 +253,14 @@ fn a_static_member_rejoins_without_a_rebalance() {
         "statics",
         &[("group.instance.id", "b"), ("session.timeout.ms", "10000")],
     );
-    a.subscribe(&["static"]).unwrap();
+    // b first, so that b is the group's leader: the harder case, since the leader's rejoin
+    // must not make it assign again (KIP-814's skip_assignment).
     b.subscribe(&["static"]).unwrap();
+    let (ok, _) = poll_until(&[&b], Duration::from_secs(30), |ms, _| {
+        assigned(ms[0]).len() == 4
+    });
+    assert!(ok, "{:?}", assigned(&b));
+    a.subscribe(&["static"]).unwrap();
     let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
         ms.iter().all(|m| assigned(m).len() == 2)
     });
@@ -668,7 +674,7 @@ async fn offsets_topic_records(c: &mut strata::client::Client) -> i64 {
     use kafka_protocol::messages::*;
     use kafka_protocol::protocol::StrBytes;
     let mut total = 0;
-    let mut at = |ts: i64| {
+    let at = |ts: i64| {
         ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_topics(vec![ListOffsetsTopic::default()
@@ -755,14 +761,14 @@ fn the_offsets_log_stays_bounded_however_many_commits_are_made() {
     }
 }
 
-/// The broker's "committed offsets loaded" time from its log, in ms (the last start's).
-fn reload_ms(broker: &BrokerProcess) -> u64 {
+/// The broker's "committed offsets loaded" time from its log, in µs (the last start's).
+fn reload_us(broker: &BrokerProcess) -> u64 {
     let log = std::fs::read_to_string(&broker.stderr_log).unwrap();
     log.lines()
+        .rev()
         .filter(|l| l.contains("committed offsets loaded"))
-        .filter_map(|l| l.split("elapsed_ms=").nth(1))
-        .filter_map(|v| v.split_whitespace().next()?.parse().ok())
-        .last()
+        .filter_map(|l| l.split("elapsed_us=").nth(1))
+        .find_map(|v| v.split_whitespace().next()?.parse().ok())
         .expect("reload time logged")
 }
 
@@ -784,13 +790,13 @@ fn reload_time_of_a_million_commits() {
         let commit_s = started.elapsed().as_secs_f64();
         broker.stop();
         broker.restart();
-        let ms = reload_ms(&broker);
+        let us = reload_us(&broker);
         rt.block_on(async {
             let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
             assert_eq!(fetched(&mut c, "reload").await.len(), 100);
         });
         println!(
-            "RELOAD commits={} records_kept={kept} reload_ms={ms} commit_s={commit_s:.1}",
+            "RELOAD commits={} records_kept={kept} reload_us={us} commit_s={commit_s:.1}",
             rounds * 100
         );
     }
@@ -828,4 +834,96 @@ fn members_rejoin_after_a_coordinator_restart_mid_rebalance() {
     for e in committed.elements() {
         assert_eq!(e.offset(), rdkafka::Offset::Offset(5), "{e:?}");
     }
+}
+
+/// librdkafka's new consumer protocol (KIP-848, `group.protocol=consumer`): the coordinator
+/// assigns, members reconcile; a member leaving hands its partitions over; ConsumerGroupDescribe
+/// and `strata groups --describe` show the group; commits work with member epochs.
+#[test]
+fn a_kip_848_consumer_group_assigns_on_the_server() {
+    let broker = BrokerProcess::start(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.consumer.heartbeat.interval.ms=200",
+        "group.consumer.session.timeout.ms=3000",
+    ]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "modern", 4, &[]);
+    produce_spread(&broker.addr, "modern", 4, 5);
+    let new_member = || -> (Member, Recorder) {
+        let recorder = Recorder::default();
+        let consumer: Member = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("group.id", "kip848")
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "100")
+            .create_with_context(recorder.clone())
+            .expect("consumer");
+        (consumer, recorder)
+    };
+    let (a, _) = new_member();
+    a.subscribe(&["modern"]).unwrap();
+    let (ok, got) = poll_until(&[&a], Duration::from_secs(30), |ms, got| {
+        assigned(ms[0]).len() == 4 && got[0].len() == 20
+    });
+    assert!(ok, "a alone: {:?}, {} records", assigned(&a), got[0].len());
+    let (b, _) = new_member();
+    b.subscribe(&["modern"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "a {:?}, b {:?}", assigned(&a), assigned(&b));
+    assert!(assigned(&a).is_disjoint(&assigned(&b)));
+    // Commits carry the member epoch.
+    let mut tpl = TopicPartitionList::new();
+    for p in assigned(&a) {
+        tpl.add_partition_offset("modern", p, rdkafka::Offset::Offset(5))
+            .unwrap();
+    }
+    a.commit(&tpl, CommitMode::Sync).unwrap();
+    // The group as ConsumerGroupDescribe shows it.
+    rt.block_on(async {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::StrBytes;
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let r = c
+            .send(
+                ConsumerGroupDescribeRequest::default()
+                    .with_group_ids(vec![GroupId(StrBytes::from_static_str("kip848"))]),
+            )
+            .await
+            .unwrap();
+        let g = &r.groups[0];
+        assert_eq!(g.error_code, 0);
+        assert_eq!(g.group_state.as_str(), "Stable");
+        assert_eq!(g.assignor_name.as_str(), "uniform");
+        assert_eq!(g.members.len(), 2);
+        for m in &g.members {
+            assert_eq!(m.member_epoch, g.assignment_epoch);
+            assert_eq!(m.assignment.topic_partitions[0].partitions.len(), 2);
+        }
+    });
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        &broker.addr,
+        "--describe",
+        "--group",
+        "kip848",
+    ]);
+    assert!(ok, "{err}");
+    let owners: BTreeSet<String> = (0..4).map(|p| describe_row(&out, "modern", p).3).collect();
+    assert_eq!(owners.len(), 2, "{out}");
+    // One leaves: the other gets all four.
+    drop(b);
+    let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |ms, _| {
+        assigned(ms[0]).len() == 4
+    });
+    assert!(ok, "after b left: {:?}", assigned(&a));
+    // Classic and new groups side by side: a classic member cannot join this group.
+    let (classic, _) = member(&broker.addr, "kip848", &[]);
+    classic.subscribe(&["modern"]).unwrap();
+    let (_, got) = poll_until(&[&classic], Duration::from_secs(3), |_, _| false);
+    assert!(got[0].is_empty() && assigned(&classic).is_empty());
 }

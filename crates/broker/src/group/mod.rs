@@ -19,6 +19,7 @@
 //! before them is deleted (DeleteRecords): the startup reload reads at most about
 //! 2 x live + that minimum, however many commits were ever made.
 
+pub mod consumer;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
+use consumer::{ConsumerGroupState, ConsumerMember, TopicPartition, ASSIGNORS};
 pub use store::{OffsetStore, OFFSETS_TOPIC};
 
 /// (topic, partition).
@@ -51,6 +53,10 @@ pub struct GroupConfig {
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
     pub offset_metadata_max_bytes: usize,
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    pub consumer_heartbeat_interval_ms: i32,
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    pub consumer_session_timeout_ms: i32,
 }
 
 impl Default for GroupConfig {
@@ -65,6 +71,8 @@ impl Default for GroupConfig {
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
+            consumer_heartbeat_interval_ms: 5000,
+            consumer_session_timeout_ms: 45_000,
         }
     }
 }
@@ -198,7 +206,11 @@ pub struct MemberView {
 #[derive(Debug, Clone)]
 pub struct GroupView {
     pub group_id: String,
-    pub state: GroupState,
+    /// Kafka's name of the state (classic: Empty, PreparingRebalance, ...; consumer: Empty,
+    /// Assigning, Reconciling, Stable).
+    pub state: String,
+    /// "classic" or "consumer" (KIP-848).
+    pub group_type: &'static str,
     pub protocol_type: String,
     pub protocol: String,
     pub members: Vec<MemberView>,
@@ -224,6 +236,8 @@ struct Group {
     initial_delay_until: Option<Instant>,
     /// When the group last became empty (ms since the epoch), for offset expiry.
     empty_since_ms: i64,
+    /// A group of the consumer protocol (KIP-848) rather than the classic one.
+    consumer: Option<ConsumerGroupState>,
 }
 
 impl Group {
@@ -242,7 +256,13 @@ impl Group {
             rebalance_deadline: None,
             initial_delay_until: None,
             empty_since_ms: now_ms(),
+            consumer: None,
         }
+    }
+
+    /// No members (either protocol).
+    fn is_empty(&self) -> bool {
+        self.members.is_empty() && self.consumer.as_ref().is_none_or(|c| c.members.is_empty())
     }
 
     /// The protocol every member supports with the most votes (each member votes for its first
@@ -462,9 +482,31 @@ impl Group {
     }
 
     fn view(&self) -> GroupView {
+        if let Some(c) = &self.consumer {
+            return GroupView {
+                group_id: self.id.clone(),
+                state: c.state_name().to_string(),
+                group_type: "consumer",
+                protocol_type: "consumer".into(),
+                protocol: c.assignor(),
+                members: c
+                    .members
+                    .values()
+                    .map(|m| MemberView {
+                        member_id: m.id.clone(),
+                        instance_id: m.instance_id.clone(),
+                        client_id: m.client_id.clone(),
+                        client_host: m.client_host.clone(),
+                        metadata: Bytes::new(),
+                        assignment: encode_assignment(&m.assigned),
+                    })
+                    .collect(),
+            };
+        }
         GroupView {
             group_id: self.id.clone(),
-            state: self.state,
+            state: self.state.name().to_string(),
+            group_type: "classic",
             protocol_type: self.protocol_type.clone().unwrap_or_else(|| {
                 if self.offsets.is_empty() {
                     String::new()
@@ -501,7 +543,11 @@ impl Group {
 
     /// The topics members subscribe to (from the consumer protocol's subscription metadata).
     fn subscribed_topics(&self) -> Vec<String> {
-        let mut out = Vec::new();
+        let mut out: Vec<String> = self
+            .consumer
+            .iter()
+            .flat_map(|c| c.members.values().flat_map(|m| m.subscribed.clone()))
+            .collect();
         for m in self.members.values() {
             for (_, metadata) in &m.protocols {
                 out.extend(subscription_topics(metadata));
@@ -509,6 +555,28 @@ impl Group {
         }
         out
     }
+}
+
+/// A ConsumerProtocolAssignment (version 0) of `partitions`: what a classic member of the
+/// consumer protocol would have been given, for DescribeGroups of a KIP-848 group.
+fn encode_assignment(partitions: &std::collections::BTreeSet<TopicPartition>) -> Bytes {
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (t, p) in partitions {
+        by_topic.entry(t).or_default().push(*p);
+    }
+    let mut out = Vec::new();
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&(by_topic.len() as i32).to_be_bytes());
+    for (t, ps) in by_topic {
+        out.extend_from_slice(&(t.len() as i16).to_be_bytes());
+        out.extend_from_slice(t.as_bytes());
+        out.extend_from_slice(&(ps.len() as i32).to_be_bytes());
+        for p in ps {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&(-1i32).to_be_bytes());
+    Bytes::from(out)
 }
 
 /// Topics of a ConsumerProtocolSubscription (version, then an array of topic strings).
@@ -542,6 +610,53 @@ pub struct Coordinator {
     config: GroupConfig,
     groups: Mutex<HashMap<String, Group>>,
     store: OffsetStore,
+}
+
+/// A ConsumerGroupHeartbeat, as the coordinator needs it (topic ids resolved to names).
+#[derive(Debug, Clone)]
+pub struct HeartbeatArgs {
+    pub group_id: String,
+    pub member_id: String,
+    pub member_epoch: i32,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub rebalance_timeout_ms: i32,
+    /// None: unchanged.
+    pub subscribed: Option<Vec<String>>,
+    /// None: unchanged.
+    pub assignor: Option<String>,
+    /// The partitions the member owns; None: unchanged.
+    pub owned: Option<Vec<TopicPartition>>,
+    pub client_id: String,
+    pub client_host: String,
+}
+
+/// What a ConsumerGroupHeartbeat answers.
+#[derive(Debug, Clone)]
+pub struct HeartbeatOutcome {
+    pub error: Option<ResponseError>,
+    pub message: Option<String>,
+    pub member_id: String,
+    pub epoch: i32,
+    pub interval_ms: i32,
+    /// The member's whole assignment when it changed; None: unchanged.
+    pub assignment: Option<std::collections::BTreeSet<TopicPartition>>,
+}
+
+/// A KIP-848 group for ConsumerGroupDescribe.
+#[derive(Debug, Clone)]
+pub struct ConsumerGroupView {
+    pub state: String,
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub assignor: String,
+    pub members: Vec<ConsumerMemberView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerMemberView {
+    pub member: ConsumerMember,
+    pub target: std::collections::BTreeSet<TopicPartition>,
 }
 
 /// What an OffsetCommit asks for one partition.
@@ -610,6 +725,18 @@ impl Coordinator {
         let group = groups
             .entry(args.group_id.clone())
             .or_insert_with(|| Group::new(&args.group_id));
+        if group
+            .consumer
+            .as_ref()
+            .is_some_and(|c| !c.members.is_empty())
+        {
+            // A KIP-848 group with members: classic members cannot join it.
+            return Reply::Now(JoinOutcome::error(
+                ResponseError::InconsistentGroupProtocol,
+                &args.member_id,
+            ));
+        }
+        group.consumer = None;
         if !group.supports(&args.protocol_type, &args.protocols) {
             return Reply::Now(JoinOutcome::error(
                 ResponseError::InconsistentGroupProtocol,
@@ -661,9 +788,13 @@ impl Coordinator {
                     if was_leader {
                         group.leader = Some(new_id.clone());
                     }
-                    if group.state == GroupState::Stable && unchanged && !was_leader {
-                        // No rebalance: it gets its partitions back with SyncGroup.
-                        return Reply::Now(group.join_outcome(&new_id));
+                    if group.state == GroupState::Stable && unchanged {
+                        // No rebalance: it gets its partitions back with SyncGroup. A returning
+                        // leader sees the members but is told not to assign (KIP-814); older
+                        // clients that assign anyway get the current assignment back.
+                        let mut outcome = group.join_outcome(&new_id);
+                        outcome.skip_assignment = was_leader;
+                        return Reply::Now(outcome);
                     }
                     new_id
                 } else {
@@ -907,6 +1038,16 @@ impl Coordinator {
                 group.members_changed(now, initial_delay);
             }
             group.try_complete_join(now);
+            if let Some(c) = &mut group.consumer {
+                let session =
+                    Duration::from_millis(self.config.consumer_session_timeout_ms.max(0) as u64);
+                for id in c.expire(now, session) {
+                    tracing::info!(group = %group.id, member = %id, "member session expired");
+                }
+                if c.members.is_empty() && group.state == GroupState::Empty {
+                    group.empty_since_ms = group.empty_since_ms.max(0);
+                }
+            }
         }
     }
 
@@ -919,7 +1060,7 @@ impl Coordinator {
         let mut expired = 0;
         let mut gone = Vec::new();
         for group in groups.values_mut() {
-            if group.state != GroupState::Empty || group.offsets.is_empty() {
+            if !group.is_empty() || group.offsets.is_empty() {
                 continue;
             }
             let last_commit = group
@@ -960,6 +1101,19 @@ impl Coordinator {
         match groups.get(group_id) {
             None if generation >= 0 => return Err(ResponseError::IllegalGeneration),
             None => {}
+            Some(group) if generation < 0 && member_id.is_empty() && group.is_empty() => {}
+            Some(Group {
+                consumer: Some(c), ..
+            }) => {
+                // A KIP-848 group: the member and its current epoch.
+                let m = c
+                    .members
+                    .get(member_id)
+                    .ok_or(ResponseError::UnknownMemberId)?;
+                if generation != m.epoch {
+                    return Err(ResponseError::StaleMemberEpoch);
+                }
+            }
             Some(group) if generation < 0 && group.state == GroupState::Empty => {}
             Some(group) => {
                 group.check_member(member_id, instance_id)?;
@@ -1100,7 +1254,7 @@ impl Coordinator {
         let Some(group) = groups.get(group_id) else {
             return Some(ResponseError::GroupIdNotFound);
         };
-        if group.state != GroupState::Empty {
+        if !group.is_empty() {
             return Some(ResponseError::NonEmptyGroup);
         }
         let keys: Vec<(String, i32)> = group.offsets.keys().cloned().collect();
@@ -1109,6 +1263,208 @@ impl Coordinator {
         }
         groups.remove(group_id);
         None
+    }
+
+    /// A ConsumerGroupHeartbeat (KIP-848): join (epoch 0), leave (epoch -1, or -2 for a static
+    /// member), or a heartbeat that may carry a new subscription and the partitions owned.
+    pub fn consumer_heartbeat(
+        &self,
+        args: HeartbeatArgs,
+        partitions_of: &dyn Fn(&str) -> Option<i32>,
+    ) -> HeartbeatOutcome {
+        let now = Instant::now();
+        let fail = |e: ResponseError, message: &str| HeartbeatOutcome {
+            error: Some(e),
+            message: Some(message.to_string()),
+            member_id: args.member_id.clone(),
+            epoch: args.member_epoch,
+            interval_ms: self.config.consumer_heartbeat_interval_ms,
+            assignment: None,
+        };
+        if args.group_id.is_empty() {
+            return fail(ResponseError::InvalidGroupId, "The group id is empty.");
+        }
+        if let Some(a) = &args.assignor {
+            if !ASSIGNORS.contains(&a.as_str()) {
+                return fail(
+                    ResponseError::UnsupportedAssignor,
+                    &format!("Assignor {a} is not supported; use uniform or range."),
+                );
+            }
+        }
+        let mut groups = self.lock();
+        let group = groups
+            .entry(args.group_id.clone())
+            .or_insert_with(|| Group::new(&args.group_id));
+        if group.consumer.is_none() {
+            if !group.members.is_empty() {
+                return fail(
+                    ResponseError::GroupIdNotFound,
+                    &format!("Group {} is not a consumer group.", args.group_id),
+                );
+            }
+            group.consumer = Some(ConsumerGroupState::default());
+        }
+        let c = group.consumer.as_mut().expect("consumer group");
+        let member_id = match args.member_epoch {
+            -1 | -2 => {
+                if let Some(m) = c.members.remove(&args.member_id) {
+                    c.target.remove(&m.id);
+                    c.group_epoch += 1;
+                    if c.members.is_empty() {
+                        group.empty_since_ms = now_ms();
+                    }
+                }
+                return HeartbeatOutcome {
+                    error: None,
+                    message: None,
+                    member_id: args.member_id.clone(),
+                    epoch: args.member_epoch,
+                    interval_ms: 0,
+                    assignment: None,
+                };
+            }
+            0 => {
+                let id = if args.member_id.is_empty() {
+                    uuid::Uuid::new_v4().to_string()
+                } else {
+                    args.member_id.clone()
+                };
+                // A static member coming back takes over its previous place.
+                let previous = args.instance_id.as_ref().and_then(|instance| {
+                    c.members
+                        .values()
+                        .find(|m| m.instance_id.as_ref() == Some(instance) && m.id != id)
+                        .map(|m| m.id.clone())
+                });
+                let mut member = match previous.and_then(|old| c.members.remove(&old)) {
+                    Some(mut old) => {
+                        if let Some(t) = c.target.remove(&old.id) {
+                            c.target.insert(id.clone(), t);
+                        }
+                        old.id = id.clone();
+                        old.last_sent = None;
+                        old
+                    }
+                    None => {
+                        if !c.members.contains_key(&id) {
+                            if c.members.len() >= self.config.max_size {
+                                return fail(
+                                    ResponseError::GroupMaxSizeReached,
+                                    "The group is full.",
+                                );
+                            }
+                            c.group_epoch += 1;
+                        }
+                        ConsumerMember {
+                            id: id.clone(),
+                            instance_id: args.instance_id.clone(),
+                            rack_id: args.rack_id.clone(),
+                            client_id: args.client_id.clone(),
+                            client_host: args.client_host.clone(),
+                            epoch: 0,
+                            previous_epoch: -1,
+                            rebalance_timeout_ms: args.rebalance_timeout_ms,
+                            subscribed: Vec::new(),
+                            assignor: None,
+                            assigned: Default::default(),
+                            owned: None,
+                            last_sent: None,
+                            last_seen: now,
+                        }
+                    }
+                };
+                member.last_sent = None;
+                member.client_id = args.client_id.clone();
+                member.client_host = args.client_host.clone();
+                c.members.insert(id.clone(), member);
+                id
+            }
+            epoch => {
+                let Some(m) = c.members.get(&args.member_id) else {
+                    return fail(
+                        ResponseError::UnknownMemberId,
+                        &format!(
+                            "Member {} is not in group {}.",
+                            args.member_id, args.group_id
+                        ),
+                    );
+                };
+                if epoch != m.epoch && epoch != m.previous_epoch {
+                    return fail(
+                        ResponseError::FencedMemberEpoch,
+                        &format!("Member epoch {epoch} is not the current {}.", m.epoch),
+                    );
+                }
+                args.member_id.clone()
+            }
+        };
+        let m = c.members.get_mut(&member_id).expect("member");
+        m.last_seen = now;
+        if args.rebalance_timeout_ms >= 0 {
+            m.rebalance_timeout_ms = args.rebalance_timeout_ms;
+        }
+        if let Some(a) = &args.assignor {
+            m.assignor = Some(a.clone());
+        }
+        if let Some(owned) = &args.owned {
+            m.owned = Some(owned.iter().cloned().collect());
+        }
+        if let Some(subscribed) = &args.subscribed {
+            let mut sorted = subscribed.clone();
+            sorted.sort();
+            sorted.dedup();
+            if sorted != m.subscribed {
+                m.subscribed = sorted;
+                c.group_epoch += 1;
+            }
+        }
+        // The partitions of every subscribed topic, as they are now.
+        let mut counts: BTreeMap<String, i32> = BTreeMap::new();
+        for t in c.members.values().flat_map(|m| m.subscribed.iter()) {
+            if let Some(n) = partitions_of(t) {
+                counts.insert(t.clone(), n);
+            }
+        }
+        if counts != c.topic_partitions {
+            c.topic_partitions = counts;
+            c.group_epoch += 1;
+        }
+        c.refresh_target();
+        let assignment = c.reconcile(&member_id);
+        let m = &c.members[&member_id];
+        HeartbeatOutcome {
+            error: None,
+            message: None,
+            member_id: member_id.clone(),
+            epoch: m.epoch,
+            interval_ms: self.config.consumer_heartbeat_interval_ms,
+            assignment,
+        }
+    }
+
+    /// A KIP-848 group as ConsumerGroupDescribe shows it: Err when missing or classic.
+    pub fn describe_consumer(&self, group_id: &str) -> Result<ConsumerGroupView, ResponseError> {
+        let groups = self.lock();
+        let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let c = group
+            .consumer
+            .as_ref()
+            .ok_or(ResponseError::GroupIdNotFound)?;
+        Ok(ConsumerGroupView {
+            state: c.state_name().to_string(),
+            group_epoch: c.group_epoch,
+            assignment_epoch: c.assignment_epoch,
+            assignor: c.assignor(),
+            members: c
+                .members
+                .values()
+                .map(|m| ConsumerMemberView {
+                    member: m.clone(),
+                    target: c.target.get(&m.id).cloned().unwrap_or_default(),
+                })
+                .collect(),
+        })
     }
 
     pub fn describe(&self, group_id: &str) -> Option<GroupView> {

@@ -22,21 +22,20 @@ pub fn list(broker: &Broker, ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsRes
         .collect();
     let mut response = ListGroupsResponse::default();
     for g in broker.groups.list() {
-        if !states.is_empty() && !states.contains(&g.state.name().to_ascii_lowercase()) {
+        if !states.is_empty() && !states.contains(&g.state.to_ascii_lowercase()) {
             continue;
         }
-        // Every group here is a classic one.
-        if !types.is_empty() && !types.iter().any(|t| t == "classic") {
+        if !types.is_empty() && !types.iter().any(|t| t == g.group_type) {
             continue;
         }
         let mut listed = ListedGroup::default()
             .with_group_id(GroupId(str_bytes(g.group_id)))
             .with_protocol_type(str_bytes(g.protocol_type));
         if ctx.version >= 4 {
-            listed.group_state = str_bytes(g.state.name());
+            listed.group_state = str_bytes(g.state);
         }
         if ctx.version >= 5 {
-            listed.group_type = str_bytes("classic");
+            listed.group_type = str_bytes(g.group_type);
         }
         response.groups.push(listed);
     }
@@ -49,7 +48,7 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeGroupsRequest) -> Descr
         let mut described = DescribedGroup::default().with_group_id(id.clone());
         match broker.groups.describe(&id) {
             Some(g) => {
-                described.group_state = str_bytes(g.state.name());
+                described.group_state = str_bytes(g.state);
                 described.protocol_type = str_bytes(g.protocol_type);
                 described.protocol_data = str_bytes(g.protocol);
                 described.members = g

@@ -14,6 +14,7 @@ use crate::wire::{encode_response, Response};
 
 pub mod admin_configs;
 pub mod api_versions;
+pub mod consumer_group;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
@@ -65,6 +66,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -229,6 +232,12 @@ pub fn dispatch(
         RequestKind::ListGroups(req) => ready(&ctx, &group_admin::list(broker, &ctx, req)),
         RequestKind::DescribeGroups(req) => ready(&ctx, &group_admin::describe(broker, &ctx, req)),
         RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, req)),
+        RequestKind::ConsumerGroupHeartbeat(req) => {
+            ready(&ctx, &consumer_group::heartbeat(broker, &ctx, req))
+        }
+        RequestKind::ConsumerGroupDescribe(req) => {
+            ready(&ctx, &consumer_group::describe(broker, req))
+        }
         _ => Err(ConnectionError::InvalidRequest(format!(
             "API {:?} is not implemented",
             ctx.api_key
