@@ -927,3 +927,98 @@ fn a_kip_848_consumer_group_assigns_on_the_server() {
     let (_, got) = poll_until(&[&classic], Duration::from_secs(3), |_, _| false);
     assert!(got[0].is_empty() && assigned(&classic).is_empty());
 }
+
+/// The classic protocol's timers and limits over the wire: a member that does not rejoin within
+/// the rebalance timeout is dropped from the new generation; the first rebalance of a group waits
+/// `group.initial.rebalance.delay.ms`; `group.max.size` turns members away; oversized member
+/// metadata is refused.
+#[test]
+fn rebalance_timeout_initial_delay_max_size_and_oversized_metadata() {
+    use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let join = |group: &str, member: &str, rebalance_ms: i32, metadata: Vec<u8>| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_member_id(s(member))
+            .with_session_timeout_ms(30_000)
+            .with_rebalance_timeout_ms(rebalance_ms)
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(s("range"))
+                .with_metadata(bytes::Bytes::from(metadata))])
+    };
+    let rt = runtime();
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    rt.block_on(async {
+        let mut c1 = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let mut c2 = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let id1 = c1
+            .send(join("slow", "", 1000, vec![]))
+            .await
+            .unwrap()
+            .member_id
+            .to_string();
+        let r = c1.send(join("slow", &id1, 1000, vec![])).await.unwrap();
+        assert_eq!((r.error_code, r.generation_id), (0, 1));
+        // A second member joins; the first never rejoins: after its rebalance timeout (1 s) the
+        // new generation has only the second.
+        let id2 = c2
+            .send(join("slow", "", 1000, vec![]))
+            .await
+            .unwrap()
+            .member_id
+            .to_string();
+        let started = Instant::now();
+        let r = c2.send(join("slow", &id2, 1000, vec![])).await.unwrap();
+        assert_eq!((r.error_code, r.generation_id), (0, 2));
+        assert_eq!(r.leader.as_str(), id2);
+        assert_eq!(r.members.len(), 1);
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "{:?}",
+            started.elapsed()
+        );
+        let hb = HeartbeatRequest::default()
+            .with_group_id(GroupId(s("slow")))
+            .with_member_id(s(&id1))
+            .with_generation_id(1);
+        assert_eq!(
+            c1.send(hb).await.unwrap().error_code,
+            25,
+            "UNKNOWN_MEMBER_ID"
+        );
+        // Member metadata larger than a record of the offsets topic may hold.
+        let r = c1
+            .send(join("big", "", 1000, vec![7; 2 << 20]))
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 10, "MESSAGE_TOO_LARGE");
+    });
+    let broker = BrokerProcess::start(&[
+        "group.initial.rebalance.delay.ms=1000",
+        "group.min.session.timeout.ms=500",
+        "group.max.size=1",
+    ]);
+    rt.block_on(async {
+        let mut c1 = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let mut c2 = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let id1 = c1
+            .send(join("small", "", 5000, vec![]))
+            .await
+            .unwrap()
+            .member_id
+            .to_string();
+        let started = Instant::now();
+        let r = c1.send(join("small", &id1, 5000, vec![])).await.unwrap();
+        assert_eq!(r.error_code, 0);
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "the first rebalance waits for more members ({:?})",
+            started.elapsed()
+        );
+        let r = c2.send(join("small", "", 5000, vec![])).await.unwrap();
+        assert_eq!(r.error_code, 81, "GROUP_MAX_SIZE_REACHED");
+    });
+}

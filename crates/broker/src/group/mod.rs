@@ -38,6 +38,10 @@ pub type OffsetKey = (String, i32);
 /// A group's committed offsets.
 pub type GroupOffsets = Vec<(OffsetKey, Committed)>;
 
+/// The most protocol metadata a member may bring to JoinGroup: what one record of the offsets
+/// topic may hold (its `max.message.bytes`), where Kafka keeps group metadata.
+pub const MAX_MEMBER_METADATA_BYTES: usize = 1_048_588;
+
 /// Records below which a partition of `__consumer_offsets` is never rewritten.
 pub const SNAPSHOT_MIN_RECORDS: u64 = 10_000;
 
@@ -707,6 +711,17 @@ impl Coordinator {
                 &args.member_id,
             ));
         }
+        let metadata_bytes: usize = args
+            .protocols
+            .iter()
+            .map(|(name, md)| name.len() + md.len())
+            .sum();
+        if metadata_bytes > MAX_MEMBER_METADATA_BYTES {
+            return Reply::Now(JoinOutcome::error(
+                ResponseError::MessageTooLarge,
+                &args.member_id,
+            ));
+        }
         if args.session_timeout_ms < self.config.min_session_timeout_ms
             || args.session_timeout_ms > self.config.max_session_timeout_ms
         {
@@ -744,9 +759,8 @@ impl Coordinator {
             ));
         }
         let session_timeout = Duration::from_millis(args.session_timeout_ms as u64);
-        // Members before v1 have no rebalance timeout: it is their session timeout.
-        let rebalance_timeout =
-            Duration::from_millis(args.rebalance_timeout_ms.max(args.session_timeout_ms) as u64);
+        // (JoinGroup v0 has no rebalance timeout: the handler passes the session timeout.)
+        let rebalance_timeout = Duration::from_millis(args.rebalance_timeout_ms.max(0) as u64);
         let make_member = |id: String| Member {
             id,
             instance_id: args.instance_id.clone(),
@@ -1507,6 +1521,125 @@ impl Coordinator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap as Map;
+    use strata_storage::io::RealIo;
+    use strata_storage::log_manager::{LogManager, LogManagerConfig};
+
+    fn coordinator(dir: &std::path::Path, retention_ms: i64) -> Arc<Coordinator> {
+        let logs = LogManager::open(
+            Arc::new(RealIo),
+            LogManagerConfig {
+                log_dirs: vec![dir.to_path_buf()],
+                retention_check_interval_ms: 3_600_000,
+                flush_scheduler_interval_ms: 3_600_000,
+                flush_offset_checkpoint_interval_ms: 3_600_000,
+                tiers: None,
+                migration: None,
+                mapped_tiers: [false, false],
+                pool: None,
+            },
+            Arc::new(|_| strata_storage::LogConfig::default()),
+        )
+        .unwrap();
+        for (topic, n) in [(OFFSETS_TOPIC, 3), ("t", 1)] {
+            if logs.topic(topic).is_none() {
+                logs.create_topic(topic, n, Map::new(), [n as u8; 16])
+                    .unwrap();
+            }
+        }
+        let config = GroupConfig {
+            offsets_retention_ms: retention_ms,
+            offsets_partitions: 3,
+            ..GroupConfig::default()
+        };
+        Coordinator::open(config, OffsetStore::new(logs).unwrap()).unwrap()
+    }
+
+    fn commit(c: &Coordinator, group: &str, offset: i64) {
+        let args = vec![CommitArgs {
+            topic: "t".into(),
+            partition: 0,
+            offset,
+            leader_epoch: -1,
+            metadata: None,
+        }];
+        assert_eq!(
+            c.commit(group, -1, "", None, args, &|_, _| true),
+            Ok(vec![None])
+        );
+    }
+
+    fn committed(c: &Coordinator, group: &str) -> Option<i64> {
+        c.fetch(group, Some(&[("t".to_string(), 0)]))[0]
+            .1
+            .as_ref()
+            .map(|o| o.offset)
+    }
+
+    /// `offsets.retention.minutes`: offsets of a group that stays empty expire, durably; a group
+    /// with members keeps them.
+    #[test]
+    fn offsets_of_groups_that_stay_empty_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), 100);
+        commit(&c, "idle", 5);
+        // A group with a member: never expired while the member is there.
+        let join = c.join(JoinArgs {
+            group_id: "busy".into(),
+            member_id: String::new(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: 60_000,
+            rebalance_timeout_ms: 60_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::new())],
+            require_known_member_id: false,
+        });
+        assert!(matches!(join, Reply::Later(_)));
+        c.tick();
+        c.groups
+            .lock()
+            .unwrap()
+            .get_mut("busy")
+            .unwrap()
+            .offsets
+            .insert(
+                ("t".into(), 0),
+                Committed {
+                    offset: 9,
+                    leader_epoch: -1,
+                    metadata: String::new(),
+                    commit_timestamp: 0,
+                },
+            );
+        assert_eq!(c.expire_offsets().unwrap(), 0, "too early");
+        std::thread::sleep(Duration::from_millis(150));
+        assert_eq!(c.expire_offsets().unwrap(), 1);
+        assert_eq!(committed(&c, "idle"), None);
+        assert_eq!(committed(&c, "busy"), Some(9));
+        assert!(c.list().iter().all(|g| g.group_id != "idle"));
+        // The expiry is durable: a coordinator reloading the offsets topic does not see them.
+        drop(c);
+        let c = coordinator(dir.path(), 100);
+        assert_eq!(committed(&c, "idle"), None);
+    }
+
+    /// The offsets topic is rewritten when mostly dead records, and a reload sees the latest.
+    #[test]
+    fn many_commits_reload_to_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), i64::MAX / 2);
+        for i in 0..(SNAPSHOT_MIN_RECORDS as i64 * 3) {
+            commit(&c, "g", i);
+        }
+        drop(c);
+        let c = coordinator(dir.path(), i64::MAX / 2);
+        assert_eq!(
+            committed(&c, "g"),
+            Some(SNAPSHOT_MIN_RECORDS as i64 * 3 - 1)
+        );
+    }
 
     #[test]
     fn subscription_topics_are_read_from_consumer_metadata() {
