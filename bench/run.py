@@ -451,6 +451,25 @@ def scenario_tier_burst(results):
     results["tier-burst"] = out
 
 
+def scenario_groups_reload(results):
+    """Startup reload of committed offsets after 1,000 and after 1,000,000 offset commits of the
+    same 100 partitions (the ignored test reload_time_of_a_million_commits, release build)."""
+    runs = []
+    for i in range(RUNS):
+        log(f"reload run {i + 1}")
+        out = subprocess.run(["cargo", "test", "--release", "--quiet", "-p", "strata", "--test", "groups", "--",
+                              "--ignored", "--exact", "reload_time_of_a_million_commits", "--nocapture"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=1800)
+        if out.returncode != 0:
+            raise RuntimeError(f"reload test failed: {out.stderr[-2000:]}{out.stdout[-2000:]}")
+        for line in out.stdout.splitlines():
+            m = re.match(r"RELOAD commits=(\d+) records_kept=(\d+) reload_us=(\d+) commit_s=([\d.]+)", line)
+            if m:
+                runs.append({"commits": int(m.group(1)), "records_kept": int(m.group(2)),
+                             "reload_us": int(m.group(3)), "commit_s": float(m.group(4))})
+    results["groups-reload"] = runs
+
+
 SCENARIOS = {
     "producer-1p": scenario_producer_1p,
     "producer-sync": scenario_producer_sync,
@@ -460,6 +479,7 @@ SCENARIOS = {
     "tier-sync": scenario_tier_sync,
     "tier-migration": scenario_tier_migration,
     "tier-burst": scenario_tier_burst,
+    "groups-reload": scenario_groups_reload,
 }
 
 
@@ -707,6 +727,31 @@ def write_tiers_markdown(report):
     log(f"wrote the tiers section of {OUT}")
 
 
+def write_groups_markdown(report):
+    runs = report["results"].get("groups-reload", [])
+    if not runs:
+        return
+    rows = ["| offset commits made | records kept in __consumer_offsets | reload at startup, min / **median** / max | committing took (median) |",
+            "|---|---|---|---|"]
+    for commits in sorted({r["commits"] for r in runs}):
+        rs = [r for r in runs if r["commits"] == commits]
+        lo, mid, hi = mmm([r["reload_us"] / 1000 for r in rs])
+        kept = statistics.median(r["records_kept"] for r in rs)
+        rows.append(f"| {commits:,} | {kept:,.0f} | {lo:.2f} / **{mid:.2f}** / {hi:.2f} ms | "
+                    f"{statistics.median(r['commit_s'] for r in rs):.1f} s |")
+    begin, end = "<!-- groups:begin -->", "<!-- groups:end -->"
+    generated = (f"{begin}\n_Run on {report['date']}, {len(runs) // 2} runs, "
+                 f"`python3 bench/run.py groups-reload`._\n\n" + "\n".join(rows) + f"\n{end}")
+    text = open(OUT).read()
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
+    else:
+        text += "\n## Consumer groups: reloading committed offsets\n\n" + generated + "\n"
+    with open(OUT, "w") as f:
+        f.write(text)
+    log(f"wrote the groups section of {OUT}")
+
+
 def write_markdown(report):
     table, limits, notes = render(report)
     begin, end = "<!-- results:begin -->", "<!-- results:end -->"
@@ -732,6 +777,7 @@ def main():
             write_markdown(report)
         if any(k in report["results"] for k in TIER_KEYS):
             write_tiers_markdown(report)
+        write_groups_markdown(report)
         return
     wanted = sys.argv[1:] or list(SCENARIOS)
     os.makedirs(DATA_ROOT, exist_ok=True)
@@ -755,6 +801,7 @@ def main():
         write_markdown(report)
     if any(k in results for k in TIER_KEYS):
         write_tiers_markdown(report)
+    write_groups_markdown(report)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,51 @@ fn producer_perf_then_consumer_perf() {
     let mb: f64 = row[2].parse().unwrap();
     assert!((mb - 20000.0 * 100.0 / 1048576.0).abs() < 0.01, "{mb}");
 
+    // As a member of a consumer group (subscribe, the broker's coordinator assigns).
+    let out = strata(&[
+        "consumer-perf",
+        "--bootstrap-server",
+        &broker.addr,
+        "--topic",
+        "perf",
+        "--messages",
+        "20000",
+        "--group",
+        "perf-group",
+    ]);
+    let row: Vec<String> = out
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(", ")
+        .map(String::from)
+        .collect();
+    assert_eq!(row[4], "20000", "{out}");
+    // Several bench consumers in one group share the records of a shared topic.
+    let json = broker.dir.path().join("group-bench.json");
+    strata(&[
+        "bench",
+        "--bootstrap-server",
+        &broker.addr,
+        "--type",
+        "consumer",
+        "--threads",
+        "2",
+        "--shared-topic",
+        "perf",
+        "--group",
+        "bench-group",
+        "--num-records",
+        "20000",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let clients = report["clients"].as_array().unwrap();
+    let total: u64 = clients.iter().map(|c| c["records"].as_u64().unwrap()).sum();
+    assert!(total >= 20000, "{report}");
+
     // A payload file and a throttle.
     let payloads = broker.dir.path().join("payloads.txt");
     std::fs::write(&payloads, "alpha\nbeta\ngamma\n").unwrap();

@@ -299,7 +299,10 @@ impl Group {
         if self.members.is_empty() {
             return !protocol_type.is_empty() && !protocols.is_empty();
         }
-        self.protocol_type.as_deref() == Some(protocol_type)
+        // The members' own protocol type: the group's is only set once a rebalance completes.
+        self.members
+            .values()
+            .all(|m| m.protocol_type == protocol_type)
             && protocols.iter().any(|(p, _)| {
                 self.members
                     .values()
@@ -1623,6 +1626,39 @@ mod tests {
         drop(c);
         let c = coordinator(dir.path(), 100);
         assert_eq!(committed(&c, "idle"), None);
+    }
+
+    fn join_args(group: &str, member: &str) -> JoinArgs {
+        JoinArgs {
+            group_id: group.into(),
+            member_id: member.into(),
+            instance_id: None,
+            client_id: "c".into(),
+            client_host: String::new(),
+            session_timeout_ms: 60_000,
+            rebalance_timeout_ms: 60_000,
+            protocol_type: "consumer".into(),
+            protocols: vec![
+                ("range".into(), Bytes::new()),
+                ("roundrobin".into(), Bytes::new()),
+            ],
+            require_known_member_id: false,
+        }
+    }
+
+    /// Members joining a new group during its first rebalance (before any protocol type is
+    /// settled) are all let in.
+    #[test]
+    fn members_join_together_during_the_initial_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = coordinator(dir.path(), i64::MAX / 2);
+        for member in ["", ""] {
+            match c.join(join_args("together", member)) {
+                Reply::Later(_) => {}
+                Reply::Now(o) => panic!("refused: {:?}", o.error),
+            }
+        }
+        assert_eq!(c.describe("together").unwrap().members.len(), 2);
     }
 
     /// The offsets topic is rewritten when mostly dead records, and a reload sees the latest.

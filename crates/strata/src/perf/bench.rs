@@ -466,6 +466,7 @@ fn to_json(
         "num_records": args.num_records,
         "throughput": args.throughput,
         "dynamic": args.dynamic,
+        "group": args.group,
         "errors": errors,
         "aggregate": summary_json(aggregate),
         "clients": outcomes.iter().map(|o| {
