@@ -168,7 +168,7 @@ impl Broker {
         let started = std::time::Instant::now();
         let groups = Coordinator::open(config.groups.clone(), OffsetStore::new(logs.clone())?)?;
         tracing::info!(
-            elapsed_ms = started.elapsed().as_millis() as u64,
+            elapsed_us = started.elapsed().as_micros() as u64,
             "committed offsets loaded"
         );
         // Producer ids: reserve a block durably before handing out any of it, so ids are never
