@@ -523,7 +523,10 @@ fn group_requests_with_bad_input_get_kafka_errors() {
                 .with_protocol_type(s("consumer"))
                 .with_protocols(vec![JoinGroupRequestProtocol::default()
                     .with_name(s("range"))
-                    .with_metadata(bytes::Bytes::from_static(&[0, 0, 0, 0, 0, 0]))])
+                    .with_metadata(bytes::Bytes::from_static(&[
+                        // ConsumerProtocolSubscription v0: topics ["bad"], no user data
+                        0, 0, 0, 0, 0, 1, 0, 3, b'b', b'a', b'd', 0xff, 0xff, 0xff, 0xff,
+                    ]))])
         };
         // A session timeout outside group.min/max.session.timeout.ms.
         let r = c.send(join("", 100)).await.unwrap();
@@ -597,6 +600,43 @@ fn group_requests_with_bad_input_get_kafka_errors() {
             "ILLEGAL_GENERATION"
         );
         assert_eq!(code(c.send(commit(1, 0, "kept".into())).await.unwrap()), 0);
+        // Metadata and leader epoch round-trip; several groups in one OffsetFetch.
+        let mut with_epoch = commit(1, 0, "kept".into());
+        with_epoch.topics[0].partitions[0].committed_leader_epoch = 7;
+        with_epoch.topics[0].partitions[0].committed_offset = 3;
+        assert_eq!(code(c.send(with_epoch).await.unwrap()), 0);
+        let fetch = |groups: &[&str]| {
+            OffsetFetchRequest::default().with_groups(
+                groups
+                    .iter()
+                    .map(|g| {
+                        kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup::default()
+                            .with_group_id(GroupId(s(g)))
+                            .with_topics(None)
+                    })
+                    .collect(),
+            )
+        };
+        let r = c.send(fetch(&["g", "unknown-group"])).await.unwrap();
+        assert_eq!(r.groups.len(), 2);
+        let p = &r.groups[0].topics[0].partitions[0];
+        assert_eq!(
+            (p.committed_offset, p.committed_leader_epoch, p.metadata.as_deref()),
+            (3, 7, Some("kept"))
+        );
+        assert!(r.groups[1].topics.is_empty(), "no offsets for an unknown group");
+        // ListGroups with a state filter.
+        let listed = |state: &'static str| ListGroupsRequest::default().with_states_filter(vec![s(state)]);
+        assert_eq!(c.send(listed("Stable")).await.unwrap().groups.len(), 1);
+        assert_eq!(c.send(listed("Empty")).await.unwrap().groups.len(), 0);
+        // OffsetDelete of a topic the members subscribe to is refused.
+        let delete = OffsetDeleteRequest::default()
+            .with_group_id(GroupId(s("g")))
+            .with_topics(vec![kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(s("bad")))
+                .with_partitions(vec![kafka_protocol::messages::offset_delete_request::OffsetDeleteRequestPartition::default().with_partition_index(0)])]);
+        let r = c.send(delete.clone()).await.unwrap();
+        assert_eq!(r.topics[0].partitions[0].error_code, 86, "GROUP_SUBSCRIBED_TO_TOPIC");
         // An empty group id.
         let r = c
             .send(
@@ -621,6 +661,11 @@ fn group_requests_with_bad_input_get_kafka_errors() {
             .await
             .unwrap();
         assert_eq!(r.groups[0].group_state.as_str(), "Empty");
+        // Empty now: the offset can be deleted.
+        let r = c.send(delete).await.unwrap();
+        assert_eq!((r.error_code, r.topics[0].partitions[0].error_code), (0, 0));
+        let r = c.send(fetch(&["g"])).await.unwrap();
+        assert!(r.groups[0].topics.is_empty());
         let r = c
             .send(
                 DeleteGroupsRequest::default()
