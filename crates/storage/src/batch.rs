@@ -318,20 +318,8 @@ pub fn keyed_batch(records: &[KeyValueRef<'_>], timestamp: i64) -> Vec<u8> {
 
 /// A batch of `values` with CreateTime `timestamp` for each record, no producer id.
 pub fn simple_batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
-    let records = encode_simple_records(values, &vec![0; values.len()]);
-    let n = values.len() as i32;
-    build_batch(
-        0,
-        0,
-        n - 1,
-        timestamp,
-        timestamp,
-        NO_PRODUCER_ID,
-        -1,
-        NO_SEQUENCE,
-        n,
-        &records,
-    )
+    let records: Vec<KeyValueRef<'_>> = values.iter().map(|v| (None, Some(*v))).collect();
+    keyed_batch(&records, timestamp)
 }
 
 /// Reads a zigzag varint at `*at`, advancing it; `None` when malformed or truncated.

@@ -400,17 +400,7 @@ fn delete_records_moves_the_low_watermark() {
     assert!(segment_files(&broker.data_dir(), "trim", 0).len() < 50 * 170 / 1024);
 }
 
-fn strata(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::strata_cli as strata;
 
 #[test]
 fn topics_command_creates_lists_describes_alters_and_deletes() {

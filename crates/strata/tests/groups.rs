@@ -116,6 +116,16 @@ fn produce_spread(addr: &str, topic: &str, partitions: i32, per_partition: usize
     }
 }
 
+/// Commits offsets `(partition, offset)` of `topic` for the member's group, synchronously.
+fn commit_at(m: &Member, topic: &str, offsets: &[(i32, i64)]) {
+    let mut tpl = TopicPartitionList::new();
+    for (p, o) in offsets {
+        tpl.add_partition_offset(topic, *p, rdkafka::Offset::Offset(*o))
+            .unwrap();
+    }
+    m.commit(&tpl, CommitMode::Sync).unwrap();
+}
+
 #[test]
 fn members_split_partitions_and_take_over_when_one_leaves_or_dies() {
     let broker = BrokerProcess::start(FAST_GROUPS);
@@ -202,12 +212,7 @@ fn committed_offsets_survive_a_restart_and_kill_dash_nine() {
         m.subscribe(&["commits"]).unwrap();
         let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 40);
         assert!(ok);
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("commits", 0, rdkafka::Offset::Offset(12))
-            .unwrap();
-        tpl.add_partition_offset("commits", 1, rdkafka::Offset::Offset(7))
-            .unwrap();
-        m.commit(&tpl, CommitMode::Sync).unwrap();
+        commit_at(&m, "commits", &[(0, 12), (1, 7)]);
         let committed = m.committed(Duration::from_secs(5)).unwrap();
         let offsets: BTreeMap<i32, i64> = committed
             .elements()
@@ -327,17 +332,7 @@ fn cooperative_sticky_revokes_only_what_moves() {
     assert_eq!(revoked, assigned(&b));
 }
 
-fn strata(args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use common::strata_cli as strata;
 
 /// The describe row of one partition: (current offset, log end offset, lag, consumer id).
 fn describe_row(out: &str, topic: &str, partition: i32) -> (String, String, String, String) {
@@ -363,12 +358,7 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     m.subscribe(&["lagging"]).unwrap();
     let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 10);
     assert!(ok);
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset("lagging", 0, rdkafka::Offset::Offset(3))
-        .unwrap();
-    tpl.add_partition_offset("lagging", 1, rdkafka::Offset::Offset(5))
-        .unwrap();
-    m.commit(&tpl, CommitMode::Sync).unwrap();
+    commit_at(&m, "lagging", &[(0, 3), (1, 5)]);
 
     let (ok, out, err) = strata(&["groups", "--bootstrap-server", b, "--list"]);
     assert!(ok, "{err}");
@@ -859,12 +849,7 @@ fn members_rejoin_after_a_coordinator_restart_mid_rebalance() {
     a.subscribe(&["restart"]).unwrap();
     let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |_, got| got[0].len() == 20);
     assert!(ok);
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..4 {
-        tpl.add_partition_offset("restart", p, rdkafka::Offset::Offset(5))
-            .unwrap();
-    }
-    a.commit(&tpl, CommitMode::Sync).unwrap();
+    commit_at(&a, "restart", &[(0, 5), (1, 5), (2, 5), (3, 5)]);
     // A second member starts a rebalance; the broker goes down in the middle of it.
     let (b, _) = member(&broker.addr, "restarting", &[]);
     b.subscribe(&["restart"]).unwrap();
@@ -921,12 +906,8 @@ fn a_kip_848_consumer_group_assigns_on_the_server() {
     assert!(ok, "a {:?}, b {:?}", assigned(&a), assigned(&b));
     assert!(assigned(&a).is_disjoint(&assigned(&b)));
     // Commits carry the member epoch.
-    let mut tpl = TopicPartitionList::new();
-    for p in assigned(&a) {
-        tpl.add_partition_offset("modern", p, rdkafka::Offset::Offset(5))
-            .unwrap();
-    }
-    a.commit(&tpl, CommitMode::Sync).unwrap();
+    let offsets: Vec<(i32, i64)> = assigned(&a).into_iter().map(|p| (p, 5)).collect();
+    commit_at(&a, "modern", &offsets);
     // The group as ConsumerGroupDescribe shows it.
     rt.block_on(async {
         use kafka_protocol::messages::*;

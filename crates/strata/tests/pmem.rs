@@ -228,7 +228,6 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
 
 #[test]
 fn a_full_pmem_tier_fails_produce_with_storage_error_and_resumes() {
-    use rdkafka::producer::FutureRecord;
     let fast = fast_dir();
     let fast = fast.path();
     // Room for three segments.
@@ -236,56 +235,7 @@ fn a_full_pmem_tier_fails_produce_with_storage_error_and_resumes() {
         fast,
         &[&format!("storage.tiers.first.sizes={}", 3 * SEGMENT)],
     );
-    let rt = runtime();
-    create_topic(&rt, &broker.addr, "full", 1, &[]);
-    let producer = producer(
-        &broker.addr,
-        &[
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "3000"),
-            ("retries", "0"),
-        ],
-    );
-    let value = vec![b'f'; 1000];
-    let mut acknowledged = 0i64;
-    let error = rt.block_on(async {
-        for _ in 0..1000 {
-            let record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to("full").partition(0).payload(&value);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => acknowledged += 1,
-                Err((e, _)) => return Some(e),
-            }
-        }
-        None
-    });
-    let error = error.expect("the tier fills up");
-    assert_eq!(
-        error.rdkafka_error_code(),
-        Some(rdkafka::error::RDKafkaErrorCode::KafkaStorageError),
-        "{error}"
-    );
+    create_topic(&runtime(), &broker.addr, "full", 1, &[]);
+    let acknowledged = fill_until_storage_error_then_resume(&broker.addr, "full");
     assert!(acknowledged > 150, "{acknowledged} records fit");
-    let consumer = consumer(&broker.addr, &[]);
-    let got = consume(
-        &consumer,
-        "full",
-        0,
-        0,
-        acknowledged as usize,
-        Duration::from_secs(20),
-    );
-    assert!(got.iter().all(|m| payload(m) == value));
-    // Space returns: writing resumes by itself.
-    let admin: rdkafka::admin::AdminClient<_> = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("full", 0, rdkafka::Offset::Offset(acknowledged))
-        .unwrap();
-    rt.block_on(admin.delete_records(&tpl, &rdkafka::admin::AdminOptions::new()))
-        .unwrap();
-    let offsets = produce(&rt, &producer, "full", 0, &[(None, Some(value.clone()))]);
-    assert_eq!(offsets, vec![acknowledged]);
 }

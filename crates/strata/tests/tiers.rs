@@ -310,8 +310,6 @@ fn migration_keeps_the_first_tier_at_the_threshold_while_clients_run_and_survive
 
 #[test]
 fn both_tiers_full_fails_produce_with_storage_error_keeps_reads_and_resumes() {
-    use rdkafka::admin::{AdminClient, AdminOptions};
-    use rdkafka::producer::FutureRecord;
     let tiers = tempfile::tempdir().unwrap();
     let (broker, _, _) = tiered_broker(
         tiers.path(),
@@ -321,59 +319,15 @@ fn both_tiers_full_fails_produce_with_storage_error_keeps_reads_and_resumes() {
             "storage.migrate.threshold=-1",
         ],
     );
-    let rt = runtime();
-    create_topic(&rt, &broker.addr, "full", 1, &[("segment.bytes", "40000")]);
-    let producer = producer(
+    create_topic(
+        &runtime(),
         &broker.addr,
-        &[
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "3000"),
-            ("retries", "0"),
-        ],
-    );
-    let value = vec![b'f'; 1000];
-    let mut acknowledged = 0i64;
-    let error = rt.block_on(async {
-        for _ in 0..1000 {
-            let record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to("full").partition(0).payload(&value);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => acknowledged += 1,
-                Err((e, _)) => return Some(e),
-            }
-        }
-        None
-    });
-    let error = error.expect("the tiers fill up");
-    assert_eq!(
-        error.rdkafka_error_code(),
-        Some(rdkafka::error::RDKafkaErrorCode::KafkaStorageError),
-        "{error}"
-    );
-    assert!(acknowledged > 100, "{acknowledged} records fit");
-    // Reads continue while the tiers are full.
-    let consumer = consumer(&broker.addr, &[]);
-    let got = consume(
-        &consumer,
         "full",
-        0,
-        0,
-        acknowledged as usize,
-        Duration::from_secs(20),
+        1,
+        &[("segment.bytes", "40000")],
     );
-    assert!(got.iter().all(|m| payload(m) == value));
-    // Space returns (DeleteRecords drops the oldest segments): writing resumes by itself.
-    let admin: AdminClient<_> = rdkafka::config::ClientConfig::new()
-        .set("bootstrap.servers", &broker.addr)
-        .create()
-        .unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset("full", 0, rdkafka::Offset::Offset(acknowledged))
-        .unwrap();
-    rt.block_on(admin.delete_records(&tpl, &AdminOptions::new()))
-        .unwrap();
-    let offsets = produce(&rt, &producer, "full", 0, &[(None, Some(value.clone()))]);
-    assert_eq!(offsets, vec![acknowledged]);
+    let acknowledged = fill_until_storage_error_then_resume(&broker.addr, "full");
+    assert!(acknowledged > 100, "{acknowledged} records fit");
 }
 
 #[test]

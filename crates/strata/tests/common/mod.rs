@@ -396,3 +396,78 @@ pub fn stored_codecs(data: &Path, topic: &str, partition: i32) -> Vec<i16> {
     }
     codecs
 }
+
+/// Runs the `strata` binary; returns (success, stdout, stderr).
+#[allow(dead_code)]
+pub fn strata_cli(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .output()
+        .expect("run strata");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Produces 1 KiB records to partition 0 of `topic` until the broker refuses one; checks that
+/// the refusal is KAFKA_STORAGE_ERROR, that every acknowledged record reads back while storage is
+/// full, and that writing resumes by itself once DeleteRecords frees the segments. Returns how
+/// many records were acknowledged.
+#[allow(dead_code)]
+pub fn fill_until_storage_error_then_resume(addr: &str, topic: &str) -> i64 {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let rt = runtime();
+    let producer = producer(
+        addr,
+        &[
+            ("linger.ms", "0"),
+            ("message.timeout.ms", "3000"),
+            ("retries", "0"),
+        ],
+    );
+    let value = vec![b'f'; 1000];
+    let mut acknowledged = 0i64;
+    let error = rt.block_on(async {
+        for _ in 0..1000 {
+            let record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).partition(0).payload(&value);
+            match producer.send(record, Duration::from_secs(5)).await {
+                Ok(_) => acknowledged += 1,
+                Err((e, _)) => return Some(e),
+            }
+        }
+        None
+    });
+    let error = error.expect("storage fills up");
+    assert_eq!(
+        error.rdkafka_error_code(),
+        Some(rdkafka::error::RDKafkaErrorCode::KafkaStorageError),
+        "{error}"
+    );
+    // Reads continue while nothing can be written.
+    let consumer = consumer(addr, &[]);
+    let got = consume(
+        &consumer,
+        topic,
+        0,
+        0,
+        acknowledged as usize,
+        Duration::from_secs(20),
+    );
+    assert!(got.iter().all(|m| payload(m) == value));
+    // Space returns (DeleteRecords drops the oldest segments): writing resumes by itself.
+    let admin: AdminClient<_> = ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .expect("admin");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(acknowledged))
+        .expect("tpl");
+    rt.block_on(admin.delete_records(&tpl, &AdminOptions::new()))
+        .expect("delete records");
+    let offsets = produce(&rt, &producer, topic, 0, &[(None, Some(value.clone()))]);
+    assert_eq!(offsets, vec![acknowledged]);
+    acknowledged
+}
