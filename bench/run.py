@@ -740,7 +740,7 @@ def write_groups_markdown(report):
         rows.append(f"| {commits:,} | {kept:,.0f} | {lo:.2f} / **{mid:.2f}** / {hi:.2f} ms | "
                     f"{statistics.median(r['commit_s'] for r in rs):.1f} s |")
     begin, end = "<!-- groups:begin -->", "<!-- groups:end -->"
-    generated = (f"{begin}\n_Run on {report['date']}, {len(runs) // 2} runs, "
+    generated = (f"{begin}\n_Run on {report['date']}, {RUNS} runs, "
                  f"`python3 bench/run.py groups-reload`._\n\n" + "\n".join(rows) + f"\n{end}")
     text = open(OUT).read()
     if begin in text and end in text:

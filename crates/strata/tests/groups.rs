@@ -808,11 +808,14 @@ fn reload_us(broker: &BrokerProcess) -> u64 {
 }
 
 /// The reload time after 1,000,000 offset commits (100 partitions x 10,000 rounds) against
-/// 1,000 commits of the same offsets: run by `bench/run.py groups-reload`, which reports it.
+/// 1,000 commits of the same offsets, and just before a rewrite: run by
+/// `bench/run.py groups-reload`, which reports it.
 #[test]
 #[ignore]
 fn reload_time_of_a_million_commits() {
-    for rounds in [10i64, 10_000] {
+    // 10,099 rounds: just before a rewrite, the most records a reload ever reads for 100 live
+    // offsets (10,000 + 2 x 100 - 1).
+    for rounds in [10i64, 10_000, 10_099] {
         let mut broker = BrokerProcess::start(FAST_GROUPS);
         let rt = runtime();
         create_topic(&rt, &broker.addr, "many", 100, &[]);
@@ -997,23 +1000,53 @@ fn rebalance_timeout_initial_delay_max_size_and_oversized_metadata() {
             .member_id
             .to_string();
         let started = Instant::now();
-        let r = c2.send(join("slow", &id2, 1000, vec![])).await.unwrap();
+        let hb = |member: &str, generation: i32| {
+            HeartbeatRequest::default()
+                .with_group_id(GroupId(s("slow")))
+                .with_member_id(s(member))
+                .with_generation_id(generation)
+        };
+        // While the second waits, the first hears that a rebalance is under way.
+        let (r, first_heartbeat) = tokio::join!(c2.send(join("slow", &id2, 1000, vec![])), async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            c1.send(hb(&id1, 1)).await.unwrap().error_code
+        });
+        assert_eq!(first_heartbeat, 27, "REBALANCE_IN_PROGRESS");
+        let r = r.unwrap();
         assert_eq!((r.error_code, r.generation_id), (0, 2));
         assert_eq!(r.leader.as_str(), id2);
         assert_eq!(r.members.len(), 1);
+        // At the first member's rebalance timeout: not sooner, and not at a session timeout.
+        let waited = started.elapsed();
         assert!(
-            started.elapsed() >= Duration::from_millis(900),
-            "{:?}",
-            started.elapsed()
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+            "{waited:?}"
         );
-        let hb = HeartbeatRequest::default()
-            .with_group_id(GroupId(s("slow")))
-            .with_member_id(s(&id1))
-            .with_generation_id(1);
         assert_eq!(
-            c1.send(hb).await.unwrap().error_code,
+            c1.send(hb(&id1, 1)).await.unwrap().error_code,
             25,
             "UNKNOWN_MEMBER_ID"
+        );
+        // A second process with the same group.instance.id fences the first.
+        let static_join = |member: &str| {
+            let mut j = join("fenced", member, 1000, vec![]);
+            j.group_instance_id = Some(s("instance-1"));
+            j
+        };
+        let old = c1.send(static_join("")).await.unwrap();
+        assert_eq!(old.error_code, 0);
+        let new = c2.send(static_join("")).await.unwrap();
+        assert_eq!(new.error_code, 0);
+        assert_ne!(old.member_id, new.member_id);
+        let fenced = HeartbeatRequest::default()
+            .with_group_id(GroupId(s("fenced")))
+            .with_member_id(old.member_id.clone())
+            .with_group_instance_id(Some(s("instance-1")))
+            .with_generation_id(old.generation_id);
+        assert_eq!(
+            c1.send(fenced).await.unwrap().error_code,
+            82,
+            "FENCED_INSTANCE_ID"
         );
         // Member metadata larger than a record of the offsets topic may hold.
         let r = c1
@@ -1047,4 +1080,34 @@ fn rebalance_timeout_initial_delay_max_size_and_oversized_metadata() {
         let r = c2.send(join("small", "", 5000, vec![])).await.unwrap();
         assert_eq!(r.error_code, 81, "GROUP_MAX_SIZE_REACHED");
     });
+}
+
+/// librdkafka's roundrobin assignor (the classic protocol's client-side assignment) over the
+/// coordinator.
+#[test]
+fn roundrobin_members_split_partitions() {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "rr", 4, &[]);
+    let strategy = [("partition.assignment.strategy", "roundrobin")];
+    let (a, _) = member(&broker.addr, "rrs", &strategy);
+    let (b, _) = member(&broker.addr, "rrs", &strategy);
+    a.subscribe(&["rr"]).unwrap();
+    b.subscribe(&["rr"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let protocol = rt.block_on(async {
+        use kafka_protocol::messages::*;
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let r = c
+            .send(DescribeGroupsRequest::default().with_groups(vec![GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str("rrs"),
+            )]))
+            .await
+            .unwrap();
+        r.groups[0].protocol_data.to_string()
+    });
+    assert_eq!(protocol, "roundrobin");
 }

@@ -526,22 +526,6 @@ fn segments_move_back_up_when_the_first_tier_has_room() {
         "{} segments on the first tier",
         logs_in(&fast.join("moving-0"))
     );
-    let down_before = logs_in(&slow.join("moving-0"));
-    assert!(down_before >= 8, "{down_before} segments went down");
-    // Twice the room: usage (about 200 kB of 800 kB) is below the band, so segments come up
-    // until the first tier holds 400 kB.
-    broker.stop();
-    broker.set_override("storage.tiers.first.sizes=800000");
-    broker.restart();
-    assert!(
-        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
-            >= 9),
-        "only {} segments on the first tier",
-        logs_in(&fast.join("moving-0"))
-    );
-    assert!(logs_in(&slow.join("moving-0")) < down_before);
-    // The ones that came up are the newest: every sealed first-tier segment is newer than every
-    // sealed second-tier one.
     let bases = |dir: &Path| -> Vec<i64> {
         std::fs::read_dir(dir)
             .unwrap()
@@ -554,19 +538,92 @@ fn segments_move_back_up_when_the_first_tier_has_room() {
             })
             .collect()
     };
-    let (mut up, mut down) = (bases(&fast.join("moving-0")), bases(&slow.join("moving-0")));
-    // The active segment stays where it was placed; the comparison is of sealed ones.
-    let active = *up.iter().chain(&down).max().unwrap();
-    up.retain(|b| *b != active);
-    down.retain(|b| *b != active);
-    assert!(!down.is_empty(), "the oldest stay down");
-    assert!(
-        up.iter().min() > down.iter().max(),
-        "first tier {up:?}, second tier {down:?}"
-    );
+    let down_before = logs_in(&slow.join("moving-0"));
+    // Sealed segments on the second tier (the active one, wherever it is, never moves).
+    let active_before = bases(&fast.join("moving-0"))
+        .into_iter()
+        .chain(bases(&slow.join("moving-0")))
+        .max()
+        .unwrap();
+    let on_second_before: Vec<i64> = bases(&slow.join("moving-0"))
+        .into_iter()
+        .filter(|b| *b != active_before)
+        .collect();
+    assert!(down_before >= 8, "{down_before} segments went down");
+    // Twice the room: usage (about 200 kB of 800 kB) is below the band, so segments come up
+    // until the first tier holds 400 kB.
+    broker.stop();
+    broker.set_override("storage.tiers.first.sizes=800000");
+    broker.restart();
+    // A consumer reads from the start while segments come up.
     let consumer = consumer(&broker.addr, &[]);
-    let got = consume(&consumer, "moving", 0, 0, 600, Duration::from_secs(30));
-    for (i, m) in got.iter().enumerate() {
-        assert_eq!(Some(payload(m)), records[i].1, "offset {i}");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset("moving", 0, rdkafka::Offset::Offset(0))
+        .unwrap();
+    rdkafka::consumer::Consumer::assign(&consumer, &tpl).unwrap();
+    let mut seen = Vec::new();
+    let read_up_to = |n: usize, seen: &mut Vec<rdkafka::message::OwnedMessage>| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen.len() < n && std::time::Instant::now() < deadline {
+            if let Some(m) = consumer.poll(Duration::from_millis(20)) {
+                seen.push(m.unwrap().detach());
+            }
+        }
+    };
+    read_up_to(600, &mut seen);
+    assert!(
+        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
+            >= 9),
+        "only {} segments on the first tier",
+        logs_in(&fast.join("moving-0"))
+    );
+    assert!(logs_in(&slow.join("moving-0")) < down_before);
+    // What came up is the newest of what was down: every promoted segment is newer than every
+    // segment still on the second tier. (Segments that were placed on the first tier stay there
+    // while it is within its band, however old.)
+    let up = bases(&fast.join("moving-0"));
+    let promoted: Vec<i64> = on_second_before
+        .iter()
+        .filter(|b| up.contains(b))
+        .copied()
+        .collect();
+    let remaining: Vec<i64> = on_second_before
+        .iter()
+        .filter(|b| !up.contains(b))
+        .copied()
+        .collect();
+    assert!(
+        !promoted.is_empty() && !remaining.is_empty(),
+        "promoted {promoted:?}, left {remaining:?}"
+    );
+    assert!(
+        promoted.iter().min() > remaining.iter().max(),
+        "promoted {promoted:?}, left on the second tier {remaining:?}"
+    );
+    // Then a producer adds 100 records (the first tier passes its band again, so segments move
+    // down) while the consumer goes on: every record once, in order.
+    let producer = common::producer(&broker.addr, &[("linger.ms", "0")]);
+    let more: Vec<KeyValue> = (600..700)
+        .map(|i| {
+            (
+                None,
+                Some(format!("{i:04}-{}", "u".repeat(1000)).into_bytes()),
+            )
+        })
+        .collect();
+    for chunk in more.chunks(10) {
+        produce(&rt, &producer, "moving", 0, chunk);
+        read_up_to(seen.len() + 1, &mut seen);
+    }
+    read_up_to(700, &mut seen);
+    assert_eq!(seen.len(), 700, "every record once");
+    for (i, m) in seen.iter().enumerate() {
+        assert_eq!(m.offset(), i as i64);
+        let expected = if i < 600 {
+            &records[i].1
+        } else {
+            &more[i - 600].1
+        };
+        assert_eq!(Some(payload(m)), *expected, "offset {i}");
     }
 }

@@ -9,7 +9,7 @@
 //! simply not switched, and the copy is discarded. Copying is paced to at most
 //! `storage.migrate.max.bytes.per.sec` in all.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex, Weak};
@@ -65,6 +65,9 @@ impl std::fmt::Debug for Migrator {
 }
 
 /// Paces copies to a byte rate shared by all workers.
+/// Moves queued or under way: (topic, partition, base offset) -> (bytes, moving down).
+type InFlight = HashMap<(String, i32, i64), (u64, bool)>;
+
 /// The bound on migration bandwidth, shared by every worker: each copied chunk books its time at
 /// `rate` on one clock and the worker sleeps until then. Idle time earns no credit, so a migration
 /// after a quiet spell is paced like any other.
@@ -106,7 +109,7 @@ impl Migrator {
         let stats = Arc::new(MigrationStats::default());
         let (queue, tasks) = mpsc::sync_channel::<Task>(64);
         let tasks = Arc::new(Mutex::new(tasks));
-        let in_flight: Arc<Mutex<HashSet<(String, i32, i64)>>> = Arc::default();
+        let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         let pacer = Arc::new(Pacer::new(config.max_bytes_per_sec));
         let mut threads = Vec::new();
         for n in 0..config.threads.max(1) {
@@ -131,7 +134,7 @@ impl Migrator {
         fn worker_loop(
             tasks: &Mutex<mpsc::Receiver<Task>>,
             stats: &MigrationStats,
-            in_flight: &Mutex<HashSet<(String, i32, i64)>>,
+            in_flight: &Mutex<InFlight>,
             pacer: &Pacer,
             stop: &AtomicBool,
             manager: &Weak<LogManager>,
@@ -206,17 +209,27 @@ impl Drop for Migrator {
 }
 
 /// The moves the policy asks for now, leaving out segments already being moved.
-fn plan(
-    manager: &LogManager,
-    policy: &MigrationPolicy,
-    in_flight: &Mutex<HashSet<(String, i32, i64)>>,
-) -> Vec<Task> {
+fn plan(manager: &LogManager, policy: &MigrationPolicy, in_flight: &Mutex<InFlight>) -> Vec<Task> {
     let usage = manager.tier_usage();
     let first: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::First).collect();
     let second: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::Second).collect();
     let (capacity, used): (u64, u64) = first
         .iter()
         .fold((0, 0), |(c, u), d| (c + d.capacity_bytes, u + d.used_bytes));
+    // Moves already queued count as done: otherwise each tick would pick more segments for the
+    // same shortfall, and the older ones would overtake the newer ones still being copied.
+    let (coming, going) = in_flight
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .values()
+        .fold((0u64, 0u64), |(up, down), (bytes, is_down)| {
+            if *is_down {
+                (up, down + bytes)
+            } else {
+                (up + bytes, down)
+            }
+        });
+    let used = (used + coming).saturating_sub(going);
     let decision = policy.decide(used, capacity);
     if decision == Decision::Idle {
         return Vec::new();
@@ -238,7 +251,7 @@ fn plan(
         }
     }
     let busy = in_flight.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let is_busy = |p: &Partition, base: i64| busy.contains(&(p.topic.clone(), p.index, base));
+    let is_busy = |p: &Partition, base: i64| busy.contains_key(&(p.topic.clone(), p.index, base));
     let roomiest = |dirs: &[&TierDirStats]| {
         dirs.iter()
             .max_by_key(|d| d.capacity_bytes.saturating_sub(d.used_bytes))
@@ -278,8 +291,10 @@ fn plan(
     } else {
         select_promotions(&candidates, used, target_bytes)
     };
+    let mut sizes = Vec::new();
     for i in chosen {
         let s = movable[i];
+        sizes.push(s.3);
         let name =
             s.2.file_name()
                 .map(|n| n.to_os_string())
@@ -293,8 +308,11 @@ fn plan(
         });
     }
     let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
-    for t in &tasks {
-        busy.insert((t.partition.topic.clone(), t.partition.index, t.base_offset));
+    for (t, bytes) in tasks.iter().zip(sizes) {
+        busy.insert(
+            (t.partition.topic.clone(), t.partition.index, t.base_offset),
+            (bytes, t.down),
+        );
     }
     tasks
 }
@@ -356,12 +374,15 @@ fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &P
     match outcome {
         Ok(true) if task.down => {
             stats.demotions.fetch_add(1, Ordering::SeqCst);
+            tracing::debug!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, "segment demoted");
         }
         Ok(true) => {
             stats.promotions.fetch_add(1, Ordering::SeqCst);
+            tracing::debug!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, "segment promoted");
         }
         Ok(false) => {
             stats.cancelled.fetch_add(1, Ordering::SeqCst);
+            tracing::debug!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, "migration cancelled: the segment is gone or active");
         }
         Err(e) => {
             stats.failed.fetch_add(1, Ordering::SeqCst);

@@ -71,9 +71,10 @@ impl BrokerProcess {
             .append(true)
             .open(&self.stderr_log)
             .expect("log file");
-        cmd.stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .env("RUST_LOG", "info");
+        cmd.stdout(Stdio::piped()).stderr(Stdio::from(log)).env(
+            "RUST_LOG",
+            std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        );
         let mut child = cmd.spawn().expect("spawn strata");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
