@@ -813,17 +813,24 @@ fn reload_us(broker: &BrokerProcess) -> u64 {
 #[test]
 #[ignore]
 fn reload_time_of_a_million_commits() {
-    // 10,099 rounds: just before a rewrite, the most records a reload ever reads for 100 live
-    // offsets (10,000 + 2 x 100 - 1).
-    for rounds in [10i64, 10_000, 10_099] {
+    // Then 10,000 rounds and more, one at a time, until the offsets topic is about to be
+    // rewritten: the most records a reload ever reads for 100 live offsets.
+    for (rounds, until_full) in [(10i64, false), (10_000, false), (10_000, true)] {
         let mut broker = BrokerProcess::start(FAST_GROUPS);
         let rt = runtime();
         create_topic(&rt, &broker.addr, "many", 100, &[]);
         let started = Instant::now();
+        let mut committed = rounds * 100;
         let kept = rt.block_on(async {
             let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
             commit_rounds(&mut c, "reload", "many", 100, rounds).await;
-            offsets_topic_records(&mut c).await
+            let mut kept = offsets_topic_records(&mut c).await;
+            while until_full && kept < 9_000 {
+                commit_rounds(&mut c, "reload", "many", 100, 1).await;
+                committed += 100;
+                kept = offsets_topic_records(&mut c).await;
+            }
+            kept
         });
         let commit_s = started.elapsed().as_secs_f64();
         broker.stop();
@@ -834,8 +841,7 @@ fn reload_time_of_a_million_commits() {
             assert_eq!(fetched(&mut c, "reload").await.len(), 100);
         });
         println!(
-            "RELOAD commits={} records_kept={kept} reload_us={us} commit_s={commit_s:.1}",
-            rounds * 100
+            "RELOAD commits={committed} records_kept={kept} reload_us={us} commit_s={commit_s:.1}"
         );
     }
 }
