@@ -1117,3 +1117,85 @@ fn roundrobin_members_split_partitions() {
     });
     assert_eq!(protocol, "roundrobin");
 }
+
+/// A KIP-848 member subscribing by regex: the broker resolves it against the topics, and a topic
+/// created later that matches is assigned too. An invalid regex is refused.
+#[test]
+fn a_kip_848_regex_subscription_follows_new_topics() {
+    let broker = BrokerProcess::start(&[
+        "group.consumer.heartbeat.interval.ms=200",
+        "group.consumer.session.timeout.ms=3000",
+    ]);
+    let rt = runtime();
+    for t in ["regex-a", "regex-b", "other"] {
+        create_topic(&rt, &broker.addr, t, 2, &[]);
+    }
+    let recorder = Recorder::default();
+    let consumer: Member = ClientConfig::new()
+        .set("bootstrap.servers", &broker.addr)
+        .set("group.id", "by-regex")
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create_with_context(recorder)
+        .expect("consumer");
+    consumer.subscribe(&["^regex-.*"]).unwrap();
+    let topics = |m: &Member| -> BTreeSet<String> {
+        m.assignment()
+            .map(|t| t.elements().iter().map(|e| e.topic().to_string()).collect())
+            .unwrap_or_default()
+    };
+    let count = |m: &Member| m.assignment().map(|t| t.count()).unwrap_or(0);
+    let (ok, _) = poll_until(&[&consumer], Duration::from_secs(30), |ms, _| {
+        count(ms[0]) == 4
+    });
+    assert!(ok, "{:?}", consumer.assignment());
+    assert_eq!(
+        topics(&consumer),
+        BTreeSet::from(["regex-a".into(), "regex-b".into()])
+    );
+    create_topic(&rt, &broker.addr, "regex-c", 2, &[]);
+    let (ok, _) = poll_until(&[&consumer], Duration::from_secs(30), |ms, _| {
+        topics(ms[0]).contains("regex-c")
+    });
+    let described = rt.block_on(async {
+        use kafka_protocol::messages::*;
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        c.send(
+            ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str("by-regex"),
+            )]),
+        )
+        .await
+        .unwrap()
+    });
+    assert!(ok, "{:?}\n{described:?}", consumer.assignment());
+    // The broker resolved it: the member's subscription is the regex itself.
+    let member = &described.groups[0].members[0];
+    assert!(
+        member
+            .subscribed_topic_regex
+            .as_deref()
+            .is_some_and(|r| r.contains("regex-")),
+        "{member:?}"
+    );
+    rt.block_on(async {
+        use kafka_protocol::messages::*;
+        use kafka_protocol::protocol::StrBytes;
+        let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
+        let r = c
+            .send(
+                ConsumerGroupHeartbeatRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_static_str("bad-regex")))
+                    .with_member_id(StrBytes::from_static_str("m1"))
+                    .with_member_epoch(0)
+                    .with_rebalance_timeout_ms(5000)
+                    .with_subscribed_topic_names(Some(vec![]))
+                    .with_subscribed_topic_regex(Some(StrBytes::from_static_str("(unclosed")))
+                    .with_topic_partitions(Some(vec![])),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 128, "INVALID_REGULAR_EXPRESSION");
+    });
+}

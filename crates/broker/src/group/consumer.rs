@@ -32,6 +32,10 @@ pub struct ConsumerMember {
     pub previous_epoch: i32,
     pub rebalance_timeout_ms: i32,
     pub subscribed: Vec<String>,
+    /// `SubscribedTopicRegex` (KIP-848 v1): topics whose names match it are subscribed too.
+    pub regex: Option<String>,
+    /// The topics the regex matched when the target was last computed.
+    pub regex_topics: Vec<String>,
     pub assignor: Option<String>,
     /// What the member was told it owns.
     pub assigned: BTreeSet<TopicPartition>,
@@ -40,6 +44,17 @@ pub struct ConsumerMember {
     /// The last assignment sent, to send only changes.
     pub last_sent: Option<BTreeSet<TopicPartition>>,
     pub last_seen: Instant,
+}
+
+impl ConsumerMember {
+    /// Every topic the member subscribes to: by name and by its regex.
+    pub fn topics(&self) -> Vec<String> {
+        let mut out = self.subscribed.clone();
+        out.extend(self.regex_topics.iter().cloned());
+        out.sort();
+        out.dedup();
+        out
+    }
 }
 
 /// A consumer group's protocol state.
@@ -85,7 +100,7 @@ impl ConsumerGroupState {
         let subscriptions: BTreeMap<String, Vec<String>> = self
             .members
             .values()
-            .map(|m| (m.id.clone(), m.subscribed.clone()))
+            .map(|m| (m.id.clone(), m.topics()))
             .collect();
         self.target = match self.assignor().as_str() {
             "range" => range_assign(&subscriptions, &self.topic_partitions),
@@ -348,6 +363,8 @@ mod tests {
             previous_epoch: -1,
             rebalance_timeout_ms: 30_000,
             subscribed: vec!["t".into()],
+            regex: None,
+            regex_topics: Vec::new(),
             assignor: None,
             assigned: BTreeSet::new(),
             owned: None,

@@ -553,7 +553,7 @@ impl Group {
         let mut out: Vec<String> = self
             .consumer
             .iter()
-            .flat_map(|c| c.members.values().flat_map(|m| m.subscribed.clone()))
+            .flat_map(|c| c.members.values().flat_map(|m| m.topics()))
             .collect();
         for m in self.members.values() {
             for (_, metadata) in &m.protocols {
@@ -630,6 +630,8 @@ pub struct HeartbeatArgs {
     pub rebalance_timeout_ms: i32,
     /// None: unchanged.
     pub subscribed: Option<Vec<String>>,
+    /// None: unchanged; empty: no regex.
+    pub regex: Option<String>,
     /// None: unchanged.
     pub assignor: Option<String>,
     /// The partitions the member owns; None: unchanged.
@@ -1288,6 +1290,7 @@ impl Coordinator {
         &self,
         args: HeartbeatArgs,
         partitions_of: &dyn Fn(&str) -> Option<i32>,
+        topic_names: &dyn Fn() -> Vec<String>,
     ) -> HeartbeatOutcome {
         let now = Instant::now();
         let fail = |e: ResponseError, message: &str| HeartbeatOutcome {
@@ -1301,6 +1304,18 @@ impl Coordinator {
         if args.group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId, "The group id is empty.");
         }
+        let regex = match args.regex.as_deref() {
+            Some(r) if !r.is_empty() => match regex::Regex::new(&format!("^(?:{r})$")) {
+                Ok(re) => Some(re),
+                Err(e) => {
+                    return fail(
+                        ResponseError::InvalidRegularExpression,
+                        &format!("Invalid regular expression {r}: {e}"),
+                    )
+                }
+            },
+            _ => None,
+        };
         if let Some(a) = &args.assignor {
             if !ASSIGNORS.contains(&a.as_str()) {
                 return fail(
@@ -1383,6 +1398,8 @@ impl Coordinator {
                             previous_epoch: -1,
                             rebalance_timeout_ms: args.rebalance_timeout_ms,
                             subscribed: Vec::new(),
+                            regex: None,
+                            regex_topics: Vec::new(),
                             assignor: None,
                             assigned: Default::default(),
                             owned: None,
@@ -1436,11 +1453,39 @@ impl Coordinator {
                 c.group_epoch += 1;
             }
         }
+        if let Some(r) = &args.regex {
+            m.regex = (!r.is_empty()).then(|| r.clone());
+        }
+        // Regex subscriptions follow the topics as they come and go (internal topics excluded).
+        if c.members.values().any(|m| m.regex.is_some()) {
+            let names: Vec<String> = topic_names()
+                .into_iter()
+                .filter(|t| !t.starts_with("__"))
+                .collect();
+            for m in c.members.values_mut() {
+                let matched: Vec<String> = match (&m.regex, &regex) {
+                    (None, _) => Vec::new(),
+                    // This member's regex was just compiled; others are compiled again here
+                    // (they were valid when they came).
+                    (Some(r), Some(re)) if m.id == member_id && Some(r) == args.regex.as_ref() => {
+                        names.iter().filter(|t| re.is_match(t)).cloned().collect()
+                    }
+                    (Some(r), _) => match regex::Regex::new(&format!("^(?:{r})$")) {
+                        Ok(re) => names.iter().filter(|t| re.is_match(t)).cloned().collect(),
+                        Err(_) => Vec::new(),
+                    },
+                };
+                if matched != m.regex_topics {
+                    m.regex_topics = matched;
+                    c.group_epoch += 1;
+                }
+            }
+        }
         // The partitions of every subscribed topic, as they are now.
         let mut counts: BTreeMap<String, i32> = BTreeMap::new();
-        for t in c.members.values().flat_map(|m| m.subscribed.iter()) {
-            if let Some(n) = partitions_of(t) {
-                counts.insert(t.clone(), n);
+        for t in c.members.values().flat_map(|m| m.topics()) {
+            if let Some(n) = partitions_of(&t) {
+                counts.insert(t, n);
             }
         }
         if counts != c.topic_partitions {

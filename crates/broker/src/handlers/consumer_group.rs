@@ -61,14 +61,24 @@ pub fn heartbeat(
             .subscribed_topic_names
             .as_ref()
             .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        regex: req.subscribed_topic_regex.as_ref().map(|s| s.to_string()),
         assignor: req.server_assignor.as_ref().map(|s| s.to_string()),
         owned,
         client_id: ctx.client_id.clone().unwrap_or_default(),
         client_host: ctx.client_host.clone(),
     };
-    let outcome = broker.groups.consumer_heartbeat(args, &|topic| {
-        broker.logs.topic(topic).map(|t| t.partition_count())
-    });
+    let outcome = broker.groups.consumer_heartbeat(
+        args,
+        &|topic| broker.logs.topic(topic).map(|t| t.partition_count()),
+        &|| {
+            broker
+                .logs
+                .topics()
+                .iter()
+                .map(|t| t.name.clone())
+                .collect()
+        },
+    );
     let mut response = ConsumerGroupHeartbeatResponse::default()
         .with_error_code(outcome.error.map(|e| e.code()).unwrap_or(0))
         .with_error_message(outcome.message.map(str_bytes))
@@ -134,6 +144,7 @@ pub fn describe(
                             .with_subscribed_topic_names(
                                 m.member.subscribed.iter().map(|t| topic_name(t)).collect(),
                             )
+                            .with_subscribed_topic_regex(m.member.regex.clone().map(str_bytes))
                             .with_assignment(assignment(&m.member.assigned))
                             .with_target_assignment(assignment(&m.target))
                     })
