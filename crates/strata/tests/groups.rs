@@ -1199,3 +1199,56 @@ fn a_kip_848_regex_subscription_follows_new_topics() {
         assert_eq!(r.error_code, 128, "INVALID_REGULAR_EXPRESSION");
     });
 }
+
+/// A static KIP-848 member (group.instance.id) that restarts gets its partitions back and the
+/// other member keeps its own throughout: nothing is revoked from it.
+#[test]
+fn a_static_kip_848_member_returns_to_its_partitions() {
+    let broker = BrokerProcess::start(&[
+        "group.consumer.heartbeat.interval.ms=200",
+        "group.consumer.session.timeout.ms=10000",
+    ]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "static848", 4, &[]);
+    let new_member = |instance: &str| -> (Member, Recorder) {
+        let recorder = Recorder::default();
+        let consumer: Member = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("group.id", "statics848")
+            .set("group.protocol", "consumer")
+            .set("group.instance.id", instance)
+            .set("enable.auto.commit", "false")
+            .create_with_context(recorder.clone())
+            .expect("consumer");
+        consumer.subscribe(&["static848"]).unwrap();
+        (consumer, recorder)
+    };
+    let (a, a_events) = new_member("a");
+    let (b, _) = new_member("b");
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let b_partitions = assigned(&b);
+    let a_partitions = assigned(&a);
+    let revoked_before = a_events
+        .events()
+        .iter()
+        .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
+        .count();
+    drop(b);
+    let (b2, _) = new_member("b");
+    let (ok, _) = poll_until(&[&a, &b2], Duration::from_secs(20), |_, _| {
+        assigned(&b2).len() == 2
+    });
+    assert!(ok, "b2 got {:?}", assigned(&b2));
+    assert_eq!(assigned(&b2), b_partitions, "the same partitions come back");
+    poll_until(&[&a, &b2], Duration::from_secs(1), |_, _| false);
+    assert_eq!(assigned(&a), a_partitions, "a kept its partitions");
+    let revoked_after = a_events
+        .events()
+        .iter()
+        .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
+        .count();
+    assert_eq!(revoked_after, revoked_before, "{:?}", a_events.events());
+}

@@ -44,6 +44,11 @@ pub struct ConsumerMember {
     /// The last assignment sent, to send only changes.
     pub last_sent: Option<BTreeSet<TopicPartition>>,
     pub last_seen: Instant,
+    /// Since when the member has been asked to give up partitions it still reports owning.
+    pub revoking_since: Option<Instant>,
+    /// A static member that left for a while (epoch -2): its place and partitions wait for it
+    /// until its session times out.
+    pub away: bool,
 }
 
 impl ConsumerMember {
@@ -136,6 +141,11 @@ impl ConsumerGroupState {
             .owned
             .as_ref()
             .is_some_and(|owned| !owned.is_subset(&m.assigned));
+        if still_owns_revoked || !revoking.is_empty() {
+            m.revoking_since.get_or_insert_with(Instant::now);
+        } else {
+            m.revoking_since = None;
+        }
         if revoking.is_empty() && !still_owns_revoked {
             let free: Vec<TopicPartition> = target
                 .difference(&m.assigned)
@@ -156,12 +166,18 @@ impl ConsumerGroupState {
         }
     }
 
-    /// Removes members that stopped heartbeating; true when any went.
+    /// Removes members that stopped heartbeating, or that have not given up revoked partitions
+    /// within their rebalance timeout (so that the partitions can move on); returns their ids.
     pub fn expire(&mut self, now: Instant, session_timeout: Duration) -> Vec<String> {
         let gone: Vec<String> = self
             .members
             .values()
-            .filter(|m| now >= m.last_seen + session_timeout)
+            .filter(|m| {
+                now >= m.last_seen + session_timeout
+                    || m.revoking_since.is_some_and(|since| {
+                        now >= since + Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64)
+                    })
+            })
             .map(|m| m.id.clone())
             .collect();
         for id in &gone {
@@ -370,6 +386,8 @@ mod tests {
             owned: None,
             last_sent: None,
             last_seen: Instant::now(),
+            revoking_since: None,
+            away: false,
         }
     }
 
@@ -405,8 +423,63 @@ mod tests {
         assert_eq!(g.members["a"].epoch, 2);
         assert_eq!(g.reconcile("b").unwrap().len(), 2);
         assert_eq!(g.state_name(), "Stable");
+        assert!(g.members.values().all(|m| m.revoking_since.is_none()));
         let a = &g.members["a"].assigned;
         let b = &g.members["b"].assigned;
         assert!(a.is_disjoint(b));
+    }
+}
+
+#[cfg(test)]
+mod timeout_tests {
+    use super::*;
+
+    /// A member that keeps partitions it was asked to give up past its rebalance timeout is
+    /// removed, and the partitions go to the others.
+    #[test]
+    fn a_member_that_does_not_revoke_in_time_is_removed() {
+        let mut g = ConsumerGroupState {
+            topic_partitions: [("t".to_string(), 2)].into_iter().collect(),
+            ..Default::default()
+        };
+        let member = |id: &str| ConsumerMember {
+            id: id.into(),
+            instance_id: None,
+            rack_id: None,
+            client_id: String::new(),
+            client_host: String::new(),
+            epoch: 0,
+            previous_epoch: -1,
+            rebalance_timeout_ms: 100,
+            subscribed: vec!["t".into()],
+            regex: None,
+            regex_topics: Vec::new(),
+            assignor: None,
+            assigned: BTreeSet::new(),
+            owned: None,
+            last_sent: None,
+            last_seen: Instant::now(),
+            revoking_since: None,
+            away: false,
+        };
+        g.members.insert("a".into(), member("a"));
+        g.group_epoch = 1;
+        g.refresh_target();
+        g.reconcile("a");
+        g.members.get_mut("a").unwrap().owned = Some(g.members["a"].assigned.clone());
+        g.members.insert("b".into(), member("b"));
+        g.group_epoch = 2;
+        g.refresh_target();
+        g.reconcile("a");
+        assert!(g.members["a"].revoking_since.is_some());
+        let session = Duration::from_secs(60);
+        assert!(
+            g.expire(Instant::now(), session).is_empty(),
+            "still within its time"
+        );
+        let later = Instant::now() + Duration::from_millis(150);
+        assert_eq!(g.expire(later, session), vec!["a".to_string()]);
+        g.refresh_target();
+        assert_eq!(g.reconcile("b").unwrap().len(), 2);
     }
 }

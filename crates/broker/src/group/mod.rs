@@ -1339,6 +1339,24 @@ impl Coordinator {
         }
         let c = group.consumer.as_mut().expect("consumer group");
         let member_id = match args.member_epoch {
+            -2 if c
+                .members
+                .get(&args.member_id)
+                .is_some_and(|m| m.instance_id.is_some()) =>
+            {
+                // A static member going away for a while (a restart): its place and partitions
+                // are kept until its session times out, so its return moves nothing.
+                let m = c.members.get_mut(&args.member_id).expect("member");
+                m.away = true;
+                return HeartbeatOutcome {
+                    error: None,
+                    message: None,
+                    member_id: args.member_id.clone(),
+                    epoch: -2,
+                    interval_ms: 0,
+                    assignment: None,
+                };
+            }
             -1 | -2 => {
                 if let Some(m) = c.members.remove(&args.member_id) {
                     c.target.remove(&m.id);
@@ -1376,6 +1394,7 @@ impl Coordinator {
                         }
                         old.id = id.clone();
                         old.last_sent = None;
+                        old.away = false;
                         old
                     }
                     None => {
@@ -1405,6 +1424,8 @@ impl Coordinator {
                             owned: None,
                             last_sent: None,
                             last_seen: now,
+                            revoking_since: None,
+                            away: false,
                         }
                     }
                 };
