@@ -1,0 +1,36 @@
+//! A pure JavaScript client: kafkajs (installed by .ci/run under ~/.cache/strata-node, or where
+//! STRATA_NODE_PATH points) drives consumer groups, commits and group admin against the broker.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn kafkajs_groups_commits_and_admin() {
+    let node_path = std::env::var("STRATA_NODE_PATH").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/strata-node/node_modules",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    assert!(
+        std::path::Path::new(&node_path).join("kafkajs").is_dir(),
+        "kafkajs is not installed in {node_path}: run .ci/run, or `npm install --prefix ~/.cache/strata-node kafkajs@2.2.4`"
+    );
+    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/groups.js");
+    let out = std::process::Command::new("node")
+        .arg(script)
+        .arg(&broker.addr)
+        .env("NODE_PATH", &node_path)
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
+        .output()
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "kafkajs script failed:\n{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+}
