@@ -477,3 +477,42 @@ fn full_disk_fails_appends_with_storage_error_and_keeps_serving_reads() {
     let got = consume(&consumer, "full", 0, 10, 1, Duration::from_secs(10));
     assert_eq!(payload(&got[0]), b"v10".to_vec());
 }
+
+/// Clients cannot write the internal offsets topic, nor change its partition count (which
+/// decides where each group's offsets live); its records stay the broker's.
+#[test]
+fn the_offsets_topic_is_the_brokers_alone() {
+    let broker = BrokerProcess::start(&[]);
+    let mut raw = Raw::connect(&broker.addr);
+    let response = raw.call(
+        &produce_request("__consumer_offsets", 0, simple_batch(&[b"forged"], 1)),
+        9,
+    );
+    assert_eq!(
+        response.responses[0].partition_responses[0].error_code, 17,
+        "INVALID_TOPIC_EXCEPTION"
+    );
+    let response = raw.call(
+        &CreatePartitionsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(vec![
+            kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("__consumer_offsets")))
+                .with_count(60),
+        ]),
+        3,
+    );
+    assert_eq!(response.results[0].error_code, 42, "INVALID_REQUEST");
+    let metadata = raw.call(&MetadataRequest::default().with_topics(None), 12);
+    let offsets = metadata
+        .topics
+        .iter()
+        .find(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| n.as_str() == "__consumer_offsets")
+        })
+        .unwrap();
+    assert!(offsets.is_internal);
+    assert_eq!(offsets.partitions.len(), 50);
+}

@@ -4,7 +4,7 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
-use super::str_bytes;
+use super::{is_internal, str_bytes};
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -17,6 +17,14 @@ pub fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitions
                 ResponseError::UnknownTopicOrPartition,
                 format!("The topic '{name}' does not exist."),
             ))?;
+            if is_internal(&name) {
+                // A group's offsets partition is its id's hash modulo the partition count:
+                // changing the count would send groups elsewhere.
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Cannot change the number of partitions of internal topic {name}."),
+                ));
+            }
             let current = topic.partition_count();
             if t.count < current {
                 return Err((ResponseError::InvalidPartitions, format!("Topic currently has {current} partitions, which is higher than the requested {}.", t.count)));

@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use strata_storage::log::partition::FlushJob;
 use strata_storage::now_ms;
 
-use super::{append_error_code, str_bytes, Ctx};
+use super::{append_error_code, is_internal, str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::server::{ConnectionError, Slot};
 
@@ -44,6 +44,12 @@ pub fn handle(
                 Some((
                     ResponseError::InvalidRequiredAcks,
                     format!("invalid acks {acks}"),
+                ))
+            } else if is_internal(&name) {
+                // Only the broker writes its internal topics (committed offsets live there).
+                Some((
+                    ResponseError::InvalidTopicException,
+                    format!("Cannot append to internal topic {name}"),
                 ))
             } else {
                 match topic.as_ref().and_then(|t| t.partition(data.index)) {
