@@ -1060,11 +1060,13 @@ impl Coordinator {
             if let Some(c) = &mut group.consumer {
                 let session =
                     Duration::from_millis(self.config.consumer_session_timeout_ms.max(0) as u64);
-                for id in c.expire(now, session) {
-                    tracing::info!(group = %group.id, member = %id, "member session expired");
+                let gone = c.expire(now, session);
+                for id in &gone {
+                    tracing::info!(group = %group.id, member = %id, "member removed (session expired or revocation overdue)");
                 }
-                if c.members.is_empty() && group.state == GroupState::Empty {
-                    group.empty_since_ms = group.empty_since_ms.max(0);
+                if !gone.is_empty() && c.members.is_empty() {
+                    // Offsets expire counting from here.
+                    group.empty_since_ms = now_ms();
                 }
             }
         }
