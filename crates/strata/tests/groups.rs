@@ -105,6 +105,15 @@ fn poll_until(
     (false, got)
 }
 
+/// A broker with quick group settings and `topic` of `partitions` partitions holding
+/// `per_partition` records each.
+fn broker_with_records(topic: &str, partitions: i32, per_partition: usize) -> BrokerProcess {
+    let broker = BrokerProcess::start(FAST_GROUPS);
+    create_topic(&runtime(), &broker.addr, topic, partitions, &[]);
+    produce_spread(&broker.addr, topic, partitions, per_partition);
+    broker
+}
+
 fn produce_spread(addr: &str, topic: &str, partitions: i32, per_partition: usize) {
     let rt = runtime();
     let producer = producer(addr, &[("linger.ms", "0")]);
@@ -128,10 +137,7 @@ fn commit_at(m: &Member, topic: &str, offsets: &[(i32, i64)]) {
 
 #[test]
 fn members_split_partitions_and_take_over_when_one_leaves_or_dies() {
-    let broker = BrokerProcess::start(FAST_GROUPS);
-    let rt = runtime();
-    create_topic(&rt, &broker.addr, "shared", 6, &[]);
-    produce_spread(&broker.addr, "shared", 6, 10);
+    let broker = broker_with_records("shared", 6, 10);
 
     let (a, _) = member(&broker.addr, "split", &[]);
     let (b, _) = member(&broker.addr, "split", &[]);
@@ -203,10 +209,7 @@ fn members_split_partitions_and_take_over_when_one_leaves_or_dies() {
 
 #[test]
 fn committed_offsets_survive_a_restart_and_kill_dash_nine() {
-    let mut broker = BrokerProcess::start(FAST_GROUPS);
-    let rt = runtime();
-    create_topic(&rt, &broker.addr, "commits", 2, &[]);
-    produce_spread(&broker.addr, "commits", 2, 20);
+    let mut broker = broker_with_records("commits", 2, 20);
     {
         let (m, _) = member(&broker.addr, "keepers", &[]);
         m.subscribe(&["commits"]).unwrap();
@@ -850,10 +853,7 @@ fn reload_time_of_a_million_commits() {
 /// split the partitions; no committed offset is lost.
 #[test]
 fn members_rejoin_after_a_coordinator_restart_mid_rebalance() {
-    let mut broker = BrokerProcess::start(FAST_GROUPS);
-    let rt = runtime();
-    create_topic(&rt, &broker.addr, "restart", 4, &[]);
-    produce_spread(&broker.addr, "restart", 4, 5);
+    let mut broker = broker_with_records("restart", 4, 5);
     let (a, _) = member(&broker.addr, "restarting", &[]);
     a.subscribe(&["restart"]).unwrap();
     let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |_, got| got[0].len() == 20);

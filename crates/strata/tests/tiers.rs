@@ -38,6 +38,28 @@ fn tiered_broker(
     (BrokerProcess::start(&refs), fast, slow)
 }
 
+/// A tiered broker whose 400 kB first tier is kept at 50% (band 10%), checked every 50 ms, with
+/// topic "moving" of 40 kB segments: small enough that a few hundred records move.
+fn migrating_broker(dir: &Path) -> (BrokerProcess, PathBuf, PathBuf) {
+    let (broker, fast, slow) = tiered_broker(
+        dir,
+        400000,
+        &[
+            "storage.migrate.threshold=0.5",
+            "storage.migrate.hysteresis=0.1",
+            "storage.migrate.interval.ms=50",
+        ],
+    );
+    create_topic(
+        &runtime(),
+        &broker.addr,
+        "moving",
+        1,
+        &[("segment.bytes", "40000")],
+    );
+    (broker, fast, slow)
+}
+
 #[test]
 fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
     let tiers = tempfile::tempdir().unwrap();
@@ -212,23 +234,8 @@ fn describe_log_dirs_reports_each_tier_directory() {
 #[test]
 fn migration_keeps_the_first_tier_at_the_threshold_while_clients_run_and_survives_kill_dash_nine() {
     let tiers = tempfile::tempdir().unwrap();
-    let (mut broker, fast, slow) = tiered_broker(
-        tiers.path(),
-        400000,
-        &[
-            "storage.migrate.threshold=0.5",
-            "storage.migrate.hysteresis=0.1",
-            "storage.migrate.interval.ms=50",
-        ],
-    );
+    let (mut broker, fast, slow) = migrating_broker(tiers.path());
     let rt = runtime();
-    create_topic(
-        &rt,
-        &broker.addr,
-        "moving",
-        1,
-        &[("segment.bytes", "40000")],
-    );
     let producer = producer(
         &broker.addr,
         &[("linger.ms", "0"), ("batch.size", "8192"), ("acks", "all")],
@@ -490,23 +497,8 @@ fn a_topic_with_the_file_channel_stays_in_log_dirs_and_channels_do_not_change() 
 #[test]
 fn segments_move_back_up_when_the_first_tier_has_room() {
     let tiers = tempfile::tempdir().unwrap();
-    let (mut broker, fast, slow) = tiered_broker(
-        tiers.path(),
-        400000,
-        &[
-            "storage.migrate.threshold=0.5",
-            "storage.migrate.hysteresis=0.1",
-            "storage.migrate.interval.ms=50",
-        ],
-    );
+    let (mut broker, fast, slow) = migrating_broker(tiers.path());
     let rt = runtime();
-    create_topic(
-        &rt,
-        &broker.addr,
-        "moving",
-        1,
-        &[("segment.bytes", "40000")],
-    );
     let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
     let records: Vec<KeyValue> = (0..600)
         .map(|i| {

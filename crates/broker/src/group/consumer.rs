@@ -428,11 +428,6 @@ mod tests {
         let b = &g.members["b"].assigned;
         assert!(a.is_disjoint(b));
     }
-}
-
-#[cfg(test)]
-mod timeout_tests {
-    use super::*;
 
     /// A member that keeps partitions it was asked to give up past its rebalance timeout is
     /// removed, and the partitions go to the others.
@@ -443,24 +438,8 @@ mod timeout_tests {
             ..Default::default()
         };
         let member = |id: &str| ConsumerMember {
-            id: id.into(),
-            instance_id: None,
-            rack_id: None,
-            client_id: String::new(),
-            client_host: String::new(),
-            epoch: 0,
-            previous_epoch: -1,
             rebalance_timeout_ms: 100,
-            subscribed: vec!["t".into()],
-            regex: None,
-            regex_topics: Vec::new(),
-            assignor: None,
-            assigned: BTreeSet::new(),
-            owned: None,
-            last_sent: None,
-            last_seen: Instant::now(),
-            revoking_since: None,
-            away: false,
+            ..member(id)
         };
         g.members.insert("a".into(), member("a"));
         g.group_epoch = 1;
