@@ -1252,3 +1252,66 @@ fn a_static_kip_848_member_returns_to_its_partitions() {
         .count();
     assert_eq!(revoked_after, revoked_before, "{:?}", a_events.events());
 }
+
+/// The coordinator keeps a Stable group's membership in `__consumer_offsets`: after a restart
+/// (clean or kill -9) the members go on heartbeating with their generation, and nobody gives up a
+/// partition.
+#[test]
+fn a_stable_group_stays_stable_across_coordinator_restarts() {
+    let mut broker = broker_with_records("steady", 4, 5);
+    let (a, a_events) = member(
+        &broker.addr,
+        "steady-group",
+        &[("session.timeout.ms", "10000")],
+    );
+    let (b, b_events) = member(
+        &broker.addr,
+        "steady-group",
+        &[("session.timeout.ms", "10000")],
+    );
+    a.subscribe(&["steady"]).unwrap();
+    b.subscribe(&["steady"]).unwrap();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let revocations = |events: &Recorder| {
+        events
+            .events()
+            .iter()
+            .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
+            .count()
+    };
+    let before = (revocations(&a_events), revocations(&b_events));
+    let (a_parts, b_parts) = (assigned(&a), assigned(&b));
+    for crash in [false, true] {
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
+        broker.restart();
+        // Long enough for several heartbeats against the restarted coordinator.
+        poll_until(&[&a, &b], Duration::from_secs(3), |_, _| false);
+        assert_eq!(
+            (revocations(&a_events), revocations(&b_events)),
+            before,
+            "crash={crash}: a {:?}, b {:?}",
+            a_events.events(),
+            b_events.events()
+        );
+        assert_eq!(
+            (assigned(&a), assigned(&b)),
+            (a_parts.clone(), b_parts.clone())
+        );
+    }
+    let state = strata(&[
+        "groups",
+        "--bootstrap-server",
+        &broker.addr,
+        "--list",
+        "--state",
+    ])
+    .1;
+    assert!(state.contains("Stable"), "{state}");
+}

@@ -31,7 +31,7 @@ use kafka_protocol::ResponseError;
 use tokio::sync::oneshot;
 
 use consumer::{ConsumerGroupState, ConsumerMember, TopicPartition, ASSIGNORS};
-pub use store::{OffsetStore, OFFSETS_TOPIC};
+pub use store::{GroupRecord, MemberRecord, OffsetStore, OFFSETS_TOPIC};
 
 /// (topic, partition).
 pub type OffsetKey = (String, i32);
@@ -242,6 +242,8 @@ struct Group {
     empty_since_ms: i64,
     /// A group of the consumer protocol (KIP-848) rather than the classic one.
     consumer: Option<ConsumerGroupState>,
+    /// The membership changed since it was last written to the offsets topic.
+    membership_dirty: bool,
 }
 
 impl Group {
@@ -261,6 +263,75 @@ impl Group {
             initial_delay_until: None,
             empty_since_ms: now_ms(),
             consumer: None,
+            membership_dirty: false,
+        }
+    }
+
+    /// The membership to keep across a restart: a Stable classic group's members and
+    /// assignments; None when there is nothing to keep.
+    fn record(&self) -> Option<GroupRecord> {
+        if self.state != GroupState::Stable || self.members.is_empty() {
+            return None;
+        }
+        let protocol = self.protocol.clone().unwrap_or_default();
+        Some(GroupRecord {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: protocol.clone(),
+            leader: self.leader.clone().unwrap_or_default(),
+            members: self
+                .members
+                .values()
+                .map(|m| MemberRecord {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: m.rebalance_timeout.as_millis() as i32,
+                    session_timeout_ms: m.session_timeout.as_millis() as i32,
+                    subscription: m
+                        .protocols
+                        .iter()
+                        .find(|(p, _)| *p == protocol)
+                        .map(|(_, md)| md.to_vec())
+                        .unwrap_or_default(),
+                    assignment: m.assignment.to_vec(),
+                })
+                .collect(),
+        })
+    }
+
+    /// A group as a restarted coordinator finds it: Stable with its last members, whose sessions
+    /// start now.
+    fn restore(&mut self, record: GroupRecord) {
+        let now = Instant::now();
+        self.state = GroupState::Stable;
+        self.generation = record.generation;
+        self.protocol_type = Some(record.protocol_type.clone());
+        self.protocol = Some(record.protocol.clone());
+        self.leader = Some(record.leader);
+        for m in record.members {
+            if let Some(instance) = &m.instance_id {
+                self.instances.insert(instance.clone(), m.id.clone());
+            }
+            self.members.insert(
+                m.id.clone(),
+                Member {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    session_timeout: Duration::from_millis(m.session_timeout_ms.max(0) as u64),
+                    rebalance_timeout: Duration::from_millis(m.rebalance_timeout_ms.max(0) as u64),
+                    protocol_type: record.protocol_type.clone(),
+                    protocols: vec![(record.protocol.clone(), Bytes::from(m.subscription))],
+                    assignment: Bytes::from(m.assignment),
+                    join_waiter: None,
+                    sync_waiter: None,
+                    joined: false,
+                    last_seen: now,
+                },
+            );
         }
     }
 
@@ -682,12 +753,19 @@ impl Coordinator {
     /// Opens the coordinator, reloading committed offsets from `__consumer_offsets`.
     pub fn open(config: GroupConfig, store: OffsetStore) -> std::io::Result<Arc<Coordinator>> {
         let mut groups: HashMap<String, Group> = HashMap::new();
-        for ((group, topic, partition), committed) in store.load()? {
+        let loaded = store.load()?;
+        for ((group, topic, partition), committed) in loaded.offsets {
             groups
                 .entry(group.clone())
                 .or_insert_with(|| Group::new(&group))
                 .offsets
                 .insert((topic, partition), committed);
+        }
+        for (group, record) in loaded.groups {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group))
+                .restore(record);
         }
         Ok(Arc::new(Coordinator {
             config,
@@ -698,6 +776,19 @@ impl Coordinator {
 
     pub fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// Writes a group's membership when it changed: its members once Stable, none once empty.
+    fn persist_membership(&self, group: &mut Group) {
+        let record = group.record();
+        if !group.membership_dirty || (record.is_none() && !group.is_empty()) {
+            // Mid-rebalance states are not kept: a restart then brings back the last Stable one.
+            return;
+        }
+        match self.store.store_group(&group.id, record.as_ref()) {
+            Ok(()) => group.membership_dirty = false,
+            Err(e) => tracing::warn!(group = %group.id, error = %e, "group membership not stored"),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, Group>> {
@@ -813,6 +904,8 @@ impl Coordinator {
                         // clients that assign anyway get the current assignment back.
                         let mut outcome = group.join_outcome(&new_id);
                         outcome.skip_assignment = was_leader;
+                        group.membership_dirty = true;
+                        self.persist_membership(group);
                         return Reply::Now(outcome);
                     }
                     new_id
@@ -962,6 +1055,8 @@ impl Coordinator {
                         }
                     }
                     group.state = GroupState::Stable;
+                    group.membership_dirty = true;
+                    self.persist_membership(group);
                 }
                 Reply::Later(rx)
             }
@@ -1030,6 +1125,8 @@ impl Coordinator {
         }
         if changed {
             group.members_changed(now, self.initial_delay());
+            group.membership_dirty = true;
+            self.persist_membership(group);
         }
         Ok(out)
     }
@@ -1055,8 +1152,14 @@ impl Coordinator {
                     group.remove_member(id);
                 }
                 group.members_changed(now, initial_delay);
+                group.membership_dirty = true;
             }
-            group.try_complete_join(now);
+            if group.try_complete_join(now) {
+                group.membership_dirty = true;
+            }
+            if group.membership_dirty {
+                self.persist_membership(group);
+            }
             if let Some(c) = &mut group.consumer {
                 let session =
                     Duration::from_millis(self.config.consumer_session_timeout_ms.max(0) as u64);
@@ -1188,7 +1291,7 @@ impl Coordinator {
     /// records than live offsets (see the module docs).
     fn maybe_snapshot(&self, groups: &HashMap<String, Group>, group_id: &str) {
         let partition = self.store.partition_for(group_id);
-        let live = || -> Vec<(String, GroupOffsets)> {
+        let live = || -> Vec<(String, GroupOffsets, Option<GroupRecord>)> {
             groups
                 .values()
                 .filter(|g| self.store.partition_for(&g.id) == partition)
@@ -1199,6 +1302,7 @@ impl Coordinator {
                             .iter()
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
+                        g.record(),
                     )
                 })
                 .collect()

@@ -4,6 +4,16 @@
 //! key   (version 1)  i16 1, group: string, topic: string, partition: i32
 //! value (version 3)  i16 3, offset: i64, leader epoch: i32, metadata: string, commit time: i64
 //! a null value (tombstone) deletes the key
+//!
+//! group metadata, a classic group's members and assignment as of its last completed rebalance
+//! (so that a restarted coordinator keeps the group Stable and its members need not rejoin):
+//! key   (version 2)  i16 2, group: string
+//! value (version 3)  i16 3, protocol type: string, generation: i32, protocol: string,
+//!                    leader: string, time: i64, then members (i32 count) of
+//!                    id, instance id, client id, client host: string (instance id -1 = none),
+//!                    rebalance timeout: i32, session timeout: i32,
+//!                    subscription: bytes, assignment: bytes (i32 length)
+//! a null value: the group has no members
 //! ```
 //! (strings are an i16 length and UTF-8 bytes). A group's records go to partition
 //! `abs(java hashCode(group)) % offsets.topic.num.partitions`, as in Kafka.
@@ -18,6 +28,134 @@ use super::{Committed, GroupOffsets, SNAPSHOT_MIN_RECORDS};
 
 /// Every live offset: ((group, topic, partition), offset).
 pub type LoadedOffsets = Vec<((String, String, i32), Committed)>;
+
+/// A classic group's membership as of its last completed rebalance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    pub protocol_type: String,
+    pub generation: i32,
+    pub protocol: String,
+    pub leader: String,
+    pub members: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub rebalance_timeout_ms: i32,
+    pub session_timeout_ms: i32,
+    pub subscription: Vec<u8>,
+    pub assignment: Vec<u8>,
+}
+
+/// What a reload finds: the live offsets and the groups' last membership.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub offsets: LoadedOffsets,
+    pub groups: Vec<(String, GroupRecord)>,
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as i32).to_be_bytes());
+    out.extend_from_slice(b);
+}
+
+fn get_bytes(bytes: &[u8], at: &mut usize) -> Option<Vec<u8>> {
+    let len = get_i32(bytes, at)?;
+    if len < 0 {
+        return Some(Vec::new());
+    }
+    let b = bytes.get(*at..*at + len as usize)?.to_vec();
+    *at += len as usize;
+    Some(b)
+}
+
+pub fn encode_group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.extend_from_slice(&2i16.to_be_bytes());
+    put_str(&mut out, group);
+    out
+}
+
+pub fn encode_group_value(g: &GroupRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&3i16.to_be_bytes());
+    put_str(&mut out, &g.protocol_type);
+    out.extend_from_slice(&g.generation.to_be_bytes());
+    put_str(&mut out, &g.protocol);
+    put_str(&mut out, &g.leader);
+    out.extend_from_slice(&super::now_ms().to_be_bytes());
+    out.extend_from_slice(&(g.members.len() as i32).to_be_bytes());
+    for m in &g.members {
+        put_str(&mut out, &m.id);
+        match &m.instance_id {
+            Some(i) => put_str(&mut out, i),
+            None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+        }
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        out.extend_from_slice(&m.session_timeout_ms.to_be_bytes());
+        put_bytes(&mut out, &m.subscription);
+        put_bytes(&mut out, &m.assignment);
+    }
+    out
+}
+
+/// A group metadata key (version 2): the group id.
+pub fn decode_group_key(bytes: &[u8]) -> Option<String> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    if version != 2 {
+        return None;
+    }
+    let mut at = 2;
+    get_str(bytes, &mut at)
+}
+
+pub fn decode_group_value(bytes: &[u8]) -> Option<GroupRecord> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    if version != 3 {
+        return None;
+    }
+    let mut at = 2;
+    let protocol_type = get_str(bytes, &mut at)?;
+    let generation = get_i32(bytes, &mut at)?;
+    let protocol = get_str(bytes, &mut at)?;
+    let leader = get_str(bytes, &mut at)?;
+    get_i64(bytes, &mut at)?;
+    let count = get_i32(bytes, &mut at)?;
+    let mut members = Vec::new();
+    for _ in 0..count.max(0) {
+        let id = get_str(bytes, &mut at)?;
+        let instance_len = i16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?);
+        let instance_id = if instance_len < 0 {
+            at += 2;
+            None
+        } else {
+            Some(get_str(bytes, &mut at)?)
+        };
+        members.push(MemberRecord {
+            id,
+            instance_id,
+            client_id: get_str(bytes, &mut at)?,
+            client_host: get_str(bytes, &mut at)?,
+            rebalance_timeout_ms: get_i32(bytes, &mut at)?,
+            session_timeout_ms: get_i32(bytes, &mut at)?,
+            subscription: get_bytes(bytes, &mut at)?,
+            assignment: get_bytes(bytes, &mut at)?,
+        });
+    }
+    Some(GroupRecord {
+        protocol_type,
+        generation,
+        protocol,
+        leader,
+        members,
+    })
+}
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
@@ -182,11 +320,19 @@ impl OffsetStore {
         self.write(self.partition_for(group), &records)
     }
 
-    /// Every live committed offset: (group, topic, partition) -> offset, replaying each
-    /// partition from its log start.
-    pub fn load(&self) -> io::Result<LoadedOffsets> {
-        let mut live: std::collections::HashMap<(String, String, i32), Committed> =
-            Default::default();
+    /// Records a classic group's membership (None: it has no members).
+    pub fn store_group(&self, group: &str, record: Option<&GroupRecord>) -> io::Result<()> {
+        let value = record.map(encode_group_value);
+        self.write(
+            self.partition_for(group),
+            &[(encode_group_key(group), value)],
+        )
+    }
+
+    /// Every live committed offset and every group's last membership, replaying each partition
+    /// from its log start.
+    pub fn load(&self) -> io::Result<Loaded> {
+        let mut live: Live = Default::default();
         for p in 0..self.partitions {
             let partition = self.partition(p)?;
             let log = partition.log();
@@ -216,7 +362,10 @@ impl OffsetStore {
                 }
             }
         }
-        Ok(live.into_iter().collect())
+        Ok(Loaded {
+            offsets: live.offsets.into_iter().collect(),
+            groups: live.groups.into_iter().collect(),
+        })
     }
 
     /// When `partition` holds at least [`SNAPSHOT_MIN_RECORDS`] records and more than twice as
@@ -225,7 +374,7 @@ impl OffsetStore {
     pub fn maybe_snapshot(
         &self,
         partition: i32,
-        live: impl FnOnce() -> Vec<(String, GroupOffsets)>,
+        live: impl FnOnce() -> Vec<(String, GroupOffsets, Option<GroupRecord>)>,
     ) -> io::Result<()> {
         let handle = self.partition(partition)?;
         let records = {
@@ -236,15 +385,21 @@ impl OffsetStore {
             return Ok(());
         }
         let groups = live();
-        let live_count: u64 = groups.iter().map(|(_, e)| e.len() as u64).sum();
+        let live_count: u64 = groups
+            .iter()
+            .map(|(_, e, g)| e.len() as u64 + u64::from(g.is_some()))
+            .sum();
         if records <= 2 * live_count {
             return Ok(());
         }
         let start = handle.log().log_end_offset();
         let mut all = Vec::with_capacity(live_count as usize);
-        for (group, entries) in &groups {
+        for (group, entries, record) in &groups {
             for ((topic, p), c) in entries {
                 all.push((encode_key(group, topic, *p), Some(encode_value(c))));
+            }
+            if let Some(record) = record {
+                all.push((encode_group_key(group), Some(encode_group_value(record))));
             }
         }
         self.write(partition, &all)?;
@@ -262,12 +417,14 @@ impl OffsetStore {
     }
 }
 
-fn apply_batch(
-    bytes: &[u8],
-    header: &BatchHeader,
-    from: i64,
-    live: &mut std::collections::HashMap<(String, String, i32), Committed>,
-) {
+/// What a replay has found so far.
+#[derive(Default)]
+struct Live {
+    offsets: std::collections::HashMap<(String, String, i32), Committed>,
+    groups: std::collections::HashMap<String, GroupRecord>,
+}
+
+fn apply_batch(bytes: &[u8], header: &BatchHeader, from: i64, live: &mut Live) {
     let Some(records) = batch::uncompressed_records(bytes, header) else {
         return;
     };
@@ -275,15 +432,29 @@ fn apply_batch(
         if header.base_offset + (r.offset_delta as i64) < from {
             continue;
         }
-        let Some(key) = r.key.and_then(decode_key) else {
+        let Some(key_bytes) = r.key else {
+            continue;
+        };
+        if let Some(group) = decode_group_key(key_bytes) {
+            match r.value.and_then(decode_group_value) {
+                Some(g) => {
+                    live.groups.insert(group, g);
+                }
+                None => {
+                    live.groups.remove(&group);
+                }
+            }
+            continue;
+        }
+        let Some(key) = decode_key(key_bytes) else {
             continue;
         };
         match r.value.and_then(decode_value) {
             Some(c) => {
-                live.insert(key, c);
+                live.offsets.insert(key, c);
             }
             None => {
-                live.remove(&key);
+                live.offsets.remove(&key);
             }
         }
     }
@@ -315,5 +486,27 @@ mod tests {
         // A group metadata key (version 2) is not an offset key.
         assert_eq!(decode_key(&[0, 2, 0, 1, b'g']), None);
         assert_eq!(decode_value(&[0, 3, 1]), None);
+        let g = GroupRecord {
+            protocol_type: "consumer".into(),
+            generation: 4,
+            protocol: "range".into(),
+            leader: "m1".into(),
+            members: vec![MemberRecord {
+                id: "m1".into(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                rebalance_timeout_ms: 300,
+                session_timeout_ms: 100,
+                subscription: vec![1, 2],
+                assignment: vec![3],
+            }],
+        };
+        assert_eq!(
+            decode_group_key(&encode_group_key("grp")),
+            Some("grp".into())
+        );
+        assert_eq!(decode_group_value(&encode_group_value(&g)), Some(g));
+        assert_eq!(decode_key(&encode_group_key("grp")), None);
     }
 }
