@@ -338,6 +338,9 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
             } else {
                 list_offsets(&mut client, &partitions, -1).await?
             };
+            if info.group_state.as_str() == "Dead" && offsets.is_empty() {
+                bail!("Consumer group '{group}' does not exist.");
+            }
             if info.members.is_empty() {
                 println!("Consumer group '{group}' has no active members.");
             }

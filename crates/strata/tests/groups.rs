@@ -490,6 +490,18 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     ]);
     assert!(ok, "{out}{err}");
     assert_eq!(strata(&["groups", "--bootstrap-server", b, "--list"]).1, "");
+    let (ok, _, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--group",
+        "watched",
+    ]);
+    assert!(
+        !ok && err.contains("Consumer group 'watched' does not exist."),
+        "{err}"
+    );
 }
 
 /// Requests a real client would not send, answered with Kafka's error codes.
