@@ -1327,3 +1327,62 @@ fn a_stable_group_stays_stable_across_coordinator_restarts() {
     .1;
     assert!(state.contains("Stable"), "{state}");
 }
+
+/// A KIP-848 group's state (epochs, members, assignments) is kept in `__consumer_offsets` too: after
+/// a restart, clean or kill -9, the members heartbeat on with their epochs and keep their
+/// partitions.
+#[test]
+fn a_kip_848_group_keeps_its_assignment_across_coordinator_restarts() {
+    let mut broker = BrokerProcess::start(&[
+        "group.consumer.heartbeat.interval.ms=200",
+        "group.consumer.session.timeout.ms=10000",
+    ]);
+    create_topic(&runtime(), &broker.addr, "steady848", 4, &[]);
+    let new_member = || -> (Member, Recorder) {
+        let recorder = Recorder::default();
+        let consumer: Member = ClientConfig::new()
+            .set("bootstrap.servers", &broker.addr)
+            .set("group.id", "steady848-group")
+            .set("group.protocol", "consumer")
+            .set("enable.auto.commit", "false")
+            .create_with_context(recorder.clone())
+            .expect("consumer");
+        consumer.subscribe(&["steady848"]).unwrap();
+        (consumer, recorder)
+    };
+    let (a, a_events) = new_member();
+    let (b, b_events) = new_member();
+    let (ok, _) = poll_until(&[&a, &b], Duration::from_secs(30), |ms, _| {
+        ms.iter().all(|m| assigned(m).len() == 2)
+    });
+    assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    let revocations = |events: &Recorder| {
+        events
+            .events()
+            .iter()
+            .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
+            .count()
+    };
+    let before = (revocations(&a_events), revocations(&b_events));
+    let (a_parts, b_parts) = (assigned(&a), assigned(&b));
+    for crash in [false, true] {
+        if crash {
+            broker.kill();
+        } else {
+            broker.stop();
+        }
+        broker.restart();
+        poll_until(&[&a, &b], Duration::from_secs(3), |_, _| false);
+        assert_eq!(
+            (revocations(&a_events), revocations(&b_events)),
+            before,
+            "crash={crash}: a {:?}, b {:?}",
+            a_events.events(),
+            b_events.events()
+        );
+        assert_eq!(
+            (assigned(&a), assigned(&b)),
+            (a_parts.clone(), b_parts.clone())
+        );
+    }
+}

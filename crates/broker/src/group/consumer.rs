@@ -16,6 +16,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::store::{ConsumerGroupRecord, ConsumerMemberRecord};
+
 pub type TopicPartition = (String, i32);
 
 /// The assignors this coordinator runs (`group.consumer.assignors`; the first is the default).
@@ -71,9 +73,98 @@ pub struct ConsumerGroupState {
     pub target: BTreeMap<String, BTreeSet<TopicPartition>>,
     /// Partition counts of the subscribed topics when the target was computed.
     pub topic_partitions: BTreeMap<String, i32>,
+    /// The state last written to the offsets topic.
+    pub stored: Option<ConsumerGroupRecord>,
 }
 
 impl ConsumerGroupState {
+    /// The state to keep across a restart; None when there are no members.
+    pub fn record(&self) -> Option<ConsumerGroupRecord> {
+        if self.members.is_empty() {
+            return None;
+        }
+        Some(ConsumerGroupRecord {
+            group_epoch: self.group_epoch,
+            assignment_epoch: self.assignment_epoch,
+            topic_partitions: self
+                .topic_partitions
+                .iter()
+                .map(|(t, n)| (t.clone(), *n))
+                .collect(),
+            members: self
+                .members
+                .values()
+                .map(|m| ConsumerMemberRecord {
+                    id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    rack_id: m.rack_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    subscribed: m.subscribed.clone(),
+                    regex: m.regex.clone(),
+                    assignor: m.assignor.clone(),
+                    assigned: m.assigned.iter().cloned().collect(),
+                    target: self
+                        .target
+                        .get(&m.id)
+                        .map(|t| t.iter().cloned().collect())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The group as a restarted coordinator finds it: its members' sessions start now.
+    pub fn restore(record: ConsumerGroupRecord) -> ConsumerGroupState {
+        let now = Instant::now();
+        let mut state = ConsumerGroupState {
+            group_epoch: record.group_epoch,
+            assignment_epoch: record.assignment_epoch,
+            topic_partitions: record.topic_partitions.iter().cloned().collect(),
+            stored: Some(record.clone()),
+            ..Default::default()
+        };
+        for m in record.members {
+            state
+                .target
+                .insert(m.id.clone(), m.target.into_iter().collect());
+            state.members.insert(
+                m.id.clone(),
+                ConsumerMember {
+                    id: m.id,
+                    instance_id: m.instance_id,
+                    rack_id: m.rack_id,
+                    client_id: m.client_id,
+                    client_host: m.client_host,
+                    epoch: m.epoch,
+                    previous_epoch: m.previous_epoch,
+                    rebalance_timeout_ms: m.rebalance_timeout_ms,
+                    subscribed: m.subscribed,
+                    regex: m.regex,
+                    regex_topics: Vec::new(),
+                    assignor: m.assignor,
+                    assigned: m.assigned.into_iter().collect(),
+                    owned: None,
+                    last_sent: None,
+                    last_seen: now,
+                    revoking_since: None,
+                    away: false,
+                },
+            );
+        }
+        state
+    }
+
+    /// The record to write when the state changed since it was last written (Some(None): the
+    /// group emptied).
+    pub fn changed_record(&self) -> Option<Option<ConsumerGroupRecord>> {
+        let now = self.record();
+        (now != self.stored).then_some(now)
+    }
+
     /// The assignor the members ask for (the first member's choice), or the default.
     pub fn assignor(&self) -> String {
         self.members

@@ -767,6 +767,12 @@ impl Coordinator {
                 .or_insert_with(|| Group::new(&group))
                 .restore(record);
         }
+        for (group, record) in loaded.consumer_groups {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group))
+                .consumer = Some(ConsumerGroupState::restore(record));
+        }
         Ok(Arc::new(Coordinator {
             config,
             groups: Mutex::new(groups),
@@ -776,6 +782,19 @@ impl Coordinator {
 
     pub fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// Writes a KIP-848 group's state when it changed since last written.
+    fn persist_consumer_group(&self, group_id: &str, c: &mut ConsumerGroupState) {
+        let Some(record) = c.changed_record() else {
+            return;
+        };
+        match self.store.store_consumer_group(group_id, record.as_ref()) {
+            Ok(()) => c.stored = record,
+            Err(e) => {
+                tracing::warn!(group = group_id, error = %e, "consumer group state not stored")
+            }
+        }
     }
 
     /// Writes a group's membership when it changed: its members once Stable, none once empty.
@@ -1171,6 +1190,9 @@ impl Coordinator {
                     // Offsets expire counting from here.
                     group.empty_since_ms = now_ms();
                 }
+                if !gone.is_empty() {
+                    self.persist_consumer_group(&group.id, c);
+                }
             }
         }
     }
@@ -1291,7 +1313,7 @@ impl Coordinator {
     /// records than live offsets (see the module docs).
     fn maybe_snapshot(&self, groups: &HashMap<String, Group>, group_id: &str) {
         let partition = self.store.partition_for(group_id);
-        let live = || -> Vec<(String, GroupOffsets, Option<GroupRecord>)> {
+        let live = || -> Vec<store::LiveGroup> {
             groups
                 .values()
                 .filter(|g| self.store.partition_for(&g.id) == partition)
@@ -1303,6 +1325,7 @@ impl Coordinator {
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect(),
                         g.record(),
+                        g.consumer.as_ref().and_then(|c| c.record()),
                     )
                 })
                 .collect()
@@ -1454,6 +1477,7 @@ impl Coordinator {
                 // are kept until its session times out, so its return moves nothing.
                 let m = c.members.get_mut(&args.member_id).expect("member");
                 m.away = true;
+                self.persist_consumer_group(&args.group_id, c);
                 return HeartbeatOutcome {
                     error: None,
                     message: None,
@@ -1471,6 +1495,7 @@ impl Coordinator {
                         group.empty_since_ms = now_ms();
                     }
                 }
+                self.persist_consumer_group(&args.group_id, c);
                 return HeartbeatOutcome {
                     error: None,
                     message: None,
@@ -1621,12 +1646,13 @@ impl Coordinator {
         }
         c.refresh_target();
         let assignment = c.reconcile(&member_id);
-        let m = &c.members[&member_id];
+        let epoch = c.members[&member_id].epoch;
+        self.persist_consumer_group(&args.group_id, c);
         HeartbeatOutcome {
             error: None,
             message: None,
             member_id: member_id.clone(),
-            epoch: m.epoch,
+            epoch,
             interval_ms: self.config.consumer_heartbeat_interval_ms,
             assignment,
         }

@@ -51,11 +51,166 @@ pub struct MemberRecord {
     pub assignment: Vec<u8>,
 }
 
+/// A KIP-848 group's state: epochs, members with their epochs, subscriptions and assignments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerGroupRecord {
+    pub group_epoch: i32,
+    pub assignment_epoch: i32,
+    pub topic_partitions: Vec<(String, i32)>,
+    pub members: Vec<ConsumerMemberRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMemberRecord {
+    pub id: String,
+    pub instance_id: Option<String>,
+    pub rack_id: Option<String>,
+    pub client_id: String,
+    pub client_host: String,
+    pub epoch: i32,
+    pub previous_epoch: i32,
+    pub rebalance_timeout_ms: i32,
+    pub subscribed: Vec<String>,
+    pub regex: Option<String>,
+    pub assignor: Option<String>,
+    pub assigned: Vec<(String, i32)>,
+    pub target: Vec<(String, i32)>,
+}
+
 /// What a reload finds: the live offsets and the groups' last membership.
 #[derive(Debug, Default)]
 pub struct Loaded {
     pub offsets: LoadedOffsets,
     pub groups: Vec<(String, GroupRecord)>,
+    pub consumer_groups: Vec<(String, ConsumerGroupRecord)>,
+}
+
+fn put_opt_str(out: &mut Vec<u8>, s: &Option<String>) {
+    match s {
+        Some(s) => put_str(out, s),
+        None => out.extend_from_slice(&(-1i16).to_be_bytes()),
+    }
+}
+
+fn get_opt_str(bytes: &[u8], at: &mut usize) -> Option<Option<String>> {
+    let len = i16::from_be_bytes(bytes.get(*at..*at + 2)?.try_into().ok()?);
+    if len < 0 {
+        *at += 2;
+        return Some(None);
+    }
+    get_str(bytes, at).map(Some)
+}
+
+fn put_partitions(out: &mut Vec<u8>, ps: &[(String, i32)]) {
+    out.extend_from_slice(&(ps.len() as i32).to_be_bytes());
+    for (t, p) in ps {
+        put_str(out, t);
+        out.extend_from_slice(&p.to_be_bytes());
+    }
+}
+
+fn get_partitions(bytes: &[u8], at: &mut usize) -> Option<Vec<(String, i32)>> {
+    let n = get_i32(bytes, at)?;
+    let mut out = Vec::new();
+    for _ in 0..n.max(0) {
+        let t = get_str(bytes, at)?;
+        out.push((t, get_i32(bytes, at)?));
+    }
+    Some(out)
+}
+
+/// The key of a KIP-848 group's state (version 3, as Kafka's consumer group metadata key).
+pub fn encode_consumer_group_key(group: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(4 + group.len());
+    out.extend_from_slice(&3i16.to_be_bytes());
+    put_str(&mut out, group);
+    out
+}
+
+pub fn decode_consumer_group_key(bytes: &[u8]) -> Option<String> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    if version != 3 {
+        return None;
+    }
+    let mut at = 2;
+    get_str(bytes, &mut at)
+}
+
+pub fn encode_consumer_group_value(g: &ConsumerGroupRecord) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0i16.to_be_bytes());
+    out.extend_from_slice(&g.group_epoch.to_be_bytes());
+    out.extend_from_slice(&g.assignment_epoch.to_be_bytes());
+    put_partitions(&mut out, &g.topic_partitions);
+    out.extend_from_slice(&(g.members.len() as i32).to_be_bytes());
+    for m in &g.members {
+        put_str(&mut out, &m.id);
+        put_opt_str(&mut out, &m.instance_id);
+        put_opt_str(&mut out, &m.rack_id);
+        put_str(&mut out, &m.client_id);
+        put_str(&mut out, &m.client_host);
+        out.extend_from_slice(&m.epoch.to_be_bytes());
+        out.extend_from_slice(&m.previous_epoch.to_be_bytes());
+        out.extend_from_slice(&m.rebalance_timeout_ms.to_be_bytes());
+        out.extend_from_slice(&(m.subscribed.len() as i32).to_be_bytes());
+        for t in &m.subscribed {
+            put_str(&mut out, t);
+        }
+        put_opt_str(&mut out, &m.regex);
+        put_opt_str(&mut out, &m.assignor);
+        put_partitions(&mut out, &m.assigned);
+        put_partitions(&mut out, &m.target);
+    }
+    out
+}
+
+pub fn decode_consumer_group_value(bytes: &[u8]) -> Option<ConsumerGroupRecord> {
+    let version = i16::from_be_bytes(bytes.get(0..2)?.try_into().ok()?);
+    if version != 0 {
+        return None;
+    }
+    let mut at = 2;
+    let group_epoch = get_i32(bytes, &mut at)?;
+    let assignment_epoch = get_i32(bytes, &mut at)?;
+    let topic_partitions = get_partitions(bytes, &mut at)?;
+    let n = get_i32(bytes, &mut at)?;
+    let mut members = Vec::new();
+    for _ in 0..n.max(0) {
+        let id = get_str(bytes, &mut at)?;
+        let instance_id = get_opt_str(bytes, &mut at)?;
+        let rack_id = get_opt_str(bytes, &mut at)?;
+        let client_id = get_str(bytes, &mut at)?;
+        let client_host = get_str(bytes, &mut at)?;
+        let epoch = get_i32(bytes, &mut at)?;
+        let previous_epoch = get_i32(bytes, &mut at)?;
+        let rebalance_timeout_ms = get_i32(bytes, &mut at)?;
+        let count = get_i32(bytes, &mut at)?;
+        let mut subscribed = Vec::new();
+        for _ in 0..count.max(0) {
+            subscribed.push(get_str(bytes, &mut at)?);
+        }
+        members.push(ConsumerMemberRecord {
+            id,
+            instance_id,
+            rack_id,
+            client_id,
+            client_host,
+            epoch,
+            previous_epoch,
+            rebalance_timeout_ms,
+            subscribed,
+            regex: get_opt_str(bytes, &mut at)?,
+            assignor: get_opt_str(bytes, &mut at)?,
+            assigned: get_partitions(bytes, &mut at)?,
+            target: get_partitions(bytes, &mut at)?,
+        });
+    }
+    Some(ConsumerGroupRecord {
+        group_epoch,
+        assignment_epoch,
+        topic_partitions,
+        members,
+    })
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -329,6 +484,19 @@ impl OffsetStore {
         )
     }
 
+    /// Records a KIP-848 group's state (None: it has no members).
+    pub fn store_consumer_group(
+        &self,
+        group: &str,
+        record: Option<&ConsumerGroupRecord>,
+    ) -> io::Result<()> {
+        let value = record.map(encode_consumer_group_value);
+        self.write(
+            self.partition_for(group),
+            &[(encode_consumer_group_key(group), value)],
+        )
+    }
+
     /// Every live committed offset and every group's last membership, replaying each partition
     /// from its log start.
     pub fn load(&self) -> io::Result<Loaded> {
@@ -365,6 +533,7 @@ impl OffsetStore {
         Ok(Loaded {
             offsets: live.offsets.into_iter().collect(),
             groups: live.groups.into_iter().collect(),
+            consumer_groups: live.consumer_groups.into_iter().collect(),
         })
     }
 
@@ -374,7 +543,7 @@ impl OffsetStore {
     pub fn maybe_snapshot(
         &self,
         partition: i32,
-        live: impl FnOnce() -> Vec<(String, GroupOffsets, Option<GroupRecord>)>,
+        live: impl FnOnce() -> Vec<LiveGroup>,
     ) -> io::Result<()> {
         let handle = self.partition(partition)?;
         let records = {
@@ -387,19 +556,25 @@ impl OffsetStore {
         let groups = live();
         let live_count: u64 = groups
             .iter()
-            .map(|(_, e, g)| e.len() as u64 + u64::from(g.is_some()))
+            .map(|(_, e, g, c)| e.len() as u64 + u64::from(g.is_some()) + u64::from(c.is_some()))
             .sum();
         if records <= 2 * live_count {
             return Ok(());
         }
         let start = handle.log().log_end_offset();
         let mut all = Vec::with_capacity(live_count as usize);
-        for (group, entries, record) in &groups {
+        for (group, entries, record, consumer) in &groups {
             for ((topic, p), c) in entries {
                 all.push((encode_key(group, topic, *p), Some(encode_value(c))));
             }
             if let Some(record) = record {
                 all.push((encode_group_key(group), Some(encode_group_value(record))));
+            }
+            if let Some(consumer) = consumer {
+                all.push((
+                    encode_consumer_group_key(group),
+                    Some(encode_consumer_group_value(consumer)),
+                ));
             }
         }
         self.write(partition, &all)?;
@@ -417,11 +592,21 @@ impl OffsetStore {
     }
 }
 
+/// A group as a rewrite of the offsets topic keeps it: its offsets, classic membership and KIP-848
+/// state.
+pub type LiveGroup = (
+    String,
+    GroupOffsets,
+    Option<GroupRecord>,
+    Option<ConsumerGroupRecord>,
+);
+
 /// What a replay has found so far.
 #[derive(Default)]
 struct Live {
     offsets: std::collections::HashMap<(String, String, i32), Committed>,
     groups: std::collections::HashMap<String, GroupRecord>,
+    consumer_groups: std::collections::HashMap<String, ConsumerGroupRecord>,
 }
 
 fn apply_batch(bytes: &[u8], header: &BatchHeader, from: i64, live: &mut Live) {
@@ -435,6 +620,17 @@ fn apply_batch(bytes: &[u8], header: &BatchHeader, from: i64, live: &mut Live) {
         let Some(key_bytes) = r.key else {
             continue;
         };
+        if let Some(group) = decode_consumer_group_key(key_bytes) {
+            match r.value.and_then(decode_consumer_group_value) {
+                Some(g) => {
+                    live.consumer_groups.insert(group, g);
+                }
+                None => {
+                    live.consumer_groups.remove(&group);
+                }
+            }
+            continue;
+        }
         if let Some(group) = decode_group_key(key_bytes) {
             match r.value.and_then(decode_group_value) {
                 Some(g) => {
@@ -508,5 +704,34 @@ mod tests {
         );
         assert_eq!(decode_group_value(&encode_group_value(&g)), Some(g));
         assert_eq!(decode_key(&encode_group_key("grp")), None);
+        let c = ConsumerGroupRecord {
+            group_epoch: 5,
+            assignment_epoch: 5,
+            topic_partitions: vec![("t".into(), 4)],
+            members: vec![ConsumerMemberRecord {
+                id: "m".into(),
+                instance_id: Some("i".into()),
+                rack_id: None,
+                client_id: "c".into(),
+                client_host: "/h".into(),
+                epoch: 5,
+                previous_epoch: 4,
+                rebalance_timeout_ms: 1000,
+                subscribed: vec!["t".into()],
+                regex: None,
+                assignor: Some("range".into()),
+                assigned: vec![("t".into(), 0)],
+                target: vec![("t".into(), 0), ("t".into(), 1)],
+            }],
+        };
+        assert_eq!(
+            decode_consumer_group_key(&encode_consumer_group_key("cg")),
+            Some("cg".into())
+        );
+        assert_eq!(
+            decode_consumer_group_value(&encode_consumer_group_value(&c)),
+            Some(c)
+        );
+        assert_eq!(decode_group_key(&encode_consumer_group_key("cg")), None);
     }
 }
