@@ -1287,36 +1287,7 @@ fn a_stable_group_stays_stable_across_coordinator_restarts() {
         ms.iter().all(|m| assigned(m).len() == 2)
     });
     assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
-    let revocations = |events: &Recorder| {
-        events
-            .events()
-            .iter()
-            .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
-            .count()
-    };
-    let before = (revocations(&a_events), revocations(&b_events));
-    let (a_parts, b_parts) = (assigned(&a), assigned(&b));
-    for crash in [false, true] {
-        if crash {
-            broker.kill();
-        } else {
-            broker.stop();
-        }
-        broker.restart();
-        // Long enough for several heartbeats against the restarted coordinator.
-        poll_until(&[&a, &b], Duration::from_secs(3), |_, _| false);
-        assert_eq!(
-            (revocations(&a_events), revocations(&b_events)),
-            before,
-            "crash={crash}: a {:?}, b {:?}",
-            a_events.events(),
-            b_events.events()
-        );
-        assert_eq!(
-            (assigned(&a), assigned(&b)),
-            (a_parts.clone(), b_parts.clone())
-        );
-    }
+    keeps_partitions_across_restarts(&mut broker, [(&a, &a_events), (&b, &b_events)]);
     let state = strata(&[
         "groups",
         "--bootstrap-server",
@@ -1356,6 +1327,15 @@ fn a_kip_848_group_keeps_its_assignment_across_coordinator_restarts() {
         ms.iter().all(|m| assigned(m).len() == 2)
     });
     assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
+    keeps_partitions_across_restarts(&mut broker, [(&a, &a_events), (&b, &b_events)]);
+}
+
+/// Restarts the broker twice (clean, then kill -9) while `members` poll: none of them revokes a
+/// partition and each keeps what it had.
+fn keeps_partitions_across_restarts(
+    broker: &mut BrokerProcess,
+    members: [(&Member, &Recorder); 2],
+) {
     let revocations = |events: &Recorder| {
         events
             .events()
@@ -1363,8 +1343,9 @@ fn a_kip_848_group_keeps_its_assignment_across_coordinator_restarts() {
             .filter(|(kind, ps)| kind == "revoke" && !ps.is_empty())
             .count()
     };
-    let before = (revocations(&a_events), revocations(&b_events));
-    let (a_parts, b_parts) = (assigned(&a), assigned(&b));
+    let before: Vec<usize> = members.iter().map(|(_, e)| revocations(e)).collect();
+    let parts: Vec<BTreeSet<i32>> = members.iter().map(|(m, _)| assigned(m)).collect();
+    let consumers: Vec<&Member> = members.iter().map(|(m, _)| *m).collect();
     for crash in [false, true] {
         if crash {
             broker.kill();
@@ -1372,17 +1353,16 @@ fn a_kip_848_group_keeps_its_assignment_across_coordinator_restarts() {
             broker.stop();
         }
         broker.restart();
-        poll_until(&[&a, &b], Duration::from_secs(3), |_, _| false);
+        // Long enough for several heartbeats against the restarted coordinator.
+        poll_until(&consumers, Duration::from_secs(3), |_, _| false);
+        let after: Vec<usize> = members.iter().map(|(_, e)| revocations(e)).collect();
         assert_eq!(
-            (revocations(&a_events), revocations(&b_events)),
+            after,
             before,
-            "crash={crash}: a {:?}, b {:?}",
-            a_events.events(),
-            b_events.events()
+            "crash={crash}: {:?}",
+            members.iter().map(|(_, e)| e.events()).collect::<Vec<_>>()
         );
-        assert_eq!(
-            (assigned(&a), assigned(&b)),
-            (a_parts.clone(), b_parts.clone())
-        );
+        let now: Vec<BTreeSet<i32>> = members.iter().map(|(m, _)| assigned(m)).collect();
+        assert_eq!(now, parts, "crash={crash}");
     }
 }
