@@ -260,6 +260,11 @@ struct MappedFile {
     /// raise SIGBUS.
     limit: AtomicU64,
     map_sync: bool,
+    /// The byte range written since the last sync: msync covers only that, not the whole
+    /// mapping (a segment's flush runs once per produce request under `flush.messages=1`).
+    unsynced: std::sync::Mutex<Option<(usize, usize)>>,
+    /// Bytes were zeroed through the descriptor (hole punching): the next sync is an fdatasync.
+    zeroed: AtomicBool,
 }
 
 // SAFETY: the mapping is owned by the MappedFile and unmapped only in Drop; writes go through
@@ -314,6 +319,8 @@ impl MappedFile {
             map_len: len,
             limit: AtomicU64::new(len as u64),
             map_sync,
+            unsynced: std::sync::Mutex::new(None),
+            zeroed: AtomicBool::new(false),
         })
     }
 }
@@ -346,14 +353,48 @@ impl IoFile for MappedFile {
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr.add(at), b.len()) };
             at += b.len();
         }
+        let mut unsynced = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
+        *unsynced = Some(match *unsynced {
+            Some((from, to)) => (from.min(pos as usize), to.max(at)),
+            None => (pos as usize, at),
+        });
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
-        if !self.ptr.is_null() {
-            // SAFETY: the whole mapping made in `open`.
-            unsafe {
-                rustix::mm::msync(self.ptr.cast(), self.map_len, rustix::mm::MsyncFlags::SYNC)?
-            };
+        if self.zeroed.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.file.sync_data() {
+                self.zeroed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        }
+        let range = self
+            .unsynced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let Some((from, to)) = range else {
+            return Ok(());
+        };
+        // msync wants a page-aligned start.
+        let page = rustix::param::page_size();
+        let start = from / page * page;
+        let len = to.min(self.map_len) - start;
+        // SAFETY: [start, start + len) lies within the mapping made in `open`.
+        let synced = unsafe {
+            rustix::mm::msync(
+                self.ptr.add(start).cast(),
+                len,
+                rustix::mm::MsyncFlags::SYNC,
+            )
+        };
+        if let Err(e) = synced {
+            // Not synced: the range stays due.
+            let mut unsynced = self.unsynced.lock().unwrap_or_else(|e| e.into_inner());
+            *unsynced = Some(match *unsynced {
+                Some((f, t)) => (f.min(from), t.max(to)),
+                None => (from, to),
+            });
+            return Err(e.into());
         }
         Ok(())
     }
@@ -384,7 +425,9 @@ impl IoFile for MappedFile {
         Some(self.limit.load(Ordering::SeqCst))
     }
     fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
-        punch_and_reserve(&self.file, from, to)
+        punch_and_reserve(&self.file, from, to)?;
+        self.zeroed.store(true, Ordering::SeqCst);
+        Ok(())
     }
 }
 
