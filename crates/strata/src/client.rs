@@ -113,3 +113,8 @@ impl Client {
         Ok(response)
     }
 }
+
+/// Kafka's name of an error code (`UnknownTopicOrPartition`, ...), if it is a known one.
+pub fn error_name(code: i16) -> Option<String> {
+    kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}"))
+}

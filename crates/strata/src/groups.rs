@@ -13,7 +13,6 @@ use kafka_protocol::messages::offset_commit_request::{
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::ResponseError;
 
 use crate::client::Client;
 
@@ -64,9 +63,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn error_name(code: i16) -> String {
-    ResponseError::try_from_code(code)
-        .map(|e| format!("{e:?}"))
-        .unwrap_or_else(|| format!("error {code}"))
+    crate::client::error_name(code).unwrap_or_else(|| format!("error {code}"))
 }
 
 /// Parses `YYYY-MM-DDTHH:mm:SS[.sss]` (UTC) into milliseconds since the epoch.

@@ -47,9 +47,7 @@ pub struct TopicsArgs {
 }
 
 fn error_text(code: i16, message: Option<&StrBytes>) -> String {
-    let name = ResponseError::try_from_code(code)
-        .map(|e| format!("{e:?}"))
-        .unwrap_or_default();
+    let name = crate::client::error_name(code).unwrap_or_default();
     match message {
         Some(m) => format!("{name}: {}", m.as_str()),
         None => name,

@@ -683,6 +683,23 @@ fn group_requests_with_bad_input_get_kafka_errors() {
     });
 }
 
+/// Protocol clients connected to `addr`.
+async fn clients<const N: usize>(addr: &str) -> [strata::client::Client; N] {
+    let mut out = Vec::new();
+    for _ in 0..N {
+        out.push(strata::client::Client::connect(addr).await.unwrap());
+    }
+    out.try_into().ok().unwrap()
+}
+
+/// Sends a JoinGroup without a member id; returns the id it hands out (MEMBER_ID_REQUIRED).
+async fn handed_out_member_id(
+    c: &mut strata::client::Client,
+    join: kafka_protocol::messages::JoinGroupRequest,
+) -> String {
+    c.send(join).await.unwrap().member_id.to_string()
+}
+
 /// Commits `rounds` requests, each committing `partitions` partitions of `topic` for `group` as
 /// a simple (generation -1) committer; offset = round number.
 async fn commit_rounds(
@@ -999,24 +1016,13 @@ fn rebalance_timeout_initial_delay_max_size_and_oversized_metadata() {
     let rt = runtime();
     let broker = BrokerProcess::start(FAST_GROUPS);
     rt.block_on(async {
-        let mut c1 = strata::client::Client::connect(&broker.addr).await.unwrap();
-        let mut c2 = strata::client::Client::connect(&broker.addr).await.unwrap();
-        let id1 = c1
-            .send(join("slow", "", 1000, vec![]))
-            .await
-            .unwrap()
-            .member_id
-            .to_string();
+        let [mut c1, mut c2] = clients::<2>(&broker.addr).await;
+        let id1 = handed_out_member_id(&mut c1, join("slow", "", 1000, vec![])).await;
         let r = c1.send(join("slow", &id1, 1000, vec![])).await.unwrap();
         assert_eq!((r.error_code, r.generation_id), (0, 1));
         // A second member joins; the first never rejoins: after its rebalance timeout (1 s) the
         // new generation has only the second.
-        let id2 = c2
-            .send(join("slow", "", 1000, vec![]))
-            .await
-            .unwrap()
-            .member_id
-            .to_string();
+        let id2 = handed_out_member_id(&mut c2, join("slow", "", 1000, vec![])).await;
         let started = Instant::now();
         let hb = |member: &str, generation: i32| {
             HeartbeatRequest::default()
@@ -1079,14 +1085,8 @@ fn rebalance_timeout_initial_delay_max_size_and_oversized_metadata() {
         "group.max.size=1",
     ]);
     rt.block_on(async {
-        let mut c1 = strata::client::Client::connect(&broker.addr).await.unwrap();
-        let mut c2 = strata::client::Client::connect(&broker.addr).await.unwrap();
-        let id1 = c1
-            .send(join("small", "", 5000, vec![]))
-            .await
-            .unwrap()
-            .member_id
-            .to_string();
+        let [mut c1, mut c2] = clients::<2>(&broker.addr).await;
+        let id1 = handed_out_member_id(&mut c1, join("small", "", 5000, vec![])).await;
         let started = Instant::now();
         let r = c1.send(join("small", &id1, 5000, vec![])).await.unwrap();
         assert_eq!(r.error_code, 0);

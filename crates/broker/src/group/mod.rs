@@ -799,8 +799,11 @@ impl Coordinator {
 
     /// Writes a group's membership when it changed: its members once Stable, none once empty.
     fn persist_membership(&self, group: &mut Group) {
+        if !group.membership_dirty {
+            return;
+        }
         let record = group.record();
-        if !group.membership_dirty || (record.is_none() && !group.is_empty()) {
+        if record.is_none() && !group.is_empty() {
             // Mid-rebalance states are not kept: a restart then brings back the last Stable one.
             return;
         }
