@@ -346,6 +346,8 @@ def tier_broker(kind, throttle=None, first_bytes=4 << 30, extra=()):
 
 
 SYNC_PROPS = ["acks=1", "linger.ms=0", "batch.size=16384"]
+# One record per request, one request in flight: every record waits for its own sync.
+SYNC_ONE_PROPS = ["acks=1", "linger.ms=0", "max.in.flight.requests.per.connection=1", "batch.num.messages=1"]
 SEGMENT_64M = "log.segment.bytes=67108864"
 
 
@@ -363,6 +365,18 @@ def scenario_tier_sync(results):
                 try:
                     create_topic(broker, "durable", 1)
                     r = producer_perf(broker, "durable", n(50_000), 1024, SYNC_PROPS)
+                    out.setdefault(name, []).append(r)
+                    log(f"{name}: {r['records_per_s']:.0f} records/s")
+                finally:
+                    broker.stop()
+        # Every record synced on its own: the sync's cost shows undiluted by batching.
+        for _ in range(RUNS):
+            for name, kind in [("file-disk-one", "file"), ("pmem-shm-one", "pmem")]:
+                broker = tier_broker(kind, None, first_bytes=1 << 30,
+                                     extra=["log.flush.interval.messages=1", SEGMENT_64M])
+                try:
+                    create_topic(broker, "durable", 1)
+                    r = producer_perf(broker, "durable", n(20_000), 1024, SYNC_ONE_PROPS)
                     out.setdefault(name, []).append(r)
                     log(f"{name}: {r['records_per_s']:.0f} records/s")
                 finally:
@@ -612,6 +626,18 @@ def draw_svg(report, path):
 TIER_KEYS = ("tier-sync", "tier-migration", "tier-burst")
 
 
+def replace_block(begin, end, generated, heading):
+    """Puts `generated` (which starts with `begin` and ends with `end`) in docs/BENCHMARKS.md in
+    place of the block between those markers, or appends it under `heading`."""
+    text = open(OUT).read() if os.path.exists(OUT) else "# Benchmarks\n"
+    if begin in text and end in text:
+        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
+    else:
+        text += (f"\n{heading}\n\n" if heading else "\n") + generated + "\n"
+    with open(OUT, "w") as f:
+        f.write(text)
+
+
 def render_tiers(report):
     """The tier benchmarks' table and notes."""
     r, lim = report["results"], report["limits"]
@@ -635,6 +661,15 @@ def render_tiers(report):
         row(f"durable produce (flush.messages=1), {label}",
             f"strata producer-perf --num-records 50000 --record-size 1024 --producer-props {props}",
             "report", [x["records_per_s"] for x in sync.get(key, [])], "records/s")
+    one = " ".join(SYNC_ONE_PROPS)
+    for key, label in (("file-disk-one", "file channel, data disk as it is"), ("pmem-shm-one", "pmem channel, /dev/shm")):
+        row(f"durable produce, one record per request, {label}",
+            f"strata producer-perf --num-records 20000 --record-size 1024 --producer-props {one}",
+            "report", [x["records_per_s"] for x in sync.get(key, [])], "records/s")
+    if sync.get("pmem-shm-one") and sync.get("file-disk-one"):
+        ratios = [a["records_per_s"] / b["records_per_s"] for a, b in zip(sync["pmem-shm-one"], sync["file-disk-one"])]
+        row("durable produce, one record per request: pmem on /dev/shm / file on the data disk",
+            "(ratio of the runs above, pairwise)", ">= 5x", ratios, "x", digits=1, met=lambda m: m >= 5)
     if sync.get("pmem-shm") and sync.get("file-disk"):
         pm = [x["records_per_s"] for x in sync["pmem-shm"]]
         for key, label in (("file-disk", "the data disk as it is"), ("file-hdd", "the HDD-like disk")):
@@ -717,13 +752,7 @@ def write_tiers_markdown(report):
     draw_tiers_svg(report, os.path.join(ROOT, "docs", "tiers-burst.svg"))
     generated = (f"{begin}\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
                  f"Machine: {report['machine']}.\n\n{table}\n\n{notes}\n\n![burst timeline](tiers-burst.svg)\n{end}")
-    text = open(OUT).read()
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
-    else:
-        text += "\n## Tiers\n\n" + generated + "\n"
-    with open(OUT, "w") as f:
-        f.write(text)
+    replace_block(begin, end, generated, "## Tiers")
     log(f"wrote the tiers section of {OUT}")
 
 
@@ -742,13 +771,7 @@ def write_groups_markdown(report):
     begin, end = "<!-- groups:begin -->", "<!-- groups:end -->"
     generated = (f"{begin}\n_Run on {report['date']}, {RUNS} runs, "
                  f"`python3 bench/run.py groups-reload`._\n\n" + "\n".join(rows) + f"\n{end}")
-    text = open(OUT).read()
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
-    else:
-        text += "\n## Consumer groups: reloading committed offsets\n\n" + generated + "\n"
-    with open(OUT, "w") as f:
-        f.write(text)
+    replace_block(begin, end, generated, "## Consumer groups: reloading committed offsets")
     log(f"wrote the groups section of {OUT}")
 
 
@@ -758,13 +781,7 @@ def write_markdown(report):
     draw_svg(report, os.path.join(ROOT, "docs", "benchmarks.svg"))
     generated = (f"{begin}\n![throughput per scenario](benchmarks.svg)\n\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
                  f"Machine: {report['machine']}.\n\nLimits measured in the same run:\n\n{limits}\n\n{table}\n\n{notes}\n{end}")
-    text = open(OUT).read() if os.path.exists(OUT) else f"# Benchmarks\n\n{begin}\n{end}\n"
-    if begin in text and end in text:
-        text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
-    else:
-        text += "\n" + generated + "\n"
-    with open(OUT, "w") as f:
-        f.write(text)
+    replace_block(begin, end, generated, "")
     log(f"wrote {OUT}")
 
 
