@@ -2,9 +2,10 @@
 //! answer by `acks`.
 //!
 //! The append happens here, in the connection's reader, so a connection's produce requests reach
-//! the log in the order they were sent. A flush that `flush.messages` asks for runs afterwards on
-//! the blocking pool, outside the partition lock; the response waits for it (group commit: one
-//! sync covers everything appended before it). acks=0 gets no response; if any partition failed,
+//! the log in the order they were sent. A flush that `flush.messages` asks for runs afterwards,
+//! outside the partition lock: on the blocking pool, or right here when its syncs are memory
+//! operations (a PMEM tier); the response waits for it (group commit: one sync covers
+//! everything appended before it). acks=0 gets no response; if any partition failed,
 //! the connection is closed instead, as Kafka does, so the producer learns of the failure.
 
 use std::sync::Arc;
@@ -112,6 +113,12 @@ pub fn handle(
     if appended {
         broker.appended.notify_waiters();
     }
+    // Syncs in memory (a PMEM tier) cost less than a hop to a blocking thread: run them here.
+    let synced_here = flushes.iter().all(|(_, job)| job.is_cheap());
+    if synced_here && !run_flushes(std::mem::take(&mut flushes)) {
+        mark_storage_error(&mut response);
+        any_error = true;
+    }
     if acks == 0 {
         if !flushes.is_empty() {
             tokio::task::spawn_blocking(move || run_flushes(flushes));
@@ -130,16 +137,22 @@ pub fn handle(
             .await
             .unwrap_or(false);
         if !ok {
-            for t in &mut response.responses {
-                for p in &mut t.partition_responses {
-                    if p.error_code == 0 {
-                        p.error_code = ResponseError::KafkaStorageError.code();
-                    }
-                }
-            }
+            mark_storage_error(&mut response);
         }
         ctx.encode(&response).ok()
     })))
+}
+
+/// A failed sync fails every partition that had no error of its own: what was appended is not
+/// known to be durable.
+fn mark_storage_error(response: &mut ProduceResponse) {
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            if p.error_code == 0 {
+                p.error_code = ResponseError::KafkaStorageError.code();
+            }
+        }
+    }
 }
 
 fn run_flushes(flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)>) -> bool {

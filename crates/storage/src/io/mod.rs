@@ -40,6 +40,12 @@ pub trait IoFile: Send + Sync + Debug {
     fn is_mapped(&self) -> bool {
         false
     }
+    /// Whether `sync_data` costs no more than a memory operation: the file lives in memory
+    /// (tmpfs, ramfs) or is mapped with MAP_SYNC (a sync flushes CPU cache lines). Such a sync
+    /// runs where it is asked for; handing it to a blocking thread would cost more than the sync.
+    fn sync_is_cheap(&self) -> bool {
+        false
+    }
     /// The largest position a write may reach, when the file cannot grow by writing (a
     /// mapping); None: unbounded.
     fn write_limit(&self) -> Option<u64> {
@@ -59,6 +65,21 @@ pub trait IoFile: Send + Sync + Debug {
             if buf[..n].iter().any(|b| *b != 0) {
                 self.write_vectored_at(&[&zeros[..n]], at)?;
             }
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Writes zeros over `[from, to)`, whatever is there: afterwards every block of the range
+    /// is written, so later writes into it neither fault in fresh zeroed pages (tmpfs, DAX) nor
+    /// convert unwritten extents at their sync.
+    fn write_zeros(&self, from: u64, to: u64) -> io::Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK as usize];
+        let mut at = from;
+        while at < to {
+            let n = CHUNK.min(to - at) as usize;
+            self.write_vectored_at(&[&zeros[..n]], at)?;
             at += n as u64;
         }
         Ok(())
@@ -136,6 +157,22 @@ pub struct RealIo;
 #[derive(Debug)]
 struct RealFile {
     file: File,
+    in_memory: bool,
+}
+
+/// Whether the file lives on a filesystem with no device behind it (tmpfs, ramfs), where a sync
+/// has nothing to write.
+fn in_memory_fs(file: &File) -> bool {
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    rustix::fs::fstatfs(file.as_fd())
+        // f_type's integer type differs between architectures.
+        .map(|s| {
+            #[allow(clippy::unnecessary_cast)]
+            let kind = s.f_type as i64;
+            matches!(kind, TMPFS_MAGIC | RAMFS_MAGIC)
+        })
+        .unwrap_or(false)
 }
 
 impl IoFile for RealFile {
@@ -199,6 +236,9 @@ impl IoFile for RealFile {
     fn zero_range(&self, from: u64, to: u64) -> io::Result<()> {
         punch_and_reserve(&self.file, from, to)
     }
+    fn sync_is_cheap(&self) -> bool {
+        self.in_memory
+    }
 }
 
 fn allocate(file: &File, len: u64) -> io::Result<()> {
@@ -260,12 +300,19 @@ struct MappedFile {
     /// raise SIGBUS.
     limit: AtomicU64,
     map_sync: bool,
+    in_memory: bool,
     /// The byte range written since the last sync: msync covers only that, not the whole
     /// mapping (a segment's flush runs once per produce request under `flush.messages=1`).
     unsynced: std::sync::Mutex<Option<(usize, usize)>>,
     /// Bytes were zeroed through the descriptor (hole punching): the next sync is an fdatasync.
     zeroed: AtomicBool,
+    /// The mapping's page table is filled up to here (MADV_POPULATE_WRITE, a few MiB ahead of the
+    /// writes): one call instead of a page fault per 4 KiB page written.
+    populated: AtomicU64,
 }
+
+/// How far ahead of the write position the mapping's pages are populated.
+const POPULATE_AHEAD: u64 = 4 << 20;
 
 // SAFETY: the mapping is owned by the MappedFile and unmapped only in Drop; writes go through
 // `write_vectored_at`, which the log calls from one appender at a time for disjoint, in-bounds
@@ -314,6 +361,7 @@ impl MappedFile {
             } as *mut u8;
         }
         Ok(MappedFile {
+            in_memory: in_memory_fs(&file),
             file,
             ptr,
             map_len: len,
@@ -321,7 +369,30 @@ impl MappedFile {
             map_sync,
             unsynced: std::sync::Mutex::new(None),
             zeroed: AtomicBool::new(false),
+            populated: AtomicU64::new(0),
         })
+    }
+
+    /// Populates the mapping's pages from where it was populated to past `end`.
+    fn populate_through(&self, end: u64, limit: u64) {
+        let from = self.populated.load(Ordering::Relaxed);
+        if end <= from {
+            return;
+        }
+        let page = rustix::param::page_size() as u64;
+        let start = from / page * page;
+        let to = (end + POPULATE_AHEAD).min(limit);
+        // SAFETY: [start, to) lies within the mapping and the file (to <= limit).
+        let advised = unsafe {
+            rustix::mm::madvise(
+                self.ptr.add(start as usize).cast(),
+                (to - start) as usize,
+                rustix::mm::Advice::LinuxPopulateWrite,
+            )
+        };
+        // A kernel without MADV_POPULATE_WRITE: the writes fault their pages in.
+        let to = if advised.is_ok() { to } else { limit };
+        self.populated.store(to, Ordering::Relaxed);
     }
 }
 
@@ -347,6 +418,7 @@ impl IoFile for MappedFile {
                 format!("write of {total} bytes at {pos} passes the end ({limit}) of a mapped segment file"),
             ));
         }
+        self.populate_through(pos + total, limit);
         let mut at = pos as usize;
         for b in bufs {
             // SAFETY: [at, at + len) lies within the mapping and the file (checked above).
@@ -421,6 +493,10 @@ impl IoFile for MappedFile {
     fn is_mapped(&self) -> bool {
         true
     }
+    fn sync_is_cheap(&self) -> bool {
+        // Under MAP_SYNC, a hole punched since the last sync makes that sync an fdatasync.
+        self.in_memory || (self.map_sync && !self.zeroed.load(Ordering::SeqCst))
+    }
     fn write_limit(&self) -> Option<u64> {
         Some(self.limit.load(Ordering::SeqCst))
     }
@@ -438,7 +514,10 @@ impl Io for RealIo {
             .write(true)
             .create(create)
             .open(path)?;
-        Ok(Arc::new(RealFile { file }))
+        Ok(Arc::new(RealFile {
+            in_memory: in_memory_fs(&file),
+            file,
+        }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         std::fs::create_dir_all(path)
@@ -585,6 +664,14 @@ impl IoFile for FaultyFile {
     fn is_mapped(&self) -> bool {
         self.inner.is_mapped()
     }
+    fn sync_is_cheap(&self) -> bool {
+        self.inner.sync_is_cheap()
+    }
+    fn write_zeros(&self, from: u64, to: u64) -> io::Result<()> {
+        // Overwrites blocks the file already has: no space is taken.
+        self.faults.charge(0)?;
+        self.inner.write_zeros(from, to)
+    }
     fn write_limit(&self) -> Option<u64> {
         self.inner.write_limit()
     }
@@ -650,6 +737,62 @@ mod tests {
         let mut buf = [0u8; 8];
         f.read_exact_at(&mut buf, 0).unwrap();
         assert_eq!(&buf, b"\0\0\0abcde");
+    }
+
+    /// Whether the page at `addr` is in this process's page table (/proc/self/pagemap, bit 63).
+    fn page_present(addr: usize) -> bool {
+        let pagemap = File::open("/proc/self/pagemap").unwrap();
+        let mut entry = [0u8; 8];
+        let page = rustix::param::page_size();
+        pagemap
+            .read_exact_at(&mut entry, (addr / page * 8) as u64)
+            .unwrap();
+        u64::from_le_bytes(entry) >> 63 == 1
+    }
+
+    #[test]
+    fn syncs_of_files_in_memory_are_cheap_and_of_files_on_disk_are_not() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let f = shm.path().join("f");
+        let file = RealIo.open(&f, true).unwrap();
+        file.allocate(1 << 16).unwrap();
+        assert!(file.sync_is_cheap());
+        assert!(RealIo.open_mapped(&f).unwrap().sync_is_cheap());
+        let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let f = disk.path().join("f");
+        let file = RealIo.open(&f, true).unwrap();
+        file.allocate(1 << 16).unwrap();
+        assert!(!file.sync_is_cheap());
+        assert!(!RealIo.open_mapped(&f).unwrap().sync_is_cheap());
+    }
+
+    #[test]
+    fn mapped_writes_populate_the_pages_ahead_instead_of_faulting_on_each() {
+        const LEN: u64 = 16 << 20;
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let f = shm.path().join("f");
+        let file = RealIo.open(&f, true).unwrap();
+        file.allocate(LEN).unwrap();
+        file.write_zeros(0, LEN).unwrap();
+        let mapped = MappedFile::open(&f).unwrap();
+        let base = mapped.ptr as usize;
+        let ahead = POPULATE_AHEAD as usize;
+        assert!(!page_present(base));
+        let chunk = vec![7u8; 16 << 10];
+        mapped.write_vectored_at(&[&chunk], 0).unwrap();
+        // Pages no write has touched yet are already mapped, as far as POPULATE_AHEAD...
+        assert!(page_present(base + ahead - 4096));
+        // ...and no further.
+        assert!(!page_present(base + 2 * ahead));
+        for at in (chunk.len() as u64..LEN).step_by(chunk.len()) {
+            mapped.write_vectored_at(&[&chunk], at).unwrap();
+        }
+        assert!(page_present(base + LEN as usize - 4096));
+        mapped.sync_data().unwrap();
+        let mut back = vec![0u8; chunk.len()];
+        file.read_exact_at(&mut back, LEN - chunk.len() as u64)
+            .unwrap();
+        assert_eq!(back, chunk);
     }
 
     #[test]

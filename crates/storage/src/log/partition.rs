@@ -62,6 +62,12 @@ pub struct FlushJob {
 }
 
 impl FlushJob {
+    /// Whether every sync of the job costs no more than a memory operation (see
+    /// [`IoFile::sync_is_cheap`]), so the job may run on the request's own thread.
+    pub fn is_cheap(&self) -> bool {
+        self.files.iter().all(|f| f.sync_is_cheap())
+    }
+
     pub fn run(&self) -> io::Result<()> {
         for f in &self.files {
             f.sync_data()?;

@@ -1,10 +1,12 @@
 //! The pool of pre-allocated segment files of the `pmem` channel.
 //!
 //! At first start `log.pmem.pool.ratio` x capacity / `segment.bytes` files of `segment.bytes`
-//! each are allocated in the tier directory; a new segment takes one as its `.log`, a deleted
-//! segment gives it back. A file is zeroed before it is handed out again, so recovery, which reads
-//! batches until the first one that does not check out, can never take a previous owner's batches
-//! for data.
+//! each are allocated in the tier directory and written with zeros (so a producer's writes into
+//! them never wait for the filesystem to allocate or zero a page: the pool takes that cost at
+//! first start); a new segment takes one as its `.log`, a deleted segment gives it back. A file is
+//! zeroed (written with zeros, in the background) before it is handed out again, so recovery,
+//! which reads batches until the first one that does not check out, can never take a previous
+//! owner's batches for data.
 //!
 //! ```text
 //! <tier dir>/.pool/
@@ -137,12 +139,18 @@ impl SegmentPool {
         if meta.is_none() {
             // First start (or an interrupted one): allocate the files still missing.
             let have = state.free.len();
-            for _ in have..count {
+            let mut reported = Instant::now();
+            for made in have..count {
+                if reported.elapsed() >= Duration::from_secs(5) {
+                    reported = Instant::now();
+                    tracing::info!(pool = %dir.display(), made, count, "writing the segment pool's files");
+                }
                 let id = state.next_id;
                 state.next_id += 1;
                 let temp = dir.join(format!("new-{id}"));
                 let file = io.open(&temp, true)?;
                 file.allocate(file_bytes)?;
+                file.write_zeros(0, file_bytes)?;
                 file.sync_data()?;
                 drop(file);
                 io.rename(&temp, &dir.join(format!("free-{id}")))?;
@@ -196,8 +204,8 @@ impl SegmentPool {
         let dest_dir = dest.parent().unwrap_or(Path::new("."));
         let id = self.lock().free.pop();
         let Some(id) = id else {
-            // The pool is exhausted: the segment gets a file of its own, allocated the same way;
-            // given back later, it joins the pool.
+            // The pool is exhausted: the segment gets a file of its own, allocated (not written:
+            // this is the producer's path); given back later, it joins the pool.
             let file = self.io.open(dest, true)?;
             file.set_len(0)?;
             file.allocate(self.file_bytes)?;
@@ -242,11 +250,9 @@ impl SegmentPool {
     fn clean(&self, id: u64) -> io::Result<()> {
         let dirty = self.dir.join(format!("dirty-{id}"));
         let file = self.io.open(&dirty, false)?;
-        let len = file.len()?;
-        file.zero_range(0, len)?;
-        if len < self.file_bytes {
-            file.allocate(self.file_bytes)?;
-        }
+        let len = file.len()?.max(self.file_bytes);
+        file.allocate(len)?;
+        file.write_zeros(0, len)?;
         file.sync_data()?;
         drop(file);
         self.io
@@ -522,5 +528,40 @@ mod tests {
         b.delete(&io).unwrap();
         while pool.clean_one().unwrap() {}
         assert_eq!(pool.free_count(), 2);
+    }
+
+    /// Where the first hole of `path` starts (tmpfs counts allocated but never written pages as
+    /// a hole): the file's length when every block is written.
+    fn first_hole(path: &Path) -> u64 {
+        let file = std::fs::File::open(path).unwrap();
+        rustix::fs::seek(&file, rustix::fs::SeekFrom::Hole(0)).unwrap()
+    }
+
+    #[test]
+    fn pool_files_are_written_with_zeros_when_made_and_when_cleaned() {
+        const BYTES: u64 = 1 << 20;
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let io: Arc<dyn Io> = Arc::new(crate::io::RealIo);
+        let (pool, report) = SegmentPool::open(io.clone(), shm.path(), BYTES, 2).unwrap();
+        assert_eq!(report.created, 2);
+        let pool_dir = shm.path().join(POOL_DIR);
+        for id in 0..2 {
+            assert_eq!(first_hole(&pool_dir.join(format!("free-{id}"))), BYTES);
+        }
+        let part = shm.path().join("t-0");
+        io.create_dir_all(&part).unwrap();
+        let mode = FileMode {
+            mapped: true,
+            preallocate: Some(BYTES),
+            pool: Some(pool.clone()),
+        };
+        let mut segment = Segment::create(&*io, &part, 0, LIMITS, &mode).unwrap();
+        fill(&mut segment, 5, "old").unwrap();
+        // A hole punched where the segment was written would be zeros too, but unwritten.
+        segment.delete(&*io).unwrap();
+        assert!(pool.clean_one().unwrap());
+        let cleaned = pool_dir.join("free-2");
+        assert_eq!(first_hole(&cleaned), BYTES);
+        assert!(std::fs::read(&cleaned).unwrap().iter().all(|b| *b == 0));
     }
 }
