@@ -50,6 +50,17 @@ struct Task {
     down: bool,
 }
 
+impl Task {
+    /// The segment moved: its key in [`InFlight`].
+    fn key(&self) -> SegmentKey {
+        (
+            self.partition.topic.clone(),
+            self.partition.index,
+            self.base_offset,
+        )
+    }
+}
+
 pub struct Migrator {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
@@ -64,9 +75,10 @@ impl std::fmt::Debug for Migrator {
     }
 }
 
-/// Paces copies to a byte rate shared by all workers.
 /// Moves queued or under way: (topic, partition, base offset) -> (bytes, moving down).
-type InFlight = HashMap<(String, i32, i64), (u64, bool)>;
+type InFlight = HashMap<SegmentKey, (u64, bool)>;
+/// (topic, partition, base offset).
+type SegmentKey = (String, i32, i64);
 
 /// The bound on migration bandwidth, shared by every worker: each copied chunk books its time at
 /// `rate` on one clock and the worker sleeps until then. Idle time earns no credit, so a migration
@@ -146,11 +158,7 @@ impl Migrator {
                 };
                 match task {
                     Ok(task) => {
-                        let key = (
-                            task.partition.topic.clone(),
-                            task.partition.index,
-                            task.base_offset,
-                        );
+                        let key = task.key();
                         if let Some(manager) = manager.upgrade() {
                             run_task(&manager, &task, stats, pacer);
                         }
@@ -179,8 +187,18 @@ impl Migrator {
                             return;
                         };
                         for task in plan(&manager, &config.policy, &in_flight) {
-                            if queue.try_send(task).is_err() {
-                                break;
+                            if let Err(
+                                mpsc::TrySendError::Full(task)
+                                | mpsc::TrySendError::Disconnected(task),
+                            ) = queue.try_send(task)
+                            {
+                                // Queue full: this move waits for a later tick. It must not
+                                // stay counted as under way, or the planner would take it
+                                // for done and never plan it (nor the shortfall) again.
+                                in_flight
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .remove(&task.key());
                             }
                         }
                     }
@@ -309,10 +327,7 @@ fn plan(manager: &LogManager, policy: &MigrationPolicy, in_flight: &Mutex<InFlig
     }
     let mut busy = in_flight.lock().unwrap_or_else(|e| e.into_inner());
     for (t, bytes) in tasks.iter().zip(sizes) {
-        busy.insert(
-            (t.partition.topic.clone(), t.partition.index, t.base_offset),
-            (bytes, t.down),
-        );
+        busy.insert(t.key(), (bytes, t.down));
     }
     tasks
 }
