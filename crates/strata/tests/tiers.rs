@@ -19,6 +19,16 @@ fn logs_in(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
+/// Values of about 1 kB numbered by `numbers`, each starting with its number: `0042-ffff...`.
+fn numbered_records(numbers: std::ops::Range<usize>, fill: char) -> Vec<KeyValue> {
+    numbers
+        .map(|i| {
+            let value = format!("{i:04}-{}", fill.to_string().repeat(1000));
+            (None, Some(value.into_bytes()))
+        })
+        .collect()
+}
+
 /// Bytes of the `.log` files in `dir`.
 fn log_bytes_in(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -94,14 +104,7 @@ fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
         &[("segment.bytes", "50000")],
     );
     let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
-    let records: Vec<KeyValue> = (0..600)
-        .map(|i| {
-            (
-                None,
-                Some(format!("{i:04}-{}", "t".repeat(1000)).into_bytes()),
-            )
-        })
-        .collect();
+    let records = numbered_records(0..600, 't');
     for chunk in records.chunks(20) {
         produce(&rt, &producer, "tiered", 0, chunk);
     }
@@ -254,14 +257,7 @@ fn migration_keeps_the_first_tier_at_the_threshold_while_clients_run_and_survive
         &[("linger.ms", "0"), ("batch.size", "8192"), ("acks", "all")],
     );
     let consumer = consumer(&broker.addr, &[]);
-    let records: Vec<KeyValue> = (0..800)
-        .map(|i| {
-            (
-                None,
-                Some(format!("{i:04}-{}", "m".repeat(1000)).into_bytes()),
-            )
-        })
-        .collect();
+    let records = numbered_records(0..800, 'm');
     // Produce and consume at the same time while segments move.
     let mut tpl = rdkafka::TopicPartitionList::new();
     tpl.add_partition_offset("moving", 0, rdkafka::Offset::Offset(0))
@@ -513,14 +509,7 @@ fn segments_move_back_up_when_the_first_tier_has_room() {
     let (mut broker, fast, slow) = migrating_broker(tiers.path());
     let rt = runtime();
     let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
-    let records: Vec<KeyValue> = (0..600)
-        .map(|i| {
-            (
-                None,
-                Some(format!("{i:04}-{}", "u".repeat(1000)).into_bytes()),
-            )
-        })
-        .collect();
+    let records = numbered_records(0..600, 'u');
     for chunk in records.chunks(20) {
         produce(&rt, &producer, "moving", 0, chunk);
     }
@@ -608,14 +597,7 @@ fn segments_move_back_up_when_the_first_tier_has_room() {
     // Then a producer adds 100 records (the first tier passes its band again, so segments move
     // down) while the consumer goes on: every record once, in order.
     let producer = common::producer(&broker.addr, &[("linger.ms", "0")]);
-    let more: Vec<KeyValue> = (600..700)
-        .map(|i| {
-            (
-                None,
-                Some(format!("{i:04}-{}", "u".repeat(1000)).into_bytes()),
-            )
-        })
-        .collect();
+    let more = numbered_records(600..700, 'u');
     for chunk in more.chunks(10) {
         produce(&rt, &producer, "moving", 0, chunk);
         read_up_to(seen.len() + 1, &mut seen);
@@ -658,14 +640,7 @@ fn a_backlog_of_moves_longer_than_the_migration_queue_drains_completely() {
         &[("segment.bytes", "16000")],
     );
     let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
-    let records: Vec<KeyValue> = (0..3500)
-        .map(|i| {
-            (
-                None,
-                Some(format!("{i:04}-{}", "b".repeat(1000)).into_bytes()),
-            )
-        })
-        .collect();
+    let records = numbered_records(0..3500, 'b');
     for chunk in records.chunks(100) {
         produce(&rt, &producer, "backlog", 0, chunk);
     }
