@@ -55,6 +55,23 @@ impl ConsumerContext for Recorder {
 
 type Member = BaseConsumer<Recorder>;
 
+/// A member of `group` subscribed to `topic` that has read its first `records` records.
+fn member_that_read(
+    addr: &str,
+    group: &str,
+    extra: &[(&str, &str)],
+    topic: &str,
+    records: usize,
+) -> Member {
+    let (m, _) = member(addr, group, extra);
+    m.subscribe(&[topic]).unwrap();
+    let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| {
+        got[0].len() == records
+    });
+    assert!(ok, "{group} read {records} records of {topic}");
+    m
+}
+
 fn member(addr: &str, group: &str, extra: &[(&str, &str)]) -> (Member, Recorder) {
     let recorder = Recorder::default();
     let mut config = ClientConfig::new();
@@ -211,10 +228,7 @@ fn members_split_partitions_and_take_over_when_one_leaves_or_dies() {
 fn committed_offsets_survive_a_restart_and_kill_dash_nine() {
     let mut broker = broker_with_records("commits", 2, 20);
     {
-        let (m, _) = member(&broker.addr, "keepers", &[]);
-        m.subscribe(&["commits"]).unwrap();
-        let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 40);
-        assert!(ok);
+        let m = member_that_read(&broker.addr, "keepers", &[], "commits", 40);
         commit_at(&m, "commits", &[(0, 12), (1, 7)]);
         let committed = m.committed(Duration::from_secs(5)).unwrap();
         let offsets: BTreeMap<i32, i64> = committed
@@ -357,10 +371,7 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     let rt = runtime();
     create_topic(&rt, b, "lagging", 2, &[]);
     produce_spread(b, "lagging", 2, 5);
-    let (m, _) = member(b, "watched", &[("client.id", "watcher")]);
-    m.subscribe(&["lagging"]).unwrap();
-    let (ok, _) = poll_until(&[&m], Duration::from_secs(30), |_, got| got[0].len() == 10);
-    assert!(ok);
+    let m = member_that_read(b, "watched", &[("client.id", "watcher")], "lagging", 10);
     commit_at(&m, "lagging", &[(0, 3), (1, 5)]);
 
     let (ok, out, err) = strata(&["groups", "--bootstrap-server", b, "--list"]);
@@ -883,10 +894,7 @@ fn reload_time_of_a_million_commits() {
 #[test]
 fn members_rejoin_after_a_coordinator_restart_mid_rebalance() {
     let mut broker = broker_with_records("restart", 4, 5);
-    let (a, _) = member(&broker.addr, "restarting", &[]);
-    a.subscribe(&["restart"]).unwrap();
-    let (ok, _) = poll_until(&[&a], Duration::from_secs(30), |_, got| got[0].len() == 20);
-    assert!(ok);
+    let a = member_that_read(&broker.addr, "restarting", &[], "restart", 20);
     commit_at(&a, "restart", &[(0, 5), (1, 5), (2, 5), (3, 5)]);
     // A second member starts a rebalance; the broker goes down in the middle of it.
     let (b, _) = member(&broker.addr, "restarting", &[]);
