@@ -658,9 +658,11 @@ def draw_svg(report, path):
 TIER_KEYS = ("tier-sync", "tier-migration", "tier-burst")
 
 
-def replace_block(begin, end, generated, heading):
-    """Puts `generated` (which starts with `begin` and ends with `end`) in docs/BENCHMARKS.md in
-    place of the block between those markers, or appends it under `heading`."""
+def write_block(name, body, heading):
+    """Puts `body` in docs/BENCHMARKS.md between the markers `<!-- name:begin -->` and
+    `<!-- name:end -->`, in place of what was there, or appended under `heading`."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+    generated = f"{begin}\n{body}\n{end}"
     text = open(OUT).read() if os.path.exists(OUT) else "# Benchmarks\n"
     if begin in text and end in text:
         text = text[: text.index(begin)] + generated + text[text.index(end) + len(end):]
@@ -668,6 +670,7 @@ def replace_block(begin, end, generated, heading):
         text += (f"\n{heading}\n\n" if heading else "\n") + generated + "\n"
     with open(OUT, "w") as f:
         f.write(text)
+    log(f"wrote the {name} block of {OUT}")
 
 
 def render_tiers(report):
@@ -794,12 +797,9 @@ def draw_tiers_svg(report, path):
 
 def write_tiers_markdown(report):
     table, notes = render_tiers(report)
-    begin, end = "<!-- tiers:begin -->", "<!-- tiers:end -->"
     draw_tiers_svg(report, os.path.join(ROOT, "docs", "tiers-burst.svg"))
-    generated = (f"{begin}\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
-                 f"Machine: {report['machine']}.\n\n{table}\n\n{notes}\n\n![burst timeline](tiers-burst.svg)\n{end}")
-    replace_block(begin, end, generated, "## Tiers")
-    log(f"wrote the tiers section of {OUT}")
+    write_block("tiers", f"_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
+                f"Machine: {report['machine']}.\n\n{table}\n\n{notes}\n\n![burst timeline](tiers-burst.svg)", "## Tiers")
 
 
 def write_groups_markdown(report):
@@ -814,21 +814,15 @@ def write_groups_markdown(report):
         kept = statistics.median(r["records_kept"] for r in rs)
         rows.append(f"| {commits:,} | {kept:,.0f} | {lo:.2f} / **{mid:.2f}** / {hi:.2f} ms | "
                     f"{statistics.median(r['commit_s'] for r in rs):.1f} s |")
-    begin, end = "<!-- groups:begin -->", "<!-- groups:end -->"
-    generated = (f"{begin}\n_Run on {report['date']}, {RUNS} runs, "
-                 f"`python3 bench/run.py groups-reload`._\n\n" + "\n".join(rows) + f"\n{end}")
-    replace_block(begin, end, generated, "## Consumer groups: reloading committed offsets")
-    log(f"wrote the groups section of {OUT}")
+    write_block("groups", f"_Run on {report['date']}, {RUNS} runs, `python3 bench/run.py groups-reload`._\n\n"
+                + "\n".join(rows), "## Consumer groups: reloading committed offsets")
 
 
 def write_markdown(report):
     table, limits, notes = render(report)
-    begin, end = "<!-- results:begin -->", "<!-- results:end -->"
     draw_svg(report, os.path.join(ROOT, "docs", "benchmarks.svg"))
-    generated = (f"{begin}\n![throughput per scenario](benchmarks.svg)\n\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
-                 f"Machine: {report['machine']}.\n\nLimits measured in the same run:\n\n{limits}\n\n{table}\n\n{notes}\n{end}")
-    replace_block(begin, end, generated, "")
-    log(f"wrote {OUT}")
+    write_block("results", f"![throughput per scenario](benchmarks.svg)\n\n_Run on {report['date']}, {report['runs']} runs per scenario, record counts x{report['scale']}._\n\n"
+                f"Machine: {report['machine']}.\n\nLimits measured in the same run:\n\n{limits}\n\n{table}\n\n{notes}", "")
 
 
 def main():
