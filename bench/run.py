@@ -51,12 +51,15 @@ class Broker:
         args = [STRATA, "server", "--override", f"log.dirs={self.dir}", "--override", "listeners=PLAINTEXT://127.0.0.1:0"]
         for o in overrides:
             args += ["--override", o]
+        started = time.time()
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=open(os.path.join(self.dir, "broker.log"), "w"), text=True)
         line = self.proc.stdout.readline()
         m = re.match(r"listening on (\S+)", line)
         if not m:
             raise RuntimeError(f"broker did not start: {line!r}")
         self.addr = m.group(1)
+        # Seconds until the broker listened: its startup (a pmem pool's first start included).
+        self.start_s = time.time() - started
         self.peak_rss_kib = 0
         if cgroup:
             with open(os.path.join(cgroup, "cgroup.procs"), "w") as f:
@@ -383,6 +386,7 @@ def scenario_tier_sync(results):
                 try:
                     create_topic(broker, "durable", 1)
                     r = producer_perf(broker, "durable", n(sync_records(name)), 1024, SYNC_PROPS)
+                    r["start_s"] = broker.start_s
                     out.setdefault(name, []).append(r)
                     log(f"{name}: {r['records_per_s']:.0f} records/s")
                 finally:
@@ -696,6 +700,9 @@ def render_tiers(report):
         row(f"durable produce (flush.messages=1), {label}",
             f"strata producer-perf --num-records {sync_records(key)} --record-size 1024 --producer-props {props}",
             "report", [x["records_per_s"] for x in sync.get(key, [])], "records/s")
+    row("pmem broker's first start: its pool of 0.8 GB written with zeros (log.pmem.pool.ratio 0.8 of 1 GiB)",
+        "strata server (time until it listens)", "report",
+        [x["start_s"] for x in sync.get("pmem-shm", []) if "start_s" in x], "s", digits=2)
     one = " ".join(SYNC_ONE_PROPS)
     for key, label in (("file-disk-one", "file channel, data disk as it is"), ("pmem-shm-one", "pmem channel, /dev/shm")):
         row(f"durable produce, one record per request, {label}",
