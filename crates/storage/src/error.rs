@@ -51,8 +51,27 @@ pub enum LogError {
     UnknownTopic(String),
     #[error("invalid partition count {0}")]
     InvalidPartitions(i32),
+    #[error(
+        "Failed to acquire lock on file .lock in {dir}. A broker in another process is using \
+         this directory."
+    )]
+    DirectoryLocked { dir: String },
+    #[error("{message}")]
+    MisplacedTopic { topic: String, message: String },
+    #[error("data directory {dir}: {source}")]
+    Directory { dir: String, source: io::Error },
     #[error("corrupt metadata file {path}: {reason}")]
     CorruptMetadata { path: String, reason: String },
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
+}
+
+impl LogError {
+    /// An error of a data or tier directory itself (it cannot be created, read or locked).
+    pub fn dir(dir: &std::path::Path, source: io::Error) -> LogError {
+        LogError::Directory {
+            dir: dir.display().to_string(),
+            source,
+        }
+    }
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
-use crate::io::Io;
+use crate::io::{FileLock, Io};
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
 use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
@@ -90,6 +90,8 @@ impl Partition {
 pub struct Topic {
     pub name: String,
     pub id: [u8; 16],
+    /// The channel the topic was created on.
+    pub channel: Channel,
     partitions: RwLock<Vec<Arc<Partition>>>,
     overrides: RwLock<BTreeMap<String, String>>,
 }
@@ -121,8 +123,49 @@ impl Topic {
     }
 }
 
-/// What a `.topic` file holds: the topic id, the partition count and the config overrides.
-type TopicFile = ([u8; 16], i32, BTreeMap<String, String>);
+/// Where a topic's segments live, recorded in its `.topic` file when it is created: a topic is
+/// always opened on the channel it was created on, whatever the broker's configuration says now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// Segments in the partition's directory under `log.dirs` (Kafka's layout).
+    File,
+    /// Segments in the first and second tiers' directories, migrating between them.
+    Tiered,
+    /// Segments in pool files of the first tier's directories.
+    Pmem,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::File => "file",
+            Channel::Tiered => "tiered",
+            Channel::Pmem => "pmem",
+        }
+    }
+    fn parse(s: &str) -> Option<Channel> {
+        match s {
+            "file" => Some(Channel::File),
+            "tiered" => Some(Channel::Tiered),
+            "pmem" => Some(Channel::Pmem),
+            _ => None,
+        }
+    }
+}
+
+/// What a `.topic` file holds.
+struct TopicFile {
+    id: [u8; 16],
+    partitions: i32,
+    overrides: BTreeMap<String, String>,
+    /// None in files written before the channel was recorded.
+    channel: Option<Channel>,
+    /// The tier directories the broker had when the topic was created (tiered and pmem topics).
+    segment_dirs: Vec<PathBuf>,
+}
+
+/// The name of the lock file in every data and tier directory, as Kafka's.
+pub const LOCK_FILE: &str = ".lock";
 
 pub struct LogManager {
     io: Arc<dyn Io>,
@@ -136,6 +179,8 @@ pub struct LogManager {
     background: Mutex<Option<JoinHandle<()>>>,
     migrator: Mutex<Option<Migrator>>,
     was_clean: bool,
+    /// The `.lock` of every data and tier directory, held for the manager's lifetime.
+    _locks: Vec<FileLock>,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -188,13 +233,16 @@ impl LogManager {
         config: LogManagerConfig,
         resolver: ConfigResolver,
     ) -> Result<Arc<LogManager>, LogError> {
+        let locks = Self::lock_dirs(&*io, &config)?;
         let mut was_clean = true;
         let mut recovery_points = HashMap::new();
         let mut start_offsets = HashMap::new();
         for dir in &config.log_dirs {
-            io.create_dir_all(dir)?;
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
-            let has_data = io.list_dir(dir)?.iter().any(|n| n != CLEAN_SHUTDOWN_FILE);
+            let has_data = io
+                .list_dir(dir)?
+                .iter()
+                .any(|n| n != CLEAN_SHUTDOWN_FILE && n != LOCK_FILE);
             if io.exists(&marker) {
                 io.remove_file(&marker)?;
                 io.sync_dir(dir)?;
@@ -241,6 +289,7 @@ impl LogManager {
             background: Mutex::new(None),
             migrator: Mutex::new(None),
             was_clean,
+            _locks: locks,
         };
         let mut known_dirs = std::collections::HashSet::new();
         for file in io.list_dir(&meta_dir)? {
@@ -251,8 +300,21 @@ impl LogManager {
                 continue;
             };
             let path = meta_dir.join(&file);
-            let (id, count, overrides) = Self::read_topic_file(&*io, &path)?;
-            let log_config = (manager.resolver)(&overrides);
+            let topic_file = Self::read_topic_file(&*io, &path)?;
+            let channel = manager.check_placement(name, &topic_file)?;
+            if topic_file.channel.is_none() {
+                // Written before channels were recorded: record what was found, once.
+                manager.write_topic_file(
+                    name,
+                    &topic_file.id,
+                    topic_file.partitions,
+                    &topic_file.overrides,
+                    channel,
+                )?;
+            }
+            let (id, count, overrides) =
+                (topic_file.id, topic_file.partitions, topic_file.overrides);
+            let log_config = manager.log_config(channel, &overrides);
             let mut partitions = Vec::new();
             for p in 0..count {
                 let dir_name = partition_dir_name(name, p);
@@ -289,6 +351,7 @@ impl LogManager {
             let topic = Topic {
                 name: name.to_string(),
                 id,
+                channel,
                 partitions: RwLock::new(partitions),
                 overrides: RwLock::new(overrides),
             };
@@ -300,11 +363,7 @@ impl LogManager {
         }
         // Partition directories without a topic are leftovers of a creation or a deletion that
         // did not finish.
-        let tier_dirs: Vec<PathBuf> = manager
-            .tier_usage
-            .as_ref()
-            .map(|u| u.dirs().into_iter().map(|(_, d)| d).collect())
-            .unwrap_or_default();
+        let tier_dirs = manager.tier_dirs();
         for dir in config.log_dirs.iter().chain(tier_dirs.iter()) {
             if !io.exists(dir) {
                 continue;
@@ -334,6 +393,8 @@ impl LogManager {
         let mut id = None;
         let mut count = None;
         let mut overrides = BTreeMap::new();
+        let mut channel = None;
+        let mut segment_dirs = Vec::new();
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -341,6 +402,10 @@ impl LogManager {
             match k {
                 "topic.id" => id = unhex(v),
                 "partitions" => count = v.parse::<i32>().ok(),
+                "channel" => {
+                    channel = Some(Channel::parse(v).ok_or_else(|| corrupt("unknown channel"))?)
+                }
+                "segment.dir" => segment_dirs.push(PathBuf::from(v)),
                 _ => {
                     if let Some(key) = k.strip_prefix("config.") {
                         overrides.insert(key.to_string(), v.to_string());
@@ -349,7 +414,13 @@ impl LogManager {
             }
         }
         match (id, count) {
-            (Some(id), Some(count)) if count > 0 => Ok((id, count, overrides)),
+            (Some(id), Some(count)) if count > 0 => Ok(TopicFile {
+                id,
+                partitions: count,
+                overrides,
+                channel,
+                segment_dirs,
+            }),
             _ => Err(corrupt("missing topic.id or partitions")),
         }
     }
@@ -360,8 +431,18 @@ impl LogManager {
         id: &[u8; 16],
         count: i32,
         overrides: &BTreeMap<String, String>,
+        channel: Channel,
     ) -> io::Result<()> {
-        let mut text = format!("topic.id={}\npartitions={count}\n", hex(id));
+        let mut text = format!(
+            "topic.id={}\npartitions={count}\nchannel={}\n",
+            hex(id),
+            channel.as_str()
+        );
+        if channel != Channel::File {
+            for dir in self.tier_dirs() {
+                text.push_str(&format!("segment.dir={}\n", dir.display()));
+            }
+        }
         for (k, v) in overrides {
             text.push_str(&format!("config.{k}={v}\n"));
         }
@@ -369,6 +450,143 @@ impl LogManager {
             .join(METADATA_DIR)
             .join(format!("{name}.topic"));
         self.io.write_atomic(&path, text.as_bytes())
+    }
+
+    /// Creates and locks every data and tier directory, before anything in them is read or
+    /// changed: a second broker on any of them stops here, naming the directory.
+    fn lock_dirs(io: &dyn Io, config: &LogManagerConfig) -> Result<Vec<FileLock>, LogError> {
+        let tier_dirs = config
+            .tiers
+            .iter()
+            .flat_map(|(first, second)| first.iter().chain(second))
+            .map(|d| &d.path);
+        let mut locks = Vec::new();
+        for dir in config.log_dirs.iter().chain(tier_dirs) {
+            io.create_dir_all(dir).map_err(|e| LogError::dir(dir, e))?;
+            match io.lock_file(&dir.join(LOCK_FILE)) {
+                Ok(lock) => locks.push(lock),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Err(LogError::DirectoryLocked {
+                        dir: dir.display().to_string(),
+                    })
+                }
+                Err(e) => return Err(LogError::dir(dir, e)),
+            }
+        }
+        Ok(locks)
+    }
+
+    /// The channel this broker creates topics on.
+    fn broker_channel(&self) -> Channel {
+        match (&self.config.pool, &self.config.tiers) {
+            (Some(_), _) => Channel::Pmem,
+            (None, Some(_)) => Channel::Tiered,
+            (None, None) => Channel::File,
+        }
+    }
+
+    /// Every configured tier directory, first tier first.
+    fn tier_dirs(&self) -> Vec<PathBuf> {
+        self.config
+            .tiers
+            .iter()
+            .flat_map(|(first, second)| first.iter().chain(second))
+            .map(|d| d.path.clone())
+            .collect()
+    }
+
+    /// A topic's log settings: its overrides resolved, on the channel it was created on.
+    fn log_config(&self, channel: Channel, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let mut config = (self.resolver)(overrides);
+        config.plain_files = channel == Channel::File;
+        config
+    }
+
+    /// The channel a topic found at startup is opened on, after checking that its data is all
+    /// where that channel looks: a topic whose segments sit in directories this configuration
+    /// does not read (another channel's, or tier directories no longer configured) would be
+    /// served as empty and given its offsets again, so the start stops instead.
+    fn check_placement(&self, name: &str, file: &TopicFile) -> Result<Channel, LogError> {
+        let log_dirs = &self.config.log_dirs;
+        let tier_dirs = self.tier_dirs();
+        let holds_segments = |dir: &Path, p: i32| {
+            let part = dir.join(partition_dir_name(name, p));
+            self.io.list_dir(&part).is_ok_and(|names| {
+                names
+                    .iter()
+                    .any(|n| matches!(crate::io::parse_offset_file(n), Some((_, "log"))))
+            })
+        };
+        let mut candidates: Vec<PathBuf> = log_dirs.clone();
+        for d in tier_dirs.iter().chain(&file.segment_dirs) {
+            if !candidates.contains(d) {
+                candidates.push(d.clone());
+            }
+        }
+        let found: Vec<(PathBuf, i32)> = (0..file.partitions)
+            .flat_map(|p| {
+                candidates
+                    .iter()
+                    .filter(move |d| holds_segments(d, p))
+                    .map(move |d| (d.clone(), p))
+            })
+            .collect();
+        let channel = file.channel.unwrap_or_else(|| {
+            // A topic from before channels were recorded: it is a file-channel topic when its
+            // segments are in its own directories, else it was made on this broker's channel.
+            if found.iter().any(|(d, _)| log_dirs.contains(d))
+                || (self.resolver)(&file.overrides).plain_files
+            {
+                Channel::File
+            } else {
+                self.broker_channel()
+            }
+        });
+        let served = channel == Channel::File || channel == self.broker_channel();
+        let looked_in: &[PathBuf] = if channel == Channel::File {
+            log_dirs
+        } else {
+            &tier_dirs
+        };
+        let hidden: Vec<String> = found
+            .iter()
+            .filter(|(d, _)| !served || !looked_in.contains(d))
+            .map(|(d, p)| d.join(partition_dir_name(name, *p)).display().to_string())
+            .collect();
+        if !served || !hidden.is_empty() {
+            let advice = match channel {
+                _ if served => "add those directories back to storage.tiers.* (or log.dirs) \
+                                and restart, or remove the topic's directories there to drop \
+                                its data"
+                    .to_string(),
+                _ => format!(
+                    "start the broker with log.channel.type={} and the storage.tiers.* \
+                     directories that hold the data, or delete the topic's directories to drop \
+                     its data",
+                    channel.as_str()
+                ),
+            };
+            let places = if hidden.is_empty() {
+                file.segment_dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            } else {
+                hidden.join(", ")
+            };
+            return Err(LogError::MisplacedTopic {
+                topic: name.to_string(),
+                message: format!(
+                    "topic {name} was created on the {} channel and its data is in [{places}], \
+                     where this broker (log.channel.type={}) does not look; it is not served \
+                     as empty: {advice}",
+                    channel.as_str(),
+                    self.broker_channel().as_str(),
+                ),
+            });
+        }
+        Ok(channel)
     }
 
     /// The log dir holding the fewest partitions.
@@ -498,15 +716,21 @@ impl LogManager {
         if partitions < 1 {
             return Err(LogError::InvalidPartitions(partitions));
         }
-        let config = (self.resolver)(&overrides);
+        let channel = if (self.resolver)(&overrides).plain_files {
+            Channel::File
+        } else {
+            self.broker_channel()
+        };
+        let config = self.log_config(channel, &overrides);
         let mut parts = Vec::new();
         for p in 0..partitions {
             parts.push(self.open_partition(name, p, config.clone())?);
         }
-        self.write_topic_file(name, &id, partitions, &overrides)?;
+        self.write_topic_file(name, &id, partitions, &overrides, channel)?;
         let topic = Arc::new(Topic {
             name: name.to_string(),
             id,
+            channel,
             partitions: RwLock::new(parts),
             overrides: RwLock::new(overrides),
         });
@@ -564,12 +788,12 @@ impl LogManager {
             return Err(LogError::InvalidPartitions(count));
         }
         let overrides = topic.overrides();
-        let config = (self.resolver)(&overrides);
+        let config = self.log_config(topic.channel, &overrides);
         let mut added = Vec::new();
         for p in current..count {
             added.push(self.open_partition(name, p, config.clone())?);
         }
-        self.write_topic_file(name, &topic.id, count, &overrides)?;
+        self.write_topic_file(name, &topic.id, count, &overrides, topic.channel)?;
         topic
             .partitions
             .write()
@@ -588,8 +812,14 @@ impl LogManager {
         let topic = self
             .topic(name)
             .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
-        self.write_topic_file(name, &topic.id, topic.partition_count(), &overrides)?;
-        let config = (self.resolver)(&overrides);
+        self.write_topic_file(
+            name,
+            &topic.id,
+            topic.partition_count(),
+            &overrides,
+            topic.channel,
+        )?;
+        let config = self.log_config(topic.channel, &overrides);
         for p in topic.partitions() {
             p.log().set_config(config.clone());
         }
@@ -600,7 +830,7 @@ impl LogManager {
     /// Re-resolves every topic's settings (after a change of the server-wide defaults).
     pub fn refresh_configs(&self) {
         for topic in self.topics() {
-            let config = (self.resolver)(&topic.overrides());
+            let config = self.log_config(topic.channel, &topic.overrides());
             for p in topic.partitions() {
                 p.log().set_config(config.clone());
             }

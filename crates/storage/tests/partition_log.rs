@@ -551,3 +551,44 @@ mod recovery_properties {
         }
     }
 }
+
+/// The story: five minutes of the `segment_recovery` fuzz target found a 94-byte segment whose
+/// first batch header claims a base offset of 0x7ffffffffffffff8. Opening the partition walked
+/// that header, added its delta and one to the base offset, and panicked with "attempt to add
+/// with overflow" (a release build wrapped to a negative log end offset instead). Headers read
+/// from disk are now checked against the segment's 32-bit relative range before any sum.
+#[test]
+fn a_header_claiming_an_offset_near_i64_max_is_not_data() {
+    let finding = include_bytes!("data/segment_recovery-add-overflow.bin");
+    for clean in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = RealIo
+            .open(&dir.path().join("00000000000000000000.log"), true)
+            .unwrap();
+        file.write_vectored_at(&[finding], 0).unwrap();
+        drop(file);
+        let mut log = open(dir.path(), config(), clean);
+        assert_eq!(log.log_end_offset(), 0, "clean={clean}");
+        assert_eq!(log.size_bytes(), 0, "clean={clean}");
+        // The log is usable: the next append gets offset 0 and reads back.
+        let info = log.append(&simple_batch(&[b"after"], 1), 0).unwrap();
+        assert_eq!(info.base_offset, 0);
+        assert_eq!(read_all(&log, 0), vec![(0, b"after".to_vec())]);
+    }
+}
+
+/// Segment files named by offsets a segment could never reach are not taken for segments.
+#[test]
+fn segment_names_beyond_the_offset_range_are_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = open(dir.path(), config(), true);
+        log.append(&simple_batch(&[b"kept"], 1), 0).unwrap();
+        log.close().unwrap();
+    }
+    let stray = dir.path().join("09223372036854775807.log");
+    std::fs::write(&stray, simple_batch(&[b"stray"], 1)).unwrap();
+    let log = open(dir.path(), config(), false);
+    assert_eq!(log.log_end_offset(), 1);
+    assert_eq!(read_all(&log, 0), vec![(0, b"kept".to_vec())]);
+}

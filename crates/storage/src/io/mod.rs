@@ -102,8 +102,15 @@ pub trait IoFile: Send + Sync + Debug {
     }
 }
 
+/// An exclusive advisory lock on a file, held until the guard is dropped or the process ends.
+pub type FileLock = Box<dyn std::any::Any + Send + Sync>;
+
 /// A file system.
 pub trait Io: Send + Sync + Debug {
+    /// Locks `path` (created when missing) exclusively for as long as the returned guard lives,
+    /// as Kafka locks `<log dir>/.lock`: while one holder has it, another gets
+    /// [`io::ErrorKind::WouldBlock`]. The lock is the kernel's, so a crash releases it.
+    fn lock_file(&self, path: &Path) -> io::Result<FileLock>;
     /// Opens `path` for reading and writing, creating it when `create` is set.
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>>;
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
@@ -508,6 +515,25 @@ impl IoFile for MappedFile {
 }
 
 impl Io for RealIo {
+    fn lock_file(&self, path: &Path) -> io::Result<FileLock> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        match rustix::fs::flock(
+            file.as_fd(),
+            rustix::fs::FlockOperation::NonBlockingLockExclusive,
+        ) {
+            Ok(()) => Ok(Box::new(file)),
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "held by another process",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
         let file = OpenOptions::new()
             .read(true)
@@ -682,6 +708,9 @@ impl IoFile for FaultyFile {
 }
 
 impl Io for FaultyIo {
+    fn lock_file(&self, path: &Path) -> io::Result<FileLock> {
+        self.inner.lock_file(path)
+    }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
         let inner = self.inner.open(path, create)?;
         Ok(Arc::new(FaultyFile {
@@ -722,6 +751,21 @@ impl Io for FaultyIo {
 /// `<dir>/<20-digit offset>.<suffix>`, Kafka's file naming.
 pub fn offset_file(dir: &Path, offset: i64, suffix: &str) -> PathBuf {
     dir.join(format!("{offset:020}.{suffix}"))
+}
+
+/// The largest base offset a segment file may be named by: a segment's offsets run up to 2^31
+/// past its base, and all of them must stay below i64::MAX.
+pub const MAX_BASE_OFFSET: i64 = i64::MAX - 2 * (i32::MAX as i64);
+
+/// The offset and suffix of a file named as [`offset_file`] names them; None for any other name,
+/// including offsets beyond [`MAX_BASE_OFFSET`] (not a file the broker wrote).
+pub fn parse_offset_file(name: &str) -> Option<(i64, &str)> {
+    let (stem, suffix) = name.split_once('.')?;
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let offset = stem.parse::<i64>().ok()?;
+    (offset <= MAX_BASE_OFFSET).then_some((offset, suffix))
 }
 
 #[cfg(test)]

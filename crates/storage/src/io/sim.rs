@@ -33,6 +33,9 @@ struct State {
     durable: BTreeMap<PathBuf, u64>,
     live_dirs: BTreeSet<PathBuf>,
     durable_dirs: BTreeSet<PathBuf>,
+    /// Locked paths, each with the token of the guard that holds it.
+    locks: BTreeMap<PathBuf, u64>,
+    next_lock: u64,
     /// Mutating operations still allowed; None: unlimited.
     budget: Option<u64>,
     operations: u64,
@@ -98,6 +101,8 @@ impl SimIo {
         for inode in s.inodes.values_mut() {
             inode.live = inode.durable.clone();
         }
+        // The processes holding locks died with the machine.
+        s.locks.clear();
         s.budget = None;
     }
 
@@ -157,7 +162,40 @@ impl IoFile for SimFile {
     }
 }
 
+/// A lock on a simulated file; dropping it releases the lock unless a crash already did.
+struct SimLock {
+    state: Arc<Mutex<State>>,
+    path: PathBuf,
+    token: u64,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.locks.get(&self.path) == Some(&self.token) {
+            s.locks.remove(&self.path);
+        }
+    }
+}
+
 impl Io for SimIo {
+    fn lock_file(&self, path: &Path) -> io::Result<super::FileLock> {
+        let mut s = self.lock();
+        if s.locks.contains_key(path) {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "held by another process",
+            ));
+        }
+        s.next_lock += 1;
+        let token = s.next_lock;
+        s.locks.insert(path.to_path_buf(), token);
+        Ok(Box::new(SimLock {
+            state: self.state.clone(),
+            path: path.to_path_buf(),
+            token,
+        }))
+    }
     fn open(&self, path: &Path, create: bool) -> io::Result<Arc<dyn IoFile>> {
         let mut s = self.lock();
         if let Some(&inode) = s.live.get(path) {

@@ -212,9 +212,16 @@ impl Segment {
             return Ok(segment);
         }
         let mut position = start;
+        // The index entry names the batch at `start` by its last offset only, so the walk
+        // accepts any base offset from the segment's own on; what it accepts must still lie in
+        // the segment's 32-bit relative range, which keeps every offset sum below i64::MAX.
         while position < file_len {
             match segment.read_header(position)? {
-                Some(h) if position + h.total_size() as u64 <= file_len && h.magic == 2 => {
+                Some(h)
+                    if position + h.total_size() as u64 <= file_len
+                        && h.magic == 2
+                        && segment.holds(&h, segment.base_offset) =>
+                {
                     segment.next_offset = h.last_offset() + 1;
                     if h.max_timestamp > segment.max_timestamp {
                         segment.max_timestamp = h.max_timestamp;
@@ -270,8 +277,7 @@ impl Segment {
             let header = match batch::check_batch(&buf) {
                 Ok(h)
                     if h.base_offset == self.next_offset
-                        && h.last_offset_delta >= 0
-                        && h.last_offset() - self.base_offset <= i32::MAX as i64
+                        && self.holds(&h, self.next_offset)
                         && h.partition_leader_epoch == LEADER_EPOCH =>
                 {
                     h
@@ -324,6 +330,20 @@ impl Segment {
             self.log.set_len(position)?;
             Ok(file_len - position)
         }
+    }
+
+    /// Whether a batch header read from the file can belong to this segment after offset
+    /// `from`: its offsets start at or after `from` and end within the segment's 32-bit relative
+    /// range. Headers come from disk and may claim anything (a base offset near i64::MAX, a
+    /// negative delta), so the arithmetic is checked rather than trusted.
+    fn holds(&self, h: &BatchHeader, from: i64) -> bool {
+        if h.last_offset_delta < 0 || h.base_offset < from {
+            return false;
+        }
+        h.base_offset
+            .checked_add(h.last_offset_delta as i64)
+            .and_then(|last| last.checked_sub(self.base_offset))
+            .is_some_and(|relative| (0..=i32::MAX as i64).contains(&relative))
     }
 
     /// A pre-allocated file that is not a pool's is cut to its data when sealed.

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::io::{offset_file, Io};
+use crate::io::{offset_file, parse_offset_file, Io};
 
 /// The files of a segment, in the order they are renamed: the `.log` last, since its presence
 /// marks a complete copy.
@@ -140,10 +140,7 @@ pub fn recover_segments(io: &dyn Io, dirs: &[PathBuf]) -> io::Result<MigrationRe
                 out.temporaries_removed += 1;
                 continue;
             }
-            if let Some(base) = name
-                .strip_suffix(".log")
-                .and_then(|s| s.parse::<i64>().ok())
-            {
+            if let Some((base, "log")) = parse_offset_file(&name) {
                 let len = io.open(&dir.join(&name), false)?.len()?;
                 logs.entry(base).or_default().push((d, len));
             }
@@ -173,10 +170,7 @@ pub fn recover_segments(io: &dyn Io, dirs: &[PathBuf]) -> io::Result<MigrationRe
         }
         let mut removed = false;
         for name in io.list_dir(dir)? {
-            let Some((stem, ext)) = name.rsplit_once('.') else {
-                continue;
-            };
-            let Ok(base) = stem.parse::<i64>() else {
+            let Some((base, ext)) = parse_offset_file(&name) else {
                 continue;
             };
             if matches!(ext, "index" | "timeindex") && out.segments.get(&base) != Some(dir) {

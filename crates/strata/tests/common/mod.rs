@@ -39,6 +39,21 @@ impl BrokerProcess {
         broker
     }
 
+    /// A broker on an existing data directory, not started yet (see [`Self::start_refused`]).
+    pub fn start_unstarted(data_dir: &Path, overrides: &[&str]) -> BrokerProcess {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        overrides.push(format!("log.dirs={}", data_dir.display()));
+        let stderr_log = dir.path().join("broker.log");
+        BrokerProcess {
+            dir,
+            addr: String::new(),
+            child: None,
+            overrides,
+            stderr_log,
+        }
+    }
+
     /// Changes a setting for the next restart (`key=value`, replacing an earlier one of `key`).
     #[allow(dead_code)]
     pub fn set_override(&mut self, setting: &str) {
@@ -52,7 +67,33 @@ impl BrokerProcess {
         self.dir.path().join("data")
     }
 
+    /// Drops a setting for the next restart.
+    pub fn remove_override(&mut self, key: &str) {
+        self.overrides
+            .retain(|o| o.split('=').next().unwrap_or_default() != key);
+    }
+
+    /// Starts the broker expecting it to refuse to start: returns what it logged. Panics if it
+    /// starts listening instead.
+    pub fn start_refused(&mut self) -> String {
+        let before = self.log().len();
+        match self.try_spawn() {
+            Ok(()) => panic!("the broker started; log:\n{}", self.log()),
+            Err(status) => {
+                assert!(!status.success(), "a refused start exits non-zero");
+                self.log()[before..].to_string()
+            }
+        }
+    }
+
     fn spawn(&mut self) {
+        if let Err(status) = self.try_spawn() {
+            panic!("the broker exited with {status}; log: {}", self.log());
+        }
+    }
+
+    /// Starts the process; Err with its exit status when it ends before listening.
+    fn try_spawn(&mut self) -> Result<(), std::process::ExitStatus> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
         cmd.arg("server")
             .arg("--override")
@@ -81,12 +122,16 @@ impl BrokerProcess {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("read listening line");
+        if line.is_empty() {
+            return Err(child.wait().expect("wait"));
+        }
         let addr = line
             .trim()
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}; log: {}", self.log()));
         self.addr = addr.to_string();
         self.child = Some(child);
+        Ok(())
     }
 
     pub fn log(&self) -> String {
