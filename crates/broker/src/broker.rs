@@ -47,6 +47,9 @@ pub struct Broker {
     pub appended: Notify,
     producer_ids: Mutex<ProducerIds>,
     advertised_port: AtomicU16,
+    /// Becomes true when every data directory is offline: the broker then shuts down, as
+    /// Kafka does, since it can serve nothing.
+    all_dirs_offline: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -142,6 +145,21 @@ impl Broker {
             },
             resolver,
         )?;
+        let (all_dirs_offline, _) = tokio::sync::watch::channel(false);
+        {
+            let signal = all_dirs_offline.clone();
+            let failures = Arc::downgrade(logs.failures());
+            let log_dirs = config.log_dirs.clone();
+            logs.failures()
+                .set_listener(Box::new(move |_dir: &std::path::Path| {
+                    let Some(failures) = failures.upgrade() else {
+                        return;
+                    };
+                    if log_dirs.iter().all(|d| failures.is_offline(d)) {
+                        signal.send_replace(true);
+                    }
+                }));
+        }
         logs.start_background();
         // The offsets topic: plain files on any channel (small, and read whole at startup),
         // never deleted by time or size.
@@ -193,7 +211,14 @@ impl Broker {
                 reserved_until: next + PRODUCER_ID_BLOCK,
             }),
             advertised_port: AtomicU16::new(port),
+            all_dirs_offline,
         }))
+    }
+
+    /// Resolves once every data directory has gone offline after I/O errors.
+    pub async fn all_dirs_offline(&self) {
+        let mut offline = self.all_dirs_offline.subscribe();
+        let _ = offline.wait_for(|gone| *gone).await;
     }
 
     /// A fresh producer id.

@@ -27,6 +27,8 @@ pub enum AppendError {
     },
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
+    #[error("the log's directory {} is offline after an I/O error", dir.display())]
+    Offline { dir: std::path::PathBuf },
 }
 
 /// Why a read was refused.
@@ -40,6 +42,8 @@ pub enum ReadError {
     },
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
+    #[error("the log's directory {} is offline after an I/O error", dir.display())]
+    Offline { dir: std::path::PathBuf },
 }
 
 /// Errors of opening, creating or deleting logs.

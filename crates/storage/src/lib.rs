@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod failure;
 pub mod io;
 pub mod log;
 pub mod log_manager;

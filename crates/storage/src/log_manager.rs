@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::config::LogConfig;
 use crate::error::LogError;
+use crate::failure::LogDirFailures;
 use crate::io::{FileLock, Io};
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
@@ -80,9 +81,14 @@ pub struct Partition {
 }
 
 impl Partition {
-    /// Locks the log. A panic while it was held (a bug) does not make the log unreadable.
+    /// Locks the log. A panic while it was held (a bug) may have left the log half-changed, so
+    /// the log is then stopped: it answers KAFKA_STORAGE_ERROR until a restart recovers it.
     pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        self.log.lock().unwrap_or_else(|e| e.into_inner())
+        self.log.lock().unwrap_or_else(|poisoned| {
+            let mut log = poisoned.into_inner();
+            log.stop("a thread panicked while it held the partition's lock");
+            log
+        })
     }
 }
 
@@ -181,6 +187,8 @@ pub struct LogManager {
     was_clean: bool,
     /// The `.lock` of every data and tier directory, held for the manager's lifetime.
     _locks: Vec<FileLock>,
+    /// Directories taken offline by I/O errors, shared with every log.
+    failures: Arc<LogDirFailures>,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -290,6 +298,7 @@ impl LogManager {
             migrator: Mutex::new(None),
             was_clean,
             _locks: locks,
+            failures: Arc::new(LogDirFailures::default()),
         };
         let mut known_dirs = std::collections::HashSet::new();
         for file in io.list_dir(&meta_dir)? {
@@ -337,6 +346,8 @@ impl LogManager {
                     *start_offsets.get(&key).unwrap_or(&0),
                     manager.placer(&dir_name, &log_config),
                 )?;
+                let mut log = log;
+                log.set_failures(manager.failures.clone());
                 let report = log.recovery_report();
                 if report.segments_recovered > 0 {
                     tracing::info!(topic = name, partition = p, ?report, "recovered log");
@@ -608,6 +619,11 @@ impl LogManager {
             .unwrap_or_else(|| self.config.log_dirs[0].clone())
     }
 
+    /// Directories taken offline by I/O errors.
+    pub fn failures(&self) -> &Arc<LogDirFailures> {
+        &self.failures
+    }
+
     pub fn was_clean_start(&self) -> bool {
         self.was_clean
     }
@@ -691,8 +707,9 @@ impl LogManager {
         let log_dir = self.pick_log_dir();
         let dir = log_dir.join(partition_dir_name(name, p));
         let placer = self.placer(&partition_dir_name(name, p), &config);
-        let log =
+        let mut log =
             PartitionLog::open_placed(self.io.clone(), &dir, name, p, config, true, 0, 0, placer)?;
+        log.set_failures(self.failures.clone());
         Ok(Arc::new(Partition {
             topic: name.to_string(),
             index: p,
@@ -843,7 +860,13 @@ impl LogManager {
 
     /// Writes the recovery-point and log-start-offset checkpoints of every log dir.
     pub fn write_checkpoints(&self) -> io::Result<()> {
-        for dir in &self.config.log_dirs {
+        // An offline directory's files are left as the failure found them.
+        for dir in self
+            .config
+            .log_dirs
+            .iter()
+            .filter(|d| !self.failures.is_offline(d))
+        {
             let mut recovery = Vec::new();
             let mut starts = Vec::new();
             for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
@@ -865,7 +888,11 @@ impl LogManager {
                     lines.len(),
                     lines.iter().map(|l| format!("{l}\n")).collect::<String>()
                 );
-                self.io.write_atomic(&dir.join(file), text.as_bytes())?;
+                let written = self.io.write_atomic(&dir.join(file), text.as_bytes());
+                if let Err(e) = written {
+                    self.failures.fail(&dir.join(file), &e);
+                    return Err(e);
+                }
             }
         }
         Ok(())
@@ -875,10 +902,12 @@ impl LogManager {
     pub fn flush_due(&self, now: i64) {
         for p in self.all_partitions() {
             let mut log = p.log();
-            if log.unflushed_messages() > 0 && log.ms_since_flush(now) >= log.config().flush_ms {
-                if let Err(e) = log.flush() {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "flush failed");
-                }
+            if log.unflushed_messages() > 0
+                && log.ms_since_flush(now) >= log.config().flush_ms
+                && log.offline().is_none()
+            {
+                // A failure takes the directory offline and is logged there.
+                let _ = log.flush();
             }
         }
     }
@@ -887,10 +916,14 @@ impl LogManager {
     pub fn apply_retention(&self, now: i64) -> usize {
         let mut deleted = 0;
         for p in self.all_partitions() {
-            match p.log().apply_retention(now) {
+            let mut log = p.log();
+            if log.offline().is_some() {
+                continue;
+            }
+            match log.apply_retention(now) {
                 Ok(n) => deleted += n,
                 Err(e) => {
-                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
                 }
             }
         }
@@ -970,11 +1003,22 @@ impl LogManager {
         {
             let _ = h.join();
         }
+        // Offline logs are left for recovery at the next start: no final flush, no
+        // clean-shutdown marker in their directories.
+        let mut unclean: Vec<PathBuf> = Vec::new();
         for p in self.all_partitions() {
-            p.log().close()?;
+            let mut log = p.log();
+            if log.offline().is_none() && log.close().is_ok() {
+                continue;
+            }
+            unclean.push(p.log_dir.clone());
         }
         self.write_checkpoints()?;
         for dir in &self.config.log_dirs {
+            if self.failures.is_offline(dir) || unclean.contains(dir) {
+                tracing::warn!(dir = %dir.display(), "not marked clean: its logs are recovered at the next start");
+                continue;
+            }
             self.io.write_atomic(&dir.join(CLEAN_SHUTDOWN_FILE), b"")?;
         }
         for pool in self.pools() {

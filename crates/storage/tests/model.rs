@@ -7,6 +7,12 @@
 //! seed with `STRATA_MODEL_SEED=<seed> cargo test -p strata-storage --test model`; try more seeds
 //! with `STRATA_MODEL_SEEDS=<count>`.
 //!
+//! Faults are injected too: an operation fails once with EIO (a write tears first; a sync breaks
+//! the file's later syncs, as Linux may after a writeback error) or ENOSPC. After an EIO the log
+//! must be offline (refusing appends, reads and flushes) until a restart; after an ENOSPC that
+//! refused an append it must hold exactly what it held before. A flush that failed covers
+//! nothing.
+//!
 //! The same sequence runs on the `pmem` channel too: segments are pool files (one tier, no
 //! migrations; the pool's cleaner runs instead, sometimes interrupted), and pool files must never
 //! be lost or show a previous owner's bytes.
@@ -15,14 +21,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use strata_storage::batch::{self, simple_batch};
-use strata_storage::io::sim::SimIo;
+use strata_storage::io::sim::{SimFault, SimIo};
 use strata_storage::io::Io;
 use strata_storage::log::partition::SegmentPlacer;
 use strata_storage::tier::migration::{copy_segment, delete_segment_files};
 use strata_storage::tier::pool::{SegmentPool, POOL_DIR};
 use strata_storage::tier::usage::{PartitionPlacer, TierUsage};
 use strata_storage::tier::TierDir;
-use strata_storage::{LogConfig, PartitionLog};
+use strata_storage::{AppendError, LogConfig, PartitionLog, ReadError};
 
 struct Rng(u64);
 impl Rng {
@@ -172,6 +178,44 @@ fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
     out
 }
 
+/// After an operation failed: whether the log stopped (an I/O error took its directory
+/// offline; the broker must restart it) rather than refused one append (a full device). A
+/// stopped log must refuse everything.
+fn stopped_after_error(
+    log: &mut PartitionLog,
+    armed: bool,
+    error: &str,
+    (seed, step): (u64, i64),
+) -> bool {
+    assert!(armed, "seed {seed} step {step}: unexpected error {error}");
+    if log.offline().is_none() {
+        assert!(
+            error.contains("ENOSPC"),
+            "seed {seed} step {step}: the log kept serving after {error}"
+        );
+        return false;
+    }
+    assert!(
+        matches!(
+            log.append(&simple_batch(&[b"refused"], 0), 0),
+            Err(AppendError::Offline { .. })
+        ),
+        "seed {seed} step {step}: an offline log took an append"
+    );
+    assert!(
+        matches!(
+            log.read(log.log_start_offset(), 100, true),
+            Err(ReadError::Offline { .. })
+        ),
+        "seed {seed} step {step}: an offline log served a read"
+    );
+    assert!(
+        log.flush().is_err(),
+        "seed {seed} step {step}: an offline log flushed"
+    );
+    true
+}
+
 fn run(seed: u64, channel: Channel) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let io = SimIo::new();
@@ -207,6 +251,7 @@ fn run(seed: u64, channel: Channel) {
                     .collect::<Vec<_>>()
             );
         }
+        let armed = io.injection_pending();
         match op {
             0..=54 => {
                 let n = 1 + rng.below(3) as usize;
@@ -217,21 +262,64 @@ fn run(seed: u64, channel: Channel) {
                     })
                     .collect();
                 let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-                let info = log
-                    .append(&simple_batch(&refs, step), step)
-                    .unwrap_or_else(|e| panic!("seed {seed} step {step}: append {e}"));
-                assert_eq!(
-                    info.base_offset as usize,
-                    acknowledged.len(),
-                    "seed {seed} step {step}"
-                );
-                acknowledged.extend(values);
+                match log.append(&simple_batch(&refs, step), step) {
+                    Ok(info) => {
+                        assert_eq!(
+                            info.base_offset as usize,
+                            acknowledged.len(),
+                            "seed {seed} step {step}"
+                        );
+                        acknowledged.extend(values);
+                    }
+                    Err(e) => {
+                        if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                            (log, usage) = crash_and_recover(
+                                &io,
+                                log,
+                                channel,
+                                start,
+                                (seed, step),
+                                &mut acknowledged,
+                                &mut durable,
+                            );
+                        }
+                    }
+                }
             }
-            55..=64 => {
-                log.flush().unwrap();
-                durable = acknowledged.len();
+            55..=64 => match log.flush() {
+                Ok(()) => durable = acknowledged.len(),
+                Err(e) => {
+                    // A sync failure always stops the log: what it covered may be lost.
+                    assert!(
+                        stopped_after_error(&mut log, armed, "a failed sync", (seed, step)),
+                        "seed {seed} step {step}: the log kept serving after a failed flush: {e}"
+                    );
+                    (log, usage) = crash_and_recover(
+                        &io,
+                        log,
+                        channel,
+                        start,
+                        (seed, step),
+                        &mut acknowledged,
+                        &mut durable,
+                    );
+                }
+            },
+            65..=69 => {
+                if let Err(e) = log.roll() {
+                    if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                        (log, usage) = crash_and_recover(
+                            &io,
+                            log,
+                            channel,
+                            start,
+                            (seed, step),
+                            &mut acknowledged,
+                            &mut durable,
+                        );
+                    }
+                }
             }
-            65..=69 => log.roll().unwrap(),
             70..=84 if channel == Channel::Pmem => {
                 // The pool's cleaner zeroes a given-back file, sometimes interrupted.
                 let interrupt = rng.below(3) == 0;
@@ -294,7 +382,33 @@ fn run(seed: u64, channel: Channel) {
             85..=89 => {
                 let end = log.log_end_offset();
                 let to = start + rng.below((end - start + 1) as u64) as i64;
-                start = log.delete_records_before(to).unwrap();
+                match log.delete_records_before(to) {
+                    Ok(new_start) => start = new_start,
+                    Err(e) => {
+                        // Records below `to` were asked to go: they may or may not survive.
+                        start = to;
+                        if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                            (log, usage) = crash_and_recover(
+                                &io,
+                                log,
+                                channel,
+                                start,
+                                (seed, step),
+                                &mut acknowledged,
+                                &mut durable,
+                            );
+                        }
+                    }
+                }
+            }
+            90..=94 => {
+                // A fault a few operations ahead: whatever it hits must stop or refuse.
+                let fault = if rng.below(2) == 0 {
+                    SimFault::Io
+                } else {
+                    SimFault::Full
+                };
+                io.inject(rng.below(12), fault);
             }
             _ => {
                 (log, usage) = crash_and_recover(

@@ -113,12 +113,25 @@ fn run_server(args: ServerArgs) -> Result<()> {
         }
         let stop = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
-        wait_for_signal().await;
-        tracing::info!("shutting down");
+        let failed = tokio::select! {
+            _ = wait_for_signal() => false,
+            _ = broker.all_dirs_offline() => true,
+        };
+        if failed {
+            tracing::error!(
+                log_dirs = ?broker.config.log_dirs,
+                "shutting down: every log directory has failed"
+            );
+        } else {
+            tracing::info!("shutting down");
+        }
         let _ = stop.send(true);
         let _ = serving.await;
         let logs = broker.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
+        if failed {
+            anyhow::bail!("every log directory failed; their logs are recovered at the next start");
+        }
         tracing::info!("shut down cleanly");
         Ok(())
     })

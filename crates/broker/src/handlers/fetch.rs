@@ -178,6 +178,11 @@ fn build(
                     tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
                     data.error_code = ResponseError::KafkaStorageError.code();
                 }
+                Err(ReadError::Offline { .. }) => {
+                    // Logged once, when the directory went offline.
+                    errors = true;
+                    data.error_code = ResponseError::KafkaStorageError.code();
+                }
             }
             out.partitions.push(data);
         }

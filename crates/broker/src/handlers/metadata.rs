@@ -13,14 +13,24 @@ use crate::broker::Broker;
 
 fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let me = BrokerId(broker.config.broker_id);
-    let partitions = (0..topic.partition_count())
+    let partitions = topic
+        .partitions()
+        .iter()
         .map(|p| {
-            MetadataResponsePartition::default()
-                .with_partition_index(p)
-                .with_leader_id(me)
+            let partition = MetadataResponsePartition::default()
+                .with_partition_index(p.index)
                 .with_leader_epoch(0)
-                .with_replica_nodes(vec![me])
-                .with_isr_nodes(vec![me])
+                .with_replica_nodes(vec![me]);
+            if p.log().offline().is_some() {
+                // The only replica's directory failed: no leader, as Kafka reports a
+                // partition whose log directory went offline.
+                partition
+                    .with_error_code(ResponseError::LeaderNotAvailable.code())
+                    .with_leader_id(BrokerId(-1))
+                    .with_offline_replicas(vec![me])
+            } else {
+                partition.with_leader_id(me).with_isr_nodes(vec![me])
+            }
         })
         .collect();
     MetadataResponseTopic::default()

@@ -303,7 +303,7 @@ pub fn append_error_code(e: &strata_storage::AppendError) -> ResponseError {
         RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        Storage(_) => ResponseError::KafkaStorageError,
+        Storage(_) | Offline { .. } => ResponseError::KafkaStorageError,
     }
 }
 

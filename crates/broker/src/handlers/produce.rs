@@ -74,16 +74,23 @@ pub fn handle(
                                     r.log_append_time_ms = info.log_append_time;
                                     r.log_start_offset = info.log_start_offset;
                                     appended |= !info.duplicate;
-                                    if info.needs_flush {
+                                    if !info.needs_flush {
+                                        None
+                                    } else {
                                         match log.begin_flush() {
                                             Ok(job) => {
                                                 drop(log);
                                                 flushes.push((partition.clone(), job));
+                                                None
                                             }
-                                            Err(e) => tracing::error!(error = %e, "flush failed"),
+                                            // The append is not acknowledged: the flush that
+                                            // `flush.messages` asks for could not even start.
+                                            Err(e) => Some((
+                                                ResponseError::KafkaStorageError,
+                                                format!("flush failed: {e}"),
+                                            )),
                                         }
                                     }
-                                    None
                                 }
                                 Err(e) => {
                                     let code = append_error_code(&e);
@@ -158,12 +165,14 @@ fn mark_storage_error(response: &mut ProduceResponse) {
 fn run_flushes(flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)>) -> bool {
     let mut ok = true;
     for (partition, job) in flushes {
-        match job.run() {
-            Ok(()) => partition.log().complete_flush(job.target_offset),
-            Err(e) => {
-                tracing::error!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-                ok = false;
-            }
+        // A sync that failed took its directory offline, and then no flush of that log can
+        // complete (complete_flush refuses), even one whose own syncs succeeded.
+        let done = job
+            .run()
+            .and_then(|()| partition.log().complete_flush(job.target_offset));
+        if let Err(e) = done {
+            tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+            ok = false;
         }
     }
     ok

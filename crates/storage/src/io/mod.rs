@@ -7,6 +7,8 @@
 
 pub mod sim;
 
+use crate::failure::sync_error;
+
 use std::fmt::Debug;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice};
@@ -225,8 +227,7 @@ impl IoFile for RealFile {
         Ok(())
     }
     fn sync_data(&self) -> io::Result<()> {
-        rustix::fs::fdatasync(self.file.as_fd())?;
-        Ok(())
+        rustix::fs::fdatasync(self.file.as_fd()).map_err(|e| sync_error(e.into()))
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
@@ -569,7 +570,7 @@ impl Io for RealIo {
         path.exists()
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        File::open(path)?.sync_all()
+        File::open(path)?.sync_all().map_err(sync_error)
     }
     fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
         Ok(Arc::new(MappedFile::open(path)?))

@@ -21,6 +21,29 @@ use super::{Io, IoFile};
 struct Inode {
     live: Vec<u8>,
     durable: Vec<u8>,
+    /// A sync of this file failed: as Linux may after a writeback error, later syncs report
+    /// success but the pages the failed one covered never reach the disk.
+    sync_broken: bool,
+}
+
+/// An error [`SimIo::inject`] makes one operation fail with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimFault {
+    /// EIO: the device failed.
+    Io,
+    /// ENOSPC: the device is full.
+    Full,
+}
+
+impl SimFault {
+    fn error(self) -> io::Error {
+        match self {
+            SimFault::Io => io::Error::other("simulated I/O error (EIO)"),
+            SimFault::Full => {
+                io::Error::new(io::ErrorKind::StorageFull, "simulated full device (ENOSPC)")
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -39,11 +62,25 @@ struct State {
     /// Mutating operations still allowed; None: unlimited.
     budget: Option<u64>,
     operations: u64,
+    /// The mutating operation that fails next (after this many more succeed), and how.
+    injected: Option<(u64, SimFault)>,
+    /// Set when the operation being charged is the injected failure (a write then tears).
+    tearing: bool,
 }
 
 impl State {
     fn charge(&mut self) -> io::Result<()> {
         self.operations += 1;
+        self.tearing = false;
+        if let Some((n, fault)) = &mut self.injected {
+            if *n == 0 {
+                let error = fault.error();
+                self.injected = None;
+                self.tearing = true;
+                return Err(error);
+            }
+            *n -= 1;
+        }
         match &mut self.budget {
             Some(0) => Err(io::Error::other("simulated crash point reached")),
             Some(n) => {
@@ -88,6 +125,18 @@ impl SimIo {
         self.lock().budget = Some(n);
     }
 
+    /// Makes the mutating operation after the next `n` fail once with `fault`, as a device
+    /// error or a full device would; later operations work again. A failing write tears: the
+    /// first half of its bytes land. A failing sync breaks the file's syncs for good.
+    pub fn inject(&self, n: u64, fault: SimFault) {
+        self.lock().injected = Some((n, fault));
+    }
+
+    /// Whether an injected fault is still waiting for its operation.
+    pub fn injection_pending(&self) -> bool {
+        self.lock().injected.is_some()
+    }
+
     /// Mutating operations performed so far.
     pub fn operations(&self) -> u64 {
         self.lock().operations
@@ -104,6 +153,10 @@ impl SimIo {
         // The processes holding locks died with the machine.
         s.locks.clear();
         s.budget = None;
+        s.injected = None;
+        for inode in s.inodes.values_mut() {
+            inode.sync_broken = false;
+        }
     }
 
     /// The live bytes of a file, for assertions.
@@ -124,23 +177,38 @@ impl IoFile for SimFile {
     }
     fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.charge()?;
+        let charged = s.charge();
+        let mut budget = match &charged {
+            // A torn write: the first half of its bytes land before the error.
+            Err(_) if s.tearing => bufs.iter().map(|b| b.len()).sum::<usize>() / 2,
+            Err(_) => return charged,
+            Ok(()) => usize::MAX,
+        };
         let data = &mut s.inodes.get_mut(&self.inode).expect("inode").live;
         let mut at = pos as usize;
         for b in bufs {
+            let b = &b[..b.len().min(budget)];
             if data.len() < at + b.len() {
                 data.resize(at + b.len(), 0);
             }
             data[at..at + b.len()].copy_from_slice(b);
             at += b.len();
+            budget -= b.len();
         }
-        Ok(())
+        charged
     }
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.charge()?;
+        let charged = s.charge();
+        let tearing = s.tearing;
         let inode = s.inodes.get_mut(&self.inode).expect("inode");
-        inode.durable = inode.live.clone();
+        if let Err(e) = charged {
+            inode.sync_broken |= tearing;
+            return Err(crate::failure::sync_error(e));
+        }
+        if !inode.sync_broken {
+            inode.durable = inode.live.clone();
+        }
         Ok(())
     }
     fn len(&self) -> io::Result<u64> {
@@ -289,7 +357,7 @@ impl Io for SimIo {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.charge()?;
+        s.charge().map_err(crate::failure::sync_error)?;
         let in_dir = |p: &Path| p.parent() == Some(path);
         let live: Vec<(PathBuf, u64)> = s
             .live

@@ -26,6 +26,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{AppendError, ReadError};
+use crate::failure::{is_full, LogDirFailures};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::producer_state::{ProducerStates, SequenceCheck};
 use crate::log::segment::{
@@ -57,20 +58,27 @@ pub struct ReadInfo {
 /// Files to sync for a flush, taken under the lock and synced outside it.
 #[derive(Debug)]
 pub struct FlushJob {
-    pub files: Vec<Arc<dyn IoFile>>,
+    /// Each file with its segment's directory, which a failed sync takes offline.
+    pub files: Vec<(PathBuf, Arc<dyn IoFile>)>,
     pub target_offset: i64,
+    failures: Arc<LogDirFailures>,
 }
 
 impl FlushJob {
     /// Whether every sync of the job costs no more than a memory operation (see
     /// [`IoFile::sync_is_cheap`]), so the job may run on the request's own thread.
     pub fn is_cheap(&self) -> bool {
-        self.files.iter().all(|f| f.sync_is_cheap())
+        self.files.iter().all(|(_, f)| f.sync_is_cheap())
     }
 
+    /// Syncs the files. A failed sync takes its directory offline: what it covered may be lost
+    /// even if a later sync succeeds, so nothing it covered may ever be acknowledged.
     pub fn run(&self) -> io::Result<()> {
-        for f in &self.files {
-            f.sync_data()?;
+        for (dir, f) in &self.files {
+            if let Err(e) = f.sync_data() {
+                self.failures.fail(dir, &e);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -100,6 +108,10 @@ pub struct PartitionLog {
     recovery: RecoveryReport,
     /// Where segments go when the log keeps them in tier directories; None: all in `dir`.
     placer: Option<Arc<dyn SegmentPlacer>>,
+    /// Directories taken offline by I/O errors (shared by the broker's logs).
+    failures: Arc<LogDirFailures>,
+    /// Why the log stopped on its own (a panic while it was locked); None while it serves.
+    stopped: Option<String>,
 }
 
 /// Chooses the directory of each new segment and accounts for the space segments take, for logs
@@ -246,6 +258,8 @@ impl PartitionLog {
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
             placer: placer.clone(),
+            failures: Arc::new(LogDirFailures::default()),
+            stopped: None,
         };
         let lim = limits(&log.config);
         let mut truncated_at: Option<i64> = None;
@@ -384,6 +398,58 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Shares the broker's record of offline directories with this log.
+    pub fn set_failures(&mut self, failures: Arc<LogDirFailures>) {
+        self.failures = failures;
+    }
+
+    /// Stops the log for good (until a restart): a panic while it was locked may have left its
+    /// state half-changed.
+    pub fn stop(&mut self, reason: &str) {
+        if self.stopped.is_none() {
+            tracing::error!(topic = %self.topic, partition = self.partition, reason, "log stopped");
+            self.stopped = Some(reason.to_string());
+        }
+    }
+
+    /// The offline directory that stops this log, if any: its own, or one holding its segments.
+    pub fn offline(&self) -> Option<PathBuf> {
+        if self.stopped.is_some() {
+            return Some(self.dir.clone());
+        }
+        if self.failures.offline_dirs_known() {
+            let mut dirs = self.segment_dirs();
+            dirs.push(self.dir.clone());
+            return self
+                .failures
+                .offline_among(dirs.iter().map(PathBuf::as_path));
+        }
+        None
+    }
+
+    fn offline_error(dir: PathBuf) -> io::Error {
+        io::Error::other(format!("directory {} is offline", dir.display()))
+    }
+
+    /// Passes `result` on, taking `dir`'s directory offline first when it is an I/O error other
+    /// than a full device.
+    fn fail_stop<T>(&self, dir: &Path, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            if !is_full(e) {
+                self.failures.fail(dir, e);
+            }
+        }
+        result
+    }
+
+    /// Refuses to change a log that is offline.
+    fn check_online(&self) -> io::Result<()> {
+        match self.offline() {
+            Some(dir) => Err(Self::offline_error(dir)),
+            None => Ok(()),
+        }
+    }
+
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -441,6 +507,9 @@ impl PartitionLog {
 
     /// Validates and appends the batches of one produce request with a single write.
     pub fn append(&mut self, records: &[u8], now_ms: i64) -> Result<AppendInfo, AppendError> {
+        if let Some(dir) = self.offline() {
+            return Err(AppendError::Offline { dir });
+        }
         let batches = batch::split_produced(records)?;
         for (_, h) in &batches {
             if h.total_size() > self.config.max_message_bytes {
@@ -518,6 +587,7 @@ impl PartitionLog {
             .map(|(_, h)| h.max_timestamp)
             .max()
             .unwrap_or(-1);
+        // A roll stops the directory it failed in itself (a full device refuses only).
         self.maybe_roll(total, messages, max_timestamp, now_ms)?;
 
         let log_append_time = self.config.timestamp_type == TimestampType::LogAppendTime;
@@ -563,8 +633,16 @@ impl PartitionLog {
         let active = self.active_mut();
         let size_before = active.size();
         if let Err(e) = active.append(&bufs, &appended) {
-            // Nothing of a failed write may be served or recovered as data: cut it off.
-            let _ = self.active_mut().truncate_file_to(size_before);
+            let dir = self.active().dir().to_path_buf();
+            if is_full(&e) {
+                // Nothing of a write that met a full device may be served or recovered as
+                // data: cut it off, and the log goes on when space returns. If even the cut
+                // fails, the file is in an unknown state: stop.
+                let cut = self.active_mut().truncate_file_to(size_before);
+                self.fail_stop(&dir, cut)?;
+            } else {
+                self.failures.fail(&dir, &e);
+            }
             return Err(AppendError::Storage(e));
         }
         if let Some(p) = &self.placer {
@@ -623,21 +701,41 @@ impl PartitionLog {
     }
 
     /// Starts a new active segment at the log end offset.
+    ///
+    /// The new segment is made first and the old one sealed after, so that a roll refused for a
+    /// full device changes nothing: the old segment stays active and appends resume on it when
+    /// space returns.
     pub fn roll(&mut self) -> io::Result<()> {
+        self.check_online()?;
         if self.active().is_empty() {
             return Ok(());
         }
         let next = self.log_end_offset();
         let reserved = self.config.segment_bytes;
-        self.active_mut().seal()?;
+        let segment = self.create_segment(next)?;
+        if let Err(e) = self.write_producer_snapshot(next) {
+            let dir = segment.dir().to_path_buf();
+            let removed = self.discard_segment(segment);
+            self.fail_stop(&dir, removed)?;
+            return self.fail_stop(&self.dir, Err(e));
+        }
+        let sealed = self.active_mut().seal();
+        let dir = self.active().dir().to_path_buf();
+        self.fail_stop(&dir, sealed)?;
         if let Some(p) = &self.placer {
             let active = self.active();
             p.release(active.dir(), reserved.saturating_sub(active.size()));
         }
-        self.write_producer_snapshot(next)?;
-        let segment = self.create_segment(next)?;
         self.segments.insert(next, segment);
         Ok(())
+    }
+
+    /// Removes a segment that never joined the log, with its reservation.
+    fn discard_segment(&self, segment: Segment) -> io::Result<()> {
+        if let Some(p) = &self.placer {
+            p.release(segment.dir(), self.config.segment_bytes);
+        }
+        segment.delete(&*self.io)
     }
 
     /// A new segment at `base_offset`, in the placer's choice of directory or the log's own.
@@ -645,19 +743,38 @@ impl PartitionLog {
         let dir = match &self.placer {
             Some(p) => {
                 let dir = p.place(self.config.segment_bytes)?;
-                self.io.create_dir_all(&dir)?;
+                let made = self.io.create_dir_all(&dir);
+                if made.is_err() {
+                    p.release(&dir, self.config.segment_bytes);
+                }
+                self.fail_stop(&dir, made)?;
                 dir
             }
             None => self.dir.clone(),
         };
         let mode = file_mode(&self.placer, &self.config, &dir);
         let created = Segment::create(&*self.io, &dir, base_offset, limits(&self.config), &mode);
-        if created.is_err() {
+        if let Err(e) = &created {
             if let Some(p) = &self.placer {
                 p.release(&dir, self.config.segment_bytes);
             }
+            // What a failed creation left behind must not be taken for a segment later.
+            if is_full(e) {
+                let log_path = offset_file(&dir, base_offset, "log");
+                let leftovers = match &mode.pool {
+                    // A pool file taken for the segment goes back to the pool, not away.
+                    Some(pool) if self.io.exists(&log_path) => pool
+                        .give_back(&log_path)
+                        .and_then(|()| self.io.sync_dir(&dir)),
+                    _ => Ok(()),
+                }
+                .and_then(|()| {
+                    crate::tier::migration::delete_segment_files(&*self.io, &dir, base_offset)
+                });
+                self.fail_stop(&dir, leftovers)?;
+            }
         }
-        created
+        self.fail_stop(&dir, created)
     }
 
     /// The largest batch set one append may carry: it must fit in one segment, as in Kafka.
@@ -694,6 +811,9 @@ impl PartitionLog {
         max_bytes: u64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, ReadError> {
+        if let Some(dir) = self.offline() {
+            return Err(ReadError::Offline { dir });
+        }
         let end = self.log_end_offset();
         if offset < self.log_start_offset || offset > end {
             return Err(ReadError::OffsetOutOfRange {
@@ -730,6 +850,7 @@ impl PartitionLog {
     /// Collects what a flush must sync; the caller runs it outside the lock and then calls
     /// [`PartitionLog::complete_flush`].
     pub fn begin_flush(&mut self) -> io::Result<FlushJob> {
+        self.check_online()?;
         let target = self.log_end_offset();
         let recovery_point = self.recovery_point;
         let mut files = Vec::new();
@@ -739,31 +860,45 @@ impl PartitionLog {
             .next_back()
             .map(|(b, _)| *b)
             .unwrap_or(0);
+        let mut failed = None;
         for (_, segment) in self.segments.range_mut(from..) {
-            segment.persist_indexes()?;
-            files.extend(segment.files());
+            if let Err(e) = segment.persist_indexes() {
+                failed = Some((segment.dir().to_path_buf(), e));
+                break;
+            }
+            let dir = segment.dir().to_path_buf();
+            files.extend(segment.files().into_iter().map(|f| (dir.clone(), f)));
+        }
+        if let Some((dir, e)) = failed {
+            self.failures.fail(&dir, &e);
+            return Err(e);
         }
         self.unflushed_messages = 0;
         self.last_flush_ms = crate::log::segment::now_ms();
         Ok(FlushJob {
             files,
             target_offset: target,
+            failures: self.failures.clone(),
         })
     }
 
-    pub fn complete_flush(&mut self, target_offset: i64) {
+    /// Moves the recovery point after a flush's syncs succeeded. Refused when the log went
+    /// offline meanwhile: another sync of the same files may have failed, and after a failed
+    /// sync a later successful one proves nothing about the pages the failed one covered.
+    pub fn complete_flush(&mut self, target_offset: i64) -> io::Result<()> {
+        self.check_online()?;
         self.recovery_point = self
             .recovery_point
             .max(target_offset)
             .min(self.log_end_offset());
+        Ok(())
     }
 
     /// Flushes under the lock (background flusher, shutdown, tests).
     pub fn flush(&mut self) -> io::Result<()> {
         let job = self.begin_flush()?;
         job.run()?;
-        self.complete_flush(job.target_offset);
-        Ok(())
+        self.complete_flush(job.target_offset)
     }
 
     pub fn unflushed_messages(&self) -> i64 {
@@ -775,6 +910,13 @@ impl PartitionLog {
 
     /// Moves the log start offset to `offset` (DeleteRecords) and deletes segments below it.
     pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        self.check_online()?;
+        let dir = self.dir.clone();
+        let result = self.delete_records_before_online(offset);
+        self.fail_stop(&dir, result)
+    }
+
+    fn delete_records_before_online(&mut self, offset: i64) -> io::Result<i64> {
         let end = self.log_end_offset();
         let offset = offset.clamp(self.log_start_offset, end);
         self.log_start_offset = self.log_start_offset.max(offset);
@@ -812,6 +954,13 @@ impl PartitionLog {
 
     /// Applies `retention.ms` and `retention.bytes`; returns the number of segments deleted.
     pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        self.check_online()?;
+        let dir = self.dir.clone();
+        let result = self.apply_retention_online(now_ms);
+        self.fail_stop(&dir, result)
+    }
+
+    fn apply_retention_online(&mut self, now_ms: i64) -> io::Result<usize> {
         let mut delete_below: Option<i64> = None;
         if self.config.retention_ms >= 0 {
             for segment in self.segments.values() {
@@ -881,7 +1030,9 @@ impl PartitionLog {
     pub fn close(&mut self) -> io::Result<()> {
         self.flush()?;
         let end = self.log_end_offset();
-        self.write_producer_snapshot(end)
+        let written = self.write_producer_snapshot(end);
+        let dir = self.dir.clone();
+        self.fail_stop(&dir, written)
     }
 
     /// Removes the log's files and directory.
@@ -928,6 +1079,7 @@ impl PartitionLog {
         from_dir: &Path,
         to_dir: &Path,
     ) -> io::Result<bool> {
+        self.check_online()?;
         let active = self.active().base_offset();
         match self.segments.get(&base_offset) {
             Some(s) if base_offset != active && s.dir() == from_dir => {}
@@ -941,7 +1093,8 @@ impl PartitionLog {
             false,
             limits(&self.config),
             &mode,
-        )?;
+        );
+        let moved = self.fail_stop(to_dir, moved)?;
         let size = moved.size();
         // Readers that already hold the old files finish on them; new reads use the copy.
         self.segments.insert(base_offset, moved);

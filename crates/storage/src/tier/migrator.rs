@@ -346,7 +346,22 @@ fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &P
     let started = Instant::now();
     stats.in_flight.fetch_add(1, Ordering::SeqCst);
     let mut switched = false;
+    // An I/O error other than a full device takes the directory it happened in offline; a
+    // full target only makes the move wait for a later round.
+    let failures = manager.failures().clone();
+    let stop_on = |dir: &std::path::Path, e: std::io::Error| {
+        if !crate::failure::is_full(&e) {
+            failures.fail(dir, &e);
+        }
+        e
+    };
     let outcome = (|| -> std::io::Result<bool> {
+        if let Some(dir) = task.partition.log().offline() {
+            return Err(std::io::Error::other(format!(
+                "directory {} is offline",
+                dir.display()
+            )));
+        }
         let copied = copy_segment_paced(
             &*io,
             &task.from_dir,
@@ -354,17 +369,20 @@ fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &P
             task.base_offset,
             1 << 20,
             &|n| pacer.wait(n),
-        )?;
+        )
+        .map_err(|e| stop_on(&task.to_dir, e))?;
         switched =
             task.partition
                 .log()
                 .switch_segment(task.base_offset, &task.from_dir, &task.to_dir)?;
         if switched {
-            delete_segment_files(&*io, &task.from_dir, task.base_offset)?;
+            delete_segment_files(&*io, &task.from_dir, task.base_offset)
+                .map_err(|e| stop_on(&task.from_dir, e))?;
             stats.bytes_moved.fetch_add(copied, Ordering::SeqCst);
         } else {
             // The segment went away meanwhile: discard the copy.
-            delete_segment_files(&*io, &task.to_dir, task.base_offset)?;
+            delete_segment_files(&*io, &task.to_dir, task.base_offset)
+                .map_err(|e| stop_on(&task.to_dir, e))?;
         }
         Ok(switched)
     })();
