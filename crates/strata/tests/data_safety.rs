@@ -49,7 +49,7 @@ fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
     produce(&rt, &producer, "kept", 0, &values("kept", 20));
 
     // Same log.dirs: refused, naming the directory, before anything in it is touched.
-    let mut second = BrokerProcess::start_unstarted(&broker.data_dir(), &refs);
+    let mut second = BrokerProcess::on_data_dir(&broker.data_dir(), &refs);
     let log = second.start_refused();
     let lock_message = format!(
         "Failed to acquire lock on file .lock in {}",
@@ -59,7 +59,7 @@ fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
 
     // Another log.dirs but the same tier directories: refused, naming the first tier.
     let other = scratch.path().join("other-data");
-    let mut third = BrokerProcess::start_unstarted(&other, &refs);
+    let mut third = BrokerProcess::on_data_dir(&other, &refs);
     let log = third.start_refused();
     let lock_message = format!("Failed to acquire lock on file .lock in {}", fast.display());
     assert!(log.contains(&lock_message), "{log}");

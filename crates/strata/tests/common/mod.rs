@@ -39,8 +39,9 @@ impl BrokerProcess {
         broker
     }
 
-    /// A broker on an existing data directory, not started yet (see [`Self::start_refused`]).
-    pub fn start_unstarted(data_dir: &Path, overrides: &[&str]) -> BrokerProcess {
+    /// A broker on a given data directory, not started yet: [`Self::restart`] starts it,
+    /// [`Self::start_refused`] expects it not to start.
+    pub fn on_data_dir(data_dir: &Path, overrides: &[&str]) -> BrokerProcess {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
         overrides.push(format!("log.dirs={}", data_dir.display()));
@@ -169,7 +170,10 @@ impl BrokerProcess {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             // The port may linger for a moment after the previous process exits.
-            if std::net::TcpListener::bind(&self.addr).is_ok() || Instant::now() > deadline {
+            if self.addr.is_empty()
+                || std::net::TcpListener::bind(&self.addr).is_ok()
+                || Instant::now() > deadline
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
