@@ -12,10 +12,10 @@ use strata_storage::tier::migrator::MigratorConfig;
 use strata_storage::tier::policy::MigrationPolicy;
 use strata_storage::LogError;
 use thiserror::Error;
-use tokio::sync::Notify;
 
 use crate::config::{BrokerConfig, ChannelType, ConfigError};
 use crate::group::{Coordinator, OffsetStore, OFFSETS_TOPIC};
+use crate::replica::ReplicaManager;
 
 /// How many producer ids are reserved on disk at a time.
 const PRODUCER_ID_BLOCK: i64 = 1000;
@@ -43,8 +43,8 @@ pub struct Broker {
     /// The group coordinator (every group; offsets in `__consumer_offsets`).
     pub groups: Arc<Coordinator>,
     pub cluster_id: String,
-    /// Signalled after every append, so that waiting fetches look again.
-    pub appended: Notify,
+    /// Produce, fetch, flush and waiting: the layer between the handlers and storage.
+    pub replicas: Arc<ReplicaManager>,
     producer_ids: Mutex<ProducerIds>,
     advertised_port: AtomicU16,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
@@ -200,12 +200,13 @@ impl Broker {
             .unwrap_or(0);
         io.write_atomic(&id_path, (next + PRODUCER_ID_BLOCK).to_string().as_bytes())?;
         let port = config.advertised.port;
+        let replicas = Arc::new(ReplicaManager::new(logs.clone()));
         Ok(Arc::new(Broker {
             config,
             logs,
             groups,
             cluster_id,
-            appended: Notify::new(),
+            replicas,
             producer_ids: Mutex::new(ProducerIds {
                 next,
                 reserved_until: next + PRODUCER_ID_BLOCK,

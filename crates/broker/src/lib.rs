@@ -5,6 +5,7 @@ pub mod config;
 pub mod group;
 pub mod handlers;
 pub mod metrics;
+pub mod replica;
 pub mod server;
 pub mod wire;
 

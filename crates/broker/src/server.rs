@@ -19,21 +19,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::handlers;
-use crate::wire::{Part, Response};
-
-/// What the writer sends for one request.
-pub enum Slot {
-    /// Already known: a response, or nothing (acks=0).
-    Ready(Option<Response>),
-    /// Being worked on.
-    Pending(JoinHandle<Option<Response>>),
-    /// Send what came before, then close the connection (an acks=0 produce that failed).
-    Close,
-}
+use crate::wire::{ConnectionError, Part, Response, Slot};
 
 /// A running broker's listener.
 pub struct Server {
@@ -93,17 +82,6 @@ impl Server {
             }
         }
     }
-}
-
-/// Why a connection was closed by the broker.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectionError {
-    #[error("I/O error: {0}")]
-    Io(#[from] io::Error),
-    #[error("frame of {size} bytes is larger than socket.request.max.bytes {max}")]
-    FrameTooLarge { size: i64, max: usize },
-    #[error("invalid request: {0}")]
-    InvalidRequest(String),
 }
 
 async fn read_frame(

@@ -16,6 +16,27 @@ use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::{Encodable, HeaderVersion};
 use strata_storage::io::IoFile;
 
+/// What the writer sends for one request.
+pub enum Slot {
+    /// Already known: a response, or nothing (acks=0).
+    Ready(Option<Response>),
+    /// Being worked on.
+    Pending(tokio::task::JoinHandle<Option<Response>>),
+    /// Send what came before, then close the connection (an acks=0 produce that failed).
+    Close,
+}
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("frame of {size} bytes is larger than socket.request.max.bytes {max}")]
+    FrameTooLarge { size: i64, max: usize },
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+}
+
 /// The largest record set sent from a file in one piece; larger ones are copied.
 pub const MAX_SPLICE_BYTES: usize = 64 << 20;
 

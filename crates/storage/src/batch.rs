@@ -51,6 +51,10 @@ pub enum BatchError {
     CountMismatch { count: i32, last_offset_delta: i32 },
     #[error("record batch base offset {0} must be 0 when produced")]
     InvalidBaseOffset(i64),
+    #[error("replicated record batch at offset {got} does not continue the log at {expected}")]
+    OffsetGap { expected: i64, got: i64 },
+    #[error("replicated record batch has leader epoch {0}, older than the log's")]
+    InvalidLeaderEpoch(i32),
 }
 
 /// A parsed v2 batch header.

@@ -38,6 +38,7 @@ use crate::tier::TierDir;
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub const METADATA_DIR: &str = "__strata_metadata";
 
 /// Turns a topic's config overrides into its effective log settings (the broker knows the keys
@@ -245,6 +246,7 @@ impl LogManager {
         let mut was_clean = true;
         let mut recovery_points = HashMap::new();
         let mut start_offsets = HashMap::new();
+        let mut high_watermarks = HashMap::new();
         for dir in &config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let has_data = io
@@ -259,6 +261,7 @@ impl LogManager {
             }
             recovery_points.extend(read_checkpoint(&*io, &dir.join(RECOVERY_POINT_CHECKPOINT)));
             start_offsets.extend(read_checkpoint(&*io, &dir.join(LOG_START_CHECKPOINT)));
+            high_watermarks.extend(read_checkpoint(&*io, &dir.join(HIGH_WATERMARK_CHECKPOINT)));
             // Finish deletions a crash interrupted.
             for name in io.list_dir(dir)? {
                 if name.ends_with("-delete") {
@@ -348,6 +351,9 @@ impl LogManager {
                 )?;
                 let mut log = log;
                 log.set_failures(manager.failures.clone());
+                if let Some(hw) = high_watermarks.get(&key) {
+                    log.restore_high_watermark(*hw);
+                }
                 let report = log.recovery_report();
                 if report.segments_recovered > 0 {
                     tracing::info!(topic = name, partition = p, ?report, "recovered log");
@@ -867,21 +873,19 @@ impl LogManager {
             .iter()
             .filter(|d| !self.failures.is_offline(d))
         {
-            let mut recovery = Vec::new();
-            let mut starts = Vec::new();
+            let (mut recovery, mut starts, mut high_watermarks) =
+                (Vec::new(), Vec::new(), Vec::new());
             for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
                 let log = p.log();
-                recovery.push(format!("{} {} {}", p.topic, p.index, log.recovery_point()));
-                starts.push(format!(
-                    "{} {} {}",
-                    p.topic,
-                    p.index,
-                    log.log_start_offset()
-                ));
+                let line = |offset: i64| format!("{} {} {offset}", p.topic, p.index);
+                recovery.push(line(log.recovery_point()));
+                starts.push(line(log.log_start_offset()));
+                high_watermarks.push(line(log.high_watermark()));
             }
             for (file, lines) in [
                 (RECOVERY_POINT_CHECKPOINT, recovery),
                 (LOG_START_CHECKPOINT, starts),
+                (HIGH_WATERMARK_CHECKPOINT, high_watermarks),
             ] {
                 let text = format!(
                     "0\n{}\n{}",

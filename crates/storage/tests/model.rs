@@ -13,6 +13,11 @@
 //! refused an append it must hold exactly what it held before. A flush that failed covers
 //! nothing.
 //!
+//! Replication's operations run too: batches appended as a follower appends them (at the offsets
+//! and epochs they carry), new leader epochs, and truncation of the tail. Leader epochs in the log
+//! never go down and are all in the leader-epoch cache; the high watermark follows the log end
+//! (the log leads alone).
+//!
 //! The same sequence runs on the `pmem` channel too: segments are pool files (one tier, no
 //! migrations; the pool's cleaner runs instead, sometimes interrupted), and pool files must never
 //! be lost or show a previous owner's bytes.
@@ -229,13 +234,16 @@ fn run(seed: u64, channel: Channel) {
     let mut acknowledged: Vec<Vec<u8>> = Vec::new();
     let mut durable = 0usize;
     let mut start = 0i64;
+    // The leader epoch a controller gave the partition: after a restart it leads with it again.
+    let mut epoch = 0;
     for step in 0..300i64 {
-        let op = rng.below(100);
+        let op = rng.below(110);
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
             eprintln!(
-                "step {step} op {op} leo {} start {start} acked {} durable {durable}",
+                "step {step} op {op} leo {} start {start} acked {} durable {durable} epochs {:?}",
                 log.log_end_offset(),
-                acknowledged.len()
+                acknowledged.len(),
+                log.leader_epochs().entries()
             );
         }
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
@@ -262,7 +270,16 @@ fn run(seed: u64, channel: Channel) {
                     })
                     .collect();
                 let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-                match log.append(&simple_batch(&refs, step), step) {
+                let appended = if rng.below(4) == 0 {
+                    // As a follower: the batch carries its offset and the leader's epoch.
+                    let mut b = simple_batch(&refs, step);
+                    b[0..8].copy_from_slice(&log.log_end_offset().to_be_bytes());
+                    b[12..16].copy_from_slice(&log.leader_epoch().to_be_bytes());
+                    log.append_as_follower(&b, step)
+                } else {
+                    log.append(&simple_batch(&refs, step), step)
+                };
+                match appended {
                     Ok(info) => {
                         assert_eq!(
                             info.base_offset as usize,
@@ -401,6 +418,76 @@ fn run(seed: u64, channel: Channel) {
                     }
                 }
             }
+            100..=104 => {
+                // A follower's truncation to where the leader's epochs end.
+                let end = log.log_end_offset();
+                let to = start + rng.below((end - start + 1) as u64) as i64;
+                if std::env::var("STRATA_MODEL_TRACE").is_ok() {
+                    eprintln!("  truncate to {to}");
+                }
+                // Where the cut falls: the start of the batch that holds `to`.
+                let cut = if to < end {
+                    let slice = log.read(to, 1, true).expect("read").slice.expect("a batch");
+                    let mut header = vec![0u8; batch::HEADER_SIZE];
+                    slice
+                        .file
+                        .read_exact_at(&mut header, slice.position)
+                        .expect("header");
+                    batch::BatchHeader::parse(&header)
+                        .expect("batch")
+                        .base_offset
+                } else {
+                    to
+                };
+                match log.truncate_to(to) {
+                    Ok(()) => {
+                        // A batch holding `to` goes whole.
+                        let end = log.log_end_offset();
+                        assert_eq!(end, cut, "seed {seed} step {step}");
+                        acknowledged.truncate(end as usize);
+                        durable = durable.min(end as usize);
+                        // Cut inside a batch that began below the log start: nothing is left.
+                        start = start.min(end);
+                    }
+                    Err(e) => {
+                        // Whether the cut reached the disk is unknown: only what is below it
+                        // is still promised.
+                        durable = durable.min(cut.max(0) as usize);
+                        if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                            (log, usage) = crash_and_recover(
+                                &io,
+                                log,
+                                channel,
+                                start,
+                                (seed, step),
+                                &mut acknowledged,
+                                &mut durable,
+                            );
+                        }
+                    }
+                }
+            }
+            105..=109 => {
+                // A new leader epoch, led alone.
+                let next = epoch.max(log.leader_epoch()) + 1 + rng.below(3) as i32;
+                let led = log.become_leader(next, true);
+                if led.is_ok() {
+                    epoch = next;
+                }
+                if let Err(e) = led {
+                    if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                        (log, usage) = crash_and_recover(
+                            &io,
+                            log,
+                            channel,
+                            start,
+                            (seed, step),
+                            &mut acknowledged,
+                            &mut durable,
+                        );
+                    }
+                }
+            }
             90..=94 => {
                 // A fault a few operations ahead: whatever it hits must stop or refuse.
                 let fault = if rng.below(2) == 0 {
@@ -422,6 +509,17 @@ fn run(seed: u64, channel: Channel) {
                 );
             }
         }
+        if log.leader_epoch() < epoch && !io.injection_pending() {
+            log.become_leader(epoch, true)
+                .expect("lead again after a restart");
+        }
+        // Always: epochs never go down and are all recorded; the high watermark is the end.
+        check_epochs(&log, (seed, step));
+        assert_eq!(
+            log.high_watermark(),
+            log.log_end_offset(),
+            "seed {seed} step {step}: high watermark"
+        );
         // Always: the log reads back exactly what the model holds, and no segment is twice.
         let values = read_values(&log, log.log_start_offset());
         let skip = (log.log_start_offset() - start).max(0) as usize;
@@ -455,6 +553,49 @@ fn run(seed: u64, channel: Channel) {
                 !io.exists(&other.join(format!("{base:020}.log"))),
                 "seed {seed} step {step}: segment {base} in both tiers"
             );
+        }
+    }
+}
+
+/// The leader epochs of the log's batches, in order: never decreasing, none newer than the
+/// cache's latest, and each recorded at or before its first batch.
+fn check_epochs(log: &PartitionLog, (seed, step): (u64, i64)) {
+    let latest = log.leader_epochs().latest_epoch().unwrap_or(0);
+    let mut previous = i32::MIN;
+    for segment in log.segments() {
+        let mut position = 0;
+        while position < segment.size() {
+            let header = segment
+                .read_bytes(position, batch::HEADER_SIZE)
+                .expect("header");
+            let h = batch::BatchHeader::parse(&header).expect("a batch");
+            position += h.total_size() as u64;
+            if h.last_offset() < log.log_start_offset() {
+                continue; // deleted (DeleteRecords), though still in the file
+            }
+            let epoch = h.partition_leader_epoch;
+            assert!(
+                epoch >= previous && epoch <= latest,
+                "seed {seed} step {step}: epoch {epoch} after {previous}, latest {latest}"
+            );
+            if epoch > previous && log.leader_epochs().latest_epoch().is_some() {
+                let recorded = log
+                    .leader_epochs()
+                    .entries()
+                    .iter()
+                    .rev()
+                    .find(|e| e.epoch <= epoch)
+                    .map(|e| e.start_offset);
+                // (The cache's first epoch begins at the log start, as in Kafka.)
+                assert!(
+                    recorded.is_some_and(|s| s <= h.base_offset.max(log.log_start_offset())),
+                    "seed {seed} step {step}: epoch {epoch} at {} not recorded in {:?} (log start {})",
+                    h.base_offset,
+                    log.leader_epochs().entries(),
+                    log.log_start_offset()
+                );
+            }
+            previous = epoch;
         }
     }
 }

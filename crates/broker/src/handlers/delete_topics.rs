@@ -63,6 +63,6 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTop
         response.responses.push(result);
     }
     // Waiting fetches of deleted topics answer now rather than at their deadline.
-    broker.appended.notify_waiters();
+    broker.replicas.wake_all();
     response
 }

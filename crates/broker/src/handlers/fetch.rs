@@ -1,8 +1,9 @@
 //! Fetch: offset index -> byte range -> `sendfile`, with long-poll.
 //!
-//! Each partition's bytes are located under its lock and sent after it is released, straight from
-//! the segment file (see `wire`). A fetch that finds fewer than `min_bytes` waits for the broker's
-//! append signal (never a timer loop) until `max_wait_ms`. The first partition that has data gets
+//! Each partition's bytes are located under its lock (by the replica manager, below the high
+//! watermark) and sent after it is released, straight from the segment file (see `wire`). A fetch
+//! that finds fewer than `min_bytes` waits for an append to one of its partitions (never a timer
+//! loop) until `max_wait_ms`. The first partition that has data gets
 //! at least one whole batch even when it exceeds the byte limits (KIP-74); later ones stop at
 //! `partition_max_bytes` and the response stops at `max_bytes`. A slice may end inside a batch:
 //! clients drop a trailing partial batch, as with Kafka.
@@ -20,7 +21,8 @@ use strata_storage::ReadError;
 
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
-use crate::server::Slot;
+use crate::replica::{FetchError, Isolation};
+use crate::wire::Slot;
 use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
 
 /// Starts a fetch; its response is filled when data is there or the wait is over.
@@ -32,11 +34,29 @@ pub fn start(broker: Arc<Broker>, ctx: Ctx, req: FetchRequest) -> Slot {
 
 async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+    // Registered before the first look, so an append between a look and the wait is not missed.
+    let names: Vec<(String, i32)> = req
+        .topics
+        .iter()
+        .flat_map(|t| {
+            let name = if ctx.version >= 13 {
+                broker
+                    .logs
+                    .topic_by_id(t.topic_id.as_bytes())
+                    .map(|t| t.name.clone())
+                    .unwrap_or_default()
+            } else {
+                t.topic.0.to_string()
+            };
+            t.partitions
+                .iter()
+                .map(move |p| (name.clone(), p.partition))
+        })
+        .collect();
+    let waiter = broker
+        .replicas
+        .waiter(names.iter().map(|(t, p)| (t.as_str(), *p)));
     loop {
-        let notified = broker.appended.notified();
-        tokio::pin!(notified);
-        // Register before looking, so an append between the look and the wait is not missed.
-        notified.as_mut().enable();
         let (response, ranges, bytes, errors) = build(broker, ctx, req);
         let done = bytes >= req.min_bytes.max(0) as u64 || errors || Instant::now() >= deadline;
         if done {
@@ -54,10 +74,7 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
                 }
             };
         }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline.into()) => {}
-        }
+        waiter.wait_until(deadline).await;
     }
 }
 
@@ -123,28 +140,25 @@ fn build(
                 out.partitions.push(empty_partition(p.partition, code));
                 continue;
             };
-            if p.current_leader_epoch > 0 {
-                errors = true;
-                out.partitions.push(empty_partition(
-                    p.partition,
-                    ResponseError::UnknownLeaderEpoch,
-                ));
-                continue;
-            }
             let budget = max_bytes.saturating_sub(total);
             let partition_max = (p.partition_max_bytes.max(0) as u64)
                 .min(budget)
                 .min(MAX_SPLICE_BYTES as u64);
             let min_one_batch = total == 0;
-            let read = partition
-                .log()
-                .read(p.fetch_offset, partition_max, min_one_batch);
+            let read = broker.replicas.read(
+                &partition,
+                p.fetch_offset,
+                partition_max,
+                min_one_batch,
+                Isolation::from_level(req.isolation_level),
+                p.current_leader_epoch,
+            );
             let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
             data.error_code = 0;
             match read {
                 Ok(info) => {
                     data.high_watermark = info.high_watermark;
-                    data.last_stable_offset = info.high_watermark;
+                    data.last_stable_offset = info.last_stable_offset;
                     data.log_start_offset = info.log_start_offset;
                     if req.isolation_level == 1 {
                         data.aborted_transactions = Some(Vec::new());
@@ -162,23 +176,31 @@ fn build(
                         }
                     }
                 }
-                Err(ReadError::OffsetOutOfRange {
+                Err(FetchError::UnknownLeaderEpoch) => {
+                    errors = true;
+                    data.error_code = ResponseError::UnknownLeaderEpoch.code();
+                }
+                Err(FetchError::FencedLeaderEpoch) => {
+                    errors = true;
+                    data.error_code = ResponseError::FencedLeaderEpoch.code();
+                }
+                Err(FetchError::Read(ReadError::OffsetOutOfRange {
                     log_start_offset,
                     log_end_offset,
                     ..
-                }) => {
+                })) => {
                     errors = true;
                     data.error_code = ResponseError::OffsetOutOfRange.code();
                     data.high_watermark = log_end_offset;
                     data.last_stable_offset = log_end_offset;
                     data.log_start_offset = log_start_offset;
                 }
-                Err(ReadError::Storage(e)) => {
+                Err(FetchError::Read(ReadError::Storage(e))) => {
                     errors = true;
                     tracing::error!(topic = %partition.topic, partition = p.partition, error = %e, "read failed");
                     data.error_code = ResponseError::KafkaStorageError.code();
                 }
-                Err(ReadError::Offline { .. }) => {
+                Err(FetchError::Read(ReadError::Offline { .. })) => {
                     // Logged once, when the directory went offline.
                     errors = true;
                     data.error_code = ResponseError::KafkaStorageError.code();

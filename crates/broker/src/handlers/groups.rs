@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::group::{JoinArgs, JoinOutcome, Reply, SyncOutcome};
-use crate::server::{ConnectionError, Slot};
+use crate::wire::{ConnectionError, Slot};
 
 fn code(e: Option<ResponseError>) -> i16 {
     e.map(|e| e.code()).unwrap_or(0)

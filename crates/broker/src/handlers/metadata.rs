@@ -17,11 +17,12 @@ fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
         .partitions()
         .iter()
         .map(|p| {
+            let log = p.log();
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_epoch(0)
+                .with_leader_epoch(log.leader_epoch())
                 .with_replica_nodes(vec![me]);
-            if p.log().offline().is_some() {
+            if log.offline().is_some() {
                 // The only replica's directory failed: no leader, as Kafka reports a
                 // partition whose log directory went offline.
                 partition

@@ -9,8 +9,8 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
-use crate::server::{ConnectionError, Slot};
 use crate::wire::{encode_response, Response};
+use crate::wire::{ConnectionError, Slot};
 
 pub mod admin_configs;
 pub mod api_versions;

@@ -1,5 +1,7 @@
-//! OffsetForLeaderEpoch: this broker has led every partition since its creation with epoch 0, so
-//! epoch 0 ends at the log end offset and any later epoch is unknown.
+//! OffsetForLeaderEpoch: where a leader epoch ends in a partition's log, from its leader-epoch
+//! cache: the largest epoch at or below the one asked for, and the start offset of the next one
+//! (the log end offset for the latest). A follower truncates to it; a consumer checks with it
+//! that the records it read were not truncated away.
 
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -21,13 +23,17 @@ pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLea
                 .with_end_offset(-1);
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
-                Some(_) if p.current_leader_epoch > 0 => {
-                    r.error_code = ResponseError::UnknownLeaderEpoch.code()
-                }
                 Some(partition) => {
-                    if p.leader_epoch == 0 {
-                        r.leader_epoch = 0;
-                        r.end_offset = partition.log().log_end_offset();
+                    let log = partition.log();
+                    let current = log.leader_epoch();
+                    if log.offline().is_some() {
+                        r.error_code = ResponseError::KafkaStorageError.code();
+                    } else if p.current_leader_epoch > current {
+                        r.error_code = ResponseError::UnknownLeaderEpoch.code();
+                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
+                        r.error_code = ResponseError::FencedLeaderEpoch.code();
+                    } else {
+                        (r.leader_epoch, r.end_offset) = log.end_offset_for_epoch(p.leader_epoch);
                     }
                 }
             }

@@ -1,24 +1,22 @@
-//! Produce: validate each partition's batches, append them with one write per partition, and
-//! answer by `acks`.
+//! Produce: each partition's batches go to the replica manager, and the response is answered by
+//! `acks`.
 //!
-//! The append happens here, in the connection's reader, so a connection's produce requests reach
-//! the log in the order they were sent. A flush that `flush.messages` asks for runs afterwards,
-//! outside the partition lock: on the blocking pool, or right here when its syncs are memory
-//! operations (a PMEM tier); the response waits for it (group commit: one sync covers
-//! everything appended before it). acks=0 gets no response; if any partition failed,
-//! the connection is closed instead, as Kafka does, so the producer learns of the failure.
+//! The appends happen here, in the connection's reader, so a connection's produce requests reach
+//! the log in the order they were sent. A flush that `flush.messages` asks for completes before
+//! the response goes (see `replica`). acks=0 gets no response; if any partition failed, the
+//! connection is closed instead, as Kafka does, so the producer learns of the failure.
 
 use std::sync::Arc;
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
-use strata_storage::log::partition::FlushJob;
 use strata_storage::now_ms;
 
 use super::{append_error_code, is_internal, str_bytes, Ctx};
 use crate::broker::Broker;
-use crate::server::{ConnectionError, Slot};
+use crate::replica::{ProduceError, ReplicaManager};
+use crate::wire::{ConnectionError, Slot};
 
 pub fn handle(
     broker: &Arc<Broker>,
@@ -27,109 +25,73 @@ pub fn handle(
 ) -> Result<Slot, ConnectionError> {
     let acks = req.acks;
     let mut response = ProduceResponse::default();
-    let mut flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)> = Vec::new();
+    let mut flushes = Vec::new();
     let mut any_error = false;
-    let mut appended = false;
     let now = now_ms();
     for topic_data in req.topic_data {
         let name = topic_data.name.0.as_str().to_string();
-        let topic = broker.logs.topic(&name);
         let mut topic_response = TopicProduceResponse::default().with_name(topic_data.name.clone());
+        let mut appended_any = Vec::new();
         for data in topic_data.partition_data {
             let mut r = PartitionProduceResponse::default()
                 .with_index(data.index)
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let error = if !(acks == 0 || acks == 1 || acks == -1) {
-                Some((
+            let result = if !(acks == 0 || acks == 1 || acks == -1) {
+                Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("invalid acks {acks}"),
                 ))
             } else if is_internal(&name) {
                 // Only the broker writes its internal topics (committed offsets live there).
-                Some((
+                Err((
                     ResponseError::InvalidTopicException,
                     format!("Cannot append to internal topic {name}"),
                 ))
             } else {
-                match topic.as_ref().and_then(|t| t.partition(data.index)) {
-                    None => Some((
-                        ResponseError::UnknownTopicOrPartition,
-                        format!(
-                            "This server does not host this topic-partition: {name}-{}",
-                            data.index
-                        ),
-                    )),
-                    Some(partition) => match &data.records {
-                        None => Some((
-                            ResponseError::CorruptMessage,
-                            "records are null".to_string(),
-                        )),
-                        Some(records) => {
-                            let mut log = partition.log();
-                            match log.append(records, now) {
-                                Ok(info) => {
-                                    r.base_offset = info.base_offset;
-                                    r.log_append_time_ms = info.log_append_time;
-                                    r.log_start_offset = info.log_start_offset;
-                                    appended |= !info.duplicate;
-                                    if !info.needs_flush {
-                                        None
-                                    } else {
-                                        match log.begin_flush() {
-                                            Ok(job) => {
-                                                drop(log);
-                                                flushes.push((partition.clone(), job));
-                                                None
-                                            }
-                                            // The append is not acknowledged: the flush that
-                                            // `flush.messages` asks for could not even start.
-                                            Err(e) => Some((
-                                                ResponseError::KafkaStorageError,
-                                                format!("flush failed: {e}"),
-                                            )),
-                                        }
-                                    }
-                                }
-                                Err(e) => {
-                                    let code = append_error_code(&e);
-                                    if code == ResponseError::KafkaStorageError {
-                                        tracing::error!(topic = %name, partition = data.index, error = %e, "append failed");
-                                    } else {
-                                        tracing::debug!(topic = %name, partition = data.index, error = %e, "append refused");
-                                    }
-                                    Some((code, e.to_string()))
-                                }
-                            }
-                        }
-                    },
-                }
+                broker
+                    .replicas
+                    .append(&name, data.index, data.records.as_deref(), now)
+                    .map_err(|e| (produce_error_code(&e, &name, data.index), e.to_string()))
             };
-            if let Some((code, message)) = error {
-                any_error = true;
-                r.error_code = code.code();
-                if ctx.version >= 8 {
-                    r.error_message = Some(str_bytes(message));
+            match result {
+                Ok(appended) => {
+                    r.base_offset = appended.info.base_offset;
+                    r.log_append_time_ms = appended.info.log_append_time;
+                    r.log_start_offset = appended.info.log_start_offset;
+                    if !appended.info.duplicate {
+                        appended_any.push(data.index);
+                    }
+                    flushes.extend(appended.flush);
+                }
+                Err((code, message)) => {
+                    any_error = true;
+                    r.error_code = code.code();
+                    if ctx.version >= 8 {
+                        r.error_message = Some(str_bytes(message));
+                    }
                 }
             }
             topic_response.partition_responses.push(r);
         }
+        for partition in appended_any {
+            broker.replicas.appended(&name, partition);
+        }
         response.responses.push(topic_response);
     }
-    if appended {
-        broker.appended.notify_waiters();
-    }
-    // Syncs in memory (a PMEM tier) cost less than a hop to a blocking thread: run them here.
-    let synced_here = flushes.iter().all(|(_, job)| job.is_cheap());
-    if synced_here && !run_flushes(std::mem::take(&mut flushes)) {
-        mark_storage_error(&mut response);
-        any_error = true;
-    }
-    if acks == 0 {
-        if !flushes.is_empty() {
-            tokio::task::spawn_blocking(move || run_flushes(flushes));
+    // Syncs in memory (a PMEM tier) cost less than a hop to another task: run them here.
+    let flushes = match ReplicaManager::complete_cheap_flushes(flushes) {
+        Ok(true) => Vec::new(),
+        Ok(false) => {
+            mark_storage_error(&mut response);
+            any_error = true;
+            Vec::new()
         }
+        Err(flushes) => flushes,
+    };
+    if acks == 0 {
+        ReplicaManager::complete_flushes_detached(flushes);
         return Ok(if any_error {
             Slot::Close
         } else {
@@ -140,14 +102,29 @@ pub fn handle(
         return Ok(Slot::Ready(Some(ctx.encode(&response)?)));
     }
     Ok(Slot::Pending(tokio::spawn(async move {
-        let ok = tokio::task::spawn_blocking(move || run_flushes(flushes))
-            .await
-            .unwrap_or(false);
-        if !ok {
+        if !ReplicaManager::complete_flushes(flushes).await {
             mark_storage_error(&mut response);
         }
         ctx.encode(&response).ok()
     })))
+}
+
+fn produce_error_code(e: &ProduceError, topic: &str, partition: i32) -> ResponseError {
+    match e {
+        ProduceError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
+        ProduceError::NullRecords => ResponseError::CorruptMessage,
+        ProduceError::FlushNotStarted(_) => ResponseError::KafkaStorageError,
+        ProduceError::Append(e) => {
+            // An offline directory was logged once when it failed; a full one is worth a
+            // warning for every refusal.
+            if let strata_storage::AppendError::Storage(_) = e {
+                tracing::warn!(topic, partition, error = %e, "append failed");
+            } else {
+                tracing::debug!(topic, partition, error = %e, "append refused");
+            }
+            append_error_code(e)
+        }
+    }
 }
 
 /// A failed sync fails every partition that had no error of its own: what was appended is not
@@ -160,20 +137,4 @@ fn mark_storage_error(response: &mut ProduceResponse) {
             }
         }
     }
-}
-
-fn run_flushes(flushes: Vec<(Arc<strata_storage::Partition>, FlushJob)>) -> bool {
-    let mut ok = true;
-    for (partition, job) in flushes {
-        // A sync that failed took its directory offline, and then no flush of that log can
-        // complete (complete_flush refuses), even one whose own syncs succeeded.
-        let done = job
-            .run()
-            .and_then(|()| partition.log().complete_flush(job.target_offset));
-        if let Err(e) = done {
-            tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
-            ok = false;
-        }
-    }
-    ok
 }

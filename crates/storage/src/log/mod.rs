@@ -1,6 +1,7 @@
 //! The partition log: segments, their indexes, recovery and retention.
 
 pub mod index;
+pub mod leader_epoch;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;

@@ -15,7 +15,8 @@ use crate::io::{offset_file, Io, IoFile};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::tier::pool::SegmentPool;
 
-/// The leader epoch this broker writes into every batch: one broker, leader since creation.
+/// The leader epoch of a partition that has had one leader since it was created (every log
+/// written before leader epochs were kept).
 pub const LEADER_EPOCH: i32 = 0;
 
 /// What the segment needs to know about one appended batch.
@@ -72,6 +73,7 @@ pub struct Segment {
     created_ms: i64,
     bytes_since_last_index_entry: u64,
     index_interval_bytes: u64,
+    max_leader_epoch: i32,
 }
 
 /// Sizing of a segment's indexes.
@@ -79,6 +81,9 @@ pub struct Segment {
 pub struct SegmentLimits {
     pub index_interval_bytes: u64,
     pub max_index_bytes: usize,
+    /// The newest leader epoch the partition knows: recovery takes no batch claiming a later
+    /// one (an epoch is recorded before any batch of it is written).
+    pub max_leader_epoch: i32,
 }
 
 pub fn now_ms() -> i64 {
@@ -163,6 +168,7 @@ impl Segment {
             created_ms: now_ms(),
             bytes_since_last_index_entry: 0,
             index_interval_bytes: limits.index_interval_bytes,
+            max_leader_epoch: limits.max_leader_epoch,
         }
     }
 
@@ -259,6 +265,7 @@ impl Segment {
         self.bytes_since_last_index_entry = 0;
         let mut position = 0u64;
         let mut buf = Vec::new();
+        let mut epoch = i32::MIN;
         while position + LOG_OVERHEAD as u64 <= file_len {
             let mut prefix = [0u8; LOG_OVERHEAD];
             self.log.read_exact_at(&mut prefix, position)?;
@@ -272,18 +279,19 @@ impl Segment {
             self.log.read_exact_at(&mut buf, position)?;
             // The CRC does not cover the base offset and the leader epoch, so check them against
             // what the broker writes: offsets continue the segment's exactly (nothing removes
-            // batches from inside a segment) within its 32-bit relative range, and the epoch is
-            // the one this broker leads with.
+            // batches from inside a segment) within its 32-bit relative range, and epochs never
+            // go down nor past the newest one recorded.
             let header = match batch::check_batch(&buf) {
                 Ok(h)
                     if h.base_offset == self.next_offset
                         && self.holds(&h, self.next_offset)
-                        && h.partition_leader_epoch == LEADER_EPOCH =>
+                        && (epoch..=self.max_leader_epoch).contains(&h.partition_leader_epoch) =>
                 {
                     h
                 }
                 _ => break,
             };
+            epoch = header.partition_leader_epoch;
             let appended = AppendedBatch {
                 base_offset: header.base_offset,
                 last_offset: header.last_offset(),
@@ -330,6 +338,11 @@ impl Segment {
             self.log.set_len(position)?;
             Ok(file_len - position)
         }
+    }
+
+    /// Sets the newest leader epoch recovery accepts (the partition learned a new one).
+    pub fn set_max_leader_epoch(&mut self, epoch: i32) {
+        self.max_leader_epoch = epoch;
     }
 
     /// Whether a batch header read from the file can belong to this segment after offset
@@ -516,11 +529,11 @@ impl Segment {
         Ok(None)
     }
 
-    /// Drops everything from `offset` on (used when a tail must be discarded).
+    /// Drops everything from `offset` on, with the whole batch that holds `offset` (batches are
+    /// never split, so the segment may end before `offset`, as in Kafka).
     pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
         let position = match self.find_batch(offset)? {
-            Some((p, h)) if h.base_offset >= offset => p,
-            Some((p, h)) => p + h.total_size() as u64,
+            Some((p, _)) => p,
             None => return Ok(()),
         };
         let file_len = self.log.len()?;

@@ -196,6 +196,7 @@ mod tests {
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
         max_index_bytes: 1 << 16,
+        max_leader_epoch: 0,
     };
 
     /// A durable, sealed segment at base offset 100 in `dir`; returns its files' contents.

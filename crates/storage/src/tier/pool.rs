@@ -341,6 +341,7 @@ mod tests {
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
         max_index_bytes: 1 << 12,
+        max_leader_epoch: 0,
     };
     const FILE_BYTES: u64 = 4096;
     const COUNT: usize = 3;

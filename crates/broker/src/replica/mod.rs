@@ -1,0 +1,352 @@
+//! The replica manager (Kafka's ReplicaManager): the produce, fetch, flush and waiting logic
+//! between the handlers and storage. Handlers decode a request, call in here per partition, and
+//! encode what comes back; followers and transactions will extend this layer, not the handlers.
+//!
+//! - **Append.** A partition's records are appended under its lock. When `flush.messages` or
+//!   `flush.ms` asks for a flush, the files to sync are collected under the lock and synced
+//!   outside it (group commit: one sync covers everything appended before it): in the request's
+//!   task when every sync is a memory operation (a PMEM tier), else on the blocking pool. A
+//!   response waits for the flush that covers it, and a flush that failed acknowledges nothing.
+//! - **Read.** A consumer reads below the high watermark (the last stable offset for
+//!   read_committed), with the leader epoch it knows checked against the partition's.
+//! - **Wait.** A fetch that found too little parks on the partitions it asked for: each partition
+//!   has its own wake-up, signalled by appends to it, so an append wakes only the fetches that
+//!   read that partition.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Instant;
+
+use strata_storage::log::partition::FlushJob;
+use strata_storage::{AppendError, AppendInfo, LogManager, Partition, ReadError, ReadInfo};
+use tokio::sync::Notify;
+
+/// Why a partition's append was refused before or around storage.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    #[error("This server does not host this topic-partition: {topic}-{partition}")]
+    UnknownTopicOrPartition { topic: String, partition: i32 },
+    #[error("records are null")]
+    NullRecords,
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    /// The flush that `flush.messages` asked for could not start: the append is not
+    /// acknowledged.
+    #[error("flush failed: {0}")]
+    FlushNotStarted(std::io::Error),
+}
+
+/// Why a partition's read was refused.
+#[derive(Debug)]
+pub enum FetchError {
+    /// The client knows a newer leader epoch than this replica's.
+    UnknownLeaderEpoch,
+    /// The client's leader epoch is older than this replica's: it must refresh its metadata.
+    FencedLeaderEpoch,
+    Read(ReadError),
+}
+
+/// A flush to complete outside the partition's lock.
+#[derive(Debug)]
+pub struct PendingFlush {
+    partition: Arc<Partition>,
+    job: FlushJob,
+}
+
+/// What an append did.
+#[derive(Debug)]
+pub struct Appended {
+    pub info: AppendInfo,
+    /// The flush the append asked for, to complete before it is acknowledged.
+    pub flush: Option<PendingFlush>,
+}
+
+/// Read isolation, as Fetch and ListOffsets ask for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    pub fn from_level(level: i8) -> Isolation {
+        if level == 1 {
+            Isolation::ReadCommitted
+        } else {
+            Isolation::ReadUncommitted
+        }
+    }
+}
+
+type PartitionKey = (String, i32);
+
+pub struct ReplicaManager {
+    logs: Arc<LogManager>,
+    /// The fetches parked on each partition, woken by its appends.
+    waiting: Mutex<HashMap<PartitionKey, Vec<Weak<Notify>>>>,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaManager").finish_non_exhaustive()
+    }
+}
+
+impl ReplicaManager {
+    pub fn new(logs: Arc<LogManager>) -> ReplicaManager {
+        ReplicaManager {
+            logs,
+            waiting: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn logs(&self) -> &Arc<LogManager> {
+        &self.logs
+    }
+
+    /// Appends a produce request's records for one partition as its leader. Waiting fetches of
+    /// the partition are woken once the request's appends are done ([`Self::appended`]).
+    pub fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        records: Option<&[u8]>,
+        now_ms: i64,
+    ) -> Result<Appended, ProduceError> {
+        let unknown = || ProduceError::UnknownTopicOrPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let p = self
+            .logs
+            .topic(topic)
+            .and_then(|t| t.partition(partition))
+            .ok_or_else(unknown)?;
+        let records = records.ok_or(ProduceError::NullRecords)?;
+        let mut log = p.log();
+        let info = log.append(records, now_ms)?;
+        if !info.needs_flush {
+            return Ok(Appended { info, flush: None });
+        }
+        let job = log.begin_flush().map_err(ProduceError::FlushNotStarted)?;
+        drop(log);
+        Ok(Appended {
+            info,
+            flush: Some(PendingFlush { partition: p, job }),
+        })
+    }
+
+    /// Completes flushes: in this task when every sync is a memory operation, else on the
+    /// blocking pool. False when any failed (its directory is then offline).
+    pub async fn complete_flushes(flushes: Vec<PendingFlush>) -> bool {
+        if flushes.is_empty() {
+            return true;
+        }
+        if flushes.iter().all(|f| f.job.is_cheap()) {
+            return Self::run_flushes(flushes);
+        }
+        tokio::task::spawn_blocking(move || Self::run_flushes(flushes))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Completes the flushes right here when every sync is a memory operation (cheaper than a
+    /// hop to another task): Ok(whether all succeeded); else gives them back.
+    pub fn complete_cheap_flushes(flushes: Vec<PendingFlush>) -> Result<bool, Vec<PendingFlush>> {
+        if flushes.iter().all(|f| f.job.is_cheap()) {
+            Ok(Self::run_flushes(flushes))
+        } else {
+            Err(flushes)
+        }
+    }
+
+    /// Completes flushes nobody waits for (acks=0) in the background.
+    pub fn complete_flushes_detached(flushes: Vec<PendingFlush>) {
+        if !flushes.is_empty() {
+            tokio::spawn(Self::complete_flushes(flushes));
+        }
+    }
+
+    fn run_flushes(flushes: Vec<PendingFlush>) -> bool {
+        let mut ok = true;
+        for PendingFlush { partition, job } in flushes {
+            // A sync that failed took its directory offline, and then no flush of that log can
+            // complete (complete_flush refuses), even one whose own syncs succeeded.
+            let done = job
+                .run()
+                .and_then(|()| partition.log().complete_flush(job.target_offset));
+            if let Err(e) = done {
+                tracing::debug!(topic = %partition.topic, partition = partition.index, error = %e, "flush failed");
+                ok = false;
+            }
+        }
+        ok
+    }
+
+    /// Reads one partition for a consumer's fetch: below the high watermark, or the last
+    /// stable offset for read_committed.
+    pub fn read(
+        &self,
+        partition: &Partition,
+        offset: i64,
+        max_bytes: u64,
+        min_one_batch: bool,
+        isolation: Isolation,
+        current_leader_epoch: i32,
+    ) -> Result<ReadInfo, FetchError> {
+        let log = partition.log();
+        let epoch = log.leader_epoch();
+        if current_leader_epoch > epoch {
+            return Err(FetchError::UnknownLeaderEpoch);
+        }
+        if current_leader_epoch >= 0 && current_leader_epoch < epoch {
+            return Err(FetchError::FencedLeaderEpoch);
+        }
+        let visible = match isolation {
+            Isolation::ReadUncommitted => log.high_watermark(),
+            Isolation::ReadCommitted => log.last_stable_offset(),
+        };
+        log.read_bounded(offset, max_bytes, min_one_batch, visible)
+            .map_err(FetchError::Read)
+    }
+
+    /// Wakes the fetches waiting on a partition after appends to it.
+    pub fn appended(&self, topic: &str, partition: i32) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fetches) = waiting.get(&(topic.to_string(), partition)) {
+            for fetch in fetches.iter().filter_map(Weak::upgrade) {
+                fetch.notify_one();
+            }
+        }
+    }
+
+    /// Wakes every waiting fetch (a topic was deleted: its fetches answer now).
+    pub fn wake_all(&self) {
+        let waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        for fetch in waiting.values().flatten().filter_map(Weak::upgrade) {
+            fetch.notify_one();
+        }
+    }
+
+    /// Registers a fetch's wait on `partitions`; call it before the fetch first looks at them,
+    /// so that no append between the look and the wait is missed (a wake-up that comes before
+    /// the wait is kept as a permit). Dropping the waiter unregisters it.
+    pub fn waiter<'a>(
+        self: &Arc<Self>,
+        partitions: impl IntoIterator<Item = (&'a str, i32)>,
+    ) -> Waiter {
+        let wakeup = Arc::new(Notify::new());
+        let keys: Vec<PartitionKey> = partitions
+            .into_iter()
+            .map(|(t, p)| (t.to_string(), p))
+            .collect();
+        let mut waiting = self.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &keys {
+            waiting
+                .entry(key.clone())
+                .or_default()
+                .push(Arc::downgrade(&wakeup));
+        }
+        Waiter {
+            replicas: self.clone(),
+            keys,
+            wakeup,
+        }
+    }
+}
+
+/// One fetch's registration on the partitions it waits for.
+pub struct Waiter {
+    replicas: Arc<ReplicaManager>,
+    keys: Vec<PartitionKey>,
+    wakeup: Arc<Notify>,
+}
+
+impl Waiter {
+    /// Parks until one of the partitions is appended to (since the waiter was made or last
+    /// woke), or until `deadline`.
+    pub async fn wait_until(&self, deadline: Instant) {
+        tokio::select! {
+            _ = self.wakeup.notified() => {}
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+        }
+    }
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut waiting = self
+            .replicas
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for key in &self.keys {
+            if let Some(fetches) = waiting.get_mut(key) {
+                fetches
+                    .retain(|w| w.strong_count() > 0 && !std::ptr::eq(w.as_ptr(), &*self.wakeup));
+                if fetches.is_empty() {
+                    waiting.remove(key);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use strata_storage::io::sim::SimIo;
+    use strata_storage::log_manager::LogManagerConfig;
+
+    fn replicas() -> Arc<ReplicaManager> {
+        let logs = LogManager::open(
+            Arc::new(SimIo::new()),
+            LogManagerConfig {
+                log_dirs: vec!["/data".into()],
+                retention_check_interval_ms: 1000,
+                flush_scheduler_interval_ms: 1000,
+                flush_offset_checkpoint_interval_ms: 1000,
+                tiers: None,
+                migration: None,
+                mapped_tiers: [false, false],
+                pool: None,
+            },
+            Arc::new(|_: &std::collections::BTreeMap<String, String>| Default::default()),
+        )
+        .expect("logs");
+        Arc::new(ReplicaManager::new(logs))
+    }
+
+    /// Whether the waiter has been woken: one poll, no sleeping.
+    async fn woken(waiter: &Waiter) -> bool {
+        let far = Instant::now() + Duration::from_secs(3600);
+        tokio::time::timeout(Duration::ZERO, waiter.wait_until(far))
+            .await
+            .is_ok()
+    }
+
+    #[tokio::test]
+    async fn an_append_wakes_only_the_fetches_of_its_partition() {
+        let replicas = replicas();
+        let on_zero = replicas.waiter([("t", 0)]);
+        let on_both = replicas.waiter([("t", 0), ("t", 1)]);
+        replicas.appended("t", 1);
+        replicas.appended("other", 0);
+        assert!(!woken(&on_zero).await, "an append to another partition woke it");
+        assert!(woken(&on_both).await);
+        // A wake-up that comes before the wait is kept, so none is lost.
+        replicas.appended("t", 0);
+        assert!(woken(&on_zero).await);
+        assert!(!woken(&on_zero).await, "one wake-up, one return");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_waiter_is_unregistered() {
+        let replicas = replicas();
+        let waiter = replicas.waiter([("t", 0), ("t", 1)]);
+        assert_eq!(replicas.waiting.lock().unwrap().len(), 2);
+        drop(waiter);
+        assert!(replicas.waiting.lock().unwrap().is_empty());
+    }
+}

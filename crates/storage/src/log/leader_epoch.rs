@@ -1,0 +1,215 @@
+//! The leader-epoch cache: at which offset each leader epoch of a partition began (Kafka's
+//! `LeaderEpochFileCache`). A follower asks the leader where its last epoch ends
+//! (OffsetForLeaderEpoch) and truncates to that offset, so that a log never keeps records a new
+//! leader did not have.
+//!
+//! ```text
+//! <partition dir>/leader-epoch-checkpoint
+//!     0                  version
+//!     2                  number of entries
+//!     0 0                epoch 0 began at offset 0
+//!     3 1200             epoch 3 began at offset 1200
+//! ```
+//! Entries are sorted by epoch and by start offset, both strictly increasing. The file is
+//! rewritten atomically at every change (a new epoch, a truncation), which is rare. An epoch is
+//! recorded before any batch of it is written, so after a crash the cache knows every epoch found
+//! in the log; entries past the recovered log end are dropped when the log opens.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::io::Io;
+
+pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
+
+/// Where an epoch began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EpochEntry {
+    pub epoch: i32,
+    pub start_offset: i64,
+}
+
+#[derive(Debug)]
+pub struct LeaderEpochCache {
+    io: Arc<dyn Io>,
+    path: PathBuf,
+    entries: Vec<EpochEntry>,
+}
+
+impl LeaderEpochCache {
+    /// Reads the checkpoint in `dir`; a missing or unreadable file is an empty cache (a log from
+    /// before epochs were kept, which only ever had epoch 0).
+    pub fn open(io: Arc<dyn Io>, dir: &Path) -> LeaderEpochCache {
+        let path = dir.join(LEADER_EPOCH_CHECKPOINT);
+        let mut entries = Vec::new();
+        if let Ok(bytes) = io.read_all(&path) {
+            let text = String::from_utf8_lossy(&bytes);
+            for line in text.lines().skip(2) {
+                let mut parts = line.split(' ');
+                if let (Some(Ok(epoch)), Some(Ok(start_offset))) = (
+                    parts.next().map(str::parse::<i32>),
+                    parts.next().map(str::parse::<i64>),
+                ) {
+                    entries.push(EpochEntry {
+                        epoch,
+                        start_offset,
+                    });
+                }
+            }
+            let sorted = entries
+                .windows(2)
+                .all(|w| w[0].epoch < w[1].epoch && w[0].start_offset < w[1].start_offset);
+            if !sorted {
+                tracing::warn!(path = %path.display(), "leader-epoch checkpoint out of order; ignoring it");
+                entries.clear();
+            }
+        }
+        LeaderEpochCache { io, path, entries }
+    }
+
+    pub fn entries(&self) -> &[EpochEntry] {
+        &self.entries
+    }
+
+    /// The newest epoch, if any is recorded.
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.entries.last().map(|e| e.epoch)
+    }
+
+    /// Records that `epoch` begins at `start_offset`, when it is newer than every recorded epoch.
+    /// An entry for an older or the same epoch changes nothing. Entries at or past
+    /// `start_offset` of older epochs (left by a truncation that was not recorded) are dropped.
+    pub fn assign(&mut self, epoch: i32, start_offset: i64) -> io::Result<()> {
+        if self.latest_epoch().is_some_and(|latest| epoch <= latest) {
+            return Ok(());
+        }
+        let mut entries = self.entries.clone();
+        entries.retain(|e| e.start_offset < start_offset);
+        entries.push(EpochEntry {
+            epoch,
+            start_offset,
+        });
+        self.replace(entries)
+    }
+
+    /// Where `epoch` ends, as OffsetForLeaderEpoch answers (Kafka's `endOffsetFor`): the
+    /// latest epoch ends at the log end offset; an older one at the start of the next recorded
+    /// epoch, reported with the largest recorded epoch at or below it (or itself, when it is
+    /// older than all of them); an epoch newer than every recorded one is unknown: (-1, -1).
+    pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
+        const UNDEFINED: (i32, i64) = (-1, -1);
+        if epoch < 0 {
+            return UNDEFINED;
+        }
+        if self.latest_epoch() == Some(epoch) {
+            return (epoch, log_end_offset);
+        }
+        let Some(higher) = self.entries.iter().find(|e| e.epoch > epoch) else {
+            return UNDEFINED;
+        };
+        let floor = self.entries.iter().rev().find(|e| e.epoch <= epoch);
+        (floor.map_or(epoch, |f| f.epoch), higher.start_offset)
+    }
+
+    /// Drops the epochs that begin at or after `end_offset` (the log was truncated there).
+    pub fn truncate_from_end(&mut self, end_offset: i64) -> io::Result<()> {
+        let mut entries = self.entries.clone();
+        entries.retain(|e| e.start_offset < end_offset);
+        if entries.len() == self.entries.len() {
+            return Ok(());
+        }
+        self.replace(entries)
+    }
+
+    /// Drops the epochs that end before `start_offset` (the log's head was deleted); the epoch
+    /// holding `start_offset` begins there from now on.
+    pub fn truncate_from_start(&mut self, start_offset: i64) -> io::Result<()> {
+        let Some(keep) = self
+            .entries
+            .iter()
+            .rposition(|e| e.start_offset <= start_offset)
+        else {
+            return Ok(());
+        };
+        if keep == 0 && self.entries[0].start_offset == start_offset {
+            return Ok(());
+        }
+        let mut entries = self.entries[keep..].to_vec();
+        entries[0].start_offset = start_offset;
+        self.replace(entries)
+    }
+
+    /// Writes `entries` to the checkpoint and, once that succeeded, keeps them: the cache in
+    /// memory never holds what the file may not (a failed write changes nothing).
+    fn replace(&mut self, entries: Vec<EpochEntry>) -> io::Result<()> {
+        let mut text = format!("0\n{}\n", entries.len());
+        for e in &entries {
+            text.push_str(&format!("{} {}\n", e.epoch, e.start_offset));
+        }
+        self.io.write_atomic(&self.path, text.as_bytes())?;
+        self.entries = entries;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::sim::SimIo;
+
+    fn cache(io: &SimIo) -> LeaderEpochCache {
+        io.create_dir_all(Path::new("/p")).unwrap();
+        LeaderEpochCache::open(Arc::new(io.clone()), Path::new("/p"))
+    }
+
+    #[test]
+    fn end_offsets_follow_the_next_epochs_start() {
+        let io = SimIo::new();
+        let mut c = cache(&io);
+        c.assign(0, 0).unwrap();
+        c.assign(3, 100).unwrap();
+        c.assign(5, 250).unwrap();
+        assert_eq!(c.end_offset_for(0, 400), (0, 100));
+        assert_eq!(c.end_offset_for(2, 400), (0, 100));
+        assert_eq!(c.end_offset_for(3, 400), (3, 250));
+        assert_eq!(c.end_offset_for(5, 400), (5, 400));
+        assert_eq!(c.end_offset_for(9, 400), (-1, -1), "newer than any known");
+        c.assign(2, 300).unwrap();
+        assert_eq!(c.latest_epoch(), Some(5), "an older epoch is not recorded");
+    }
+
+    #[test]
+    fn the_cache_survives_a_crash_and_truncates_both_ways() {
+        let io = SimIo::new();
+        let mut c = cache(&io);
+        c.assign(1, 10).unwrap();
+        c.assign(2, 20).unwrap();
+        c.assign(4, 40).unwrap();
+        io.crash();
+        let mut c = cache(&io);
+        assert_eq!(c.entries().len(), 3);
+        c.truncate_from_end(20).unwrap();
+        assert_eq!(c.latest_epoch(), Some(1));
+        c.assign(6, 25).unwrap();
+        c.truncate_from_start(22).unwrap();
+        assert_eq!(
+            cache(&io).entries(),
+            &[
+                EpochEntry {
+                    epoch: 1,
+                    start_offset: 22
+                },
+                EpochEntry {
+                    epoch: 6,
+                    start_offset: 25
+                }
+            ]
+        );
+        assert_eq!(
+            c.end_offset_for(0, 30),
+            (0, 22),
+            "older than the first: its start"
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Opening a partition log: finding its segments (in its own directory or in tier directories),
+//! recovering them after an unclean shutdown, and rebuilding the idempotent producers' state.
+
+use super::*;
+
+impl PartitionLog {
+    /// Opens the log in `dir` (creating it when new). With `clean == false` every segment from the
+    /// one holding `recovery_point` on is scanned and truncated at its first bad batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        io: Arc<dyn Io>,
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start_offset: i64,
+    ) -> io::Result<PartitionLog> {
+        Self::open_placed(
+            io,
+            dir,
+            topic,
+            partition,
+            config,
+            clean,
+            recovery_point,
+            log_start_offset,
+            None,
+        )
+    }
+
+    /// As [`PartitionLog::open`], with segments placed in tier directories by `placer`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open_placed(
+        io: Arc<dyn Io>,
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        config: LogConfig,
+        clean: bool,
+        recovery_point: i64,
+        log_start_offset: i64,
+        placer: Option<Arc<dyn SegmentPlacer>>,
+    ) -> io::Result<PartitionLog> {
+        io.create_dir_all(dir)?;
+        let mut snapshots = Vec::new();
+        for name in io.list_dir(dir)? {
+            let path = dir.join(&name);
+            let (stem, ext) = match name.rsplit_once('.') {
+                Some(x) => x,
+                None => continue,
+            };
+            if matches!(ext, "tmp" | "deleted" | "cleaned" | "swap") {
+                io.remove_file(&path)?;
+                continue;
+            }
+            let Ok(offset) = stem.parse::<i64>() else {
+                continue;
+            };
+            if ext == "snapshot" {
+                snapshots.push(offset);
+            }
+        }
+        // Segments may sit in several directories (tiers); interrupted migrations and deletions
+        // are resolved first, so that each segment is in exactly one of them.
+        let segment_dirs = match &placer {
+            Some(p) => p.segment_dirs(),
+            None => vec![dir.to_path_buf()],
+        };
+        let located = crate::tier::migration::recover_segments(&*io, &segment_dirs)?;
+        let bases: Vec<i64> = located.segments.keys().copied().collect();
+        let home = |base: &i64| {
+            located
+                .segments
+                .get(base)
+                .cloned()
+                .unwrap_or_else(|| dir.to_path_buf())
+        };
+        let log_config = config.clone();
+        let mode = |base: &i64| file_mode(&placer, &log_config, &home(base));
+        let leader_epochs = LeaderEpochCache::open(io.clone(), dir);
+        let mut log = PartitionLog {
+            topic: topic.to_string(),
+            partition,
+            dir: dir.to_path_buf(),
+            io: io.clone(),
+            config,
+            segments: BTreeMap::new(),
+            log_start_offset: 0,
+            recovery_point,
+            unflushed_messages: 0,
+            last_flush_ms: crate::log::segment::now_ms(),
+            producers: ProducerStates::default(),
+            recovery: RecoveryReport::default(),
+            placer: placer.clone(),
+            failures: Arc::new(LogDirFailures::default()),
+            stopped: None,
+            leader_epochs,
+            leading_epoch: None,
+            high_watermark: 0,
+            last_stable_offset: 0,
+            follows_log_end: true,
+        };
+        let lim = log.limits();
+        let mut truncated_at: Option<i64> = None;
+        // Segments must continue one another exactly. A gap means a segment lost its tail (or
+        // all of it) in a crash while a later one survived: nothing after the gap is kept.
+        let mut expected: Option<i64> = None;
+        for (i, base) in bases.iter().enumerate() {
+            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            if next_base <= log_start_offset && truncated_at.is_none() {
+                // Wholly below the log start: deleted before the crash, though the deletion
+                // may not have reached the disk.
+                Segment::open(&*io, &home(base), *base, false, lim, &mode(base))?.delete(&*io)?;
+                log.recovery.segments_dropped += 1;
+                continue;
+            }
+            if truncated_at.is_none() && expected.is_some_and(|e| e != *base) {
+                truncated_at = expected;
+            }
+            if truncated_at.is_some() {
+                Segment::open(&*io, &home(base), *base, false, lim, &mode(base))?.delete(&*io)?;
+                log.recovery.segments_dropped += 1;
+                continue;
+            }
+            let last = i + 1 == bases.len();
+            let needs_recovery = !clean && next_base > recovery_point;
+            let active = last || needs_recovery;
+            let mut segment = Segment::open(&*io, &home(base), *base, active, lim, &mode(base))?;
+            if needs_recovery {
+                let cut = segment.recover()?;
+                log.recovery.segments_recovered += 1;
+                log.recovery.bytes_truncated += cut;
+                if !last {
+                    segment.seal()?;
+                }
+            }
+            expected = Some(segment.next_offset());
+            log.segments.insert(*base, segment);
+        }
+        if log.segments.is_empty() {
+            let start = log_start_offset.max(0);
+            let segment = log.create_segment(start)?;
+            log.segments.insert(start, segment);
+        } else {
+            if truncated_at.is_some() {
+                // The last kept segment becomes the active one again.
+                let (&base, _) = log.segments.iter().next_back().expect("not empty");
+                drop(log.segments.remove(&base));
+                log.segments.insert(
+                    base,
+                    Segment::open(&*io, &home(&base), base, true, lim, &mode(&base))?,
+                );
+            }
+            if let Some(p) = &placer {
+                for (dir, bytes) in log.space_taken() {
+                    p.charge(&dir, bytes);
+                }
+            }
+        }
+        if log_start_offset > log.log_end_offset() {
+            // Records were deleted up to an offset the recovered log does not reach (the tail was
+            // never synced): as Kafka does, start over, empty, at the log start offset.
+            tracing::warn!(
+                topic,
+                partition,
+                log_start_offset,
+                log_end_offset = log.log_end_offset(),
+                "log ends before its start offset; starting it over empty"
+            );
+            for (_, segment) in std::mem::take(&mut log.segments) {
+                if let Some(p) = &placer {
+                    p.release(segment.dir(), segment.size());
+                }
+                segment.delete(&*io)?;
+            }
+            let segment = log.create_segment(log_start_offset)?;
+            log.segments.insert(log_start_offset, segment);
+        }
+        let first_base = *log.segments.keys().next().expect("not empty");
+        log.log_start_offset = log_start_offset.max(first_base).min(log.log_end_offset());
+        log.recovery_point = log
+            .recovery_point
+            .clamp(log.log_start_offset, log.log_end_offset());
+        if !clean {
+            log.recovery_point = log.log_end_offset();
+        }
+        // Epochs that begin past the recovered end were never written (or were cut off).
+        let end = log.log_end_offset();
+        log.leader_epochs.truncate_from_end(end)?;
+        log.leader_epochs
+            .truncate_from_start(log.log_start_offset)?;
+        // Until told otherwise the log leads alone, as a single broker does.
+        log.high_watermark = end;
+        log.last_stable_offset = end;
+        log.load_producer_state(&snapshots)?;
+        Ok(log)
+    }
+
+    pub(super) fn load_producer_state(&mut self, snapshots: &[i64]) -> io::Result<()> {
+        let end = self.log_end_offset();
+        let mut from = self.log_start_offset;
+        let mut sorted = snapshots.to_vec();
+        sorted.sort_unstable();
+        for offset in sorted.iter().rev() {
+            let path = offset_file(&self.dir, *offset, "snapshot");
+            if *offset > end {
+                self.io.remove_file(&path)?;
+                continue;
+            }
+            if let Some(state) = self
+                .io
+                .read_all(&path)
+                .ok()
+                .and_then(|b| ProducerStates::decode(&b))
+            {
+                self.producers = state;
+                from = (*offset).max(self.log_start_offset);
+                break;
+            }
+        }
+        // Replay the headers of batches after the snapshot.
+        let mut headers = Vec::new();
+        for segment in self.segments.values() {
+            if segment.next_offset() <= from {
+                continue;
+            }
+            let mut position = match segment.find_batch(from)? {
+                Some((p, _)) => p,
+                None => continue,
+            };
+            while position < segment.size() {
+                let bytes = segment.read_bytes(position, batch::HEADER_SIZE)?;
+                let Ok(h) = BatchHeader::parse(&bytes) else {
+                    break;
+                };
+                if h.has_producer_id() && h.last_offset() >= from {
+                    headers.push(h);
+                }
+                position += h.total_size() as u64;
+            }
+        }
+        for h in headers {
+            self.producers.update(&h, h.base_offset, h.last_offset());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,95 @@
+//! Deleting from the head of the log: DeleteRecords and retention by time and size.
+
+use super::*;
+
+impl PartitionLog {
+    /// Moves the log start offset to `offset` (DeleteRecords) and deletes segments below it.
+    pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        self.check_online()?;
+        let dir = self.dir.clone();
+        let result = self.delete_records_before_online(offset);
+        self.fail_stop(&dir, result)
+    }
+
+    pub(super) fn delete_records_before_online(&mut self, offset: i64) -> io::Result<i64> {
+        let end = self.log_end_offset();
+        let offset = offset.clamp(self.log_start_offset, end);
+        self.log_start_offset = self.log_start_offset.max(offset);
+        // Sealed segments go first: on full tiers that frees the room the roll below needs.
+        self.delete_segments_below(offset)?;
+        if offset == end && !self.active().is_empty() {
+            self.roll()?;
+            self.delete_segments_below(offset)?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    pub(super) fn delete_segments_below(&mut self, offset: i64) -> io::Result<usize> {
+        let mut deleted = 0;
+        while self.segments.len() > 1 {
+            let (&base, first) = self.segments.iter().next().expect("not empty");
+            if first.next_offset() > offset {
+                break;
+            }
+            let segment = self.segments.remove(&base).expect("present");
+            if let Some(p) = &self.placer {
+                p.release(segment.dir(), segment.size());
+            }
+            segment.delete(&*self.io)?;
+            deleted += 1;
+        }
+        let first_base = *self.segments.keys().next().expect("not empty");
+        self.log_start_offset = self.log_start_offset.max(first_base);
+        self.producers.truncate_head(self.log_start_offset);
+        if self.recovery_point < self.log_start_offset {
+            self.recovery_point = self.log_start_offset;
+        }
+        Ok(deleted)
+    }
+
+    /// Applies `retention.ms` and `retention.bytes`; returns the number of segments deleted.
+    pub fn apply_retention(&mut self, now_ms: i64) -> io::Result<usize> {
+        self.check_online()?;
+        let dir = self.dir.clone();
+        let result = self.apply_retention_online(now_ms);
+        self.fail_stop(&dir, result)
+    }
+
+    pub(super) fn apply_retention_online(&mut self, now_ms: i64) -> io::Result<usize> {
+        let mut delete_below: Option<i64> = None;
+        if self.config.retention_ms >= 0 {
+            for segment in self.segments.values() {
+                if now_ms - segment.retention_timestamp() > self.config.retention_ms
+                    && !segment.is_empty()
+                {
+                    delete_below = Some(segment.next_offset());
+                } else {
+                    break;
+                }
+            }
+        }
+        if self.config.retention_bytes >= 0 {
+            let mut excess = self.size_bytes() as i64 - self.config.retention_bytes;
+            for segment in self.segments.values().take(self.segments.len() - 1) {
+                if excess - segment.size() as i64 >= 0 {
+                    excess -= segment.size() as i64;
+                    delete_below = Some(delete_below.unwrap_or(0).max(segment.next_offset()));
+                } else {
+                    break;
+                }
+            }
+        }
+        let Some(offset) = delete_below else {
+            return Ok(0);
+        };
+        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+        let mut deleted = self.delete_segments_below(offset)?;
+        if offset >= self.log_end_offset() && !self.active().is_empty() {
+            // The active segment itself expired: roll so it can go, as Kafka does (after the
+            // sealed ones went, so that a full tier has room for the new segment).
+            self.roll()?;
+            deleted += self.delete_segments_below(offset)?;
+        }
+        Ok(deleted)
+    }
+}
