@@ -592,3 +592,101 @@ fn segment_names_beyond_the_offset_range_are_ignored() {
     assert_eq!(log.log_end_offset(), 1);
     assert_eq!(read_all(&log, 0), vec![(0, b"kept".to_vec())]);
 }
+
+/// A batch as a leader stored it: at `offset`, with `epoch`.
+fn replicated(offset: i64, epoch: i32, values: &[&[u8]]) -> Vec<u8> {
+    let mut b = simple_batch(values, 1000 + offset);
+    b[0..8].copy_from_slice(&offset.to_be_bytes());
+    b[12..16].copy_from_slice(&epoch.to_be_bytes());
+    b
+}
+
+#[test]
+fn a_follower_appends_at_the_leaders_offsets_and_consumers_see_only_the_high_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    log.become_follower();
+    log.append_as_follower(&replicated(0, 3, &[b"a", b"b"]), 0)
+        .unwrap();
+    log.append_as_follower(&replicated(2, 5, &[b"c"]), 0)
+        .unwrap();
+    assert_eq!(log.log_end_offset(), 3);
+    // A gap, an older epoch and a corrupt batch are refused.
+    assert!(log
+        .append_as_follower(&replicated(4, 5, &[b"x"]), 0)
+        .is_err());
+    assert!(log
+        .append_as_follower(&replicated(3, 4, &[b"x"]), 0)
+        .is_err());
+    let mut corrupt = replicated(3, 5, &[b"x"]);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(log.append_as_follower(&corrupt, 0).is_err());
+    // The leader has confirmed nothing yet: a consumer sees nothing, a follower read sees all.
+    assert_eq!(log.high_watermark(), 0);
+    assert!(log
+        .read_bounded(0, 1 << 20, true, log.high_watermark())
+        .unwrap()
+        .slice
+        .is_none());
+    assert_eq!(read_all(&log, 0).len(), 3);
+    log.advance_high_watermark(2);
+    let slice = log
+        .read_bounded(0, 1 << 20, true, log.high_watermark())
+        .unwrap()
+        .slice
+        .unwrap();
+    let mut bytes = vec![0u8; slice.len as usize];
+    slice
+        .file
+        .read_exact_at(&mut bytes, slice.position)
+        .unwrap();
+    assert_eq!(
+        batch::values_in(&bytes),
+        vec![(0, Some(b"a".to_vec())), (1, Some(b"b".to_vec()))],
+        "only the batches below the high watermark"
+    );
+    // The epochs were recorded where they began, and answer OffsetForLeaderEpoch as Kafka does.
+    assert_eq!(log.end_offset_for_epoch(3), (3, 2));
+    assert_eq!(log.end_offset_for_epoch(4), (3, 2));
+    assert_eq!(log.end_offset_for_epoch(5), (5, 3));
+    assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
+    assert_eq!(log.end_offset_for_epoch(1), (1, 0));
+}
+
+#[test]
+fn truncation_drops_whole_batches_and_survives_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = open(dir.path(), config(), true);
+        for i in 0..40 {
+            log.append(&simple_batch(&[&value(i), &value(i + 100)], 1), 0)
+                .unwrap();
+        }
+        log.become_leader(7, true).unwrap();
+        log.append(&simple_batch(&[b"epoch 7"], 1), 0).unwrap();
+        assert!(log.segment_count() > 3);
+        // Offset 31 is the second record of the batch at 30: that whole batch goes.
+        log.truncate_to(31).unwrap();
+        assert_eq!(log.log_end_offset(), 30);
+        assert_eq!(log.high_watermark(), 30);
+        assert_eq!(
+            log.leader_epochs().latest_epoch(),
+            Some(0),
+            "epoch 7 began at 80"
+        );
+        // Appends continue at the new end, in the active (cut) segment.
+        assert_eq!(
+            log.append(&simple_batch(&[b"new"], 1), 0)
+                .unwrap()
+                .base_offset,
+            30
+        );
+    }
+    // Not even a crash brings the truncated records back (opened as after one).
+    let log = open(dir.path(), config(), false);
+    assert_eq!(log.log_end_offset(), 31);
+    let values = read_all(&log, 0);
+    assert_eq!(values[29].1, value(114));
+    assert_eq!(values[30], (30, b"new".to_vec()));
+}

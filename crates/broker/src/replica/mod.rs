@@ -333,7 +333,10 @@ mod tests {
         let on_both = replicas.waiter([("t", 0), ("t", 1)]);
         replicas.appended("t", 1);
         replicas.appended("other", 0);
-        assert!(!woken(&on_zero).await, "an append to another partition woke it");
+        assert!(
+            !woken(&on_zero).await,
+            "an append to another partition woke it"
+        );
         assert!(woken(&on_both).await);
         // A wake-up that comes before the wait is kept, so none is lost.
         replicas.appended("t", 0);
