@@ -910,8 +910,13 @@ impl LogManager {
                 && log.ms_since_flush(now) >= log.config().flush_ms
                 && log.offline().is_none()
             {
-                // A failure takes the directory offline and is logged there.
-                let _ = log.flush();
+                // The syncs run outside the partition's lock, so appends go on meanwhile. A
+                // failure takes the directory offline and is logged there.
+                let Ok(job) = log.begin_flush() else { continue };
+                drop(log);
+                if job.run().is_ok() {
+                    let _ = p.log().complete_flush(job.target_offset);
+                }
             }
         }
     }

@@ -690,3 +690,22 @@ fn truncation_drops_whole_batches_and_survives_restart() {
     assert_eq!(values[29].1, value(114));
     assert_eq!(values[30], (30, b"new".to_vec()));
 }
+
+/// The produce path asks this before an append, to move an append that will roll (and so sync
+/// files) off the async runtime's threads; it must never say no to a roll.
+#[test]
+fn append_may_roll_says_yes_before_every_roll() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = open(dir.path(), config(), true);
+    assert!(!log.append_may_roll(100, 0), "an empty segment never rolls");
+    for i in 0..100 {
+        let batch = simple_batch(&[&value(i)], 1000 + i as i64);
+        let predicted = log.append_may_roll(batch.len() as u64, 0);
+        let segments = log.segment_count();
+        log.append(&batch, 0).unwrap();
+        if log.segment_count() > segments {
+            assert!(predicted, "append {i} rolled unannounced");
+        }
+    }
+    assert!(log.segment_count() > 5);
+}

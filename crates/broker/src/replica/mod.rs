@@ -46,6 +46,12 @@ pub enum FetchError {
     Read(ReadError),
 }
 
+/// Whether this thread is a worker of a multi-threaded runtime, where `block_in_place` works.
+fn may_block_in_place() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+}
+
 /// A flush to complete outside the partition's lock.
 #[derive(Debug)]
 pub struct PendingFlush {
@@ -124,7 +130,14 @@ impl ReplicaManager {
             .ok_or_else(unknown)?;
         let records = records.ok_or(ProduceError::NullRecords)?;
         let mut log = p.log();
-        let info = log.append(records, now_ms)?;
+        // An append is a copy into the page cache, done in the connection's task; one that
+        // rolls the segment first syncs files, so it tells the runtime that this thread will
+        // block, and the runtime moves the other connections' tasks elsewhere meanwhile.
+        let info = if log.append_may_roll(records.len() as u64, now_ms) && may_block_in_place() {
+            tokio::task::block_in_place(|| log.append(records, now_ms))?
+        } else {
+            log.append(records, now_ms)?
+        };
         if !info.needs_flush {
             return Ok(Appended { info, flush: None });
         }

@@ -272,6 +272,20 @@ impl PartitionLog {
             || now_ms - self.last_flush_ms >= self.config.flush_ms)
     }
 
+    /// Whether an append of `bytes` bytes at `now_ms` would roll the segment first (and so sync
+    /// files): a cheap look, before taking the slow path, that errs on the side of yes.
+    pub fn append_may_roll(&self, bytes: u64, now_ms: i64) -> bool {
+        let active = self.active();
+        !active.is_empty()
+            && (active.size() + bytes > self.config.segment_bytes
+                || active.capacity().is_some_and(|c| active.size() + bytes > c)
+                || active.index_is_full()
+                // (Producers' timestamps are near the broker's clock; one far ahead of it may
+                // roll unannounced, which only costs a blocked thread once.)
+                || now_ms.saturating_sub(active.first_timestamp().unwrap_or(active.created_ms()))
+                    > self.config.segment_ms)
+    }
+
     pub(super) fn maybe_roll(
         &mut self,
         incoming: u64,
