@@ -130,47 +130,6 @@ impl Topic {
     }
 }
 
-/// Where a topic's segments live, recorded in its `.topic` file when it is created: a topic is
-/// always opened on the channel it was created on, whatever the broker's configuration says now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Channel {
-    /// Segments in the partition's directory under `log.dirs` (Kafka's layout).
-    File,
-    /// Segments in the first and second tiers' directories, migrating between them.
-    Tiered,
-    /// Segments in pool files of the first tier's directories.
-    Pmem,
-}
-
-impl Channel {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::File => "file",
-            Channel::Tiered => "tiered",
-            Channel::Pmem => "pmem",
-        }
-    }
-    fn parse(s: &str) -> Option<Channel> {
-        match s {
-            "file" => Some(Channel::File),
-            "tiered" => Some(Channel::Tiered),
-            "pmem" => Some(Channel::Pmem),
-            _ => None,
-        }
-    }
-}
-
-/// What a `.topic` file holds.
-struct TopicFile {
-    id: [u8; 16],
-    partitions: i32,
-    overrides: BTreeMap<String, String>,
-    /// None in files written before the channel was recorded.
-    channel: Option<Channel>,
-    /// The tier directories the broker had when the topic was created (tiered and pmem topics).
-    segment_dirs: Vec<PathBuf>,
-}
-
 /// The name of the lock file in every data and tier directory, as Kafka's.
 pub const LOCK_FILE: &str = ".lock";
 
@@ -200,40 +159,12 @@ impl std::fmt::Debug for LogManager {
     }
 }
 
-fn hex(id: &[u8; 16]) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
-}
+mod background;
+mod topic_meta;
 
-fn unhex(s: &str) -> Option<[u8; 16]> {
-    if s.len() != 32 {
-        return None;
-    }
-    let mut out = [0u8; 16];
-    for (i, chunk) in s.as_bytes().chunks(2).enumerate() {
-        out[i] = u8::from_str_radix(std::str::from_utf8(chunk).ok()?, 16).ok()?;
-    }
-    Some(out)
-}
-
-fn read_checkpoint(io: &dyn Io, path: &Path) -> HashMap<(String, i32), i64> {
-    let mut out = HashMap::new();
-    let Ok(bytes) = io.read_all(path) else {
-        return out;
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    for line in text.lines().skip(2) {
-        let mut parts = line.rsplitn(3, ' ');
-        let (Some(offset), Some(partition), Some(topic)) =
-            (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        if let (Ok(p), Ok(o)) = (partition.parse(), offset.parse()) {
-            out.insert((topic.to_string(), p), o);
-        }
-    }
-    out
-}
+use background::read_checkpoint;
+use topic_meta::hex;
+pub use topic_meta::Channel;
 
 impl LogManager {
     /// Opens every topic found on disk, recovering logs if the last shutdown was not clean.
@@ -400,212 +331,6 @@ impl LogManager {
         Ok(manager)
     }
 
-    fn read_topic_file(io: &dyn Io, path: &Path) -> Result<TopicFile, LogError> {
-        let corrupt = |reason: &str| LogError::CorruptMetadata {
-            path: path.display().to_string(),
-            reason: reason.to_string(),
-        };
-        let bytes = io.read_all(path)?;
-        let text = String::from_utf8(bytes).map_err(|_| corrupt("not UTF-8"))?;
-        let mut id = None;
-        let mut count = None;
-        let mut overrides = BTreeMap::new();
-        let mut channel = None;
-        let mut segment_dirs = Vec::new();
-        for line in text.lines() {
-            let Some((k, v)) = line.split_once('=') else {
-                continue;
-            };
-            match k {
-                "topic.id" => id = unhex(v),
-                "partitions" => count = v.parse::<i32>().ok(),
-                "channel" => {
-                    channel = Some(Channel::parse(v).ok_or_else(|| corrupt("unknown channel"))?)
-                }
-                "segment.dir" => segment_dirs.push(PathBuf::from(v)),
-                _ => {
-                    if let Some(key) = k.strip_prefix("config.") {
-                        overrides.insert(key.to_string(), v.to_string());
-                    }
-                }
-            }
-        }
-        match (id, count) {
-            (Some(id), Some(count)) if count > 0 => Ok(TopicFile {
-                id,
-                partitions: count,
-                overrides,
-                channel,
-                segment_dirs,
-            }),
-            _ => Err(corrupt("missing topic.id or partitions")),
-        }
-    }
-
-    fn write_topic_file(
-        &self,
-        name: &str,
-        id: &[u8; 16],
-        count: i32,
-        overrides: &BTreeMap<String, String>,
-        channel: Channel,
-    ) -> io::Result<()> {
-        let mut text = format!(
-            "topic.id={}\npartitions={count}\nchannel={}\n",
-            hex(id),
-            channel.as_str()
-        );
-        if channel != Channel::File {
-            for dir in self.tier_dirs() {
-                text.push_str(&format!("segment.dir={}\n", dir.display()));
-            }
-        }
-        for (k, v) in overrides {
-            text.push_str(&format!("config.{k}={v}\n"));
-        }
-        let path = self.config.log_dirs[0]
-            .join(METADATA_DIR)
-            .join(format!("{name}.topic"));
-        self.io.write_atomic(&path, text.as_bytes())
-    }
-
-    /// Creates and locks every data and tier directory, before anything in them is read or
-    /// changed: a second broker on any of them stops here, naming the directory.
-    fn lock_dirs(io: &dyn Io, config: &LogManagerConfig) -> Result<Vec<FileLock>, LogError> {
-        let tier_dirs = config
-            .tiers
-            .iter()
-            .flat_map(|(first, second)| first.iter().chain(second))
-            .map(|d| &d.path);
-        let mut locks = Vec::new();
-        for dir in config.log_dirs.iter().chain(tier_dirs) {
-            io.create_dir_all(dir).map_err(|e| LogError::dir(dir, e))?;
-            match io.lock_file(&dir.join(LOCK_FILE)) {
-                Ok(lock) => locks.push(lock),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Err(LogError::DirectoryLocked {
-                        dir: dir.display().to_string(),
-                    })
-                }
-                Err(e) => return Err(LogError::dir(dir, e)),
-            }
-        }
-        Ok(locks)
-    }
-
-    /// The channel this broker creates topics on.
-    fn broker_channel(&self) -> Channel {
-        match (&self.config.pool, &self.config.tiers) {
-            (Some(_), _) => Channel::Pmem,
-            (None, Some(_)) => Channel::Tiered,
-            (None, None) => Channel::File,
-        }
-    }
-
-    /// Every configured tier directory, first tier first.
-    fn tier_dirs(&self) -> Vec<PathBuf> {
-        self.config
-            .tiers
-            .iter()
-            .flat_map(|(first, second)| first.iter().chain(second))
-            .map(|d| d.path.clone())
-            .collect()
-    }
-
-    /// A topic's log settings: its overrides resolved, on the channel it was created on.
-    fn log_config(&self, channel: Channel, overrides: &BTreeMap<String, String>) -> LogConfig {
-        let mut config = (self.resolver)(overrides);
-        config.plain_files = channel == Channel::File;
-        config
-    }
-
-    /// The channel a topic found at startup is opened on, after checking that its data is all
-    /// where that channel looks: a topic whose segments sit in directories this configuration
-    /// does not read (another channel's, or tier directories no longer configured) would be
-    /// served as empty and given its offsets again, so the start stops instead.
-    fn check_placement(&self, name: &str, file: &TopicFile) -> Result<Channel, LogError> {
-        let log_dirs = &self.config.log_dirs;
-        let tier_dirs = self.tier_dirs();
-        let holds_segments = |dir: &Path, p: i32| {
-            let part = dir.join(partition_dir_name(name, p));
-            self.io.list_dir(&part).is_ok_and(|names| {
-                names
-                    .iter()
-                    .any(|n| matches!(crate::io::parse_offset_file(n), Some((_, "log"))))
-            })
-        };
-        let mut candidates: Vec<PathBuf> = log_dirs.clone();
-        for d in tier_dirs.iter().chain(&file.segment_dirs) {
-            if !candidates.contains(d) {
-                candidates.push(d.clone());
-            }
-        }
-        let found: Vec<(PathBuf, i32)> = (0..file.partitions)
-            .flat_map(|p| {
-                candidates
-                    .iter()
-                    .filter(move |d| holds_segments(d, p))
-                    .map(move |d| (d.clone(), p))
-            })
-            .collect();
-        let channel = file.channel.unwrap_or_else(|| {
-            // A topic from before channels were recorded: it is a file-channel topic when its
-            // segments are in its own directories, else it was made on this broker's channel.
-            if found.iter().any(|(d, _)| log_dirs.contains(d))
-                || (self.resolver)(&file.overrides).plain_files
-            {
-                Channel::File
-            } else {
-                self.broker_channel()
-            }
-        });
-        let served = channel == Channel::File || channel == self.broker_channel();
-        let looked_in: &[PathBuf] = if channel == Channel::File {
-            log_dirs
-        } else {
-            &tier_dirs
-        };
-        let hidden: Vec<String> = found
-            .iter()
-            .filter(|(d, _)| !served || !looked_in.contains(d))
-            .map(|(d, p)| d.join(partition_dir_name(name, *p)).display().to_string())
-            .collect();
-        if !served || !hidden.is_empty() {
-            let advice = match channel {
-                _ if served => "add those directories back to storage.tiers.* (or log.dirs) \
-                                and restart, or remove the topic's directories there to drop \
-                                its data"
-                    .to_string(),
-                _ => format!(
-                    "start the broker with log.channel.type={} and the storage.tiers.* \
-                     directories that hold the data, or delete the topic's directories to drop \
-                     its data",
-                    channel.as_str()
-                ),
-            };
-            let places = if hidden.is_empty() {
-                file.segment_dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            } else {
-                hidden.join(", ")
-            };
-            return Err(LogError::MisplacedTopic {
-                topic: name.to_string(),
-                message: format!(
-                    "topic {name} was created on the {} channel and its data is in [{places}], \
-                     where this broker (log.channel.type={}) does not look; it is not served \
-                     as empty: {advice}",
-                    channel.as_str(),
-                    self.broker_channel().as_str(),
-                ),
-            });
-        }
-        Ok(channel)
-    }
-
     /// The log dir holding the fewest partitions.
     fn pick_log_dir(&self) -> PathBuf {
         let topics = self.topics.read().unwrap_or_else(|e| e.into_inner());
@@ -633,9 +358,11 @@ impl LogManager {
     pub fn was_clean_start(&self) -> bool {
         self.was_clean
     }
+
     pub fn log_dirs(&self) -> &[PathBuf] {
         &self.config.log_dirs
     }
+
     pub fn io(&self) -> &Arc<dyn Io> {
         &self.io
     }
@@ -647,6 +374,7 @@ impl LogManager {
             .get(name)
             .cloned()
     }
+
     pub fn topics(&self) -> Vec<Arc<Topic>> {
         self.topics
             .read()
@@ -655,6 +383,7 @@ impl LogManager {
             .cloned()
             .collect()
     }
+
     pub fn topic_by_id(&self, id: &[u8; 16]) -> Option<Arc<Topic>> {
         self.topics
             .read()
@@ -862,136 +591,6 @@ impl LogManager {
 
     fn all_partitions(&self) -> Vec<Arc<Partition>> {
         self.topics().iter().flat_map(|t| t.partitions()).collect()
-    }
-
-    /// Writes the recovery-point and log-start-offset checkpoints of every log dir.
-    pub fn write_checkpoints(&self) -> io::Result<()> {
-        // An offline directory's files are left as the failure found them.
-        for dir in self
-            .config
-            .log_dirs
-            .iter()
-            .filter(|d| !self.failures.is_offline(d))
-        {
-            let (mut recovery, mut starts, mut high_watermarks) =
-                (Vec::new(), Vec::new(), Vec::new());
-            for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
-                let log = p.log();
-                let line = |offset: i64| format!("{} {} {offset}", p.topic, p.index);
-                recovery.push(line(log.recovery_point()));
-                starts.push(line(log.log_start_offset()));
-                high_watermarks.push(line(log.high_watermark()));
-            }
-            for (file, lines) in [
-                (RECOVERY_POINT_CHECKPOINT, recovery),
-                (LOG_START_CHECKPOINT, starts),
-                (HIGH_WATERMARK_CHECKPOINT, high_watermarks),
-            ] {
-                let text = format!(
-                    "0\n{}\n{}",
-                    lines.len(),
-                    lines.iter().map(|l| format!("{l}\n")).collect::<String>()
-                );
-                let written = self.io.write_atomic(&dir.join(file), text.as_bytes());
-                if let Err(e) = written {
-                    self.failures.fail(&dir.join(file), &e);
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Flushes logs whose `flush.ms` has passed.
-    pub fn flush_due(&self, now: i64) {
-        for p in self.all_partitions() {
-            let mut log = p.log();
-            if log.unflushed_messages() > 0
-                && log.ms_since_flush(now) >= log.config().flush_ms
-                && log.offline().is_none()
-            {
-                // The syncs run outside the partition's lock, so appends go on meanwhile. A
-                // failure takes the directory offline and is logged there.
-                let Ok(job) = log.begin_flush() else { continue };
-                drop(log);
-                if job.run().is_ok() {
-                    let _ = p.log().complete_flush(job.target_offset);
-                }
-            }
-        }
-    }
-
-    /// Applies retention to every log; returns the number of segments deleted.
-    pub fn apply_retention(&self, now: i64) -> usize {
-        let mut deleted = 0;
-        for p in self.all_partitions() {
-            let mut log = p.log();
-            if log.offline().is_some() {
-                continue;
-            }
-            match log.apply_retention(now) {
-                Ok(n) => deleted += n,
-                Err(e) => {
-                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "retention failed")
-                }
-            }
-        }
-        if deleted > 0 {
-            tracing::info!(deleted, "retention deleted segments");
-            let _ = self.write_checkpoints();
-        }
-        deleted
-    }
-
-    /// Starts the background thread for retention, time-based flushes and checkpoints.
-    pub fn start_background(self: &Arc<Self>) {
-        let manager = Arc::downgrade(self);
-        let stop = self.stop.clone();
-        let cfg = self.config.clone();
-        let tick = cfg
-            .retention_check_interval_ms
-            .min(cfg.flush_scheduler_interval_ms)
-            .clamp(10, 1000);
-        let handle = std::thread::Builder::new()
-            .name("log-background".into())
-            .spawn(move || {
-                let mut last_retention = now_ms();
-                let mut last_checkpoint = now_ms();
-                while !stop.load(Ordering::SeqCst) {
-                    std::thread::sleep(Duration::from_millis(tick));
-                    let Some(manager) = manager.upgrade() else {
-                        return;
-                    };
-                    let now = now_ms();
-                    manager.flush_due(now);
-                    if now - last_retention >= cfg.retention_check_interval_ms as i64 {
-                        manager.apply_retention(now);
-                        last_retention = now;
-                    }
-                    if now - last_checkpoint >= cfg.flush_offset_checkpoint_interval_ms as i64 {
-                        if let Err(e) = manager.write_checkpoints() {
-                            tracing::error!(error = %e, "checkpoint write failed");
-                        }
-                        last_checkpoint = now;
-                    }
-                }
-            })
-            .expect("spawn log background thread");
-        *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
-        if let (Some(config), true) = (self.config.migration, self.tier_usage.is_some()) {
-            *self.migrator.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(Migrator::start(Arc::downgrade(self), config));
-        }
-    }
-
-    /// Closes every log cleanly and leaves the clean-shutdown marker.
-    /// Migration counters, when migration runs.
-    pub fn migration_stats(&self) -> Option<Arc<MigrationStats>> {
-        self.migrator
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .map(|m| m.stats.clone())
     }
 
     pub fn shutdown(&self) -> io::Result<()> {

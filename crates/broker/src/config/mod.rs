@@ -1,0 +1,636 @@
+//! Broker configuration: Kafka's `server.properties` keys, their defaults and validation, and the
+//! topic-level configs (with their broker-level synonyms) that resolve into a [`LogConfig`].
+//!
+//! An invalid value stops startup with an error naming the key and the value, in Kafka's words:
+//! `Invalid value X for configuration K: reason`. An unknown key is logged and ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+
+use strata_storage::tier::TierSpec;
+use thiserror::Error;
+
+mod group;
+mod tier;
+mod topic;
+
+use group::parse_groups;
+use tier::parse_tiers;
+use topic::boolean;
+pub use topic::{
+    topic_config_def, validate_topic_config, ConfigType, TopicConfigDef, TOPIC_CONFIGS,
+};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("Invalid value {value} for configuration {key}: {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("Missing required configuration {0} which has no default value")]
+    Missing(String),
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+fn invalid(key: &str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::InvalidValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+impl ChannelType {
+    /// The `log.channel.type` value.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelType::File => "file",
+            ChannelType::Pmem => "pmem",
+            ChannelType::Tiered => "tiered",
+        }
+    }
+}
+
+/// A listener: `PLAINTEXT://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+fn parse_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
+    let first = value.split(',').next().unwrap_or("").trim();
+    let (name, rest) = first
+        .split_once("://")
+        .ok_or_else(|| invalid(key, value, "Expected NAME://host:port"))?;
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(key, value, "Expected NAME://host:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, value, "Invalid port"))?;
+    if name != "PLAINTEXT" {
+        return Err(invalid(
+            key,
+            value,
+            "only the PLAINTEXT security protocol is supported",
+        ));
+    }
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    Ok(Listener {
+        name: name.to_string(),
+        host,
+        port,
+    })
+}
+
+/// `log.channel.type`: where segments live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelType {
+    /// Plain files in `log.dirs`, as Kafka.
+    File,
+    /// All segments in the first tier's pool of pre-allocated mapped files.
+    Pmem,
+    /// First tier plus second tier, with migration between them.
+    Tiered,
+}
+
+/// The tiered-storage settings (Pafka's keys, plus hysteresis and a bandwidth bound).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TierConfig {
+    pub channel: ChannelType,
+    pub first: Option<TierSpec>,
+    pub second: Option<TierSpec>,
+    /// `storage.migrate.threshold`; None for -1 (never migrate).
+    pub migrate_threshold: Option<f64>,
+    /// `storage.migrate.hysteresis`: half-width of the band around the threshold.
+    pub migrate_hysteresis: f64,
+    /// `storage.migrate.threads`
+    pub migrate_threads: usize,
+    /// `storage.migrate.max.bytes.per.sec`; None for -1 (unbounded).
+    pub migrate_max_bytes_per_sec: Option<u64>,
+    /// `storage.migrate.interval.ms`: how often the policy is applied.
+    pub migrate_interval_ms: u64,
+    /// `log.pmem.pool.ratio`
+    pub pmem_pool_ratio: f64,
+    /// `log.preallocate`
+    pub preallocate: bool,
+}
+
+/// The resolved broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// Every key as given (after overrides), for DescribeConfigs and topic defaults.
+    pub values: BTreeMap<String, String>,
+    pub broker_id: i32,
+    pub listener: Listener,
+    pub advertised: Listener,
+    pub log_dirs: Vec<PathBuf>,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_inflight_requests_per_connection: usize,
+    pub retention_check_interval_ms: u64,
+    pub flush_scheduler_interval_ms: u64,
+    pub flush_offset_checkpoint_interval_ms: u64,
+    pub transactional_id_expiration_ms: i64,
+    pub fetch_max_bytes: i32,
+    pub tiers: TierConfig,
+    /// The group coordinator's settings (`group.*`, `offsets.*`).
+    pub groups: crate::group::GroupConfig,
+    /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
+    pub metrics_listener: Option<SocketAddr>,
+}
+
+/// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
+const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("broker.id", "0"),
+    ("node.id", ""),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("advertised.listeners", ""),
+    ("log.dirs", ""),
+    ("log.dir", "./data"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("delete.topic.enable", "true"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.inflight.requests.per.connection", "64"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.scheduler.interval.ms", "1000"),
+    ("log.flush.offset.checkpoint.interval.ms", "60000"),
+    ("log.retention.hours", "168"),
+    ("log.retention.minutes", ""),
+    ("log.roll.hours", "168"),
+    ("transactional.id.expiration.ms", "604800000"),
+    ("fetch.max.bytes", "57671680"),
+    ("num.network.threads", "3"),
+    ("num.io.threads", "8"),
+    ("offsets.topic.replication.factor", "1"),
+    ("transaction.state.log.replication.factor", "1"),
+    ("transaction.state.log.min.isr", "1"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("zookeeper.connect", ""),
+    ("process.roles", ""),
+    ("controller.quorum.voters", ""),
+    ("controller.listener.names", ""),
+    ("inter.broker.listener.name", ""),
+    ("listener.security.protocol.map", ""),
+    ("socket.send.buffer.bytes", "102400"),
+    ("metrics.prometheus.listener", ""),
+    ("storage.tiers.types", "PMEM,HDD"),
+    ("storage.tiers.first.paths", ""),
+    ("storage.tiers.first.sizes", "-1"),
+    ("storage.tiers.second.paths", ""),
+    ("storage.tiers.second.sizes", "-1"),
+    ("storage.migrate.threshold", "0.5"),
+    ("storage.migrate.hysteresis", "0.1"),
+    ("storage.migrate.threads", "1"),
+    ("storage.migrate.max.bytes.per.sec", "104857600"),
+    ("storage.migrate.interval.ms", "1000"),
+    ("log.pmem.pool.ratio", "0.8"),
+    ("socket.receive.buffer.bytes", "102400"),
+];
+
+fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "Expected value to be a number"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    boolean(key, value)?;
+    Ok(value.trim().eq_ignore_ascii_case("true"))
+}
+
+impl BrokerConfig {
+    /// Reads a properties file and applies `key=value` overrides.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut values: HashMap<String, String> = HashMap::new();
+        if let Some(path) = path {
+            let file = std::fs::File::open(path).map_err(|e| ConfigError::File {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+            values = java_properties::read(std::io::BufReader::new(file)).map_err(|e| {
+                ConfigError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                }
+            })?;
+        }
+        for o in overrides {
+            let (k, v) = o
+                .split_once('=')
+                .ok_or_else(|| invalid("--override", o, "Expected key=value"))?;
+            values.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        BrokerConfig::from_map(values.into_iter().collect())
+    }
+
+    pub fn from_map(values: BTreeMap<String, String>) -> Result<BrokerConfig, ConfigError> {
+        for key in values.keys() {
+            let known = BROKER_DEFAULTS.iter().any(|(k, _)| k == key)
+                || TOPIC_CONFIGS
+                    .iter()
+                    .any(|d| d.broker_synonym == Some(key.as_str()))
+                || matches!(
+                    key.as_str(),
+                    "log.retention.ms" | "log.roll.ms" | "log.flush.interval.ms"
+                )
+                || key.starts_with("storage.")
+                || key.starts_with("metrics.")
+                || key.starts_with("log.pmem.")
+                || key.starts_with("offsets.")
+                || key.starts_with("group.")
+                || key.starts_with("transaction.");
+            if !known {
+                tracing::warn!(key = %key, "unknown configuration key is ignored");
+            }
+        }
+        let get = |k: &str| -> String {
+            values
+                .get(k)
+                .cloned()
+                .or_else(|| {
+                    BROKER_DEFAULTS
+                        .iter()
+                        .find(|(d, _)| *d == k)
+                        .map(|(_, v)| v.to_string())
+                })
+                .unwrap_or_default()
+        };
+        let node_id = get("node.id");
+        let broker_id: i32 = if node_id.is_empty() {
+            parse_num("broker.id", &get("broker.id"))?
+        } else {
+            parse_num("node.id", &node_id)?
+        };
+        if broker_id < 0 {
+            return Err(invalid(
+                "broker.id",
+                &broker_id.to_string(),
+                "Value must be at least 0",
+            ));
+        }
+        let listener = parse_listener("listeners", &get("listeners"))?;
+        let advertised_raw = get("advertised.listeners");
+        let advertised = if advertised_raw.is_empty() {
+            let mut l = listener.clone();
+            if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
+                l.host = "127.0.0.1".to_string();
+            }
+            l
+        } else {
+            parse_listener("advertised.listeners", &advertised_raw)?
+        };
+        let dirs_raw = if get("log.dirs").is_empty() {
+            get("log.dir")
+        } else {
+            get("log.dirs")
+        };
+        let log_dirs: Vec<PathBuf> = dirs_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from)
+            .collect();
+        if log_dirs.is_empty() {
+            return Err(invalid(
+                "log.dirs",
+                &dirs_raw,
+                "At least one log directory is required",
+            ));
+        }
+        let num_partitions: i32 = parse_num("num.partitions", &get("num.partitions"))?;
+        if num_partitions < 1 {
+            return Err(invalid(
+                "num.partitions",
+                &get("num.partitions"),
+                "Value must be at least 1",
+            ));
+        }
+        let default_replication_factor: i16 = parse_num(
+            "default.replication.factor",
+            &get("default.replication.factor"),
+        )?;
+        let socket_request_max_bytes: usize =
+            parse_num("socket.request.max.bytes", &get("socket.request.max.bytes"))?;
+        if socket_request_max_bytes < 64 {
+            return Err(invalid(
+                "socket.request.max.bytes",
+                &get("socket.request.max.bytes"),
+                "Value must be at least 64",
+            ));
+        }
+        let inflight: usize = parse_num(
+            "max.inflight.requests.per.connection",
+            &get("max.inflight.requests.per.connection"),
+        )?;
+        if inflight < 1 {
+            return Err(invalid(
+                "max.inflight.requests.per.connection",
+                &inflight.to_string(),
+                "Value must be at least 1",
+            ));
+        }
+        let positive_ms = |k: &str| -> Result<u64, ConfigError> {
+            let v = get(k);
+            match v.trim().parse::<u64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(invalid(k, &v, "Value must be at least 1")),
+            }
+        };
+        let config = BrokerConfig {
+            broker_id,
+            listener,
+            advertised,
+            log_dirs,
+            num_partitions,
+            default_replication_factor,
+            auto_create_topics_enable: parse_bool(
+                "auto.create.topics.enable",
+                &get("auto.create.topics.enable"),
+            )?,
+            delete_topic_enable: parse_bool("delete.topic.enable", &get("delete.topic.enable"))?,
+            socket_request_max_bytes,
+            max_inflight_requests_per_connection: inflight,
+            retention_check_interval_ms: positive_ms("log.retention.check.interval.ms")?,
+            flush_scheduler_interval_ms: positive_ms("log.flush.scheduler.interval.ms")?,
+            flush_offset_checkpoint_interval_ms: positive_ms(
+                "log.flush.offset.checkpoint.interval.ms",
+            )?,
+            transactional_id_expiration_ms: parse_num(
+                "transactional.id.expiration.ms",
+                &get("transactional.id.expiration.ms"),
+            )?,
+            fetch_max_bytes: parse_num("fetch.max.bytes", &get("fetch.max.bytes"))?,
+            tiers: parse_tiers(&get)?,
+            groups: parse_groups(&get)?,
+            metrics_listener: {
+                let raw = get("metrics.prometheus.listener");
+                if raw.trim().is_empty() {
+                    None
+                } else {
+                    Some(
+                        raw.trim()
+                            .to_socket_addrs()
+                            .ok()
+                            .and_then(|mut a| a.next())
+                            .ok_or_else(|| {
+                                invalid("metrics.prometheus.listener", &raw, "Expected host:port")
+                            })?,
+                    )
+                }
+            },
+            values: values.clone(),
+        };
+        // Every topic default derived from a broker key must itself be valid.
+        for def in TOPIC_CONFIGS {
+            if def.name == "channel.type" {
+                // The broker-wide channel is checked with the tier settings.
+                continue;
+            }
+            let (key, value) = config.topic_default(def);
+            (def.check)(&key, &value)?;
+        }
+        for (k, v) in [
+            ("log.retention.hours", get("log.retention.hours")),
+            ("log.roll.hours", get("log.roll.hours")),
+        ] {
+            parse_num::<i64>(k, &v)?;
+        }
+        if !get("log.retention.minutes").is_empty() {
+            parse_num::<i64>("log.retention.minutes", &get("log.retention.minutes"))?;
+        }
+        Ok(config)
+    }
+
+    /// The address to bind.
+    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
+        let host = if self.listener.host.is_empty() {
+            "0.0.0.0"
+        } else {
+            &self.listener.host
+        };
+        (host, self.listener.port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+            .ok_or_else(|| {
+                invalid(
+                    "listeners",
+                    &format!("{}:{}", self.listener.host, self.listener.port),
+                    "cannot resolve host",
+                )
+            })
+    }
+
+    /// The value of a broker key for DescribeConfigs: as set, else its default.
+    pub fn broker_value(&self, key: &str) -> Option<String> {
+        self.values.get(key).cloned().or_else(|| {
+            BROKER_DEFAULTS
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    pub fn broker_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = BROKER_DEFAULTS.iter().map(|(k, _)| k.to_string()).collect();
+        for def in TOPIC_CONFIGS {
+            if let Some(s) = def.broker_synonym {
+                keys.push(s.to_string());
+            }
+        }
+        keys.extend(self.values.keys().cloned());
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_storage::tier::TierType;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn defaults_serve_on_localhost_9092_with_data_dir() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listener.port, 9092);
+        assert_eq!(c.listener.host, "127.0.0.1");
+        assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
+        assert_eq!(c.log_config(&BTreeMap::new()).retention_ms, 168 * 3_600_000);
+    }
+
+    #[test]
+    fn invalid_value_names_key_and_value() {
+        let e = cfg(&[("num.partitions", "zero")]).unwrap_err().to_string();
+        assert!(e.contains("num.partitions") && e.contains("zero"), "{e}");
+        let e = cfg(&[("log.segment.bytes", "10")]).unwrap_err().to_string();
+        assert!(e.contains("log.segment.bytes") && e.contains("10"), "{e}");
+        let e = cfg(&[("listeners", "garbage")]).unwrap_err().to_string();
+        assert!(e.contains("listeners") && e.contains("garbage"), "{e}");
+    }
+
+    #[test]
+    fn retention_precedence_is_ms_then_minutes_then_hours() {
+        let c = cfg(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")]).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).retention_ms, 120_000);
+        let c = cfg(&[("log.retention.minutes", "2"), ("log.retention.ms", "5")]).unwrap();
+        assert_eq!(c.log_config(&BTreeMap::new()).retention_ms, 5);
+    }
+
+    #[test]
+    fn topic_override_beats_broker_default() {
+        let c = cfg(&[("log.segment.bytes", "2048")]).unwrap();
+        let mut o = BTreeMap::new();
+        assert_eq!(c.log_config(&o).segment_bytes, 2048);
+        o.insert("segment.bytes".to_string(), "4096".to_string());
+        assert_eq!(c.log_config(&o).segment_bytes, 4096);
+    }
+
+    #[test]
+    fn topic_config_validation() {
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("retention.ms", "-2").is_err());
+        assert!(validate_topic_config("no.such.key", "1").is_err());
+        assert!(validate_topic_config("message.timestamp.type", "LogAppendTime").is_ok());
+        assert!(validate_topic_config("message.timestamp.type", "Now").is_err());
+    }
+
+    fn tiered(extra: &[(&str, String)]) -> Result<BrokerConfig, ConfigError> {
+        let mut pairs: Vec<(String, String)> = vec![("log.channel.type".into(), "tiered".into())];
+        pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        BrokerConfig::from_map(pairs.into_iter().collect())
+    }
+
+    #[test]
+    fn tier_settings_are_parsed_with_pafkas_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("pmem0"),
+            dir.path().join("pmem1"),
+            dir.path().join("hdd"),
+        );
+        let c = tiered(&[
+            (
+                "storage.tiers.first.paths",
+                format!("{},{}", a.display(), b.display()),
+            ),
+            ("storage.tiers.first.sizes", "1000000,2000000".into()),
+            ("storage.tiers.second.paths", c.display().to_string()),
+        ])
+        .unwrap();
+        let t = &c.tiers;
+        assert_eq!(t.channel, ChannelType::Tiered);
+        let first = t.first.as_ref().unwrap();
+        assert_eq!(first.kind, TierType::Pmem);
+        assert_eq!(
+            first
+                .dirs
+                .iter()
+                .map(|d| d.capacity_bytes)
+                .collect::<Vec<_>>(),
+            vec![1_000_000, 2_000_000]
+        );
+        assert!(first.dirs[0].path.exists(), "tier directories are created");
+        assert_eq!(t.second.as_ref().unwrap().kind, TierType::Hdd);
+        assert_eq!(t.migrate_threshold, Some(0.5));
+        assert_eq!(t.migrate_threads, 1);
+        assert_eq!(t.pmem_pool_ratio, 0.8);
+        assert!(!t.preallocate);
+        assert_eq!(cfg(&[]).unwrap().tiers.channel, ChannelType::File);
+    }
+
+    #[test]
+    fn bad_tier_settings_name_key_and_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("fast").display().to_string();
+        let second = dir.path().join("slow").display().to_string();
+        let base = |extra: &[(&str, &str)]| {
+            let mut v: Vec<(&str, String)> = vec![
+                ("storage.tiers.first.paths", first.clone()),
+                ("storage.tiers.second.paths", second.clone()),
+            ];
+            v.extend(extra.iter().map(|(k, val)| (*k, val.to_string())));
+            tiered(&v)
+        };
+        let cases: &[(&str, &str)] = &[
+            ("storage.migrate.threshold", "1.5"),
+            ("storage.migrate.threshold", "0"),
+            ("storage.tiers.first.sizes", "10,20"),
+            ("storage.tiers.first.sizes", "0"),
+            ("storage.tiers.types", "PMEM,TAPE"),
+            ("storage.migrate.threads", "0"),
+            ("storage.migrate.hysteresis", "0.7"),
+            ("log.pmem.pool.ratio", "2"),
+            ("log.channel.type", "cloud"),
+        ];
+        for (key, value) in cases {
+            let e = base(&[(key, value)]).unwrap_err().to_string();
+            assert!(e.contains(key) && e.contains(value), "{key}={value}: {e}");
+        }
+        assert!(base(&[("storage.migrate.threshold", "-1")])
+            .unwrap()
+            .tiers
+            .migrate_threshold
+            .is_none());
+        let e = tiered(&[
+            ("storage.tiers.first.paths", first.clone()),
+            ("storage.tiers.second.paths", first.clone()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("more than once"), "{e}");
+        let e = tiered(&[("storage.tiers.first.paths", first.clone())])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("storage.tiers.second.paths"), "{e}");
+        let e = tiered(&[]).unwrap_err().to_string();
+        assert!(e.contains("storage.tiers.first.paths"), "{e}");
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = tiered(&[
+            ("storage.tiers.first.paths", file.display().to_string()),
+            ("storage.tiers.second.paths", second.clone()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("storage.tiers.first.paths") && e.contains("a-file"),
+            "{e}"
+        );
+    }
+}
