@@ -70,7 +70,7 @@ impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
         for dir in &config.log_dirs {
-            io.create_dir_all(dir)?;
+            io.create_dir_durable(dir)?;
         }
         let first = &config.log_dirs[0];
         let cluster_id = match read_meta_properties(&*io, first)

@@ -225,7 +225,7 @@ fn run(seed: u64, channel: Channel) {
     let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let io = SimIo::new();
     for d in ["/fast", "/slow", "/home"] {
-        io.create_dir_all(Path::new(d)).unwrap();
+        io.create_dir_durable(Path::new(d)).unwrap();
     }
     let mut usage = usage_for(&io, channel);
     let mut log = open(&io, &usage, true, 0);
@@ -698,7 +698,7 @@ fn random_operations_with_crashes_on_the_pmem_channel_match_the_model() {
 fn deletion_during_a_migration_cancels_it_cleanly() {
     let io = SimIo::new();
     for d in ["/fast", "/slow", "/home"] {
-        io.create_dir_all(Path::new(d)).unwrap();
+        io.create_dir_durable(Path::new(d)).unwrap();
     }
     let usage = new_usage();
     let mut log = open(&io, &usage, true, 0);

@@ -134,6 +134,22 @@ pub trait Io: Send + Sync + Debug {
         self.open(path, false)
     }
 
+    /// Creates `path` and any missing parents, each made durable in its parent (synced), so that
+    /// a crash cannot take away a directory whose files were synced.
+    fn create_dir_durable(&self, path: &Path) -> io::Result<()> {
+        let missing: Vec<&Path> = path.ancestors().take_while(|a| !self.exists(a)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.create_dir_all(path)?;
+        for dir in missing.iter().rev() {
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                self.sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Writes `bytes` to `path` atomically: temporary file, sync, rename, sync the directory.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();

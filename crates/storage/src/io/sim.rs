@@ -2,7 +2,8 @@
 //! running process sees) and a durable state (what survives a crash).
 //!
 //! `sync_data` makes a file's bytes durable; `sync_dir` makes a directory's entries durable
-//! (creations, renames and removals within it). [`SimIo::crash`] throws away everything that was
+//! (creations, renames and removals within it, subdirectories included: a new directory survives a
+//! crash only once its parent was synced). [`SimIo::crash`] throws away everything that was
 //! not made durable, as power loss would. [`SimIo::fail_after`] makes every mutating operation
 //! after the next `n` fail, so a test can stop a multi-step operation at any step, crash, and run
 //! recovery. Files are inodes: a renamed file keeps its content and its durability. A rename
@@ -145,6 +146,12 @@ impl SimIo {
     /// Power loss: only durable entries and bytes remain, and operations work again.
     pub fn crash(&self) {
         let mut s = self.lock();
+        // Only what hangs from the root by durable directories survives.
+        let dirs = s.durable_dirs.clone();
+        let reachable = |p: &Path| p.ancestors().skip(1).all(|a| dirs.contains(a));
+        s.durable_dirs = dirs.iter().filter(|d| reachable(d)).cloned().collect();
+        let durable = std::mem::take(&mut s.durable);
+        s.durable = durable.into_iter().filter(|(p, _)| reachable(p)).collect();
         s.live = s.durable.clone();
         s.live_dirs = s.durable_dirs.clone();
         for inode in s.inodes.values_mut() {
@@ -302,9 +309,11 @@ impl Io for SimIo {
         s.charge()?;
         missing.reverse();
         for d in missing {
-            // Directory creation is made durable at once: tests crash files, not mkdir.
-            s.live_dirs.insert(d.clone());
-            s.durable_dirs.insert(d);
+            // A new directory is durable once its parent is synced; the root always is.
+            if d.parent().is_none() {
+                s.durable_dirs.insert(d.clone());
+            }
+            s.live_dirs.insert(d);
         }
         Ok(())
     }
@@ -388,6 +397,10 @@ impl Io for SimIo {
             }
         }
         s.durable.extend(live);
+        // Subdirectories created or removed in it.
+        let live_dirs: Vec<PathBuf> = s.live_dirs.iter().filter(|d| in_dir(d)).cloned().collect();
+        s.durable_dirs.retain(|d| !in_dir(d));
+        s.durable_dirs.extend(live_dirs);
         Ok(())
     }
 }
@@ -400,7 +413,7 @@ mod tests {
     fn crash_keeps_only_synced_bytes_and_entries() {
         let io = SimIo::new();
         let dir = Path::new("/d");
-        io.create_dir_all(dir).unwrap();
+        io.create_dir_durable(dir).unwrap();
         let f = io.open(&dir.join("a"), true).unwrap();
         f.write_vectored_at(&[b"hello"], 0).unwrap();
         f.sync_data().unwrap();
@@ -428,8 +441,8 @@ mod tests {
     fn a_rename_between_directories_is_atomic() {
         let io = SimIo::new();
         let (a, b) = (Path::new("/a"), Path::new("/b"));
-        io.create_dir_all(a).unwrap();
-        io.create_dir_all(b).unwrap();
+        io.create_dir_durable(a).unwrap();
+        io.create_dir_durable(b).unwrap();
         let f = io.open(&a.join("x"), true).unwrap();
         f.write_vectored_at(&[b"data"], 0).unwrap();
         f.sync_data().unwrap();
@@ -455,7 +468,7 @@ mod tests {
     #[test]
     fn fail_after_stops_operations() {
         let io = SimIo::new();
-        io.create_dir_all(Path::new("/d")).unwrap();
+        io.create_dir_durable(Path::new("/d")).unwrap();
         io.fail_after(1);
         let f = io.open(Path::new("/d/x"), true).unwrap();
         assert!(f.write_vectored_at(&[b"x"], 0).is_err());

@@ -159,7 +159,7 @@ mod tests {
     use crate::io::sim::SimIo;
 
     fn cache(io: &SimIo) -> LeaderEpochCache {
-        io.create_dir_all(Path::new("/p")).unwrap();
+        io.create_dir_durable(Path::new("/p")).unwrap();
         LeaderEpochCache::open(Arc::new(io.clone()), Path::new("/p"))
     }
 

@@ -201,7 +201,7 @@ impl LogManager {
             }
         }
         let meta_dir = config.log_dirs[0].join(METADATA_DIR);
-        io.create_dir_all(&meta_dir)?;
+        io.create_dir_durable(&meta_dir)?;
         let mut pools = Vec::new();
         if let (Some(pool), Some((first, _))) = (&config.pool, &config.tiers) {
             for dir in first {

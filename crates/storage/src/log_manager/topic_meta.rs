@@ -142,7 +142,8 @@ impl LogManager {
             .map(|d| &d.path);
         let mut locks = Vec::new();
         for dir in config.log_dirs.iter().chain(tier_dirs) {
-            io.create_dir_all(dir).map_err(|e| LogError::dir(dir, e))?;
+            io.create_dir_durable(dir)
+                .map_err(|e| LogError::dir(dir, e))?;
             match io.lock_file(&dir.join(LOCK_FILE)) {
                 Ok(lock) => locks.push(lock),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {

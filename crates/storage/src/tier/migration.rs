@@ -61,7 +61,7 @@ pub fn copy_segment_paced(
     chunk_bytes: usize,
     pace: &dyn Fn(u64),
 ) -> io::Result<u64> {
-    io.create_dir_all(target_dir)?;
+    io.create_dir_durable(target_dir)?;
     let mut copied = 0u64;
     let mut present = Vec::new();
     for suffix in SEGMENT_SUFFIXES {
@@ -201,7 +201,7 @@ mod tests {
 
     /// A durable, sealed segment at base offset 100 in `dir`; returns its files' contents.
     fn make_segment(io: &SimIo, dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
-        io.create_dir_all(dir).unwrap();
+        io.create_dir_durable(dir).unwrap();
         let mut segment = Segment::create(io, dir, 100, LIMITS, &FileMode::plain()).unwrap();
         for i in 0..20i64 {
             let mut b = simple_batch(&[format!("record {i}").as_bytes()], 1000 + i);

@@ -94,7 +94,7 @@ impl SegmentPool {
         count: usize,
     ) -> io::Result<(Arc<SegmentPool>, PoolRecovery)> {
         let dir = tier_dir.join(POOL_DIR);
-        io.create_dir_all(&dir)?;
+        io.create_dir_durable(&dir)?;
         let mut report = PoolRecovery::default();
         let mut state = PoolState::default();
         let mut dirty = Vec::new();
@@ -451,7 +451,7 @@ mod tests {
         // One pool file only, so the second segment must reuse the first one's file.
         let run = |io: &SimIo| -> io::Result<()> {
             let (pool, _) = SegmentPool::open(Arc::new(io.clone()), tier(), FILE_BYTES, 1)?;
-            io.create_dir_all(&part())?;
+            io.create_dir_durable(&part())?;
             let first = Segment::create(io, &part(), 0, LIMITS, &mode(&pool))?;
             let mut first = first;
             fill(&mut first, 10, "old")?;
@@ -460,7 +460,7 @@ mod tests {
             pool.clean_one()?;
             // Same base offset, same batch sizes: without zeroing, the old batches would read as
             // this segment's from offset 2 on.
-            io.create_dir_all(&other_part())?;
+            io.create_dir_durable(&other_part())?;
             let mut second = Segment::create(io, &other_part(), 0, LIMITS, &mode(&pool))?;
             fill(&mut second, 2, "new")
         };
@@ -517,7 +517,7 @@ mod tests {
     fn an_exhausted_pool_hands_out_new_files_that_join_it_when_given_back() {
         let io = SimIo::new();
         let (pool, _) = SegmentPool::open(Arc::new(io.clone()), tier(), FILE_BYTES, 1).unwrap();
-        io.create_dir_all(&part()).unwrap();
+        io.create_dir_durable(&part()).unwrap();
         let a = Segment::create(&io, &part(), 0, LIMITS, &mode(&pool)).unwrap();
         let b = Segment::create(&io, &part(), 5, LIMITS, &mode(&pool)).unwrap();
         assert_eq!(pool.free_count(), 0);
@@ -550,7 +550,7 @@ mod tests {
             assert_eq!(first_hole(&pool_dir.join(format!("free-{id}"))), BYTES);
         }
         let part = shm.path().join("t-0");
-        io.create_dir_all(&part).unwrap();
+        io.create_dir_durable(&part).unwrap();
         let mode = FileMode {
             mapped: true,
             preallocate: Some(BYTES),

@@ -362,7 +362,7 @@ impl PartitionLog {
         let dir = match &self.placer {
             Some(p) => {
                 let dir = p.place(self.config.segment_bytes)?;
-                let made = self.io.create_dir_all(&dir);
+                let made = self.io.create_dir_durable(&dir);
                 if made.is_err() {
                     p.release(&dir, self.config.segment_bytes);
                 }

@@ -43,7 +43,7 @@ impl PartitionLog {
         log_start_offset: i64,
         placer: Option<Arc<dyn SegmentPlacer>>,
     ) -> io::Result<PartitionLog> {
-        io.create_dir_all(dir)?;
+        io.create_dir_durable(dir)?;
         let mut snapshots = Vec::new();
         for name in io.list_dir(dir)? {
             let path = dir.join(&name);
