@@ -5,3 +5,4 @@ pub mod leader_epoch;
 pub mod partition;
 pub mod producer_state;
 pub mod segment;
+pub mod segment_dirs;

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
-use crate::tier::pool::SegmentPool;
 
 /// The leader epoch of a partition that has had one leader since it was created (every log
 /// written before leader epochs were kept).
@@ -36,6 +35,16 @@ pub struct SegmentSlice {
     pub len: u64,
 }
 
+/// Where pre-allocated segment files come from and go back to (the `pmem` channel's pool).
+pub trait SegmentFileSource: Send + Sync + std::fmt::Debug {
+    /// Puts a ready, zeroed file of [`Self::file_bytes`] at `dest` (synced in both directories).
+    fn take(&self, dest: &Path) -> io::Result<()>;
+    /// Takes back the file at `path` (a deleted segment's `.log`).
+    fn give_back(&self, path: &Path) -> io::Result<()>;
+    /// The size of every file.
+    fn file_bytes(&self) -> u64;
+}
+
 /// How a segment's `.log` file is held.
 #[derive(Debug, Clone, Default)]
 pub struct FileMode {
@@ -46,7 +55,7 @@ pub struct FileMode {
     pub preallocate: Option<u64>,
     /// The `.log` comes from this pool and goes back to it: its length never changes, and bytes
     /// past the data are zeroed rather than cut off.
-    pub pool: Option<Arc<SegmentPool>>,
+    pub pool: Option<Arc<dyn SegmentFileSource>>,
 }
 
 impl FileMode {

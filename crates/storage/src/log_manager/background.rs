@@ -2,6 +2,7 @@
 //! and the migrator.
 
 use super::*;
+use crate::tier::migrator::MigrationHost;
 
 pub(super) fn read_checkpoint(io: &dyn Io, path: &Path) -> HashMap<(String, i32), i64> {
     let mut out = HashMap::new();
@@ -139,8 +140,10 @@ impl LogManager {
             .expect("spawn log background thread");
         *self.background.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
         if let (Some(config), true) = (self.config.migration, self.tier_usage.is_some()) {
-            *self.migrator.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(Migrator::start(Arc::downgrade(self), config));
+            *self.migrator.lock().unwrap_or_else(|e| e.into_inner()) = Some(Migrator::start(
+                Arc::downgrade(&(self.clone() as Arc<dyn MigrationHost>)),
+                config,
+            ));
         }
     }
 
@@ -152,5 +155,20 @@ impl LogManager {
             .unwrap_or_else(|e| e.into_inner())
             .as_ref()
             .map(|m| m.stats.clone())
+    }
+}
+
+impl MigrationHost for LogManager {
+    fn io(&self) -> &Arc<dyn Io> {
+        &self.io
+    }
+    fn failures(&self) -> &Arc<LogDirFailures> {
+        &self.failures
+    }
+    fn tier_usage(&self) -> Vec<TierDirStats> {
+        LogManager::tier_usage(self)
+    }
+    fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.all_partitions()
     }
 }

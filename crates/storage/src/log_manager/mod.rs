@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use crate::config::LogConfig;
 use crate::error::LogError;
 use crate::failure::LogDirFailures;
 use crate::io::{FileLock, Io};
+pub use crate::log::partition::Partition;
 use crate::log::partition::{partition_dir_name, PartitionLog, SegmentPlacer};
 use crate::log::segment::now_ms;
 use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
@@ -70,27 +71,6 @@ pub struct PoolConfig {
     pub file_bytes: u64,
     /// `log.segment.delete.delay.ms`: how long a given-back file waits before it is reused.
     pub reuse_delay_ms: u64,
-}
-
-/// One partition: its log under a mutex.
-#[derive(Debug)]
-pub struct Partition {
-    pub topic: String,
-    pub index: i32,
-    pub log_dir: PathBuf,
-    log: Mutex<PartitionLog>,
-}
-
-impl Partition {
-    /// Locks the log. A panic while it was held (a bug) may have left the log half-changed, so
-    /// the log is then stopped: it answers KAFKA_STORAGE_ERROR until a restart recovers it.
-    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
-        self.log.lock().unwrap_or_else(|poisoned| {
-            let mut log = poisoned.into_inner();
-            log.stop("a thread panicked while it held the partition's lock");
-            log
-        })
-    }
 }
 
 #[derive(Debug)]
@@ -289,12 +269,7 @@ impl LogManager {
                 if report.segments_recovered > 0 {
                     tracing::info!(topic = name, partition = p, ?report, "recovered log");
                 }
-                partitions.push(Arc::new(Partition {
-                    topic: name.to_string(),
-                    index: p,
-                    log_dir,
-                    log: Mutex::new(log),
-                }));
+                partitions.push(Arc::new(Partition::new(name, p, log_dir, log)));
             }
             let topic = Topic {
                 name: name.to_string(),
@@ -445,12 +420,7 @@ impl LogManager {
         let mut log =
             PartitionLog::open_placed(self.io.clone(), &dir, name, p, config, true, 0, 0, placer)?;
         log.set_failures(self.failures.clone());
-        Ok(Arc::new(Partition {
-            topic: name.to_string(),
-            index: p,
-            log_dir,
-            log: Mutex::new(log),
-        }))
+        Ok(Arc::new(Partition::new(name, p, log_dir, log)))
     }
 
     /// Creates a topic; `id` is its topic id (random, chosen by the caller).

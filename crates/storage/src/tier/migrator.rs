@@ -20,7 +20,19 @@ use super::migration::{copy_segment_paced, delete_segment_files};
 use super::policy::{select_demotions, select_promotions, Candidate, Decision, MigrationPolicy};
 use super::usage::TierDirStats;
 use super::TierId;
-use crate::log_manager::{LogManager, Partition};
+use crate::failure::LogDirFailures;
+use crate::io::Io;
+use crate::log::partition::Partition;
+
+/// What the migrator works on: the broker's partitions and tiers (the log manager).
+pub trait MigrationHost: Send + Sync {
+    fn io(&self) -> &Arc<dyn Io>;
+    fn failures(&self) -> &Arc<LogDirFailures>;
+    /// Every tier directory's capacity and use.
+    fn tier_usage(&self) -> Vec<TierDirStats>;
+    /// Every partition whose segments may move.
+    fn partitions(&self) -> Vec<Arc<Partition>>;
+}
 
 /// Counters of migrations, for metrics and tools.
 #[derive(Debug, Default)]
@@ -116,7 +128,7 @@ impl Pacer {
 }
 
 impl Migrator {
-    pub fn start(manager: Weak<LogManager>, config: MigratorConfig) -> Migrator {
+    pub fn start(manager: Weak<dyn MigrationHost>, config: MigratorConfig) -> Migrator {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(MigrationStats::default());
         let (queue, tasks) = mpsc::sync_channel::<Task>(64);
@@ -149,7 +161,7 @@ impl Migrator {
             in_flight: &Mutex<InFlight>,
             pacer: &Pacer,
             stop: &AtomicBool,
-            manager: &Weak<LogManager>,
+            manager: &Weak<dyn MigrationHost>,
         ) {
             loop {
                 let task = {
@@ -160,7 +172,7 @@ impl Migrator {
                     Ok(task) => {
                         let key = task.key();
                         if let Some(manager) = manager.upgrade() {
-                            run_task(&manager, &task, stats, pacer);
+                            run_task(&*manager, &task, stats, pacer);
                         }
                         in_flight
                             .lock()
@@ -186,7 +198,7 @@ impl Migrator {
                         let Some(manager) = manager.upgrade() else {
                             return;
                         };
-                        for task in plan(&manager, &config.policy, &in_flight) {
+                        for task in plan(&*manager, &config.policy, &in_flight) {
                             if let Err(
                                 mpsc::TrySendError::Full(task)
                                 | mpsc::TrySendError::Disconnected(task),
@@ -227,7 +239,11 @@ impl Drop for Migrator {
 }
 
 /// The moves the policy asks for now, leaving out segments already being moved.
-fn plan(manager: &LogManager, policy: &MigrationPolicy, in_flight: &Mutex<InFlight>) -> Vec<Task> {
+fn plan(
+    manager: &dyn MigrationHost,
+    policy: &MigrationPolicy,
+    in_flight: &Mutex<InFlight>,
+) -> Vec<Task> {
     let usage = manager.tier_usage();
     let first: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::First).collect();
     let second: Vec<&TierDirStats> = usage.iter().filter(|u| u.tier == TierId::Second).collect();
@@ -258,13 +274,11 @@ fn plan(manager: &LogManager, policy: &MigrationPolicy, in_flight: &Mutex<InFlig
     };
     // Every sealed segment of every partition, with where it is.
     let mut segments: Vec<(Arc<Partition>, i64, PathBuf, u64, i64, TierId)> = Vec::new();
-    for topic in manager.topics() {
-        for p in topic.partitions() {
-            let sealed = p.log().sealed_segments();
-            for (base, dir, size, ts) in sealed {
-                if let Some(tier) = tier_of(&dir) {
-                    segments.push((p.clone(), base, dir, size, ts, tier));
-                }
+    for p in manager.partitions() {
+        let sealed = p.log().sealed_segments();
+        for (base, dir, size, ts) in sealed {
+            if let Some(tier) = tier_of(&dir) {
+                segments.push((p.clone(), base, dir, size, ts, tier));
             }
         }
     }
@@ -341,7 +355,7 @@ fn background_priority() {
     }
 }
 
-fn run_task(manager: &LogManager, task: &Task, stats: &MigrationStats, pacer: &Pacer) {
+fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pacer: &Pacer) {
     let io = manager.io().clone();
     let started = Instant::now();
     stats.in_flight.fetch_add(1, Ordering::SeqCst);

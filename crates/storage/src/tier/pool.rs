@@ -330,6 +330,18 @@ impl SegmentPool {
     }
 }
 
+impl crate::log::segment::SegmentFileSource for SegmentPool {
+    fn take(&self, dest: &Path) -> io::Result<()> {
+        SegmentPool::take(self, dest)
+    }
+    fn give_back(&self, path: &Path) -> io::Result<()> {
+        SegmentPool::give_back(self, path)
+    }
+    fn file_bytes(&self) -> u64 {
+        SegmentPool::file_bytes(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -206,7 +206,10 @@ impl SegmentPlacer for PartitionPlacer {
             Some(d) => FileMode {
                 mapped: d.mapped,
                 preallocate: None,
-                pool: d.pool.clone(),
+                pool: d
+                    .pool
+                    .clone()
+                    .map(|p| p as Arc<dyn crate::log::segment::SegmentFileSource>),
             },
             None => FileMode::plain(),
         }

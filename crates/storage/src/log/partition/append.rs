@@ -388,7 +388,7 @@ impl PartitionLog {
                     _ => Ok(()),
                 }
                 .and_then(|()| {
-                    crate::tier::migration::delete_segment_files(&*self.io, &dir, base_offset)
+                    crate::log::segment_dirs::delete_segment_files(&*self.io, &dir, base_offset)
                 });
                 self.fail_stop(&dir, leftovers)?;
             }

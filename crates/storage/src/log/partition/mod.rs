@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, BatchHeader};
 use crate::config::{LogConfig, TimestampType};
@@ -569,5 +569,36 @@ impl PartitionLog {
             Some(p) => p.segment_dirs(),
             None => vec![self.dir.clone()],
         }
+    }
+}
+
+/// One partition: its log under a mutex.
+#[derive(Debug)]
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    pub log_dir: PathBuf,
+    log: Mutex<PartitionLog>,
+}
+
+impl Partition {
+    /// Partition `index` of `topic`, whose home is `log_dir` (a `log.dirs` entry).
+    pub fn new(topic: &str, index: i32, log_dir: PathBuf, log: PartitionLog) -> Partition {
+        Partition {
+            topic: topic.to_string(),
+            index,
+            log_dir,
+            log: Mutex::new(log),
+        }
+    }
+
+    /// Locks the log. A panic while it was held (a bug) may have left the log half-changed, so
+    /// the log is then stopped: it answers KAFKA_STORAGE_ERROR until a restart recovers it.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log.lock().unwrap_or_else(|poisoned| {
+            let mut log = poisoned.into_inner();
+            log.stop("a thread panicked while it held the partition's lock");
+            log
+        })
     }
 }

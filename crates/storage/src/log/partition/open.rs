@@ -68,7 +68,7 @@ impl PartitionLog {
             Some(p) => p.segment_dirs(),
             None => vec![dir.to_path_buf()],
         };
-        let located = crate::tier::migration::recover_segments(&*io, &segment_dirs)?;
+        let located = crate::log::segment_dirs::recover_segments(&*io, &segment_dirs)?;
         let bases: Vec<i64> = located.segments.keys().copied().collect();
         let home = |base: &i64| {
             located
