@@ -268,6 +268,7 @@ impl PartitionLog {
             let end = self.log_end_offset();
             self.advance_high_watermark(end);
         }
+        self.assert_invariants();
         Ok(self.unflushed_messages >= self.config.flush_messages
             || now_ms - self.last_flush_ms >= self.config.flush_ms)
     }

@@ -47,6 +47,7 @@ impl PartitionLog {
             .recovery_point
             .max(target_offset)
             .min(self.log_end_offset());
+        self.assert_invariants();
         Ok(())
     }
 

@@ -225,6 +225,30 @@ impl PartitionLog {
         None
     }
 
+    /// The offsets' order, checked after every change (always on: a log that broke it would
+    /// serve or acknowledge the wrong records). A few comparisons.
+    fn assert_invariants(&self) {
+        let (start, end) = (self.log_start_offset, self.log_end_offset());
+        assert!(
+            start <= self.last_stable_offset
+                && self.last_stable_offset <= self.high_watermark
+                && self.high_watermark <= end,
+            "{}-{}: offsets out of order: log start {start}, last stable {}, high watermark {}, \
+             log end {end}",
+            self.topic,
+            self.partition,
+            self.last_stable_offset,
+            self.high_watermark
+        );
+        assert!(
+            start <= self.recovery_point && self.recovery_point <= end,
+            "{}-{}: recovery point {} outside [{start}, {end}]",
+            self.topic,
+            self.partition,
+            self.recovery_point
+        );
+    }
+
     fn offline_error(dir: PathBuf) -> io::Error {
         io::Error::other(format!("directory {} is offline", dir.display()))
     }

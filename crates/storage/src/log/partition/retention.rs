@@ -3,18 +3,20 @@
 use super::*;
 
 impl PartitionLog {
-    /// Moves the log start offset to `offset` (DeleteRecords) and deletes segments below it.
+    /// Moves the log start offset to `offset` (DeleteRecords), at most to the high watermark as
+    /// Kafka allows, and deletes segments below it.
     pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
         self.check_online()?;
         let dir = self.dir.clone();
         let result = self.delete_records_before_online(offset);
+        self.assert_invariants();
         self.fail_stop(&dir, result)
     }
 
     pub(super) fn delete_records_before_online(&mut self, offset: i64) -> io::Result<i64> {
         let end = self.log_end_offset();
-        let offset = offset.clamp(self.log_start_offset, end);
-        self.log_start_offset = self.log_start_offset.max(offset);
+        let offset = offset.clamp(self.log_start_offset, self.high_watermark);
+        self.move_log_start(offset);
         // Sealed segments go first: on full tiers that frees the room the roll below needs.
         self.delete_segments_below(offset)?;
         if offset == end && !self.active().is_empty() {
@@ -22,6 +24,13 @@ impl PartitionLog {
             self.delete_segments_below(offset)?;
         }
         Ok(self.log_start_offset)
+    }
+
+    /// Moves the log start offset up to `offset` (never down), with the offsets that may not
+    /// fall below it, before any file is touched: the invariants hold even if a deletion fails.
+    fn move_log_start(&mut self, offset: i64) {
+        self.log_start_offset = self.log_start_offset.max(offset);
+        self.recovery_point = self.recovery_point.max(self.log_start_offset);
     }
 
     pub(super) fn delete_segments_below(&mut self, offset: i64) -> io::Result<usize> {
@@ -52,6 +61,7 @@ impl PartitionLog {
         self.check_online()?;
         let dir = self.dir.clone();
         let result = self.apply_retention_online(now_ms);
+        self.assert_invariants();
         self.fail_stop(&dir, result)
     }
 
@@ -82,7 +92,9 @@ impl PartitionLog {
         let Some(offset) = delete_below else {
             return Ok(0);
         };
-        self.log_start_offset = self.log_start_offset.max(offset.min(self.log_end_offset()));
+        // Only what every replica has may expire (Kafka deletes below the high watermark).
+        let offset = offset.min(self.high_watermark);
+        self.move_log_start(offset);
         let mut deleted = self.delete_segments_below(offset)?;
         if offset >= self.log_end_offset() && !self.active().is_empty() {
             // The active segment itself expired: roll so it can go, as Kafka does (after the

@@ -98,6 +98,7 @@ impl PartitionLog {
             .collect();
         self.producers = ProducerStates::default();
         self.load_producer_state(&snapshots)?;
+        self.assert_invariants();
         self.io.sync_dir(&self.dir)
     }
 
