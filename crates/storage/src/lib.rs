@@ -9,6 +9,7 @@ pub mod failure;
 pub mod io;
 pub mod log;
 pub mod log_manager;
+pub mod model;
 pub mod tier;
 
 pub use config::{LogConfig, TimestampType};
