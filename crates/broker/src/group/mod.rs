@@ -352,9 +352,29 @@ impl Coordinator {
         Duration::from_millis(self.config.initial_rebalance_delay_ms.max(0) as u64)
     }
 
+    /// Runs the offsets topic's staged flushes, never under the coordinator's lock; on the async
+    /// runtime, the thread says it blocks so that other tasks move elsewhere meanwhile.
+    fn complete_staged(&self) -> std::io::Result<()> {
+        if !self.store.has_staged() {
+            return Ok(());
+        }
+        if crate::replica::may_block_in_place() {
+            tokio::task::block_in_place(|| self.store.complete_staged())
+        } else {
+            self.store.complete_staged()
+        }
+    }
+
     /// Expires members whose session lapsed, completes rebalances whose time is up, and
     /// expires offsets of groups that stayed empty. Called by the coordinator's timer.
     pub fn tick(&self) {
+        self.tick_locked();
+        // Flushes staged by the writes of this tick or of requests that did not wait for them
+        // (membership records); a failure was logged and took the directory offline.
+        let _ = self.complete_staged();
+    }
+
+    fn tick_locked(&self) {
         let now = Instant::now();
         let initial_delay = self.initial_delay();
         let mut groups = self.lock();

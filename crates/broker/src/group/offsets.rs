@@ -47,6 +47,31 @@ impl Coordinator {
         offsets: Vec<CommitArgs>,
         partition_exists: &dyn Fn(&str, i32) -> bool,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        let results = self.commit_locked(
+            group_id,
+            generation,
+            member_id,
+            instance_id,
+            offsets,
+            partition_exists,
+        );
+        // A flush the commit asked for runs now, outside the lock, before the answer; if it
+        // failed, the offsets partition's directory is offline (Kafka answers NOT_COORDINATOR).
+        if self.complete_staged().is_err() {
+            return Err(ResponseError::NotCoordinator);
+        }
+        results
+    }
+
+    fn commit_locked(
+        &self,
+        group_id: &str,
+        generation: i32,
+        member_id: &str,
+        instance_id: Option<&str>,
+        offsets: Vec<CommitArgs>,
+        partition_exists: &dyn Fn(&str, i32) -> bool,
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }

@@ -405,9 +405,24 @@ pub fn decode_value(bytes: &[u8]) -> Option<Committed> {
 }
 
 /// The offsets topic of one broker.
+///
+/// Records are appended while the coordinator holds its lock (so they reach the log in the order
+/// the coordinator decided them), but syncs never run there: a flush that the topic's flush
+/// policy or a rewrite asks for is staged, and [`OffsetStore::complete_staged`] runs it once the
+/// coordinator's lock is released (the commit's response waits for it; the coordinator's timer
+/// completes the others).
 pub struct OffsetStore {
     logs: Arc<LogManager>,
     partitions: i32,
+    staged: std::sync::Mutex<Vec<StagedFlush>>,
+}
+
+/// A flush to run outside the coordinator's lock, and the log start offset a rewrite may move
+/// to once it is durable.
+struct StagedFlush {
+    partition: Arc<Partition>,
+    job: strata_storage::log::partition::FlushJob,
+    delete_before: Option<i64>,
 }
 
 type Entry = ((String, i32), Committed);
@@ -421,6 +436,7 @@ impl OffsetStore {
         Ok(OffsetStore {
             partitions: topic.partition_count(),
             logs,
+            staged: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -451,10 +467,61 @@ impl OffsetStore {
                 .append(&batch, super::now_ms())
                 .map_err(|e| io::Error::other(e.to_string()))?;
             if info.needs_flush {
-                log.flush()?;
+                let job = log.begin_flush()?;
+                self.stage(&partition, job, None);
             }
         }
         Ok(())
+    }
+
+    fn stage(
+        &self,
+        partition: &Arc<Partition>,
+        job: strata_storage::log::partition::FlushJob,
+        delete_before: Option<i64>,
+    ) {
+        self.staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(StagedFlush {
+                partition: partition.clone(),
+                job,
+                delete_before,
+            });
+    }
+
+    /// Whether flushes wait to be completed.
+    pub fn has_staged(&self) -> bool {
+        !self
+            .staged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Runs the staged flushes; call it without the coordinator's lock. A rewrite's old records
+    /// are deleted once its copy is durable. The first failure is returned (its directory is
+    /// then offline).
+    pub fn complete_staged(&self) -> io::Result<()> {
+        let staged = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut result = Ok(());
+        for s in staged {
+            let done = s
+                .job
+                .run()
+                .and_then(|()| s.partition.log().complete_flush(s.job.target_offset))
+                .and_then(|()| match s.delete_before {
+                    Some(start) => s.partition.log().delete_records_before(start).map(|_| ()),
+                    None => Ok(()),
+                });
+            if let Err(e) = done {
+                tracing::warn!(partition = s.partition.index, error = %e, "offsets flush failed");
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        }
+        result
     }
 
     /// Appends commits of one group.
@@ -578,10 +645,10 @@ impl OffsetStore {
             }
         }
         self.write(partition, &all)?;
-        let mut log = handle.log();
-        // The rewritten offsets must be on disk before the old records may go.
-        log.flush()?;
-        log.delete_records_before(start)?;
+        // The rewritten offsets must be on disk before the old records may go: the deletion
+        // follows the flush, outside the coordinator's lock.
+        let job = handle.log().begin_flush()?;
+        self.stage(&handle, job, Some(start));
         tracing::debug!(
             partition,
             live = live_count,

@@ -47,7 +47,7 @@ pub enum FetchError {
 }
 
 /// Whether this thread is a worker of a multi-threaded runtime, where `block_in_place` works.
-fn may_block_in_place() -> bool {
+pub(crate) fn may_block_in_place() -> bool {
     tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
