@@ -3,6 +3,7 @@
 //! No networking and no async runtime here: the broker calls into this crate from its handlers.
 
 pub mod batch;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod failure;

@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, simple_batch};
+use crate::clock::{Clock, ManualClock};
 use crate::io::sim::{SimFault, SimIo};
 use crate::io::Io;
 use crate::log::partition::SegmentPlacer;
@@ -101,13 +102,29 @@ pub fn placer(usage: &Arc<TierUsage>) -> Arc<dyn SegmentPlacer> {
     })
 }
 
+thread_local! {
+    /// The simulated time of the run on this thread: every log the model opens reads it.
+    static CLOCK: Arc<ManualClock> = Arc::new(ManualClock::new(1_000_000));
+}
+
+/// The run's clock.
+pub fn clock() -> Arc<ManualClock> {
+    CLOCK.with(|c| c.clone())
+}
+
+/// Retention by time and `segment.ms` in the model: short against the clock's steps.
+const RETENTION_MS: i64 = 120_000;
+const SEGMENT_MS: i64 = 40_000;
+
 pub fn open(io: &SimIo, usage: &Arc<TierUsage>, clean: bool, start: i64) -> PartitionLog {
     let config = LogConfig {
         segment_bytes: 600,
         index_interval_bytes: 100,
+        retention_ms: RETENTION_MS,
+        segment_ms: SEGMENT_MS,
         ..LogConfig::default()
     };
-    PartitionLog::open_placed(
+    let mut log = PartitionLog::open_placed(
         Arc::new(io.clone()),
         Path::new(HOME),
         "m",
@@ -118,7 +135,9 @@ pub fn open(io: &SimIo, usage: &Arc<TierUsage>, clean: bool, start: i64) -> Part
         start,
         Some(placer(usage)),
     )
-    .expect("open")
+    .expect("open");
+    log.set_clock(clock());
+    log
 }
 
 /// Which channel a run models.
@@ -285,7 +304,10 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
         if rng.exhausted() {
             break;
         }
-        let op = rng.below(110);
+        let op = rng.below(115);
+        // Time passes: up to 2 s a step, so that retention and segment.ms come into play.
+        clock().advance(rng.below(2000) as i64);
+        let now = clock().now_ms();
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
             eprintln!(
                 "step {step} op {op} leo {} start {start} acked {} durable {durable} epochs {:?}",
@@ -320,12 +342,12 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
                 let appended = if rng.below(4) == 0 {
                     // As a follower: the batch carries its offset and the leader's epoch.
-                    let mut b = simple_batch(&refs, step);
+                    let mut b = simple_batch(&refs, now);
                     b[0..8].copy_from_slice(&log.log_end_offset().to_be_bytes());
                     b[12..16].copy_from_slice(&log.leader_epoch().to_be_bytes());
-                    log.append_as_follower(&b, step)
+                    log.append_as_follower(&b, now)
                 } else {
-                    log.append(&simple_batch(&refs, step), step)
+                    log.append(&simple_batch(&refs, now), now)
                 };
                 match appended {
                     Ok(info) => {
@@ -533,6 +555,27 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                             &mut acknowledged,
                             &mut durable,
                         );
+                    }
+                }
+            }
+            110..=114 => {
+                // Retention by time (retention.ms): expired segments go from the head.
+                match log.apply_retention(now) {
+                    Ok(_) => start = start.max(log.log_start_offset()),
+                    Err(e) => {
+                        // The log start may have moved before a deletion failed.
+                        start = start.max(log.log_start_offset());
+                        if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                            (log, usage) = crash_and_recover(
+                                &io,
+                                log,
+                                channel,
+                                start,
+                                (seed, step),
+                                &mut acknowledged,
+                                &mut durable,
+                            );
+                        }
                     }
                 }
             }

@@ -629,6 +629,10 @@ impl Segment {
     pub fn created_ms(&self) -> i64 {
         self.created_ms
     }
+    /// Sets when this segment was created, by the log's clock.
+    pub fn set_created_ms(&mut self, ms: i64) {
+        self.created_ms = ms;
+    }
     /// The largest timestamp in the segment for retention: its max timestamp, or, for an empty
     /// segment, when it was created.
     pub fn retention_timestamp(&self) -> i64 {

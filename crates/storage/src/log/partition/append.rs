@@ -373,7 +373,12 @@ impl PartitionLog {
             None => self.dir.clone(),
         };
         let mode = file_mode(&self.placer, &self.config, &dir);
-        let created = Segment::create(&*self.io, &dir, base_offset, self.limits(), &mode);
+        let created = Segment::create(&*self.io, &dir, base_offset, self.limits(), &mode).map(
+            |mut segment| {
+                segment.set_created_ms(self.clock.now_ms());
+                segment
+            },
+        );
         if let Err(e) = &created {
             if let Some(p) = &self.placer {
                 p.release(&dir, self.config.segment_bytes);

@@ -30,7 +30,7 @@ impl PartitionLog {
             return Err(e);
         }
         self.unflushed_messages = 0;
-        self.last_flush_ms = crate::log::segment::now_ms();
+        self.last_flush_ms = self.clock.now_ms();
         Ok(FlushJob {
             files,
             target_offset: target,

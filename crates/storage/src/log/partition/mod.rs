@@ -31,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::batch::{self, BatchHeader};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{LogConfig, TimestampType};
 use crate::error::{AppendError, ReadError};
 use crate::failure::{is_full, LogDirFailures};
@@ -132,6 +133,8 @@ pub struct PartitionLog {
     last_stable_offset: i64,
     /// Whether the high watermark follows the log end at once (a leader alone in its ISR).
     follows_log_end: bool,
+    /// Where the log reads the time (segment ages, the flush schedule).
+    clock: Arc<dyn Clock>,
 }
 
 /// Chooses the directory of each new segment and accounts for the space segments take, for logs
@@ -196,6 +199,20 @@ mod retention;
 mod truncate;
 
 impl PartitionLog {
+    /// Makes the log read the time from `clock` (simulated tests control time this way).
+    pub fn set_clock(&mut self, clock: Arc<dyn Clock>) {
+        let now = clock.now_ms();
+        self.last_flush_ms = now;
+        for segment in self.segments.values_mut() {
+            segment.set_created_ms(now);
+        }
+        self.clock = clock;
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Shares the broker's record of offline directories with this log.
     pub fn set_failures(&mut self, failures: Arc<LogDirFailures>) {
         self.failures = failures;

@@ -90,7 +90,7 @@ impl PartitionLog {
             log_start_offset: 0,
             recovery_point,
             unflushed_messages: 0,
-            last_flush_ms: crate::log::segment::now_ms(),
+            last_flush_ms: SystemClock.now_ms(),
             producers: ProducerStates::default(),
             recovery: RecoveryReport::default(),
             placer: placer.clone(),
@@ -101,6 +101,7 @@ impl PartitionLog {
             high_watermark: 0,
             last_stable_offset: 0,
             follows_log_end: true,
+            clock: Arc::new(SystemClock),
         };
         let lim = log.limits();
         let mut truncated_at: Option<i64> = None;

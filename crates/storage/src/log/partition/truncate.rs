@@ -107,6 +107,7 @@ impl PartitionLog {
     fn reactivate(&mut self, base: i64, dir: &Path, was: u64, offset: i64) -> io::Result<()> {
         let mode = file_mode(&self.placer, &self.config, dir);
         let mut segment = Segment::open(&*self.io, dir, base, true, self.limits(), &mode)?;
+        segment.set_created_ms(self.clock.now_ms());
         segment.truncate_to(offset)?;
         segment.flush()?;
         if let Some(p) = &self.placer {
