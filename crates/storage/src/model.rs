@@ -300,6 +300,20 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
     let mut start = 0i64;
     // The leader epoch a controller gave the partition: after a restart it leads with it again.
     let mut epoch = 0;
+    // Power loss and restart (see crash_and_recover): the model keeps what survived.
+    macro_rules! crash {
+        ($step:expr) => {
+            (log, usage) = crash_and_recover(
+                &io,
+                log,
+                channel,
+                start,
+                (seed, $step),
+                &mut acknowledged,
+                &mut durable,
+            )
+        };
+    }
     for step in 0..steps {
         if rng.exhausted() {
             break;
@@ -360,15 +374,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                     }
                     Err(e) => {
                         if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                            (log, usage) = crash_and_recover(
-                                &io,
-                                log,
-                                channel,
-                                start,
-                                (seed, step),
-                                &mut acknowledged,
-                                &mut durable,
-                            );
+                            crash!(step);
                         }
                     }
                 }
@@ -381,29 +387,13 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                         stopped_after_error(&mut log, armed, "a failed sync", (seed, step)),
                         "seed {seed} step {step}: the log kept serving after a failed flush: {e}"
                     );
-                    (log, usage) = crash_and_recover(
-                        &io,
-                        log,
-                        channel,
-                        start,
-                        (seed, step),
-                        &mut acknowledged,
-                        &mut durable,
-                    );
+                    crash!(step);
                 }
             },
             65..=69 => {
                 if let Err(e) = log.roll() {
                     if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                        (log, usage) = crash_and_recover(
-                            &io,
-                            log,
-                            channel,
-                            start,
-                            (seed, step),
-                            &mut acknowledged,
-                            &mut durable,
-                        );
+                        crash!(step);
                     }
                 }
             }
@@ -416,15 +406,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 let done = usage.pools()[0].clean_one();
                 io.fail_after(u64::MAX);
                 if done.is_err() {
-                    (log, usage) = crash_and_recover(
-                        &io,
-                        log,
-                        channel,
-                        start,
-                        (seed, step),
-                        &mut acknowledged,
-                        &mut durable,
-                    );
+                    crash!(step);
                 }
             }
             70..=84 => {
@@ -455,15 +437,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 io.fail_after(u64::MAX);
                 if done.is_err() {
                     // The process died mid-migration.
-                    (log, usage) = crash_and_recover(
-                        &io,
-                        log,
-                        channel,
-                        start,
-                        (seed, step),
-                        &mut acknowledged,
-                        &mut durable,
-                    );
+                    crash!(step);
                 }
             }
             85..=89 => {
@@ -475,15 +449,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                         // Records below `to` were asked to go: they may or may not survive.
                         start = to;
                         if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                            (log, usage) = crash_and_recover(
-                                &io,
-                                log,
-                                channel,
-                                start,
-                                (seed, step),
-                                &mut acknowledged,
-                                &mut durable,
-                            );
+                            crash!(step);
                         }
                     }
                 }
@@ -524,15 +490,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                         // is still promised.
                         durable = durable.min(cut.max(0) as usize);
                         if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                            (log, usage) = crash_and_recover(
-                                &io,
-                                log,
-                                channel,
-                                start,
-                                (seed, step),
-                                &mut acknowledged,
-                                &mut durable,
-                            );
+                            crash!(step);
                         }
                     }
                 }
@@ -546,15 +504,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 }
                 if let Err(e) = led {
                     if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                        (log, usage) = crash_and_recover(
-                            &io,
-                            log,
-                            channel,
-                            start,
-                            (seed, step),
-                            &mut acknowledged,
-                            &mut durable,
-                        );
+                        crash!(step);
                     }
                 }
             }
@@ -566,15 +516,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                         // The log start may have moved before a deletion failed.
                         start = start.max(log.log_start_offset());
                         if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
-                            (log, usage) = crash_and_recover(
-                                &io,
-                                log,
-                                channel,
-                                start,
-                                (seed, step),
-                                &mut acknowledged,
-                                &mut durable,
-                            );
+                            crash!(step);
                         }
                     }
                 }
@@ -589,15 +531,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 io.inject(rng.below(12), fault);
             }
             _ => {
-                (log, usage) = crash_and_recover(
-                    &io,
-                    log,
-                    channel,
-                    start,
-                    (seed, step),
-                    &mut acknowledged,
-                    &mut durable,
-                );
+                crash!(step);
             }
         }
         if log.leader_epoch() < epoch && !io.injection_pending() {

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::*;
 use rdkafka::consumer::Consumer;
-use rdkafka::producer::FutureRecord;
 
 /// A tmpfs of `bytes` mounted on a fresh directory, unmounted when dropped.
 struct Tmpfs {
@@ -43,37 +42,6 @@ impl Drop for Tmpfs {
             .arg(&self.path)
             .status();
     }
-}
-
-/// Produces 1 kB records one at a time (no retries) until one is refused; returns how many were
-/// acknowledged and the refusal's error code.
-fn produce_until_refused(
-    rt: &tokio::runtime::Runtime,
-    addr: &str,
-    topic: &str,
-    limit: usize,
-) -> (usize, Option<rdkafka::error::RDKafkaErrorCode>) {
-    let producer = producer(
-        addr,
-        &[
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "3000"),
-            ("retries", "0"),
-        ],
-    );
-    let value = vec![b'f'; 1000];
-    rt.block_on(async {
-        let mut acknowledged = 0;
-        for _ in 0..limit {
-            let record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).partition(0).payload(&value);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => acknowledged += 1,
-                Err((e, _)) => return (acknowledged, e.rdkafka_error_code()),
-            }
-        }
-        (acknowledged, None)
-    })
 }
 
 fn read_count(addr: &str, topic: &str, count: usize) -> usize {

@@ -478,23 +478,12 @@ pub fn fill_until_storage_error_then_resume(addr: &str, topic: &str) -> i64 {
         ],
     );
     let value = vec![b'f'; 1000];
-    let mut acknowledged = 0i64;
-    let error = rt.block_on(async {
-        for _ in 0..1000 {
-            let record: FutureRecord<'_, [u8], [u8]> =
-                FutureRecord::to(topic).partition(0).payload(&value);
-            match producer.send(record, Duration::from_secs(5)).await {
-                Ok(_) => acknowledged += 1,
-                Err((e, _)) => return Some(e),
-            }
-        }
-        None
-    });
-    let error = error.expect("storage fills up");
+    let (acknowledged, error) = produce_until_refused(&rt, addr, topic, 1000);
+    let acknowledged = acknowledged as i64;
     assert_eq!(
-        error.rdkafka_error_code(),
+        error,
         Some(rdkafka::error::RDKafkaErrorCode::KafkaStorageError),
-        "{error}"
+        "storage fills up"
     );
     // Reads continue while nothing can be written.
     let consumer = consumer(addr, &[]);
@@ -520,4 +509,35 @@ pub fn fill_until_storage_error_then_resume(addr: &str, topic: &str) -> i64 {
     let offsets = produce(&rt, &producer, topic, 0, &[(None, Some(value.clone()))]);
     assert_eq!(offsets, vec![acknowledged]);
     acknowledged
+}
+
+/// Produces 1 kB records one at a time (no retries) until one is refused; returns how many were
+/// acknowledged and the refusal's error code.
+pub fn produce_until_refused(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    topic: &str,
+    limit: usize,
+) -> (usize, Option<rdkafka::error::RDKafkaErrorCode>) {
+    let producer = producer(
+        addr,
+        &[
+            ("linger.ms", "0"),
+            ("message.timeout.ms", "3000"),
+            ("retries", "0"),
+        ],
+    );
+    let value = vec![b'f'; 1000];
+    rt.block_on(async {
+        let mut acknowledged = 0;
+        for _ in 0..limit {
+            let record: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(topic).partition(0).payload(&value);
+            match producer.send(record, Duration::from_secs(5)).await {
+                Ok(_) => acknowledged += 1,
+                Err((e, _)) => return (acknowledged, e.rdkafka_error_code()),
+            }
+        }
+        (acknowledged, None)
+    })
 }
