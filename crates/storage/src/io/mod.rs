@@ -134,6 +134,14 @@ pub trait Io: Send + Sync + Debug {
         self.open(path, false)
     }
 
+    /// Removes a file that may already be gone (an index rebuilt on demand, an old snapshot).
+    fn remove_if_present(&self, path: &Path) -> io::Result<()> {
+        match self.remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     /// Creates `path` and any missing parents, each made durable in its parent (synced), so that
     /// a crash cannot take away a directory whose files were synced.
     fn create_dir_durable(&self, path: &Path) -> io::Result<()> {

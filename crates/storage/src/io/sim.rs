@@ -75,6 +75,10 @@ impl State {
         self.tearing = false;
         if let Some((n, fault)) = &mut self.injected {
             if *n == 0 {
+                if std::env::var_os("STRATA_SIM_BACKTRACE").is_some() {
+                    // Where an injected fault lands, for debugging a test that missed it.
+                    eprintln!("{}", std::backtrace::Backtrace::force_capture());
+                }
                 let error = fault.error();
                 self.injected = None;
                 self.tearing = true;

@@ -584,8 +584,8 @@ impl Segment {
             Some(pool) => pool.give_back(&self.log_path)?,
             None => io.remove_file(&self.log_path)?,
         }
-        let _ = io.remove_file(&index_path);
-        let _ = io.remove_file(&time_path);
+        io.remove_if_present(&index_path)?;
+        io.remove_if_present(&time_path)?;
         // Make the removal durable, or a crash could bring the segment back.
         io.sync_dir(self.dir())
     }

@@ -423,7 +423,8 @@ impl PartitionLog {
         old.sort_unstable();
         if old.len() > 2 {
             for o in &old[..old.len() - 2] {
-                let _ = self.io.remove_file(&offset_file(&self.dir, *o, "snapshot"));
+                self.io
+                    .remove_if_present(&offset_file(&self.dir, *o, "snapshot"))?;
             }
         }
         Ok(())
