@@ -469,14 +469,7 @@ pub fn strata_cli(args: &[&str]) -> (bool, String, String) {
 pub fn fill_until_storage_error_then_resume(addr: &str, topic: &str) -> i64 {
     use rdkafka::admin::{AdminClient, AdminOptions};
     let rt = runtime();
-    let producer = producer(
-        addr,
-        &[
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "3000"),
-            ("retries", "0"),
-        ],
-    );
+    let producer = no_retry_producer(addr);
     let value = vec![b'f'; 1000];
     let (acknowledged, error) = produce_until_refused(&rt, addr, topic, 1000);
     let acknowledged = acknowledged as i64;
@@ -519,14 +512,7 @@ pub fn produce_until_refused(
     topic: &str,
     limit: usize,
 ) -> (usize, Option<rdkafka::error::RDKafkaErrorCode>) {
-    let producer = producer(
-        addr,
-        &[
-            ("linger.ms", "0"),
-            ("message.timeout.ms", "3000"),
-            ("retries", "0"),
-        ],
-    );
+    let producer = no_retry_producer(addr);
     let value = vec![b'f'; 1000];
     rt.block_on(async {
         let mut acknowledged = 0;
@@ -540,4 +526,17 @@ pub fn produce_until_refused(
         }
         (acknowledged, None)
     })
+}
+
+/// A producer that sends each record at once and gives up on the first error (no retries), so
+/// that a refusal reaches the test.
+pub fn no_retry_producer(addr: &str) -> FutureProducer {
+    producer(
+        addr,
+        &[
+            ("linger.ms", "0"),
+            ("message.timeout.ms", "3000"),
+            ("retries", "0"),
+        ],
+    )
 }
