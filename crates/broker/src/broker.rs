@@ -25,9 +25,9 @@ const PRODUCER_ID_FILE: &str = "producer-id-block";
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("cannot open logs: {0}")]
+    #[error(transparent)]
     Log(#[from] LogError),
-    #[error("I/O error: {0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
 }
 
@@ -70,7 +70,8 @@ impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
         for dir in &config.log_dirs {
-            io.create_dir_durable(dir)?;
+            io.create_dir_durable(dir)
+                .map_err(|e| LogError::dir(dir, e))?;
         }
         let first = &config.log_dirs[0];
         let cluster_id = match read_meta_properties(&*io, first)

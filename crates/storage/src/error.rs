@@ -62,12 +62,20 @@ pub enum LogError {
     DirectoryLocked { dir: String },
     #[error("{message}")]
     MisplacedTopic { topic: String, message: String },
-    #[error("data directory {dir}: {source}")]
-    Directory { dir: String, source: io::Error },
+    // The cause is part of the message and not a `source`, so that an error chain printed
+    // whole (`{:#}`) does not repeat it.
+    #[error("data directory {dir}: {cause}")]
+    Directory { dir: String, cause: io::Error },
     #[error("corrupt metadata file {path}: {reason}")]
     CorruptMetadata { path: String, reason: String },
     #[error("storage error: {0}")]
-    Storage(#[from] io::Error),
+    Storage(io::Error),
+}
+
+impl From<io::Error> for LogError {
+    fn from(e: io::Error) -> LogError {
+        LogError::Storage(e)
+    }
 }
 
 impl LogError {
@@ -75,7 +83,7 @@ impl LogError {
     pub fn dir(dir: &std::path::Path, source: io::Error) -> LogError {
         LogError::Directory {
             dir: dir.display().to_string(),
-            source,
+            cause: source,
         }
     }
 }

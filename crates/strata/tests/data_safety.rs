@@ -56,6 +56,7 @@ fn a_second_broker_on_the_same_data_directory_refuses_to_start() {
         broker.data_dir().display()
     );
     assert!(log.contains(&lock_message), "{log}");
+    assert_eq!(log.matches(&lock_message).count(), 1, "said once: {log}");
 
     // Another log.dirs but the same tier directories: refused, naming the first tier.
     let other = scratch.path().join("other-data");
