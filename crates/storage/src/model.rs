@@ -205,6 +205,20 @@ pub fn pool_owned_files(io: &SimIo) -> usize {
     pool + logs
 }
 
+/// Each segment's base offset, directory, size and next offset, for traces and failures.
+fn segments_of(log: &PartitionLog) -> Vec<(i64, PathBuf, u64, i64)> {
+    log.segments()
+        .map(|s| {
+            (
+                s.base_offset(),
+                s.dir().to_path_buf(),
+                s.size(),
+                s.next_offset(),
+            )
+        })
+        .collect()
+}
+
 /// Every record value from `from` to the end, read through the log's byte ranges.
 pub fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -219,14 +233,7 @@ pub fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
                     "no data at {offset} below {} from {}; sealed {:?}",
                     log.log_end_offset(),
                     log.log_start_offset(),
-                    log.segments()
-                        .map(|s| (
-                            s.base_offset(),
-                            s.dir().to_path_buf(),
-                            s.size(),
-                            s.next_offset()
-                        ))
-                        .collect::<Vec<_>>()
+                    segments_of(log)
                 )
             });
         let mut bytes = vec![0u8; slice.len as usize];
@@ -331,17 +338,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
             );
         }
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
-            eprintln!(
-                "  segments {:?}",
-                log.segments()
-                    .map(|s| (
-                        s.base_offset(),
-                        s.dir().to_path_buf(),
-                        s.size(),
-                        s.next_offset()
-                    ))
-                    .collect::<Vec<_>>()
-            );
+            eprintln!("  segments {:?}", segments_of(&log));
         }
         let armed = io.injection_pending();
         match op {
