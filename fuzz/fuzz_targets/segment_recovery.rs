@@ -6,15 +6,15 @@ use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
 use strata_storage::io::{Io, RealIo};
-use strata_storage::{batch, LogConfig, PartitionLog};
+use strata_storage::{batch, LogConfig, Offset, PartitionLog};
 
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("tempdir");
     let file = RealIo.open(&dir.path().join("00000000000000000000.log"), true).expect("create");
     file.write_vectored_at(&[data], 0).expect("write");
     drop(file);
-    let log = PartitionLog::open(Arc::new(RealIo), dir.path(), "fuzz", 0, LogConfig::default(), false, 0, 0).expect("recover");
-    let end = log.log_end_offset();
+    let log = PartitionLog::open(Arc::new(RealIo), dir.path(), "fuzz", 0, LogConfig::default(), false, Offset::ZERO, Offset::ZERO).expect("recover");
+    let end = log.log_end_offset().get();
     let size = log.size_bytes();
     assert!(size <= data.len() as u64);
     let mut at = 0usize;
@@ -27,6 +27,6 @@ fuzz_target!(|data: &[u8]| {
     }
     assert_eq!(next.max(0), end);
     if end > 0 {
-        assert!(log.read(0, 1 << 20, true).expect("read").slice.is_some());
+        assert!(log.read(Offset::ZERO, 1 << 20, true).expect("read").slice.is_some());
     }
 });

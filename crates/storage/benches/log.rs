@@ -7,6 +7,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use strata_storage::batch::simple_batch;
 use strata_storage::io::RealIo;
+use strata_storage::units::Offset;
 use strata_storage::{LogConfig, PartitionLog};
 
 const RECORD: usize = 1024;
@@ -23,7 +24,17 @@ fn open(dir: &std::path::Path) -> PartitionLog {
         segment_bytes: 64 << 20,
         ..LogConfig::default()
     };
-    PartitionLog::open(Arc::new(RealIo), dir, "bench", 0, config, true, 0, 0).expect("open log")
+    PartitionLog::open(
+        Arc::new(RealIo),
+        dir,
+        "bench",
+        0,
+        config,
+        true,
+        Offset(0),
+        Offset(0),
+    )
+    .expect("open log")
 }
 
 fn append(c: &mut Criterion) {
@@ -56,14 +67,14 @@ fn read(c: &mut Criterion) {
     for _ in 0..batches {
         log.append(&batch, 0).expect("append");
     }
-    let end = log.log_end_offset();
+    let end = log.log_end_offset().get();
     let mut group = c.benchmark_group("read");
     group.throughput(Throughput::Bytes(1 << 20));
     let mut offset = 0;
     group.bench_function("locate 1 MiB at a random offset", |b| {
         b.iter(|| {
             offset = (offset + 7919) % end;
-            log.read(offset, 1 << 20, true)
+            log.read(Offset(offset), 1 << 20, true)
                 .expect("read")
                 .slice
                 .expect("data")
@@ -74,13 +85,13 @@ fn read(c: &mut Criterion) {
         b.iter(|| {
             offset = (offset + 7919) % end;
             let slice = log
-                .read(offset, 1 << 20, true)
+                .read(Offset(offset), 1 << 20, true)
                 .expect("read")
                 .slice
                 .expect("data");
             slice
                 .file
-                .read_exact_at(&mut buf[..slice.len as usize], slice.position)
+                .read_exact_at(&mut buf[..slice.len as usize], slice.position.get())
                 .expect("copy");
         })
     });

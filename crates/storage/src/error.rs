@@ -3,6 +3,7 @@ use std::io;
 use thiserror::Error;
 
 use crate::batch::BatchError;
+use crate::units::{Offset, ProducerId};
 
 /// Why an append was refused. Handlers map each to a Kafka error code.
 #[derive(Debug, Error)]
@@ -15,13 +16,13 @@ pub enum AppendError {
     RecordListTooLarge { size: u64, max: u64 },
     #[error("out of order sequence for producer {producer_id}: expected {expected}, got {got}")]
     OutOfOrderSequence {
-        producer_id: i64,
+        producer_id: ProducerId,
         expected: i32,
         got: i32,
     },
     #[error("producer {producer_id} epoch {got} is older than the current {current}")]
     InvalidProducerEpoch {
-        producer_id: i64,
+        producer_id: ProducerId,
         current: i16,
         got: i16,
     },
@@ -36,9 +37,9 @@ pub enum AppendError {
 pub enum ReadError {
     #[error("offset {offset} is outside [{log_start_offset}, {log_end_offset}]")]
     OffsetOutOfRange {
-        offset: i64,
-        log_start_offset: i64,
-        log_end_offset: i64,
+        offset: Offset,
+        log_start_offset: Offset,
+        log_end_offset: Offset,
     },
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),

@@ -12,9 +12,11 @@ pub mod log;
 pub mod log_manager;
 pub mod model;
 pub mod tier;
+pub mod units;
 
 pub use config::{LogConfig, TimestampType};
 pub use error::{AppendError, LogError, ReadError};
 pub use log::partition::{AppendInfo, PartitionLog, ReadInfo};
 pub use log::segment::{now_ms, SegmentSlice};
 pub use log_manager::{LogManager, LogManagerConfig, Partition, Topic};
+pub use units::{FilePosition, LeaderEpoch, Offset, ProducerId};

@@ -36,6 +36,7 @@ use crate::tier::migration::{copy_segment, delete_segment_files};
 use crate::tier::pool::{SegmentPool, POOL_DIR};
 use crate::tier::usage::{PartitionPlacer, TierUsage};
 use crate::tier::TierDir;
+use crate::units::{FilePosition, LeaderEpoch, Offset};
 use crate::{AppendError, LogConfig, PartitionLog, ReadError};
 
 /// The source of every choice a run makes: seeded, or read from a fuzzer's bytes.
@@ -131,8 +132,8 @@ pub fn open(io: &SimIo, usage: &Arc<TierUsage>, clean: bool, start: i64) -> Part
         0,
         config,
         clean,
-        0,
-        start,
+        Offset::ZERO,
+        Offset(start),
         Some(placer(usage)),
     )
     .expect("open");
@@ -210,10 +211,10 @@ fn segments_of(log: &PartitionLog) -> Vec<(i64, PathBuf, u64, i64)> {
     log.segments()
         .map(|s| {
             (
-                s.base_offset(),
+                s.base_offset().get(),
                 s.dir().to_path_buf(),
                 s.size(),
-                s.next_offset(),
+                s.next_offset().get(),
             )
         })
         .collect()
@@ -223,23 +224,23 @@ fn segments_of(log: &PartitionLog) -> Vec<(i64, PathBuf, u64, i64)> {
 pub fn read_values(log: &PartitionLog, from: i64) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let mut offset = from;
-    while offset < log.log_end_offset() {
+    while offset < log.log_end_offset().get() {
         let slice = log
-            .read(offset, 1 << 20, true)
+            .read(Offset(offset), 1 << 20, true)
             .expect("read")
             .slice
             .unwrap_or_else(|| {
                 panic!(
                     "no data at {offset} below {} from {}; sealed {:?}",
-                    log.log_end_offset(),
-                    log.log_start_offset(),
+                    log.log_end_offset().get(),
+                    log.log_start_offset().get(),
                     segments_of(log)
                 )
             });
         let mut bytes = vec![0u8; slice.len as usize];
         slice
             .file
-            .read_exact_at(&mut bytes, slice.position)
+            .read_exact_at(&mut bytes, slice.position.get())
             .expect("bytes");
         let found = batch::values_in(&bytes);
         assert!(!found.is_empty(), "no whole batch at offset {offset}");
@@ -332,7 +333,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
             eprintln!(
                 "step {step} op {op} leo {} start {start} acked {} durable {durable} epochs {:?}",
-                log.log_end_offset(),
+                log.log_end_offset().get(),
                 acknowledged.len(),
                 log.leader_epochs().entries()
             );
@@ -354,8 +355,8 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 let appended = if rng.below(4) == 0 {
                     // As a follower: the batch carries its offset and the leader's epoch.
                     let mut b = simple_batch(&refs, now);
-                    b[0..8].copy_from_slice(&log.log_end_offset().to_be_bytes());
-                    b[12..16].copy_from_slice(&log.leader_epoch().to_be_bytes());
+                    b[0..8].copy_from_slice(&log.log_end_offset().get().to_be_bytes());
+                    b[12..16].copy_from_slice(&log.leader_epoch().get().to_be_bytes());
                     log.append_as_follower(&b, now)
                 } else {
                     log.append(&simple_batch(&refs, now), now)
@@ -363,7 +364,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 match appended {
                     Ok(info) => {
                         assert_eq!(
-                            info.base_offset as usize,
+                            info.base_offset.get() as usize,
                             acknowledged.len(),
                             "seed {seed} step {step}"
                         );
@@ -413,6 +414,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                     continue;
                 }
                 let (base, from, _, _) = sealed[rng.below(sealed.len() as u64) as usize].clone();
+                let base = base.get();
                 let to: PathBuf = if from.starts_with("/fast") {
                     "/slow/m-0".into()
                 } else {
@@ -423,7 +425,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                     io.fail_after(rng.below(20));
                 }
                 let done = copy_segment(&io, &from, &to, base, 64)
-                    .and_then(|_| log.switch_segment(base, &from, &to))
+                    .and_then(|_| log.switch_segment(Offset(base), &from, &to))
                     .and_then(|switched| {
                         if switched {
                             delete_segment_files(&io, &from, base)
@@ -438,10 +440,10 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 }
             }
             85..=89 => {
-                let end = log.log_end_offset();
+                let end = log.log_end_offset().get();
                 let to = start + rng.below((end - start + 1) as u64) as i64;
-                match log.delete_records_before(to) {
-                    Ok(new_start) => start = new_start,
+                match log.delete_records_before(Offset(to)) {
+                    Ok(new_start) => start = new_start.get(),
                     Err(e) => {
                         // Records below `to` were asked to go: they may or may not survive.
                         start = to;
@@ -453,18 +455,22 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
             }
             100..=104 => {
                 // A follower's truncation to where the leader's epochs end.
-                let end = log.log_end_offset();
+                let end = log.log_end_offset().get();
                 let to = start + rng.below((end - start + 1) as u64) as i64;
                 if std::env::var("STRATA_MODEL_TRACE").is_ok() {
                     eprintln!("  truncate to {to}");
                 }
                 // Where the cut falls: the start of the batch that holds `to`.
                 let cut = if to < end {
-                    let slice = log.read(to, 1, true).expect("read").slice.expect("a batch");
+                    let slice = log
+                        .read(Offset(to), 1, true)
+                        .expect("read")
+                        .slice
+                        .expect("a batch");
                     let mut header = vec![0u8; batch::HEADER_SIZE];
                     slice
                         .file
-                        .read_exact_at(&mut header, slice.position)
+                        .read_exact_at(&mut header, slice.position.get())
                         .expect("header");
                     batch::BatchHeader::parse(&header)
                         .expect("batch")
@@ -472,10 +478,10 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 } else {
                     to
                 };
-                match log.truncate_to(to) {
+                match log.truncate_to(Offset(to)) {
                     Ok(()) => {
                         // A batch holding `to` goes whole.
-                        let end = log.log_end_offset();
+                        let end = log.log_end_offset().get();
                         assert_eq!(end, cut, "seed {seed} step {step}");
                         acknowledged.truncate(end as usize);
                         durable = durable.min(end as usize);
@@ -494,8 +500,8 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
             }
             105..=109 => {
                 // A new leader epoch, led alone.
-                let next = epoch.max(log.leader_epoch()) + 1 + rng.below(3) as i32;
-                let led = log.become_leader(next, true);
+                let next = epoch.max(log.leader_epoch().get()) + 1 + rng.below(3) as i32;
+                let led = log.become_leader(LeaderEpoch(next), true);
                 if led.is_ok() {
                     epoch = next;
                 }
@@ -508,10 +514,10 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
             110..=114 => {
                 // Retention by time (retention.ms): expired segments go from the head.
                 match log.apply_retention(now) {
-                    Ok(_) => start = start.max(log.log_start_offset()),
+                    Ok(_) => start = start.max(log.log_start_offset().get()),
                     Err(e) => {
                         // The log start may have moved before a deletion failed.
-                        start = start.max(log.log_start_offset());
+                        start = start.max(log.log_start_offset().get());
                         if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
                             crash!(step);
                         }
@@ -531,20 +537,20 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 crash!(step);
             }
         }
-        if log.leader_epoch() < epoch && !io.injection_pending() {
-            log.become_leader(epoch, true)
+        if log.leader_epoch().get() < epoch && !io.injection_pending() {
+            log.become_leader(LeaderEpoch(epoch), true)
                 .expect("lead again after a restart");
         }
         // Always: epochs never go down and are all recorded; the high watermark is the end.
         check_epochs(&log, (seed, step));
         assert_eq!(
-            log.high_watermark(),
-            log.log_end_offset(),
+            log.high_watermark().get(),
+            log.log_end_offset().get(),
             "seed {seed} step {step}: high watermark"
         );
         // Always: the log reads back exactly what the model holds, and no segment is twice.
-        let values = read_values(&log, log.log_start_offset());
-        let skip = (log.log_start_offset() - start).max(0) as usize;
+        let values = read_values(&log, log.log_start_offset().get());
+        let skip = (log.log_start_offset().get() - start).max(0) as usize;
         assert_eq!(
             values.len() + skip,
             acknowledged.len() - start as usize,
@@ -582,17 +588,20 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
 /// The leader epochs of the log's batches, in order: never decreasing, none newer than the
 /// cache's latest, and each recorded at or before its first batch.
 fn check_epochs(log: &PartitionLog, (seed, step): (u64, i64)) {
-    let latest = log.leader_epochs().latest_epoch().unwrap_or(0);
+    let latest = log
+        .leader_epochs()
+        .latest_epoch()
+        .map_or(0, LeaderEpoch::get);
     let mut previous = i32::MIN;
     for segment in log.segments() {
         let mut position = 0;
         while position < segment.size() {
             let header = segment
-                .read_bytes(position, batch::HEADER_SIZE)
+                .read_bytes(FilePosition(position), batch::HEADER_SIZE)
                 .expect("header");
             let h = batch::BatchHeader::parse(&header).expect("a batch");
             position += h.total_size() as u64;
-            if h.last_offset() < log.log_start_offset() {
+            if h.last_offset() < log.log_start_offset().get() {
                 continue; // deleted (DeleteRecords), though still in the file
             }
             let epoch = h.partition_leader_epoch;
@@ -606,15 +615,15 @@ fn check_epochs(log: &PartitionLog, (seed, step): (u64, i64)) {
                     .entries()
                     .iter()
                     .rev()
-                    .find(|e| e.epoch <= epoch)
-                    .map(|e| e.start_offset);
+                    .find(|e| e.epoch.get() <= epoch)
+                    .map(|e| e.start_offset.get());
                 // (The cache's first epoch begins at the log start, as in Kafka.)
                 assert!(
-                    recorded.is_some_and(|s| s <= h.base_offset.max(log.log_start_offset())),
+                    recorded.is_some_and(|s| s <= h.base_offset.max(log.log_start_offset().get())),
                     "seed {seed} step {step}: epoch {epoch} at {} not recorded in {:?} (log start {})",
                     h.base_offset,
                     log.leader_epochs().entries(),
-                    log.log_start_offset()
+                    log.log_start_offset().get()
                 );
             }
             previous = epoch;

@@ -11,7 +11,7 @@ use strata_storage::io::sim::{SimFault, SimIo};
 use strata_storage::io::Io;
 use strata_storage::model::{clock, new_usage, open, read_values};
 use strata_storage::tier::migration::{copy_segment, delete_segment_files};
-use strata_storage::{AppendError, PartitionLog};
+use strata_storage::{AppendError, Offset, PartitionLog};
 
 /// What a run acknowledged, and how much of it a successful flush covered.
 #[derive(Default)]
@@ -33,7 +33,7 @@ fn scenario(io: &SimIo, log: &mut PartitionLog, out: &mut Outcome) {
         let now = clock().now_ms();
         match log.append(&simple_batch(&[&value(i)], now), now) {
             Ok(info) => {
-                assert_eq!(info.base_offset as usize, out.acknowledged.len());
+                assert_eq!(info.base_offset.get() as usize, out.acknowledged.len());
                 out.acknowledged.push(value(i));
             }
             Err(e) => return Err(e.to_string()),
@@ -47,7 +47,7 @@ fn scenario(io: &SimIo, log: &mut PartitionLog, out: &mut Outcome) {
             clock().advance(200_000);
             log.apply_retention(clock().now_ms())
                 .map_err(|e| e.to_string())?;
-            out.start = log.log_start_offset();
+            out.start = log.log_start_offset().get();
         }
         if i == 16 {
             // A migration of the oldest sealed segment to the other tier.
@@ -57,11 +57,11 @@ fn scenario(io: &SimIo, log: &mut PartitionLog, out: &mut Outcome) {
                 } else {
                     "/fast/m-0".into()
                 };
-                copy_segment(io, &from, &to, base, 64)
+                copy_segment(io, &from, &to, base.get(), 64)
                     .and_then(|_| log.switch_segment(base, &from, &to))
                     .and_then(|switched| {
                         if switched {
-                            delete_segment_files(io, &from, base)
+                            delete_segment_files(io, &from, base.get())
                         } else {
                             Ok(())
                         }
@@ -71,7 +71,10 @@ fn scenario(io: &SimIo, log: &mut PartitionLog, out: &mut Outcome) {
         }
         if i == 20 {
             let to = out.start + 2;
-            out.start = log.delete_records_before(to).map_err(|e| e.to_string())?;
+            out.start = log
+                .delete_records_before(Offset(to))
+                .map_err(|e| e.to_string())?
+                .get();
         }
         Ok(())
     };
@@ -79,7 +82,7 @@ fn scenario(io: &SimIo, log: &mut PartitionLog, out: &mut Outcome) {
         if let Err(e) = step(log, out, i) {
             // A deletion that failed half-way may have moved the log start already: what is
             // below it was asked to go.
-            out.start = out.start.max(log.log_start_offset());
+            out.start = out.start.max(log.log_start_offset().get());
             out.error = Some((e, log.offline().is_some()));
             return;
         }
@@ -120,8 +123,8 @@ fn an_error_at_any_io_call_stops_or_refuses_and_loses_nothing_flushed() {
             if fault == SimFault::Full && !offline {
                 // A refused append: the log holds exactly what was acknowledged, and goes on.
                 assert!(error.contains("ENOSPC"), "{context}: {error}");
-                let values = read_values(&log, log.log_start_offset());
-                let skip = (log.log_start_offset() - out.start).max(0) as usize;
+                let values = read_values(&log, log.log_start_offset().get());
+                let skip = (log.log_start_offset().get() - out.start).max(0) as usize;
                 assert_eq!(
                     values,
                     out.acknowledged[out.start as usize + skip..],
@@ -130,7 +133,7 @@ fn an_error_at_any_io_call_stops_or_refuses_and_loses_nothing_flushed() {
                 let next = log
                     .append(&simple_batch(&[b"after"], 0), 0)
                     .unwrap_or_else(|e| panic!("{context}: writing resumes: {e}"));
-                assert_eq!(next.base_offset as usize, out.acknowledged.len());
+                assert_eq!(next.base_offset.get() as usize, out.acknowledged.len());
             } else {
                 // Fail-stop: offline, refusing appends, reads and flushes.
                 assert!(offline, "{context}: the log kept serving after {error}");
@@ -146,7 +149,7 @@ fn an_error_at_any_io_call_stops_or_refuses_and_loses_nothing_flushed() {
             drop(log);
             io.crash();
             let log = open(&io, &new_usage(), false, out.start);
-            let from = log.log_start_offset();
+            let from = log.log_start_offset().get();
             assert!(from >= out.start, "{context}: the log start went back");
             let values = read_values(&log, from);
             assert!(

@@ -59,7 +59,7 @@ fn deletion_during_a_migration_cancels_it_cleanly() {
     } else {
         "/fast/m-0"
     });
-    copy_segment(&io, &from, &to, base, 64).unwrap();
+    copy_segment(&io, &from, &to, base.get(), 64).unwrap();
     // The copy is committed; now the segment is deleted before the switch.
     let next = log.sealed_segments()[1].0;
     log.delete_records_before(next).unwrap();
@@ -67,7 +67,7 @@ fn deletion_during_a_migration_cancels_it_cleanly() {
         !log.switch_segment(base, &from, &to).unwrap(),
         "the switch finds the segment gone"
     );
-    delete_segment_files(&io, &to, base).unwrap();
+    delete_segment_files(&io, &to, base.get()).unwrap();
     for dir in [&from, &to] {
         assert!(
             !io.list_dir(dir)
@@ -78,7 +78,10 @@ fn deletion_during_a_migration_cancels_it_cleanly() {
             dir.display()
         );
     }
-    assert_eq!(read_values(&log, next).len(), 40 - next as usize);
+    assert_eq!(
+        read_values(&log, next.get()).len(),
+        40 - next.get() as usize
+    );
     // Usage went back to what the remaining segments take.
     let used: u64 = usage.snapshot().iter().map(|d| d.used_bytes).sum();
     let expected: u64 = log.sealed_segments().iter().map(|s| s.2).sum::<u64>() + 600;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use strata_storage::batch::{self, build_batch, encode_simple_records, simple_batch};
 use strata_storage::io::{FaultyIo, Io, RealIo};
+use strata_storage::units::{LeaderEpoch, Offset};
 use strata_storage::{AppendError, LogConfig, PartitionLog, ReadError, TimestampType};
 
 fn config() -> LogConfig {
@@ -17,7 +18,17 @@ fn config() -> LogConfig {
 }
 
 fn open(dir: &Path, config: LogConfig, clean: bool) -> PartitionLog {
-    PartitionLog::open(Arc::new(RealIo), dir, "t", 0, config, clean, 0, 0).unwrap()
+    PartitionLog::open(
+        Arc::new(RealIo),
+        dir,
+        "t",
+        0,
+        config,
+        clean,
+        Offset(0),
+        Offset(0),
+    )
+    .unwrap()
 }
 
 fn value(i: usize) -> Vec<u8> {
@@ -25,15 +36,16 @@ fn value(i: usize) -> Vec<u8> {
 }
 
 /// Reads every record value from `offset` to the end by walking the returned byte ranges.
-fn read_all(log: &PartitionLog, mut offset: i64) -> Vec<(i64, Vec<u8>)> {
+fn read_all(log: &PartitionLog, from: Offset) -> Vec<(i64, Vec<u8>)> {
+    let mut offset = from.get();
     let mut out = Vec::new();
-    while offset < log.log_end_offset() {
-        let info = log.read(offset, 300, true).unwrap();
+    while offset < log.log_end_offset().get() {
+        let info = log.read(Offset(offset), 300, true).unwrap();
         let slice = info.slice.expect("data below the log end");
         let mut bytes = vec![0u8; slice.len as usize];
         slice
             .file
-            .read_exact_at(&mut bytes, slice.position)
+            .read_exact_at(&mut bytes, slice.position.get())
             .unwrap();
         let found: Vec<(i64, Vec<u8>)> = batch::values_in(&bytes)
             .into_iter()
@@ -59,17 +71,17 @@ fn appends_roll_segments_and_read_back_in_order() {
         let info = log
             .append(&simple_batch(&[&value(i)], 1000 + i as i64), 0)
             .unwrap();
-        assert_eq!(info.base_offset, i as i64);
+        assert_eq!(info.base_offset, Offset(i as i64));
     }
     assert!(log.segment_count() > 3, "1 KiB segments must roll");
-    let got = read_all(&log, 0);
+    let got = read_all(&log, Offset(0));
     assert_eq!(got.len(), 100);
     for (i, (o, v)) in got.iter().enumerate() {
         assert_eq!(*o, i as i64);
         assert_eq!(v, &value(i));
     }
     // A read from the middle starts at the batch holding the offset.
-    assert_eq!(read_all(&log, 57)[0], (57, value(57)));
+    assert_eq!(read_all(&log, Offset(57))[0], (57, value(57)));
     // Segment files are named by their 20-digit base offset.
     let names: Vec<String> = RealIo.list_dir(dir.path()).unwrap();
     assert!(names.contains(&"00000000000000000000.log".to_string()));
@@ -87,8 +99,8 @@ fn reopen_after_clean_close_keeps_everything() {
         log.close().unwrap();
     }
     let log = open(dir.path(), config(), true);
-    assert_eq!(log.log_end_offset(), 50);
-    assert_eq!(read_all(&log, 0).len(), 50);
+    assert_eq!(log.log_end_offset(), Offset(50));
+    assert_eq!(read_all(&log, Offset(0)).len(), 50);
 }
 
 #[test]
@@ -134,11 +146,11 @@ fn unclean_open_truncates_torn_tail_and_rebuilds_indexes() {
     let report = log.recovery_report();
     assert_eq!(report.segments_recovered, 1);
     assert_eq!(report.bytes_truncated, (partial.len() / 2) as u64);
-    assert_eq!(log.log_end_offset(), 30);
-    let got = read_all(&log, 0);
+    assert_eq!(log.log_end_offset(), Offset(30));
+    let got = read_all(&log, Offset(0));
     assert_eq!(got.len(), 30);
     assert_eq!(got[29], (29, value(29)));
-    assert_eq!(read_all(&log, 17)[0], (17, value(17)));
+    assert_eq!(read_all(&log, Offset(17))[0], (17, value(17)));
 }
 
 #[test]
@@ -175,8 +187,8 @@ fn corrupt_batch_in_the_middle_truncates_from_there() {
         },
         false,
     );
-    assert_eq!(log.log_end_offset(), 6);
-    assert_eq!(read_all(&log, 0).len(), 6);
+    assert_eq!(log.log_end_offset(), Offset(6));
+    assert_eq!(read_all(&log, Offset(0)).len(), 6);
 }
 
 #[test]
@@ -199,11 +211,11 @@ fn retention_by_time_deletes_old_segments_only() {
     let deleted = log.apply_retention(100_500).unwrap();
     assert!(deleted > 0);
     assert_eq!(log.segment_count(), before - deleted);
-    assert!(log.log_start_offset() > 0 && log.log_start_offset() <= 20);
+    assert!(log.log_start_offset() > Offset(0) && log.log_start_offset() <= Offset(20));
     let got = read_all(&log, log.log_start_offset());
     assert_eq!(got.last().unwrap().0, 39);
     assert!(matches!(
-        log.read(0, 100, true),
+        log.read(Offset(0), 100, true),
         Err(ReadError::OffsetOutOfRange { .. })
     ));
 }
@@ -229,7 +241,7 @@ fn retention_by_bytes_keeps_the_newest_segments() {
         "size {} after retention",
         log.size_bytes()
     );
-    assert_eq!(log.log_end_offset(), 100);
+    assert_eq!(log.log_end_offset(), Offset(100));
     assert_eq!(read_all(&log, log.log_start_offset()).last().unwrap().0, 99);
 }
 
@@ -240,16 +252,25 @@ fn delete_records_moves_log_start_and_survives_restart_via_caller_checkpoint() {
     for i in 0..60 {
         log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
     }
-    assert_eq!(log.delete_records_before(42).unwrap(), 42);
+    assert_eq!(log.delete_records_before(Offset(42)).unwrap(), Offset(42));
     assert!(matches!(
-        log.read(41, 100, true),
+        log.read(Offset(41), 100, true),
         Err(ReadError::OffsetOutOfRange { .. })
     ));
-    assert_eq!(read_all(&log, 42)[0], (42, value(42)));
+    assert_eq!(read_all(&log, Offset(42))[0], (42, value(42)));
     log.close().unwrap();
-    let log =
-        PartitionLog::open(Arc::new(RealIo), dir.path(), "t", 0, config(), true, 0, 42).unwrap();
-    assert_eq!(log.log_start_offset(), 42);
+    let log = PartitionLog::open(
+        Arc::new(RealIo),
+        dir.path(),
+        "t",
+        0,
+        config(),
+        true,
+        Offset(0),
+        Offset(42),
+    )
+    .unwrap();
+    assert_eq!(log.log_start_offset(), Offset(42));
 }
 
 #[test]
@@ -265,7 +286,7 @@ fn oversized_batch_is_refused() {
     );
     let err = log.append(&simple_batch(&[&[0u8; 200]], 1), 0).unwrap_err();
     assert!(matches!(err, AppendError::MessageTooLarge { .. }));
-    assert_eq!(log.log_end_offset(), 0);
+    assert_eq!(log.log_end_offset(), Offset(0));
 }
 
 #[test]
@@ -281,11 +302,11 @@ fn log_append_time_topic_stamps_batches() {
     );
     let info = log.append(&simple_batch(&[b"a"], 5), 777).unwrap();
     assert_eq!(info.log_append_time, 777);
-    let slice = log.read(0, 1000, true).unwrap().slice.unwrap();
+    let slice = log.read(Offset(0), 1000, true).unwrap().slice.unwrap();
     let mut bytes = vec![0; slice.len as usize];
     slice
         .file
-        .read_exact_at(&mut bytes, slice.position)
+        .read_exact_at(&mut bytes, slice.position.get())
         .unwrap();
     let h = batch::check_batch(&bytes).unwrap();
     assert!(h.is_log_append_time());
@@ -300,10 +321,16 @@ fn offset_for_timestamp_finds_first_record_at_or_after() {
         log.append(&simple_batch(&[&value(i)], 1000 + 10 * i as i64), 0)
             .unwrap();
     }
-    assert_eq!(log.offset_for_timestamp(1000).unwrap(), Some((0, 1000)));
-    assert_eq!(log.offset_for_timestamp(1205).unwrap(), Some((21, 1210)));
+    assert_eq!(
+        log.offset_for_timestamp(1000).unwrap(),
+        Some((Offset(0), 1000))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1205).unwrap(),
+        Some((Offset(21), 1210))
+    );
     assert_eq!(log.offset_for_timestamp(5000).unwrap(), None);
-    assert_eq!(log.max_timestamp(), Some((49, 1490)));
+    assert_eq!(log.max_timestamp(), Some((Offset(49), 1490)));
 }
 
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, n: usize) -> Vec<u8> {
@@ -334,8 +361,8 @@ fn duplicate_batches_are_not_written_twice_even_after_restart() {
         }
         let dup = log.append(&idempotent_batch(5, 0, 38, 2), 0).unwrap();
         assert!(dup.duplicate);
-        assert_eq!(dup.base_offset, 38);
-        assert_eq!(log.log_end_offset(), 40);
+        assert_eq!(dup.base_offset, Offset(38));
+        assert_eq!(log.log_end_offset(), Offset(40));
     }
     // Unclean restart: the state is rebuilt from the snapshot and the log.
     let mut log = open(dir.path(), config(), false);
@@ -344,7 +371,7 @@ fn duplicate_batches_are_not_written_twice_even_after_restart() {
         dup.duplicate,
         "a retry of one of the last five batches is a duplicate"
     );
-    assert_eq!(dup.base_offset, 36);
+    assert_eq!(dup.base_offset, Offset(36));
     assert!(matches!(
         log.append(&idempotent_batch(5, 0, 50, 1), 0),
         Err(AppendError::OutOfOrderSequence { .. })
@@ -353,7 +380,7 @@ fn duplicate_batches_are_not_written_twice_even_after_restart() {
         log.append(&idempotent_batch(5, 0, 40, 1), 0)
             .unwrap()
             .base_offset,
-        40
+        Offset(40)
     );
 }
 
@@ -362,24 +389,33 @@ fn full_disk_refuses_append_and_keeps_acknowledged_data() {
     let dir = tempfile::tempdir().unwrap();
     let io = FaultyIo::new();
     let faults = io.faults();
-    let mut log =
-        PartitionLog::open(Arc::new(io), dir.path(), "t", 0, config(), true, 0, 0).unwrap();
+    let mut log = PartitionLog::open(
+        Arc::new(io),
+        dir.path(),
+        "t",
+        0,
+        config(),
+        true,
+        Offset(0),
+        Offset(0),
+    )
+    .unwrap();
     for i in 0..5 {
         log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
     }
     faults.set_space_left(10);
     let err = log.append(&simple_batch(&[&value(5)], 1), 0).unwrap_err();
     assert!(matches!(err, AppendError::Storage(_)));
-    assert_eq!(log.log_end_offset(), 5);
-    assert_eq!(read_all(&log, 0).len(), 5);
+    assert_eq!(log.log_end_offset(), Offset(5));
+    assert_eq!(read_all(&log, Offset(0)).len(), 5);
     faults.set_space_left(u64::MAX);
     assert_eq!(
         log.append(&simple_batch(&[&value(5)], 1), 0)
             .unwrap()
             .base_offset,
-        5
+        Offset(5)
     );
-    assert_eq!(read_all(&log, 0)[5], (5, value(5)));
+    assert_eq!(read_all(&log, Offset(0))[5], (5, value(5)));
 }
 
 #[test]
@@ -417,8 +453,8 @@ fn index_pointing_past_the_log_is_rebuilt_on_clean_open() {
         },
         true,
     );
-    assert_eq!(log.log_end_offset(), 30);
-    assert_eq!(read_all(&log, 0).len(), 30);
+    assert_eq!(log.log_end_offset(), Offset(30));
+    assert_eq!(read_all(&log, Offset(0)).len(), 30);
 }
 
 #[test]
@@ -440,16 +476,27 @@ fn a_read_returns_up_to_max_bytes_of_following_batches() {
     }
     let total: u64 = sizes.iter().sum();
     assert_eq!(
-        log.read(0, 1 << 20, true).unwrap().slice.unwrap().len,
+        log.read(Offset(0), 1 << 20, true)
+            .unwrap()
+            .slice
+            .unwrap()
+            .len,
         total
     );
     assert_eq!(
-        log.read(1, 1 << 20, true).unwrap().slice.unwrap().len,
+        log.read(Offset(1), 1 << 20, true)
+            .unwrap()
+            .slice
+            .unwrap()
+            .len,
         total - sizes[0]
     );
     // The first batch comes whole even when it exceeds the limit.
-    assert_eq!(log.read(0, 10, true).unwrap().slice.unwrap().len, sizes[0]);
-    assert!(log.read(3, 1 << 20, true).unwrap().slice.is_none());
+    assert_eq!(
+        log.read(Offset(0), 10, true).unwrap().slice.unwrap().len,
+        sizes[0]
+    );
+    assert!(log.read(Offset(3), 1 << 20, true).unwrap().slice.is_none());
 }
 
 #[test]
@@ -477,7 +524,7 @@ fn segment_ms_rolls_by_record_timestamps_as_kafka_does() {
         2,
         "more than segment.ms after the first timestamp"
     );
-    assert_eq!(log.segments().last().unwrap().base_offset(), 2);
+    assert_eq!(log.segments().last().unwrap().base_offset(), Offset(2));
 }
 
 #[test]
@@ -498,7 +545,7 @@ fn a_full_offset_index_rolls_the_segment() {
         log.append(&simple_batch(&[&value(i)], 1), 0).unwrap();
     }
     assert!(log.segment_count() >= 2, "{} segments", log.segment_count());
-    assert_eq!(read_all(&log, 0).len(), 6);
+    assert_eq!(read_all(&log, Offset(0)).len(), 6);
 }
 
 mod recovery_properties {
@@ -541,8 +588,8 @@ mod recovery_properties {
             // bytes below it; a flipped byte at `damage_at` spoils the batch holding it).
             let survivors = ends.iter().filter(|e| **e <= damage_at).count();
             let log = open(dir.path(), LogConfig { segment_bytes: 1 << 20, ..config() }, false);
-            prop_assert_eq!(log.log_end_offset(), survivors as i64);
-            let got = read_all(&log, 0);
+            prop_assert_eq!(log.log_end_offset(), Offset(survivors as i64));
+            let got = read_all(&log, Offset(0));
             prop_assert_eq!(got.len(), survivors);
             for (i, (offset, v)) in got.iter().enumerate() {
                 prop_assert_eq!(*offset, i as i64);
@@ -568,12 +615,12 @@ fn a_header_claiming_an_offset_near_i64_max_is_not_data() {
         file.write_vectored_at(&[finding], 0).unwrap();
         drop(file);
         let mut log = open(dir.path(), config(), clean);
-        assert_eq!(log.log_end_offset(), 0, "clean={clean}");
+        assert_eq!(log.log_end_offset(), Offset(0), "clean={clean}");
         assert_eq!(log.size_bytes(), 0, "clean={clean}");
         // The log is usable: the next append gets offset 0 and reads back.
         let info = log.append(&simple_batch(&[b"after"], 1), 0).unwrap();
-        assert_eq!(info.base_offset, 0);
-        assert_eq!(read_all(&log, 0), vec![(0, b"after".to_vec())]);
+        assert_eq!(info.base_offset, Offset(0));
+        assert_eq!(read_all(&log, Offset(0)), vec![(0, b"after".to_vec())]);
     }
 }
 
@@ -589,8 +636,8 @@ fn segment_names_beyond_the_offset_range_are_ignored() {
     let stray = dir.path().join("09223372036854775807.log");
     std::fs::write(&stray, simple_batch(&[b"stray"], 1)).unwrap();
     let log = open(dir.path(), config(), false);
-    assert_eq!(log.log_end_offset(), 1);
-    assert_eq!(read_all(&log, 0), vec![(0, b"kept".to_vec())]);
+    assert_eq!(log.log_end_offset(), Offset(1));
+    assert_eq!(read_all(&log, Offset(0)), vec![(0, b"kept".to_vec())]);
 }
 
 /// A batch as a leader stored it: at `offset`, with `epoch`.
@@ -610,7 +657,7 @@ fn a_follower_appends_at_the_leaders_offsets_and_consumers_see_only_the_high_wat
         .unwrap();
     log.append_as_follower(&replicated(2, 5, &[b"c"]), 0)
         .unwrap();
-    assert_eq!(log.log_end_offset(), 3);
+    assert_eq!(log.log_end_offset(), Offset(3));
     // A gap, an older epoch and a corrupt batch are refused.
     assert!(log
         .append_as_follower(&replicated(4, 5, &[b"x"]), 0)
@@ -623,23 +670,23 @@ fn a_follower_appends_at_the_leaders_offsets_and_consumers_see_only_the_high_wat
     corrupt[last] ^= 1;
     assert!(log.append_as_follower(&corrupt, 0).is_err());
     // The leader has confirmed nothing yet: a consumer sees nothing, a follower read sees all.
-    assert_eq!(log.high_watermark(), 0);
+    assert_eq!(log.high_watermark(), Offset(0));
     assert!(log
-        .read_bounded(0, 1 << 20, true, log.high_watermark())
+        .read_bounded(Offset(0), 1 << 20, true, log.high_watermark())
         .unwrap()
         .slice
         .is_none());
-    assert_eq!(read_all(&log, 0).len(), 3);
-    log.advance_high_watermark(2);
+    assert_eq!(read_all(&log, Offset(0)).len(), 3);
+    log.advance_high_watermark(Offset(2));
     let slice = log
-        .read_bounded(0, 1 << 20, true, log.high_watermark())
+        .read_bounded(Offset(0), 1 << 20, true, log.high_watermark())
         .unwrap()
         .slice
         .unwrap();
     let mut bytes = vec![0u8; slice.len as usize];
     slice
         .file
-        .read_exact_at(&mut bytes, slice.position)
+        .read_exact_at(&mut bytes, slice.position.get())
         .unwrap();
     assert_eq!(
         batch::values_in(&bytes),
@@ -647,11 +694,26 @@ fn a_follower_appends_at_the_leaders_offsets_and_consumers_see_only_the_high_wat
         "only the batches below the high watermark"
     );
     // The epochs were recorded where they began, and answer OffsetForLeaderEpoch as Kafka does.
-    assert_eq!(log.end_offset_for_epoch(3), (3, 2));
-    assert_eq!(log.end_offset_for_epoch(4), (3, 2));
-    assert_eq!(log.end_offset_for_epoch(5), (5, 3));
-    assert_eq!(log.end_offset_for_epoch(6), (-1, -1));
-    assert_eq!(log.end_offset_for_epoch(1), (1, 0));
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(3)),
+        (LeaderEpoch(3), Offset(2))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(4)),
+        (LeaderEpoch(3), Offset(2))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(5)),
+        (LeaderEpoch(5), Offset(3))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(6)),
+        (LeaderEpoch(-1), Offset(-1))
+    );
+    assert_eq!(
+        log.end_offset_for_epoch(LeaderEpoch(1)),
+        (LeaderEpoch(1), Offset(0))
+    );
 }
 
 #[test]
@@ -663,16 +725,16 @@ fn truncation_drops_whole_batches_and_survives_restart() {
             log.append(&simple_batch(&[&value(i), &value(i + 100)], 1), 0)
                 .unwrap();
         }
-        log.become_leader(7, true).unwrap();
+        log.become_leader(LeaderEpoch(7), true).unwrap();
         log.append(&simple_batch(&[b"epoch 7"], 1), 0).unwrap();
         assert!(log.segment_count() > 3);
         // Offset 31 is the second record of the batch at 30: that whole batch goes.
-        log.truncate_to(31).unwrap();
-        assert_eq!(log.log_end_offset(), 30);
-        assert_eq!(log.high_watermark(), 30);
+        log.truncate_to(Offset(31)).unwrap();
+        assert_eq!(log.log_end_offset(), Offset(30));
+        assert_eq!(log.high_watermark(), Offset(30));
         assert_eq!(
             log.leader_epochs().latest_epoch(),
-            Some(0),
+            Some(LeaderEpoch(0)),
             "epoch 7 began at 80"
         );
         // Appends continue at the new end, in the active (cut) segment.
@@ -680,13 +742,13 @@ fn truncation_drops_whole_batches_and_survives_restart() {
             log.append(&simple_batch(&[b"new"], 1), 0)
                 .unwrap()
                 .base_offset,
-            30
+            Offset(30)
         );
     }
     // Not even a crash brings the truncated records back (opened as after one).
     let log = open(dir.path(), config(), false);
-    assert_eq!(log.log_end_offset(), 31);
-    let values = read_all(&log, 0);
+    assert_eq!(log.log_end_offset(), Offset(31));
+    let values = read_all(&log, Offset(0));
     assert_eq!(values[29].1, value(114));
     assert_eq!(values[30], (30, b"new".to_vec()));
 }

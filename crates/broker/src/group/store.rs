@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use strata_storage::batch::{self, BatchHeader};
 use strata_storage::log_manager::{LogManager, Partition};
+use strata_storage::units::Offset;
 
 use super::{Committed, GroupOffsets, SNAPSHOT_MIN_RECORDS};
 
@@ -422,7 +423,7 @@ pub struct OffsetStore {
 struct StagedFlush {
     partition: Arc<Partition>,
     job: strata_storage::log::partition::FlushJob,
-    delete_before: Option<i64>,
+    delete_before: Option<Offset>,
 }
 
 type Entry = ((String, i32), Committed);
@@ -478,7 +479,7 @@ impl OffsetStore {
         &self,
         partition: &Arc<Partition>,
         job: strata_storage::log::partition::FlushJob,
-        delete_before: Option<i64>,
+        delete_before: Option<Offset>,
     ) {
         self.staged
             .lock()
@@ -571,15 +572,15 @@ impl OffsetStore {
         for p in 0..self.partitions {
             let partition = self.partition(p)?;
             let log = partition.log();
-            let end = log.log_end_offset();
-            let mut offset = log.log_start_offset();
+            let end = log.log_end_offset().get();
+            let mut offset = log.log_start_offset().get();
             while offset < end {
                 let read = log
-                    .read(offset, 1 << 20, true)
+                    .read(Offset(offset), 1 << 20, true)
                     .map_err(|e| io::Error::other(e.to_string()))?;
                 let Some(slice) = read.slice else { break };
                 let mut bytes = vec![0u8; slice.len as usize];
-                slice.file.read_exact_at(&mut bytes, slice.position)?;
+                slice.file.read_exact_at(&mut bytes, slice.position.get())?;
                 let mut at = 0;
                 let before = offset;
                 while at < bytes.len() {
@@ -615,7 +616,7 @@ impl OffsetStore {
         let handle = self.partition(partition)?;
         let records = {
             let log = handle.log();
-            (log.log_end_offset() - log.log_start_offset()) as u64
+            log.log_end_offset().since(log.log_start_offset())
         };
         if records < SNAPSHOT_MIN_RECORDS {
             return Ok(());

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use strata_storage::Offset;
 
 pub fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
@@ -24,13 +25,13 @@ pub fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsRespon
                     let target = if p.offset == -1 {
                         log.high_watermark()
                     } else {
-                        p.offset
+                        Offset(p.offset)
                     };
-                    if target < 0 || target > log.high_watermark() {
+                    if target < Offset::ZERO || target > log.high_watermark() {
                         r.error_code = ResponseError::OffsetOutOfRange.code();
                     } else {
                         match log.delete_records_before(target) {
-                            Ok(low) => r.low_watermark = low,
+                            Ok(low) => r.low_watermark = low.get(),
                             Err(e) => {
                                 tracing::error!(error = %e, "delete records failed");
                                 r.error_code = ResponseError::KafkaStorageError.code();

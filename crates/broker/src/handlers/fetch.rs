@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use kafka_protocol::ResponseError;
-use strata_storage::ReadError;
+use strata_storage::{LeaderEpoch, Offset, ReadError};
 
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
@@ -147,19 +147,19 @@ fn build(
             let min_one_batch = total == 0;
             let read = broker.replicas.read(
                 &partition,
-                p.fetch_offset,
+                Offset(p.fetch_offset),
                 partition_max,
                 min_one_batch,
                 Isolation::from_level(req.isolation_level),
-                p.current_leader_epoch,
+                LeaderEpoch(p.current_leader_epoch),
             );
             let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
             data.error_code = 0;
             match read {
                 Ok(info) => {
-                    data.high_watermark = info.high_watermark;
-                    data.last_stable_offset = info.last_stable_offset;
-                    data.log_start_offset = info.log_start_offset;
+                    data.high_watermark = info.high_watermark.get();
+                    data.last_stable_offset = info.last_stable_offset.get();
+                    data.log_start_offset = info.log_start_offset.get();
                     if req.isolation_level == 1 {
                         data.aborted_transactions = Some(Vec::new());
                     }
@@ -169,7 +169,7 @@ fn build(
                             data.records = Some(placeholder_for(len as usize));
                             ranges.push(FileRange {
                                 file: slice.file,
-                                position: slice.position,
+                                position: slice.position.get(),
                                 len,
                             });
                             total += len;
@@ -191,9 +191,9 @@ fn build(
                 })) => {
                     errors = true;
                     data.error_code = ResponseError::OffsetOutOfRange.code();
-                    data.high_watermark = log_end_offset;
-                    data.last_stable_offset = log_end_offset;
-                    data.log_start_offset = log_start_offset;
+                    data.high_watermark = log_end_offset.get();
+                    data.last_stable_offset = log_end_offset.get();
+                    data.log_start_offset = log_start_offset.get();
                 }
                 Err(FetchError::Read(ReadError::Storage(e))) => {
                     errors = true;

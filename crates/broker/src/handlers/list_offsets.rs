@@ -9,6 +9,7 @@ use kafka_protocol::ResponseError;
 
 use super::Ctx;
 use crate::broker::Broker;
+use strata_storage::Offset;
 
 pub const LATEST: i64 = -1;
 pub const EARLIEST: i64 = -2;
@@ -39,7 +40,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
                 continue;
             }
             let log = partition.log();
-            let answer: Result<Option<(i64, i64)>, std::io::Error> = match p.timestamp {
+            let answer: Result<Option<(Offset, i64)>, std::io::Error> = match p.timestamp {
                 LATEST => Ok(Some((log.high_watermark(), -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                 LATEST_TIERED => Ok(None),
@@ -49,7 +50,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
             };
             match answer {
                 Ok(Some((offset, timestamp))) => {
-                    r.offset = offset;
+                    r.offset = offset.get();
                     r.timestamp = timestamp;
                     if ctx.version >= 4 {
                         r.leader_epoch = 0;

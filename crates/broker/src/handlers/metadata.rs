@@ -20,7 +20,7 @@ fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             let log = p.log();
             let partition = MetadataResponsePartition::default()
                 .with_partition_index(p.index)
-                .with_leader_epoch(log.leader_epoch())
+                .with_leader_epoch(log.leader_epoch().get())
                 .with_replica_nodes(vec![me]);
             if log.offline().is_some() {
                 // The only replica's directory failed: no leader, as Kafka reports a

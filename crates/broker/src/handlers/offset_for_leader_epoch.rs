@@ -10,6 +10,7 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use strata_storage::LeaderEpoch;
 
 pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
     let mut response = OffsetForLeaderEpochResponse::default();
@@ -28,12 +29,14 @@ pub fn handle(broker: &Broker, req: OffsetForLeaderEpochRequest) -> OffsetForLea
                     let current = log.leader_epoch();
                     if log.offline().is_some() {
                         r.error_code = ResponseError::KafkaStorageError.code();
-                    } else if p.current_leader_epoch > current {
+                    } else if p.current_leader_epoch > current.get() {
                         r.error_code = ResponseError::UnknownLeaderEpoch.code();
-                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
+                    } else if p.current_leader_epoch >= 0 && p.current_leader_epoch < current.get()
+                    {
                         r.error_code = ResponseError::FencedLeaderEpoch.code();
                     } else {
-                        (r.leader_epoch, r.end_offset) = log.end_offset_for_epoch(p.leader_epoch);
+                        let (epoch, end) = log.end_offset_for_epoch(LeaderEpoch(p.leader_epoch));
+                        (r.leader_epoch, r.end_offset) = (epoch.get(), end.get());
                     }
                 }
             }

@@ -57,9 +57,9 @@ pub fn handle(
             };
             match result {
                 Ok(appended) => {
-                    r.base_offset = appended.info.base_offset;
+                    r.base_offset = appended.info.base_offset.get();
                     r.log_append_time_ms = appended.info.log_append_time;
-                    r.log_start_offset = appended.info.log_start_offset;
+                    r.log_start_offset = appended.info.log_start_offset.get();
                     if !appended.info.duplicate {
                         appended_any.push(data.index);
                     }

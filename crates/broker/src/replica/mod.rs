@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use strata_storage::log::partition::FlushJob;
-use strata_storage::{AppendError, AppendInfo, LogManager, Partition, ReadError, ReadInfo};
+use strata_storage::{
+    AppendError, AppendInfo, LeaderEpoch, LogManager, Offset, Partition, ReadError, ReadInfo,
+};
 use tokio::sync::Notify;
 
 /// Why a partition's append was refused before or around storage.
@@ -201,18 +203,19 @@ impl ReplicaManager {
     pub fn read(
         &self,
         partition: &Partition,
-        offset: i64,
+        offset: Offset,
         max_bytes: u64,
         min_one_batch: bool,
         isolation: Isolation,
-        current_leader_epoch: i32,
+        current_leader_epoch: LeaderEpoch,
     ) -> Result<ReadInfo, FetchError> {
         let log = partition.log();
         let epoch = log.leader_epoch();
         if current_leader_epoch > epoch {
             return Err(FetchError::UnknownLeaderEpoch);
         }
-        if current_leader_epoch >= 0 && current_leader_epoch < epoch {
+        // A negative epoch on the wire means the client does not know it: not checked.
+        if current_leader_epoch.get() >= 0 && current_leader_epoch < epoch {
             return Err(FetchError::FencedLeaderEpoch);
         }
         let visible = match isolation {

@@ -20,14 +20,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::io::Io;
+use crate::units::{LeaderEpoch, Offset};
 
 pub const LEADER_EPOCH_CHECKPOINT: &str = "leader-epoch-checkpoint";
 
 /// Where an epoch began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EpochEntry {
-    pub epoch: i32,
-    pub start_offset: i64,
+    pub epoch: LeaderEpoch,
+    pub start_offset: Offset,
 }
 
 #[derive(Debug)]
@@ -52,8 +53,8 @@ impl LeaderEpochCache {
                     parts.next().map(str::parse::<i64>),
                 ) {
                     entries.push(EpochEntry {
-                        epoch,
-                        start_offset,
+                        epoch: LeaderEpoch(epoch),
+                        start_offset: Offset(start_offset),
                     });
                 }
             }
@@ -73,14 +74,14 @@ impl LeaderEpochCache {
     }
 
     /// The newest epoch, if any is recorded.
-    pub fn latest_epoch(&self) -> Option<i32> {
+    pub fn latest_epoch(&self) -> Option<LeaderEpoch> {
         self.entries.last().map(|e| e.epoch)
     }
 
     /// Records that `epoch` begins at `start_offset`, when it is newer than every recorded epoch.
     /// An entry for an older or the same epoch changes nothing. Entries at or past
     /// `start_offset` of older epochs (left by a truncation that was not recorded) are dropped.
-    pub fn assign(&mut self, epoch: i32, start_offset: i64) -> io::Result<()> {
+    pub fn assign(&mut self, epoch: LeaderEpoch, start_offset: Offset) -> io::Result<()> {
         if self.latest_epoch().is_some_and(|latest| epoch <= latest) {
             return Ok(());
         }
@@ -97,9 +98,13 @@ impl LeaderEpochCache {
     /// latest epoch ends at the log end offset; an older one at the start of the next recorded
     /// epoch, reported with the largest recorded epoch at or below it (or itself, when it is
     /// older than all of them); an epoch newer than every recorded one is unknown: (-1, -1).
-    pub fn end_offset_for(&self, epoch: i32, log_end_offset: i64) -> (i32, i64) {
-        const UNDEFINED: (i32, i64) = (-1, -1);
-        if epoch < 0 {
+    pub fn end_offset_for(
+        &self,
+        epoch: LeaderEpoch,
+        log_end_offset: Offset,
+    ) -> (LeaderEpoch, Offset) {
+        const UNDEFINED: (LeaderEpoch, Offset) = (LeaderEpoch::UNDEFINED, Offset(-1));
+        if epoch.get() < 0 {
             return UNDEFINED;
         }
         if self.latest_epoch() == Some(epoch) {
@@ -113,7 +118,7 @@ impl LeaderEpochCache {
     }
 
     /// Drops the epochs that begin at or after `end_offset` (the log was truncated there).
-    pub fn truncate_from_end(&mut self, end_offset: i64) -> io::Result<()> {
+    pub fn truncate_from_end(&mut self, end_offset: Offset) -> io::Result<()> {
         let mut entries = self.entries.clone();
         entries.retain(|e| e.start_offset < end_offset);
         if entries.len() == self.entries.len() {
@@ -124,7 +129,7 @@ impl LeaderEpochCache {
 
     /// Drops the epochs that end before `start_offset` (the log's head was deleted); the epoch
     /// holding `start_offset` begins there from now on.
-    pub fn truncate_from_start(&mut self, start_offset: i64) -> io::Result<()> {
+    pub fn truncate_from_start(&mut self, start_offset: Offset) -> io::Result<()> {
         let Some(keep) = self
             .entries
             .iter()
@@ -167,48 +172,68 @@ mod tests {
     fn end_offsets_follow_the_next_epochs_start() {
         let io = SimIo::new();
         let mut c = cache(&io);
-        c.assign(0, 0).unwrap();
-        c.assign(3, 100).unwrap();
-        c.assign(5, 250).unwrap();
-        assert_eq!(c.end_offset_for(0, 400), (0, 100));
-        assert_eq!(c.end_offset_for(2, 400), (0, 100));
-        assert_eq!(c.end_offset_for(3, 400), (3, 250));
-        assert_eq!(c.end_offset_for(5, 400), (5, 400));
-        assert_eq!(c.end_offset_for(9, 400), (-1, -1), "newer than any known");
-        c.assign(2, 300).unwrap();
-        assert_eq!(c.latest_epoch(), Some(5), "an older epoch is not recorded");
+        c.assign(LeaderEpoch(0), Offset(0)).unwrap();
+        c.assign(LeaderEpoch(3), Offset(100)).unwrap();
+        c.assign(LeaderEpoch(5), Offset(250)).unwrap();
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(0), Offset(400)),
+            (LeaderEpoch(0), Offset(100))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(2), Offset(400)),
+            (LeaderEpoch(0), Offset(100))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(3), Offset(400)),
+            (LeaderEpoch(3), Offset(250))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(5), Offset(400)),
+            (LeaderEpoch(5), Offset(400))
+        );
+        assert_eq!(
+            c.end_offset_for(LeaderEpoch(9), Offset(400)),
+            (LeaderEpoch(-1), Offset(-1)),
+            "newer than any known"
+        );
+        c.assign(LeaderEpoch(2), Offset(300)).unwrap();
+        assert_eq!(
+            c.latest_epoch(),
+            Some(LeaderEpoch(5)),
+            "an older epoch is not recorded"
+        );
     }
 
     #[test]
     fn the_cache_survives_a_crash_and_truncates_both_ways() {
         let io = SimIo::new();
         let mut c = cache(&io);
-        c.assign(1, 10).unwrap();
-        c.assign(2, 20).unwrap();
-        c.assign(4, 40).unwrap();
+        c.assign(LeaderEpoch(1), Offset(10)).unwrap();
+        c.assign(LeaderEpoch(2), Offset(20)).unwrap();
+        c.assign(LeaderEpoch(4), Offset(40)).unwrap();
         io.crash();
         let mut c = cache(&io);
         assert_eq!(c.entries().len(), 3);
-        c.truncate_from_end(20).unwrap();
-        assert_eq!(c.latest_epoch(), Some(1));
-        c.assign(6, 25).unwrap();
-        c.truncate_from_start(22).unwrap();
+        c.truncate_from_end(Offset(20)).unwrap();
+        assert_eq!(c.latest_epoch(), Some(LeaderEpoch(1)));
+        c.assign(LeaderEpoch(6), Offset(25)).unwrap();
+        c.truncate_from_start(Offset(22)).unwrap();
         assert_eq!(
             cache(&io).entries(),
             &[
                 EpochEntry {
-                    epoch: 1,
-                    start_offset: 22
+                    epoch: LeaderEpoch(1),
+                    start_offset: Offset(22)
                 },
                 EpochEntry {
-                    epoch: 6,
-                    start_offset: 25
+                    epoch: LeaderEpoch(6),
+                    start_offset: Offset(25)
                 }
             ]
         );
         assert_eq!(
-            c.end_offset_for(0, 30),
-            (0, 22),
+            c.end_offset_for(LeaderEpoch(0), Offset(30)),
+            (LeaderEpoch(0), Offset(22)),
             "older than the first: its start"
         );
     }

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::batch::BatchHeader;
+use crate::units::{Offset, ProducerId};
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const BATCHES_REMEMBERED: usize = 5;
@@ -22,8 +23,8 @@ pub const BATCHES_REMEMBERED: usize = 5;
 pub struct BatchRecord {
     pub first_sequence: i32,
     pub last_sequence: i32,
-    pub first_offset: i64,
-    pub last_offset: i64,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,8 +41,8 @@ pub enum SequenceCheck {
     New,
     /// Already written at these offsets; answer with them, write nothing.
     Duplicate {
-        first_offset: i64,
-        last_offset: i64,
+        first_offset: Offset,
+        last_offset: Offset,
     },
     OutOfOrder {
         expected: i32,
@@ -56,7 +57,7 @@ pub enum SequenceCheck {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
-    producers: BTreeMap<i64, ProducerEntry>,
+    producers: BTreeMap<ProducerId, ProducerEntry>,
 }
 
 fn next_sequence(last: i32) -> i32 {
@@ -74,13 +75,13 @@ impl ProducerStates {
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
-    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+    pub fn get(&self, producer_id: ProducerId) -> Option<&ProducerEntry> {
         self.producers.get(&producer_id)
     }
 
     /// Checks a produced batch against the producer's state without changing it.
     pub fn check(&self, h: &BatchHeader) -> SequenceCheck {
-        let Some(entry) = self.producers.get(&h.producer_id) else {
+        let Some(entry) = self.producers.get(&ProducerId(h.producer_id)) else {
             // Kafka accepts a producer it has no state for only from its first sequence; any
             // later sequence means earlier batches are missing.
             return if h.base_sequence == 0 {
@@ -132,8 +133,8 @@ impl ProducerStates {
     }
 
     /// Records a batch that was written at `first_offset..=last_offset`.
-    pub fn update(&mut self, h: &BatchHeader, first_offset: i64, last_offset: i64) {
-        let entry = self.producers.entry(h.producer_id).or_default();
+    pub fn update(&mut self, h: &BatchHeader, first_offset: Offset, last_offset: Offset) {
+        let entry = self.producers.entry(ProducerId(h.producer_id)).or_default();
         if h.producer_epoch != entry.epoch {
             entry.epoch = h.producer_epoch;
             entry.batches.clear();
@@ -153,7 +154,7 @@ impl ProducerStates {
     }
 
     /// Forgets batches below `log_start_offset`; producers with nothing left are dropped.
-    pub fn truncate_head(&mut self, log_start_offset: i64) {
+    pub fn truncate_head(&mut self, log_start_offset: Offset) {
         self.producers.retain(|_, e| {
             e.batches.retain(|b| b.last_offset >= log_start_offset);
             !e.batches.is_empty()
@@ -164,14 +165,14 @@ impl ProducerStates {
         let mut body = Vec::new();
         body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         for (pid, e) in &self.producers {
-            body.extend_from_slice(&pid.to_be_bytes());
+            body.extend_from_slice(&pid.get().to_be_bytes());
             body.extend_from_slice(&e.epoch.to_be_bytes());
             body.push(e.batches.len() as u8);
             for b in &e.batches {
                 body.extend_from_slice(&b.first_sequence.to_be_bytes());
                 body.extend_from_slice(&b.last_sequence.to_be_bytes());
-                body.extend_from_slice(&b.first_offset.to_be_bytes());
-                body.extend_from_slice(&b.last_offset.to_be_bytes());
+                body.extend_from_slice(&b.first_offset.get().to_be_bytes());
+                body.extend_from_slice(&b.last_offset.get().to_be_bytes());
             }
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
         }
@@ -196,7 +197,7 @@ impl ProducerStates {
         let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
         let mut producers = BTreeMap::new();
         for _ in 0..count {
-            let pid = i64::from_be_bytes(take(8)?.try_into().ok()?);
+            let pid = ProducerId(i64::from_be_bytes(take(8)?.try_into().ok()?));
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
             let n = take(1)?[0];
             let mut batches = VecDeque::new();
@@ -204,8 +205,8 @@ impl ProducerStates {
                 batches.push_back(BatchRecord {
                     first_sequence: i32::from_be_bytes(take(4)?.try_into().ok()?),
                     last_sequence: i32::from_be_bytes(take(4)?.try_into().ok()?),
-                    first_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
-                    last_offset: i64::from_be_bytes(take(8)?.try_into().ok()?),
+                    first_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
+                    last_offset: Offset(i64::from_be_bytes(take(8)?.try_into().ok()?)),
                 });
             }
             let last_timestamp = i64::from_be_bytes(take(8)?.try_into().ok()?);
@@ -250,12 +251,12 @@ mod tests {
         let mut s = ProducerStates::default();
         let h = header(7, 0, 0, 3);
         assert_eq!(s.check(&h), SequenceCheck::New);
-        s.update(&h, 10, 12);
+        s.update(&h, Offset(10), Offset(12));
         assert_eq!(
             s.check(&h),
             SequenceCheck::Duplicate {
-                first_offset: 10,
-                last_offset: 12
+                first_offset: Offset(10),
+                last_offset: Offset(12)
             }
         );
         assert_eq!(s.check(&header(7, 0, 3, 1)), SequenceCheck::New);
@@ -271,7 +272,7 @@ mod tests {
     #[test]
     fn older_epoch_is_fenced_and_new_epoch_restarts_at_zero() {
         let mut s = ProducerStates::default();
-        s.update(&header(1, 3, 0, 1), 0, 0);
+        s.update(&header(1, 3, 0, 1), Offset(0), Offset(0));
         assert_eq!(
             s.check(&header(1, 2, 1, 1)),
             SequenceCheck::FencedEpoch { current: 3, got: 2 }
@@ -287,12 +288,19 @@ mod tests {
     fn snapshot_round_trips_and_detects_corruption() {
         let mut s = ProducerStates::default();
         for i in 0..8 {
-            s.update(&header(9, 1, i * 2, 2), i as i64 * 2, i as i64 * 2 + 1);
+            s.update(
+                &header(9, 1, i * 2, 2),
+                Offset(i as i64 * 2),
+                Offset(i as i64 * 2 + 1),
+            );
         }
-        s.update(&header(11, 0, 0, 1), 100, 100);
+        s.update(&header(11, 0, 0, 1), Offset(100), Offset(100));
         let bytes = s.encode();
         assert_eq!(ProducerStates::decode(&bytes), Some(s.clone()));
-        assert_eq!(s.get(9).unwrap().batches.len(), BATCHES_REMEMBERED);
+        assert_eq!(
+            s.get(ProducerId(9)).unwrap().batches.len(),
+            BATCHES_REMEMBERED
+        );
         let mut bad = bytes.clone();
         bad[10] ^= 1;
         assert_eq!(ProducerStates::decode(&bad), None);

@@ -13,10 +13,11 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::units::{FilePosition, LeaderEpoch, Offset};
 
 /// The leader epoch of a partition that has had one leader since it was created (every log
 /// written before leader epochs were kept).
-pub const LEADER_EPOCH: i32 = 0;
+pub const LEADER_EPOCH: LeaderEpoch = LeaderEpoch::INITIAL;
 
 /// What the segment needs to know about one appended batch.
 #[derive(Debug, Clone, Copy)]
@@ -31,7 +32,7 @@ pub struct AppendedBatch {
 #[derive(Debug, Clone)]
 pub struct SegmentSlice {
     pub file: Arc<dyn IoFile>,
-    pub position: u64,
+    pub position: FilePosition,
     pub len: u64,
 }
 
@@ -92,7 +93,7 @@ pub struct SegmentLimits {
     pub max_index_bytes: usize,
     /// The newest leader epoch the partition knows: recovery takes no batch claiming a later
     /// one (an epoch is recorded before any batch of it is written).
-    pub max_leader_epoch: i32,
+    pub max_leader_epoch: LeaderEpoch,
 }
 
 pub fn now_ms() -> i64 {
@@ -115,10 +116,11 @@ impl Segment {
     pub fn create(
         io: &dyn Io,
         dir: &Path,
-        base_offset: i64,
+        base_offset: Offset,
         limits: SegmentLimits,
         mode: &FileMode,
     ) -> io::Result<Segment> {
+        let base_offset = base_offset.get();
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         if let Some(pool) = &mode.pool {
             pool.take(&log_path)?;
@@ -177,7 +179,7 @@ impl Segment {
             created_ms: now_ms(),
             bytes_since_last_index_entry: 0,
             index_interval_bytes: limits.index_interval_bytes,
-            max_leader_epoch: limits.max_leader_epoch,
+            max_leader_epoch: limits.max_leader_epoch.get(),
         }
     }
 
@@ -186,11 +188,12 @@ impl Segment {
     pub fn open(
         io: &dyn Io,
         dir: &Path,
-        base_offset: i64,
+        base_offset: Offset,
         active: bool,
         limits: SegmentLimits,
         mode: &FileMode,
     ) -> io::Result<Segment> {
+        let base_offset = base_offset.get();
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
         // Only an active segment is written, so only it is mapped, at its full size (a file
         // cut to its data when it rolled may be active again after a recovery).
@@ -350,8 +353,8 @@ impl Segment {
     }
 
     /// Sets the newest leader epoch recovery accepts (the partition learned a new one).
-    pub fn set_max_leader_epoch(&mut self, epoch: i32) {
-        self.max_leader_epoch = epoch;
+    pub fn set_max_leader_epoch(&mut self, epoch: LeaderEpoch) {
+        self.max_leader_epoch = epoch.get();
     }
 
     /// Whether a batch header read from the file can belong to this segment after offset
@@ -441,7 +444,13 @@ impl Segment {
 
     /// The position of the batch that contains `offset` and its header, searching from the
     /// offset index's floor entry. `None` if `offset` is at or past the segment's end.
-    pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+    pub fn find_batch(&self, offset: Offset) -> io::Result<Option<(FilePosition, BatchHeader)>> {
+        Ok(self
+            .find_batch_at(offset.get())?
+            .map(|(p, h)| (FilePosition(p), h)))
+    }
+
+    fn find_batch_at(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
         let mut position = match self.index.floor(offset - self.base_offset)? {
             Some(e) => e.position as u64,
             None => 0,
@@ -462,12 +471,13 @@ impl Segment {
     /// (but the first batch whole), never past `max_position`.
     pub fn read(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u64,
-        max_position: u64,
+        max_position: FilePosition,
         min_one_batch: bool,
     ) -> io::Result<Option<SegmentSlice>> {
-        let Some((position, first)) = self.find_batch(offset)? else {
+        let max_position = max_position.get();
+        let Some((position, first)) = self.find_batch_at(offset.get())? else {
             return Ok(None);
         };
         let limit = max_position.min(self.size);
@@ -486,15 +496,15 @@ impl Segment {
         }
         Ok(Some(SegmentSlice {
             file: self.log.clone(),
-            position,
+            position: FilePosition(position),
             len,
         }))
     }
 
     /// Reads `len` bytes at `position` into memory (tools, ListOffsets, the memory-copy path).
-    pub fn read_bytes(&self, position: u64, len: usize) -> io::Result<Vec<u8>> {
+    pub fn read_bytes(&self, position: FilePosition, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0; len];
-        self.log.read_exact_at(&mut buf, position)?;
+        self.log.read_exact_at(&mut buf, position.get())?;
         Ok(buf)
     }
 
@@ -502,8 +512,9 @@ impl Segment {
     pub fn find_offset_by_timestamp(
         &self,
         timestamp: i64,
-        start_offset: i64,
-    ) -> io::Result<Option<(i64, i64)>> {
+        start_offset: Offset,
+    ) -> io::Result<Option<(Offset, i64)>> {
+        let start_offset = start_offset.get();
         if self.max_timestamp < timestamp {
             return Ok(None);
         }
@@ -512,7 +523,7 @@ impl Segment {
             Some(e) => (self.base_offset + e.relative_offset as i64 + 1).max(start_offset),
             None => start_offset.max(self.base_offset),
         };
-        let mut position = match self.find_batch(from)? {
+        let mut position = match self.find_batch_at(from)? {
             Some((p, _)) => p,
             None => return Ok(None),
         };
@@ -521,16 +532,19 @@ impl Segment {
                 break;
             };
             if h.max_timestamp >= timestamp && h.last_offset() >= start_offset {
-                let bytes = self.read_bytes(position, h.total_size())?;
+                let bytes = self.read_bytes(FilePosition(position), h.total_size())?;
                 if let Some(records) = batch::record_timestamps(&bytes, &h) {
                     for (delta, ts) in records {
                         let offset = h.base_offset + delta as i64;
                         if ts >= timestamp && offset >= start_offset {
-                            return Ok(Some((offset, ts)));
+                            return Ok(Some((Offset(offset), ts)));
                         }
                     }
                 } else {
-                    return Ok(Some((h.base_offset.max(start_offset), h.max_timestamp)));
+                    return Ok(Some((
+                        Offset(h.base_offset.max(start_offset)),
+                        h.max_timestamp,
+                    )));
                 }
             }
             position += h.total_size() as u64;
@@ -540,8 +554,9 @@ impl Segment {
 
     /// Drops everything from `offset` on, with the whole batch that holds `offset` (batches are
     /// never split, so the segment may end before `offset`, as in Kafka).
-    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
-        let position = match self.find_batch(offset)? {
+    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
+        let offset = offset.get();
+        let position = match self.find_batch_at(offset)? {
             Some((p, _)) => p,
             None => return Ok(()),
         };
@@ -590,20 +605,20 @@ impl Segment {
         io.sync_dir(self.dir())
     }
 
-    pub fn base_offset(&self) -> i64 {
-        self.base_offset
+    pub fn base_offset(&self) -> Offset {
+        Offset(self.base_offset)
     }
     pub fn size(&self) -> u64 {
         self.size
     }
-    pub fn next_offset(&self) -> i64 {
-        self.next_offset
+    pub fn next_offset(&self) -> Offset {
+        Offset(self.next_offset)
     }
     pub fn max_timestamp(&self) -> i64 {
         self.max_timestamp
     }
-    pub fn offset_of_max_timestamp(&self) -> i64 {
-        self.offset_of_max_timestamp
+    pub fn offset_of_max_timestamp(&self) -> Offset {
+        Offset(self.offset_of_max_timestamp)
     }
     pub fn is_empty(&self) -> bool {
         self.size == 0

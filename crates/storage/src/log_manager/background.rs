@@ -38,7 +38,8 @@ impl LogManager {
                 (Vec::new(), Vec::new(), Vec::new());
             for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
                 let log = p.log();
-                let line = |offset: i64| format!("{} {} {offset}", p.topic, p.index);
+                let line =
+                    |offset: crate::units::Offset| format!("{} {} {offset}", p.topic, p.index);
                 recovery.push(line(log.recovery_point()));
                 starts.push(line(log.log_start_offset()));
                 high_watermarks.push(line(log.high_watermark()));

@@ -35,6 +35,7 @@ use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
 use crate::tier::pool::{PoolRecovery, SegmentPool};
 use crate::tier::usage::{PartitionPlacer, TierDirStats, TierUsage};
 use crate::tier::TierDir;
+use crate::units::Offset;
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
@@ -256,14 +257,14 @@ impl LogManager {
                     p,
                     log_config.clone(),
                     was_clean,
-                    *recovery_points.get(&key).unwrap_or(&0),
-                    *start_offsets.get(&key).unwrap_or(&0),
+                    Offset(*recovery_points.get(&key).unwrap_or(&0)),
+                    Offset(*start_offsets.get(&key).unwrap_or(&0)),
                     manager.placer(&dir_name, &log_config),
                 )?;
                 let mut log = log;
                 log.set_failures(manager.failures.clone());
                 if let Some(hw) = high_watermarks.get(&key) {
-                    log.restore_high_watermark(*hw);
+                    log.restore_high_watermark(Offset(*hw));
                 }
                 let report = log.recovery_report();
                 if report.segments_recovered > 0 {
@@ -417,8 +418,17 @@ impl LogManager {
         let log_dir = self.pick_log_dir();
         let dir = log_dir.join(partition_dir_name(name, p));
         let placer = self.placer(&partition_dir_name(name, p), &config);
-        let mut log =
-            PartitionLog::open_placed(self.io.clone(), &dir, name, p, config, true, 0, 0, placer)?;
+        let mut log = PartitionLog::open_placed(
+            self.io.clone(),
+            &dir,
+            name,
+            p,
+            config,
+            true,
+            Offset::ZERO,
+            Offset::ZERO,
+            placer,
+        )?;
         log.set_failures(self.failures.clone());
         Ok(Arc::new(Partition::new(name, p, log_dir, log)))
     }

@@ -98,17 +98,19 @@ mod tests {
     use crate::batch::simple_batch;
     use crate::io::sim::SimIo;
     use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
+    use crate::units::{LeaderEpoch, Offset};
 
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
         max_index_bytes: 1 << 16,
-        max_leader_epoch: 0,
+        max_leader_epoch: LeaderEpoch::INITIAL,
     };
 
     /// A durable, sealed segment at base offset 100 in `dir`; returns its files' contents.
     fn make_segment(io: &SimIo, dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
         io.create_dir_durable(dir).unwrap();
-        let mut segment = Segment::create(io, dir, 100, LIMITS, &FileMode::plain()).unwrap();
+        let mut segment =
+            Segment::create(io, dir, Offset(100), LIMITS, &FileMode::plain()).unwrap();
         for i in 0..20i64 {
             let mut b = simple_batch(&[format!("record {i}").as_bytes()], 1000 + i);
             b[0..8].copy_from_slice(&(100 + i).to_be_bytes());
@@ -181,8 +183,13 @@ mod tests {
                 }
             }
             // The segment opens and reads back from where it was kept.
-            let segment = Segment::open(&io, home, 100, false, LIMITS, &FileMode::plain()).unwrap();
-            assert_eq!(segment.next_offset(), 120, "crash point {crash_after}");
+            let segment =
+                Segment::open(&io, home, Offset(100), false, LIMITS, &FileMode::plain()).unwrap();
+            assert_eq!(
+                segment.next_offset(),
+                Offset(120),
+                "crash point {crash_after}"
+            );
             // Recovery is idempotent.
             assert_eq!(
                 recover_segments(&io, &dirs).unwrap().segments,

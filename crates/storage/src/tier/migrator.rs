@@ -23,6 +23,7 @@ use super::TierId;
 use crate::failure::LogDirFailures;
 use crate::io::Io;
 use crate::log::partition::Partition;
+use crate::units::Offset;
 
 /// What the migrator works on: the broker's partitions and tiers (the log manager).
 pub trait MigrationHost: Send + Sync {
@@ -278,7 +279,7 @@ fn plan(
         let sealed = p.log().sealed_segments();
         for (base, dir, size, ts) in sealed {
             if let Some(tier) = tier_of(&dir) {
-                segments.push((p.clone(), base, dir, size, ts, tier));
+                segments.push((p.clone(), base.get(), dir, size, ts, tier));
             }
         }
     }
@@ -385,10 +386,11 @@ fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pa
             &|n| pacer.wait(n),
         )
         .map_err(|e| stop_on(&task.to_dir, e))?;
-        switched =
-            task.partition
-                .log()
-                .switch_segment(task.base_offset, &task.from_dir, &task.to_dir)?;
+        switched = task.partition.log().switch_segment(
+            Offset(task.base_offset),
+            &task.from_dir,
+            &task.to_dir,
+        )?;
         if switched {
             delete_segment_files(&*io, &task.from_dir, task.base_offset)
                 .map_err(|e| stop_on(&task.from_dir, e))?;

@@ -349,11 +349,12 @@ mod tests {
     use crate::io::offset_file;
     use crate::io::sim::SimIo;
     use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
+    use crate::units::{LeaderEpoch, Offset};
 
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
         max_index_bytes: 1 << 12,
-        max_leader_epoch: 0,
+        max_leader_epoch: LeaderEpoch::INITIAL,
     };
     const FILE_BYTES: u64 = 4096;
     const COUNT: usize = 3;
@@ -384,7 +385,7 @@ mod tests {
     /// Appends `n` one-record batches and syncs them.
     fn fill(segment: &mut Segment, n: i64, tag: &str) -> io::Result<()> {
         for i in 0..n {
-            let offset = segment.next_offset();
+            let offset = segment.next_offset().get();
             let mut b = simple_batch(&[format!("{tag} {i}").as_bytes()], 1000 + i);
             b[0..8].copy_from_slice(&offset.to_be_bytes());
             let appended = AppendedBatch {
@@ -464,7 +465,7 @@ mod tests {
         let run = |io: &SimIo| -> io::Result<()> {
             let (pool, _) = SegmentPool::open(Arc::new(io.clone()), tier(), FILE_BYTES, 1)?;
             io.create_dir_durable(&part())?;
-            let first = Segment::create(io, &part(), 0, LIMITS, &mode(&pool))?;
+            let first = Segment::create(io, &part(), Offset(0), LIMITS, &mode(&pool))?;
             let mut first = first;
             fill(&mut first, 10, "old")?;
             first.seal()?;
@@ -473,7 +474,7 @@ mod tests {
             // Same base offset, same batch sizes: without zeroing, the old batches would read as
             // this segment's from offset 2 on.
             io.create_dir_durable(&other_part())?;
-            let mut second = Segment::create(io, &other_part(), 0, LIMITS, &mode(&pool))?;
+            let mut second = Segment::create(io, &other_part(), Offset(0), LIMITS, &mode(&pool))?;
             fill(&mut second, 2, "new")
         };
         let (start, total) = {
@@ -502,7 +503,8 @@ mod tests {
                 if !io.exists(&offset_file(&dir, 0, "log")) {
                     continue;
                 }
-                let mut segment = Segment::open(&io, &dir, 0, true, LIMITS, &mode(&pool)).unwrap();
+                let mut segment =
+                    Segment::open(&io, &dir, Offset(0), true, LIMITS, &mode(&pool)).unwrap();
                 segment.recover().unwrap();
                 let file = io.contents(&offset_file(&dir, 0, "log")).unwrap();
                 assert_eq!(file.len() as u64, FILE_BYTES, "a pool file keeps its size");
@@ -515,7 +517,7 @@ mod tests {
                 );
                 let expected: &[i64] = if tag == "old" { &[0, 10] } else { &[0, 2] };
                 assert!(
-                    expected.contains(&segment.next_offset()),
+                    expected.contains(&segment.next_offset().get()),
                     "{} ends at {} at crash point {crash_after}",
                     dir.display(),
                     segment.next_offset()
@@ -530,8 +532,8 @@ mod tests {
         let io = SimIo::new();
         let (pool, _) = SegmentPool::open(Arc::new(io.clone()), tier(), FILE_BYTES, 1).unwrap();
         io.create_dir_durable(&part()).unwrap();
-        let a = Segment::create(&io, &part(), 0, LIMITS, &mode(&pool)).unwrap();
-        let b = Segment::create(&io, &part(), 5, LIMITS, &mode(&pool)).unwrap();
+        let a = Segment::create(&io, &part(), Offset(0), LIMITS, &mode(&pool)).unwrap();
+        let b = Segment::create(&io, &part(), Offset(5), LIMITS, &mode(&pool)).unwrap();
         assert_eq!(pool.free_count(), 0);
         assert_eq!(
             io.contents(&offset_file(&part(), 5, "log")).unwrap().len() as u64,
@@ -568,7 +570,7 @@ mod tests {
             preallocate: Some(BYTES),
             pool: Some(pool.clone()),
         };
-        let mut segment = Segment::create(&*io, &part, 0, LIMITS, &mode).unwrap();
+        let mut segment = Segment::create(&*io, &part, Offset(0), LIMITS, &mode).unwrap();
         fill(&mut segment, 5, "old").unwrap();
         // A hole punched where the segment was written would be zeros too, but unwritten.
         segment.delete(&*io).unwrap();

@@ -32,7 +32,7 @@ impl PartitionLog {
         }
         // Assign offsets: the first 16 bytes of each batch (base offset, length, leader epoch)
         // are replaced, outside the CRC; LogAppendTime batches are restamped (new CRC).
-        let mut next = base_offset;
+        let mut next = base_offset.get();
         let mut prefixes: Vec<[u8; 16]> = Vec::with_capacity(batches.len());
         let mut stamped: Vec<Vec<u8>> = Vec::new();
         let mut appended = Vec::with_capacity(batches.len());
@@ -41,7 +41,7 @@ impl PartitionLog {
             let mut prefix = [0u8; 16];
             prefix.copy_from_slice(&bytes[..16]);
             prefix[0..8].copy_from_slice(&next.to_be_bytes());
-            prefix[12..16].copy_from_slice(&epoch.to_be_bytes());
+            prefix[12..16].copy_from_slice(&epoch.get().to_be_bytes());
             prefixes.push(prefix);
             if log_append_time {
                 let mut copy = bytes.to_vec();
@@ -74,7 +74,7 @@ impl PartitionLog {
         let needs_flush = self.write_batches(&bufs, &headers, &appended, now_ms)?;
         Ok(AppendInfo {
             base_offset,
-            last_offset: next - 1,
+            last_offset: Offset(next - 1),
             log_append_time: if log_append_time { now_ms } else { -1 },
             log_start_offset: self.log_start_offset,
             duplicate: false,
@@ -95,8 +95,11 @@ impl PartitionLog {
         }
         let mut headers = Vec::new();
         let mut appended = Vec::new();
-        let mut next = self.log_end_offset();
-        let mut epoch = self.leader_epochs.latest_epoch().unwrap_or(0);
+        let mut next = self.log_end_offset().get();
+        let mut epoch = self
+            .leader_epochs
+            .latest_epoch()
+            .map_or(0, LeaderEpoch::get);
         let mut at = 0;
         while at < records.len() {
             let h = batch::check_batch(&records[at..])?;
@@ -134,17 +137,17 @@ impl PartitionLog {
                 needed: batch::HEADER_SIZE,
             }));
         };
-        let base_offset = first.base_offset;
+        let base_offset = Offset(first.base_offset);
         for h in &headers {
             let assigned = self
                 .leader_epochs
-                .assign(h.partition_leader_epoch, h.base_offset);
+                .assign(LeaderEpoch(h.partition_leader_epoch), Offset(h.base_offset));
             self.fail_stop(&self.dir, assigned)?;
         }
         let needs_flush = self.write_batches(&[records], &headers, &appended, now_ms)?;
         Ok(AppendInfo {
             base_offset,
-            last_offset: next - 1,
+            last_offset: Offset(next - 1),
             log_append_time: -1,
             log_start_offset: self.log_start_offset,
             duplicate: false,
@@ -174,9 +177,11 @@ impl PartitionLog {
             match states.check(h) {
                 SequenceCheck::New => {
                     if batches.len() > 1 {
-                        staged
-                            .get_or_insert_with(|| self.producers.clone())
-                            .update(h, 0, 0);
+                        staged.get_or_insert_with(|| self.producers.clone()).update(
+                            h,
+                            Offset::ZERO,
+                            Offset::ZERO,
+                        );
                     }
                 }
                 SequenceCheck::Duplicate {
@@ -194,21 +199,21 @@ impl PartitionLog {
                 }
                 SequenceCheck::Duplicate { .. } => {
                     return Err(AppendError::OutOfOrderSequence {
-                        producer_id: h.producer_id,
+                        producer_id: ProducerId(h.producer_id),
                         expected: -1,
                         got: h.base_sequence,
                     })
                 }
                 SequenceCheck::OutOfOrder { expected, got } => {
                     return Err(AppendError::OutOfOrderSequence {
-                        producer_id: h.producer_id,
+                        producer_id: ProducerId(h.producer_id),
                         expected,
                         got,
                     })
                 }
                 SequenceCheck::FencedEpoch { current, got } => {
                     return Err(AppendError::InvalidProducerEpoch {
-                        producer_id: h.producer_id,
+                        producer_id: ProducerId(h.producer_id),
                         current,
                         got,
                     })
@@ -260,7 +265,8 @@ impl PartitionLog {
         }
         for (h, b) in headers.iter().zip(appended) {
             if h.has_producer_id() {
-                self.producers.update(h, b.base_offset, b.last_offset);
+                self.producers
+                    .update(h, Offset(b.base_offset), Offset(b.last_offset));
             }
         }
         self.unflushed_messages += messages;
@@ -313,7 +319,7 @@ impl PartitionLog {
         };
         let too_old = waited > self.config.segment_ms;
         let offsets_overflow =
-            active.next_offset() + messages - active.base_offset() > i32::MAX as i64;
+            active.next_offset().since(active.base_offset()) as i64 + messages > i32::MAX as i64;
         if too_big || too_old || offsets_overflow || active.index_is_full() {
             self.roll()?;
         }
@@ -359,7 +365,7 @@ impl PartitionLog {
     }
 
     /// A new segment at `base_offset`, in the placer's choice of directory or the log's own.
-    pub(super) fn create_segment(&self, base_offset: i64) -> io::Result<Segment> {
+    pub(super) fn create_segment(&self, base_offset: Offset) -> io::Result<Segment> {
         let dir = match &self.placer {
             Some(p) => {
                 let dir = p.place(self.config.segment_bytes)?;
@@ -385,7 +391,7 @@ impl PartitionLog {
             }
             // What a failed creation left behind must not be taken for a segment later.
             if is_full(e) {
-                let log_path = offset_file(&dir, base_offset, "log");
+                let log_path = offset_file(&dir, base_offset.get(), "log");
                 let leftovers = match &mode.pool {
                     // A pool file taken for the segment goes back to the pool, not away.
                     Some(pool) if self.io.exists(&log_path) => pool
@@ -394,7 +400,11 @@ impl PartitionLog {
                     _ => Ok(()),
                 }
                 .and_then(|()| {
-                    crate::log::segment_dirs::delete_segment_files(&*self.io, &dir, base_offset)
+                    crate::log::segment_dirs::delete_segment_files(
+                        &*self.io,
+                        &dir,
+                        base_offset.get(),
+                    )
                 });
                 self.fail_stop(&dir, leftovers)?;
             }
@@ -410,8 +420,8 @@ impl PartitionLog {
         })
     }
 
-    pub(super) fn write_producer_snapshot(&self, offset: i64) -> io::Result<()> {
-        let path = offset_file(&self.dir, offset, "snapshot");
+    pub(super) fn write_producer_snapshot(&self, offset: Offset) -> io::Result<()> {
+        let path = offset_file(&self.dir, offset.get(), "snapshot");
         self.io.write_atomic(&path, &self.producers.encode())?;
         // Keep the two newest snapshots.
         let mut old: Vec<i64> = self

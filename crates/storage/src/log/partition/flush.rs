@@ -15,7 +15,7 @@ impl PartitionLog {
             .range(..=recovery_point)
             .next_back()
             .map(|(b, _)| *b)
-            .unwrap_or(0);
+            .unwrap_or(Offset::ZERO);
         let mut failed = None;
         for (_, segment) in self.segments.range_mut(from..) {
             if let Err(e) = segment.persist_indexes() {
@@ -41,7 +41,7 @@ impl PartitionLog {
     /// Moves the recovery point after a flush's syncs succeeded. Refused when the log went
     /// offline meanwhile: another sync of the same files may have failed, and after a failed
     /// sync a later successful one proves nothing about the pages the failed one covered.
-    pub fn complete_flush(&mut self, target_offset: i64) -> io::Result<()> {
+    pub fn complete_flush(&mut self, target_offset: Offset) -> io::Result<()> {
         self.check_online()?;
         self.recovery_point = self
             .recovery_point

@@ -41,15 +41,16 @@ use crate::log::producer_state::{ProducerStates, SequenceCheck};
 use crate::log::segment::{
     AppendedBatch, FileMode, Segment, SegmentLimits, SegmentSlice, LEADER_EPOCH,
 };
+use crate::units::{FilePosition, LeaderEpoch, Offset, ProducerId};
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
-    pub base_offset: i64,
-    pub last_offset: i64,
+    pub base_offset: Offset,
+    pub last_offset: Offset,
     /// The broker's timestamp for LogAppendTime topics, else -1.
     pub log_append_time: i64,
-    pub log_start_offset: i64,
+    pub log_start_offset: Offset,
     /// The batch was a retry of one already written; nothing was appended.
     pub duplicate: bool,
     /// `flush.messages` was reached: the caller should flush (outside the lock).
@@ -60,9 +61,9 @@ pub struct AppendInfo {
 #[derive(Debug, Clone)]
 pub struct ReadInfo {
     pub slice: Option<SegmentSlice>,
-    pub high_watermark: i64,
-    pub last_stable_offset: i64,
-    pub log_start_offset: i64,
+    pub high_watermark: Offset,
+    pub last_stable_offset: Offset,
+    pub log_start_offset: Offset,
 }
 
 /// Files to sync for a flush, taken under the lock and synced outside it.
@@ -70,7 +71,7 @@ pub struct ReadInfo {
 pub struct FlushJob {
     /// Each file with its segment's directory, which a failed sync takes offline.
     pub files: Vec<(PathBuf, Arc<dyn IoFile>)>,
-    pub target_offset: i64,
+    pub target_offset: Offset,
     failures: Arc<LogDirFailures>,
 }
 
@@ -109,9 +110,9 @@ pub struct PartitionLog {
     dir: PathBuf,
     io: Arc<dyn Io>,
     config: LogConfig,
-    segments: BTreeMap<i64, Segment>,
-    log_start_offset: i64,
-    recovery_point: i64,
+    segments: BTreeMap<Offset, Segment>,
+    log_start_offset: Offset,
+    recovery_point: Offset,
     unflushed_messages: i64,
     last_flush_ms: i64,
     producers: ProducerStates,
@@ -125,12 +126,12 @@ pub struct PartitionLog {
     /// Where each leader epoch began (`leader-epoch-checkpoint`).
     leader_epochs: LeaderEpochCache,
     /// The epoch this replica leads with (stamped into appended batches); None: a follower.
-    leading_epoch: Option<i32>,
+    leading_epoch: Option<LeaderEpoch>,
     /// The offset below which every replica in the ISR has the records: what consumers see.
-    high_watermark: i64,
+    high_watermark: Offset,
     /// The offset below which no transaction is open (equal to the high watermark until
     /// transactions exist).
-    last_stable_offset: i64,
+    last_stable_offset: Offset,
     /// Whether the high watermark follows the log end at once (a leader alone in its ISR).
     follows_log_end: bool,
     /// Where the log reads the time (segment ages, the flush schedule).
@@ -163,7 +164,7 @@ pub trait SegmentPlacer: Send + Sync + std::fmt::Debug {
     }
 }
 
-fn limits(config: &LogConfig, max_leader_epoch: i32) -> SegmentLimits {
+fn limits(config: &LogConfig, max_leader_epoch: LeaderEpoch) -> SegmentLimits {
     SegmentLimits {
         index_interval_bytes: config.index_interval_bytes,
         max_index_bytes: config.segment_index_bytes,
@@ -304,20 +305,20 @@ impl PartitionLog {
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;
     }
-    pub fn log_start_offset(&self) -> i64 {
+    pub fn log_start_offset(&self) -> Offset {
         self.log_start_offset
     }
-    pub fn log_end_offset(&self) -> i64 {
+    pub fn log_end_offset(&self) -> Offset {
         self.active().next_offset()
     }
-    pub fn high_watermark(&self) -> i64 {
+    pub fn high_watermark(&self) -> Offset {
         self.high_watermark
     }
-    pub fn last_stable_offset(&self) -> i64 {
+    pub fn last_stable_offset(&self) -> Offset {
         self.last_stable_offset
     }
     /// The epoch batches are written with: the leading epoch, else the newest recorded.
-    pub fn leader_epoch(&self) -> i32 {
+    pub fn leader_epoch(&self) -> LeaderEpoch {
         self.leading_epoch
             .or(self.leader_epochs.latest_epoch())
             .unwrap_or(LEADER_EPOCH)
@@ -328,12 +329,12 @@ impl PartitionLog {
     /// Where `epoch` ends in this log (OffsetForLeaderEpoch, see
     /// [`LeaderEpochCache::end_offset_for`]). A log that has recorded no epoch yet has been led
     /// with epoch 0 from its start.
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+    pub fn end_offset_for_epoch(&self, epoch: LeaderEpoch) -> (LeaderEpoch, Offset) {
         let end = self.log_end_offset();
         if self.leader_epochs.latest_epoch().is_none() {
             return match epoch {
-                0 => (0, end),
-                _ => (-1, -1),
+                LeaderEpoch::INITIAL => (LeaderEpoch::INITIAL, end),
+                _ => (LeaderEpoch::UNDEFINED, Offset(-1)),
             };
         }
         self.leader_epochs.end_offset_for(epoch, end)
@@ -344,7 +345,7 @@ impl PartitionLog {
 
     /// Makes this replica the leader with `epoch`, alone in its ISR when `alone` (its high
     /// watermark then follows its log end). The epoch is recorded at the log end offset.
-    pub fn become_leader(&mut self, epoch: i32, alone: bool) -> io::Result<()> {
+    pub fn become_leader(&mut self, epoch: LeaderEpoch, alone: bool) -> io::Result<()> {
         self.check_online()?;
         let end = self.log_end_offset();
         let assigned = self.leader_epochs.assign(epoch, end);
@@ -369,7 +370,7 @@ impl PartitionLog {
     }
 
     /// Moves the high watermark up to `offset` (at most the log end); returns the new one.
-    pub fn advance_high_watermark(&mut self, offset: i64) -> i64 {
+    pub fn advance_high_watermark(&mut self, offset: Offset) -> Offset {
         let hw = offset.min(self.log_end_offset()).max(self.high_watermark);
         assert!(
             hw >= self.log_start_offset,
@@ -384,7 +385,7 @@ impl PartitionLog {
 
     /// Sets the high watermark read from `replication-offset-checkpoint` at startup, within
     /// the log's bounds.
-    pub fn restore_high_watermark(&mut self, offset: i64) {
+    pub fn restore_high_watermark(&mut self, offset: Offset) {
         let hw = offset.clamp(self.log_start_offset, self.log_end_offset());
         self.high_watermark = if self.follows_log_end {
             self.log_end_offset()
@@ -393,7 +394,7 @@ impl PartitionLog {
         };
         self.last_stable_offset = self.high_watermark;
     }
-    pub fn recovery_point(&self) -> i64 {
+    pub fn recovery_point(&self) -> Offset {
         self.recovery_point
     }
     pub fn recovery_report(&self) -> RecoveryReport {
@@ -427,21 +428,21 @@ impl PartitionLog {
     /// The bytes to send for a fetch at `offset`.
     pub fn read(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u64,
         min_one_batch: bool,
     ) -> Result<ReadInfo, ReadError> {
-        self.read_bounded(offset, max_bytes, min_one_batch, i64::MAX)
+        self.read_bounded(offset, max_bytes, min_one_batch, Offset::MAX)
     }
 
     /// As [`PartitionLog::read`], returning no batch that reaches `max_offset` or beyond (a
     /// consumer reads below the high watermark, a follower to the log end).
     pub fn read_bounded(
         &self,
-        offset: i64,
+        offset: Offset,
         max_bytes: u64,
         min_one_batch: bool,
-        max_offset: i64,
+        max_offset: Offset,
     ) -> Result<ReadInfo, ReadError> {
         if let Some(dir) = self.offline() {
             return Err(ReadError::Offline { dir });
@@ -466,9 +467,11 @@ impl PartitionLog {
             for (_, segment) in self.segments.range(first..bound) {
                 // The bytes end before the batch that holds `bound`.
                 let max_position = if bound < segment.next_offset() {
-                    segment.find_batch(bound)?.map_or(u64::MAX, |(p, _)| p)
+                    segment
+                        .find_batch(bound)?
+                        .map_or(FilePosition::END, |(p, _)| p)
                 } else {
-                    u64::MAX
+                    FilePosition::END
                 };
                 if let Some(s) = segment.read(offset, max_bytes, max_position, min_one_batch)? {
                     if let Some(p) = &self.placer {
@@ -488,7 +491,7 @@ impl PartitionLog {
     }
 
     /// The first record with timestamp >= `timestamp`: (offset, timestamp).
-    pub fn offset_for_timestamp(&self, timestamp: i64) -> io::Result<Option<(i64, i64)>> {
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> io::Result<Option<(Offset, i64)>> {
         for segment in self.segments.values() {
             if segment.max_timestamp() < timestamp {
                 continue;
@@ -503,8 +506,8 @@ impl PartitionLog {
     }
 
     /// The record with the largest timestamp: (offset, timestamp), or None for an empty log.
-    pub fn max_timestamp(&self) -> Option<(i64, i64)> {
-        let mut best: Option<(i64, i64)> = None;
+    pub fn max_timestamp(&self) -> Option<(Offset, i64)> {
+        let mut best: Option<(Offset, i64)> = None;
         for segment in self.segments.values() {
             if segment.max_timestamp() >= 0
                 && best.is_none_or(|(_, ts)| segment.max_timestamp() > ts)
@@ -543,7 +546,7 @@ impl PartitionLog {
     }
 
     /// Sealed segments: (base offset, directory, size, retention timestamp), oldest first.
-    pub fn sealed_segments(&self) -> Vec<(i64, PathBuf, u64, i64)> {
+    pub fn sealed_segments(&self) -> Vec<(Offset, PathBuf, u64, i64)> {
         let active = self.active().base_offset();
         self.segments
             .values()
@@ -564,7 +567,7 @@ impl PartitionLog {
     /// or a deletion won the race): the caller then discards its copy.
     pub fn switch_segment(
         &mut self,
-        base_offset: i64,
+        base_offset: Offset,
         from_dir: &Path,
         to_dir: &Path,
     ) -> io::Result<bool> {

@@ -14,8 +14,8 @@ impl PartitionLog {
         partition: i32,
         config: LogConfig,
         clean: bool,
-        recovery_point: i64,
-        log_start_offset: i64,
+        recovery_point: Offset,
+        log_start_offset: Offset,
     ) -> io::Result<PartitionLog> {
         Self::open_placed(
             io,
@@ -39,8 +39,8 @@ impl PartitionLog {
         partition: i32,
         config: LogConfig,
         clean: bool,
-        recovery_point: i64,
-        log_start_offset: i64,
+        recovery_point: Offset,
+        log_start_offset: Offset,
         placer: Option<Arc<dyn SegmentPlacer>>,
     ) -> io::Result<PartitionLog> {
         io.create_dir_durable(dir)?;
@@ -59,7 +59,7 @@ impl PartitionLog {
                 continue;
             };
             if ext == "snapshot" {
-                snapshots.push(offset);
+                snapshots.push(Offset(offset));
             }
         }
         // Segments may sit in several directories (tiers); interrupted migrations and deletions
@@ -69,16 +69,16 @@ impl PartitionLog {
             None => vec![dir.to_path_buf()],
         };
         let located = crate::log::segment_dirs::recover_segments(&*io, &segment_dirs)?;
-        let bases: Vec<i64> = located.segments.keys().copied().collect();
-        let home = |base: &i64| {
+        let bases: Vec<Offset> = located.segments.keys().copied().map(Offset).collect();
+        let home = |base: &Offset| {
             located
                 .segments
-                .get(base)
+                .get(&base.get())
                 .cloned()
                 .unwrap_or_else(|| dir.to_path_buf())
         };
         let log_config = config.clone();
-        let mode = |base: &i64| file_mode(&placer, &log_config, &home(base));
+        let mode = |base: &Offset| file_mode(&placer, &log_config, &home(base));
         let leader_epochs = LeaderEpochCache::open(io.clone(), dir);
         let mut log = PartitionLog {
             topic: topic.to_string(),
@@ -87,7 +87,7 @@ impl PartitionLog {
             io: io.clone(),
             config,
             segments: BTreeMap::new(),
-            log_start_offset: 0,
+            log_start_offset: Offset::ZERO,
             recovery_point,
             unflushed_messages: 0,
             last_flush_ms: SystemClock.now_ms(),
@@ -98,18 +98,18 @@ impl PartitionLog {
             stopped: None,
             leader_epochs,
             leading_epoch: None,
-            high_watermark: 0,
-            last_stable_offset: 0,
+            high_watermark: Offset::ZERO,
+            last_stable_offset: Offset::ZERO,
             follows_log_end: true,
             clock: Arc::new(SystemClock),
         };
         let lim = log.limits();
-        let mut truncated_at: Option<i64> = None;
+        let mut truncated_at: Option<Offset> = None;
         // Segments must continue one another exactly. A gap means a segment lost its tail (or
         // all of it) in a crash while a later one survived: nothing after the gap is kept.
-        let mut expected: Option<i64> = None;
+        let mut expected: Option<Offset> = None;
         for (i, base) in bases.iter().enumerate() {
-            let next_base = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let next_base = bases.get(i + 1).copied().unwrap_or(Offset::MAX);
             if next_base <= log_start_offset && truncated_at.is_none() {
                 // Wholly below the log start: deleted before the crash, though the deletion
                 // may not have reached the disk.
@@ -141,7 +141,7 @@ impl PartitionLog {
             log.segments.insert(*base, segment);
         }
         if log.segments.is_empty() {
-            let start = log_start_offset.max(0);
+            let start = log_start_offset.max(Offset::ZERO);
             let segment = log.create_segment(start)?;
             log.segments.insert(start, segment);
         } else {
@@ -166,8 +166,8 @@ impl PartitionLog {
             tracing::warn!(
                 topic,
                 partition,
-                log_start_offset,
-                log_end_offset = log.log_end_offset(),
+                log_start_offset = log_start_offset.get(),
+                log_end_offset = log.log_end_offset().get(),
                 "log ends before its start offset; starting it over empty"
             );
             for (_, segment) in std::mem::take(&mut log.segments) {
@@ -199,13 +199,13 @@ impl PartitionLog {
         Ok(log)
     }
 
-    pub(super) fn load_producer_state(&mut self, snapshots: &[i64]) -> io::Result<()> {
+    pub(super) fn load_producer_state(&mut self, snapshots: &[Offset]) -> io::Result<()> {
         let end = self.log_end_offset();
         let mut from = self.log_start_offset;
         let mut sorted = snapshots.to_vec();
         sorted.sort_unstable();
         for offset in sorted.iter().rev() {
-            let path = offset_file(&self.dir, *offset, "snapshot");
+            let path = offset_file(&self.dir, offset.get(), "snapshot");
             if *offset > end {
                 self.io.remove_file(&path)?;
                 continue;
@@ -231,19 +231,20 @@ impl PartitionLog {
                 Some((p, _)) => p,
                 None => continue,
             };
-            while position < segment.size() {
+            while position.get() < segment.size() {
                 let bytes = segment.read_bytes(position, batch::HEADER_SIZE)?;
                 let Ok(h) = BatchHeader::parse(&bytes) else {
                     break;
                 };
-                if h.has_producer_id() && h.last_offset() >= from {
+                if h.has_producer_id() && h.last_offset() >= from.get() {
                     headers.push(h);
                 }
-                position += h.total_size() as u64;
+                position = FilePosition(position.get() + h.total_size() as u64);
             }
         }
         for h in headers {
-            self.producers.update(&h, h.base_offset, h.last_offset());
+            self.producers
+                .update(&h, Offset(h.base_offset), Offset(h.last_offset()));
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use super::*;
 impl PartitionLog {
     /// Moves the log start offset to `offset` (DeleteRecords), at most to the high watermark as
     /// Kafka allows, and deletes segments below it.
-    pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+    pub fn delete_records_before(&mut self, offset: Offset) -> io::Result<Offset> {
         self.check_online()?;
         let dir = self.dir.clone();
         let result = self.delete_records_before_online(offset);
@@ -13,7 +13,7 @@ impl PartitionLog {
         self.fail_stop(&dir, result)
     }
 
-    pub(super) fn delete_records_before_online(&mut self, offset: i64) -> io::Result<i64> {
+    pub(super) fn delete_records_before_online(&mut self, offset: Offset) -> io::Result<Offset> {
         let end = self.log_end_offset();
         let offset = offset.clamp(self.log_start_offset, self.high_watermark);
         self.move_log_start(offset);
@@ -28,12 +28,12 @@ impl PartitionLog {
 
     /// Moves the log start offset up to `offset` (never down), with the offsets that may not
     /// fall below it, before any file is touched: the invariants hold even if a deletion fails.
-    fn move_log_start(&mut self, offset: i64) {
+    fn move_log_start(&mut self, offset: Offset) {
         self.log_start_offset = self.log_start_offset.max(offset);
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
     }
 
-    pub(super) fn delete_segments_below(&mut self, offset: i64) -> io::Result<usize> {
+    pub(super) fn delete_segments_below(&mut self, offset: Offset) -> io::Result<usize> {
         let mut deleted = 0;
         while self.segments.len() > 1 {
             let (&base, first) = self.segments.iter().next().expect("not empty");
@@ -66,7 +66,7 @@ impl PartitionLog {
     }
 
     pub(super) fn apply_retention_online(&mut self, now_ms: i64) -> io::Result<usize> {
-        let mut delete_below: Option<i64> = None;
+        let mut delete_below: Option<Offset> = None;
         if self.config.retention_ms >= 0 {
             for segment in self.segments.values() {
                 if now_ms - segment.retention_timestamp() > self.config.retention_ms
@@ -83,7 +83,11 @@ impl PartitionLog {
             for segment in self.segments.values().take(self.segments.len() - 1) {
                 if excess - segment.size() as i64 >= 0 {
                     excess -= segment.size() as i64;
-                    delete_below = Some(delete_below.unwrap_or(0).max(segment.next_offset()));
+                    delete_below = Some(
+                        delete_below
+                            .unwrap_or(Offset::ZERO)
+                            .max(segment.next_offset()),
+                    );
                 } else {
                     break;
                 }

@@ -9,7 +9,7 @@ impl PartitionLog {
     /// log start the log starts over, empty, at `offset`. The truncation is durable when this returns: a crash cannot bring the
     /// records back. Producer state, the leader-epoch cache, the high watermark and the
     /// recovery point follow.
-    pub fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
+    pub fn truncate_to(&mut self, offset: Offset) -> io::Result<()> {
         self.check_online()?;
         if offset >= self.log_end_offset() {
             return Ok(());
@@ -25,7 +25,7 @@ impl PartitionLog {
         result
     }
 
-    fn truncate_to_online(&mut self, offset: i64) -> io::Result<()> {
+    fn truncate_to_online(&mut self, offset: Offset) -> io::Result<()> {
         let reserved = self.config.segment_bytes;
         let active_base = self.active().base_offset();
         let taken = |segment: &Segment| {
@@ -90,11 +90,12 @@ impl PartitionLog {
         self.high_watermark = self.high_watermark.min(end);
         self.last_stable_offset = self.last_stable_offset.min(end);
         // Producer state: from the newest snapshot at or below the new end, replayed forward.
-        let snapshots: Vec<i64> = self
+        let snapshots: Vec<Offset> = self
             .io
             .list_dir(&self.dir)?
             .iter()
             .filter_map(|n| n.strip_suffix(".snapshot").and_then(|s| s.parse().ok()))
+            .map(Offset)
             .collect();
         self.producers = ProducerStates::default();
         self.load_producer_state(&snapshots)?;
@@ -104,7 +105,7 @@ impl PartitionLog {
 
     /// Opens the segment at `base` in `dir` as the active one again, cut at `offset` and synced;
     /// `was` is the space it took before.
-    fn reactivate(&mut self, base: i64, dir: &Path, was: u64, offset: i64) -> io::Result<()> {
+    fn reactivate(&mut self, base: Offset, dir: &Path, was: u64, offset: Offset) -> io::Result<()> {
         let mode = file_mode(&self.placer, &self.config, dir);
         let mut segment = Segment::open(&*self.io, dir, base, true, self.limits(), &mode)?;
         segment.set_created_ms(self.clock.now_ms());
