@@ -67,12 +67,28 @@ struct State {
     injected: Option<(u64, SimFault)>,
     /// Set when the operation being charged is the injected failure (a write then tears).
     tearing: bool,
+    /// Failed devices: every mutating operation on a path under one fails, until repaired.
+    failed_devices: Vec<(PathBuf, SimFault)>,
 }
 
 impl State {
-    fn charge(&mut self) -> io::Result<()> {
+    /// The error of a failed device that holds `path`, if any.
+    fn device_fault(&self, path: &Path) -> io::Result<()> {
+        match self
+            .failed_devices
+            .iter()
+            .find(|(d, _)| path.starts_with(d))
+        {
+            Some((_, fault)) => Err(fault.error()),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one mutating operation on `path`, failing it when its turn or its device says so.
+    fn charge(&mut self, path: &Path) -> io::Result<()> {
         self.operations += 1;
         self.tearing = false;
+        self.device_fault(path)?;
         if let Some((n, fault)) = &mut self.injected {
             if *n == 0 {
                 if std::env::var_os("STRATA_SIM_BACKTRACE").is_some() {
@@ -107,6 +123,8 @@ pub struct SimIo {
 struct SimFile {
     state: Arc<Mutex<State>>,
     inode: u64,
+    /// The path it was opened at (a device fault finds the file by it).
+    path: PathBuf,
 }
 
 fn not_found(path: &Path) -> io::Error {
@@ -135,6 +153,17 @@ impl SimIo {
     /// first half of its bytes land. A failing sync breaks the file's syncs for good.
     pub fn inject(&self, n: u64, fault: SimFault) {
         self.lock().injected = Some((n, fault));
+    }
+
+    /// Makes the device holding `dir` fail every mutating operation under it with `fault`
+    /// (a dead disk, or a full one), until [`SimIo::repair_device`]; reads still work.
+    pub fn fail_device(&self, dir: &Path, fault: SimFault) {
+        self.lock().failed_devices.push((dir.to_path_buf(), fault));
+    }
+
+    /// The device holding `dir` works again (a full one was given space).
+    pub fn repair_device(&self, dir: &Path) {
+        self.lock().failed_devices.retain(|(d, _)| d != dir);
     }
 
     /// Whether an injected fault is still waiting for its operation.
@@ -188,7 +217,7 @@ impl IoFile for SimFile {
     }
     fn write_vectored_at(&self, bufs: &[&[u8]], pos: u64) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let charged = s.charge();
+        let charged = s.charge(&self.path);
         let mut budget = match &charged {
             // A torn write: the first half of its bytes land before the error.
             Err(_) if s.tearing => bufs.iter().map(|b| b.len()).sum::<usize>() / 2,
@@ -210,7 +239,7 @@ impl IoFile for SimFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let charged = s.charge();
+        let charged = s.charge(&self.path);
         let tearing = s.tearing;
         let inode = s.inodes.get_mut(&self.inode).expect("inode");
         if let Err(e) = charged {
@@ -228,7 +257,7 @@ impl IoFile for SimFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        s.charge()?;
+        s.charge(&self.path)?;
         s.inodes
             .get_mut(&self.inode)
             .expect("inode")
@@ -281,6 +310,7 @@ impl Io for SimIo {
             return Ok(Arc::new(SimFile {
                 state: self.state.clone(),
                 inode,
+                path: path.to_path_buf(),
             }));
         }
         if !create {
@@ -290,7 +320,7 @@ impl Io for SimIo {
         if !s.live_dirs.contains(&parent) {
             return Err(not_found(&parent));
         }
-        s.charge()?;
+        s.charge(path)?;
         let inode = s.next_inode;
         s.next_inode += 1;
         s.inodes.insert(inode, Inode::default());
@@ -298,6 +328,7 @@ impl Io for SimIo {
         Ok(Arc::new(SimFile {
             state: self.state.clone(),
             inode,
+            path: path.to_path_buf(),
         }))
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -310,7 +341,7 @@ impl Io for SimIo {
         if missing.is_empty() {
             return Ok(());
         }
-        s.charge()?;
+        s.charge(path)?;
         missing.reverse();
         for d in missing {
             // A new directory is durable once its parent is synced; the root always is.
@@ -326,13 +357,13 @@ impl Io for SimIo {
         if !s.live.contains_key(path) {
             return Err(not_found(path));
         }
-        s.charge()?;
+        s.charge(path)?;
         s.live.remove(path);
         Ok(())
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.charge()?;
+        s.charge(path)?;
         s.live.retain(|p, _| !p.starts_with(path));
         s.durable.retain(|p, _| !p.starts_with(path));
         s.live_dirs.retain(|d| !d.starts_with(path));
@@ -344,7 +375,8 @@ impl Io for SimIo {
         let Some(&inode) = s.live.get(from) else {
             return Err(not_found(from));
         };
-        s.charge()?;
+        s.device_fault(to)?;
+        s.charge(from)?;
         s.live.remove(from);
         s.live.insert(to.to_path_buf(), inode);
         Ok(())
@@ -370,7 +402,7 @@ impl Io for SimIo {
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         let mut s = self.lock();
-        s.charge().map_err(crate::failure::sync_error)?;
+        s.charge(path).map_err(crate::failure::sync_error)?;
         let in_dir = |p: &Path| p.parent() == Some(path);
         let live: Vec<(PathBuf, u64)> = s
             .live
@@ -479,5 +511,31 @@ mod tests {
         io.crash();
         let f = io.open(Path::new("/d/x"), true).unwrap();
         f.write_vectored_at(&[b"x"], 0).unwrap();
+    }
+
+    #[test]
+    fn a_failed_device_fails_writes_under_it_until_repaired() {
+        let io = SimIo::new();
+        for d in ["/a", "/b"] {
+            io.create_dir_durable(Path::new(d)).unwrap();
+        }
+        let kept = io.open(Path::new("/b/x"), true).unwrap();
+        kept.write_vectored_at(&[b"kept"], 0).unwrap();
+        io.fail_device(Path::new("/b"), SimFault::Full);
+        assert!(
+            io.open(Path::new("/a/y"), true).is_ok(),
+            "another device works"
+        );
+        let e = kept.write_vectored_at(&[b"more"], 4).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(io.open(Path::new("/b/z"), true).is_err());
+        assert!(io.rename(Path::new("/a/y"), Path::new("/b/y")).is_err());
+        assert!(kept.sync_data().is_err());
+        let mut buf = [0u8; 4];
+        kept.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"kept", "reads still work");
+        io.repair_device(Path::new("/b"));
+        kept.write_vectored_at(&[b"more"], 4).unwrap();
+        kept.sync_data().unwrap();
     }
 }
