@@ -35,7 +35,7 @@ use crate::tier::migrator::{MigrationStats, Migrator, MigratorConfig};
 use crate::tier::pool::{PoolRecovery, SegmentPool};
 use crate::tier::usage::{PartitionPlacer, TierDirStats, TierUsage};
 use crate::tier::TierDir;
-use crate::units::Offset;
+use crate::units::{LeaderEpoch, Offset};
 
 pub const CLEAN_SHUTDOWN_FILE: &str = ".kafka_cleanshutdown";
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
@@ -430,6 +430,10 @@ impl LogManager {
             placer,
         )?;
         log.set_failures(self.failures.clone());
+        // The partition's first leader epoch is recorded when it is created, as Kafka records an
+        // epoch when a replica becomes leader: not by the first produce, whose request would
+        // otherwise wait for the checkpoint's file creation and syncs.
+        log.become_leader(LeaderEpoch::INITIAL, true)?;
         Ok(Arc::new(Partition::new(name, p, log_dir, log)))
     }
 
