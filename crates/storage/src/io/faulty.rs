@@ -174,8 +174,8 @@ impl Io for FaultyIo {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         self.inner.sync_dir(path)
     }
-    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
-        let inner = self.inner.open_mapped(path)?;
+    fn open_mapped(&self, path: &Path, map_len: u64) -> io::Result<Arc<dyn IoFile>> {
+        let inner = self.inner.open_mapped(path, map_len)?;
         Ok(Arc::new(FaultyFile {
             inner,
             faults: self.faults.clone(),

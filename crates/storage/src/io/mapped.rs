@@ -12,13 +12,21 @@ use super::real::{allocate, in_memory_fs, punch_and_reserve};
 use super::IoFile;
 
 /// msync writes back. Reads and `sendfile` use the descriptor, which sees the same pages.
+///
+/// The mapping covers the whole segment (`segment.bytes`), but the file is allocated in steps of
+/// [`GROW_STEP`] as the writes reach its end: on a memory tier (tmpfs, DAX) an allocated byte is
+/// a byte of memory, and an active segment that reserved its whole size up front would hold a
+/// gigabyte of memory per partition before it held any data.
 pub(super) struct MappedFile {
     file: File,
     pub(super) ptr: *mut u8,
     map_len: usize,
-    /// Writes stay below min(mapping, file length): a store past the end of the file would
-    /// raise SIGBUS.
+    /// Writes stay below this: the mapping's end, lowered when the file is cut (a sealed
+    /// segment trimmed to its data).
     limit: AtomicU64,
+    /// The file's allocated length: a store at or past it would raise SIGBUS, so a write that
+    /// reaches it allocates the next step first.
+    allocated: AtomicU64,
     map_sync: bool,
     in_memory: bool,
     /// The byte range written since the last sync: msync covers only that, not the whole
@@ -33,6 +41,9 @@ pub(super) struct MappedFile {
 
 /// How far ahead of the write position the mapping's pages are populated.
 pub(super) const POPULATE_AHEAD: u64 = 4 << 20;
+
+/// How much of a mapped file is allocated at a time, ahead of the writes.
+pub const GROW_STEP: u64 = 64 << 20;
 
 // SAFETY: the mapping is owned by the MappedFile and unmapped only in Drop; writes go through
 // `write_vectored_at`, which the log calls from one appender at a time for disjoint, in-bounds
@@ -50,10 +61,14 @@ impl Debug for MappedFile {
 }
 
 impl MappedFile {
-    pub(super) fn open(path: &Path) -> io::Result<MappedFile> {
+    /// Maps `path` over `map_len` bytes (at least its length); the file grows within the
+    /// mapping as it is written.
+    pub(super) fn open(path: &Path, map_len: u64) -> io::Result<MappedFile> {
         use rustix::mm::{mmap, MapFlags, ProtFlags};
         let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let len = file.metadata()?.len() as usize;
+        let file_len = file.metadata()?.len();
+        let len = usize::try_from(map_len.max(file_len))
+            .map_err(|_| io::Error::other("mapping larger than the address space"))?;
         let mut ptr = std::ptr::null_mut();
         let mut map_sync = false;
         if len > 0 {
@@ -86,11 +101,30 @@ impl MappedFile {
             ptr,
             map_len: len,
             limit: AtomicU64::new(len as u64),
+            allocated: AtomicU64::new(file_len),
             map_sync,
             unsynced: std::sync::Mutex::new(None),
             zeroed: AtomicBool::new(false),
             populated: AtomicU64::new(0),
         })
+    }
+
+    /// Makes the file at least `end` bytes long (within the mapping), allocating a whole step
+    /// at a time. A full device refuses the write that needed the room (ENOSPC).
+    fn grow_to(&self, end: u64) -> io::Result<u64> {
+        let allocated = self.allocated.load(Ordering::SeqCst);
+        if end <= allocated {
+            return Ok(allocated);
+        }
+        let page = rustix::param::page_size() as u64;
+        let target = end
+            .max(allocated.saturating_add(GROW_STEP))
+            .div_ceil(page)
+            .saturating_mul(page)
+            .min(self.map_len as u64);
+        allocate(&self.file, target)?;
+        self.allocated.store(target, Ordering::SeqCst);
+        Ok(target)
     }
 
     /// Populates the mapping's pages from where it was populated to past `end`.
@@ -138,10 +172,12 @@ impl IoFile for MappedFile {
                 format!("write of {total} bytes at {pos} passes the end ({limit}) of a mapped segment file"),
             ));
         }
-        self.populate_through(pos + total, limit);
+        let allocated = self.grow_to(pos + total)?;
+        self.populate_through(pos + total, allocated);
         let mut at = pos as usize;
         for b in bufs {
-            // SAFETY: [at, at + len) lies within the mapping and the file (checked above).
+            // SAFETY: [at, at + len) lies within the mapping (checked above) and the file (grown
+            // to cover it).
             unsafe { std::ptr::copy_nonoverlapping(b.as_ptr(), self.ptr.add(at), b.len()) };
             at += b.len();
         }
@@ -195,20 +231,18 @@ impl IoFile for MappedFile {
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         // Lower the limit before shrinking, so no store can land past the new end.
-        self.limit
-            .store(len.min(self.map_len as u64), Ordering::SeqCst);
-        self.file.set_len(len)
+        let len_in_map = len.min(self.map_len as u64);
+        self.limit.store(len_in_map, Ordering::SeqCst);
+        self.allocated.fetch_min(len_in_map, Ordering::SeqCst);
+        self.file.set_len(len)?;
+        self.allocated.store(len_in_map, Ordering::SeqCst);
+        Ok(())
     }
     fn raw_fd(&self) -> Option<RawFd> {
         Some(self.file.as_raw_fd())
     }
     fn allocate(&self, len: u64) -> io::Result<()> {
-        allocate(&self.file, len)?;
-        self.limit.store(
-            len.max(self.len()?).min(self.map_len as u64),
-            Ordering::SeqCst,
-        );
-        Ok(())
+        self.grow_to(len.min(self.map_len as u64)).map(|_| ())
     }
     fn is_mapped(&self) -> bool {
         true

@@ -11,6 +11,7 @@ mod real;
 pub mod sim;
 
 pub use faulty::{Faults, FaultyIo};
+pub use mapped::GROW_STEP as MAPPED_GROW_STEP;
 pub use real::RealIo;
 
 use std::fmt::Debug;
@@ -126,11 +127,12 @@ pub trait Io: Send + Sync + Debug {
     /// Makes a directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
 
-    /// Opens an existing file for writing through a shared memory mapping of its current length
-    /// (a segment on a PMEM tier): writes are stores, `sync_data` is msync, and writes past the
+    /// Opens an existing file for writing through a shared memory mapping of `map_len` bytes (at
+    /// least its current length; a segment on a PMEM tier): writes are stores, `sync_data` is
+    /// msync, the file is allocated in steps as writes reach its end, and writes past the
     /// mapping fail. Layers without mappings open it as a plain file, with the same durability
     /// contract: nothing written is durable before `sync_data`.
-    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
+    fn open_mapped(&self, path: &Path, _map_len: u64) -> io::Result<Arc<dyn IoFile>> {
         self.open(path, false)
     }
 
@@ -240,13 +242,13 @@ mod tests {
         let file = RealIo.open(&f, true).unwrap();
         file.allocate(1 << 16).unwrap();
         assert!(file.sync_is_cheap());
-        assert!(RealIo.open_mapped(&f).unwrap().sync_is_cheap());
+        assert!(RealIo.open_mapped(&f, 0).unwrap().sync_is_cheap());
         let disk = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
         let f = disk.path().join("f");
         let file = RealIo.open(&f, true).unwrap();
         file.allocate(1 << 16).unwrap();
         assert!(!file.sync_is_cheap());
-        assert!(!RealIo.open_mapped(&f).unwrap().sync_is_cheap());
+        assert!(!RealIo.open_mapped(&f, 0).unwrap().sync_is_cheap());
     }
 
     #[test]
@@ -257,7 +259,7 @@ mod tests {
         let file = RealIo.open(&f, true).unwrap();
         file.allocate(LEN).unwrap();
         file.write_zeros(0, LEN).unwrap();
-        let mapped = MappedFile::open(&f).unwrap();
+        let mapped = MappedFile::open(&f, 0).unwrap();
         let base = mapped.ptr as usize;
         let ahead = POPULATE_AHEAD as usize;
         assert!(!page_present(base));
@@ -274,6 +276,51 @@ mod tests {
         mapped.sync_data().unwrap();
         let mut back = vec![0u8; chunk.len()];
         file.read_exact_at(&mut back, LEN - chunk.len() as u64)
+            .unwrap();
+        assert_eq!(back, chunk);
+    }
+
+    /// Bytes of memory (tmpfs blocks) a file holds.
+    fn allocated_bytes(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().blocks() * 512
+    }
+
+    #[test]
+    fn a_mapped_file_takes_memory_a_step_at_a_time_as_it_is_written() {
+        use super::mapped::GROW_STEP;
+        const SEGMENT: u64 = 4 * GROW_STEP;
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let f = shm.path().join("f");
+        RealIo.open(&f, true).unwrap();
+        let mapped = RealIo.open_mapped(&f, SEGMENT).unwrap();
+        assert_eq!(
+            mapped.write_limit(),
+            Some(SEGMENT),
+            "the whole segment fits"
+        );
+        assert_eq!(allocated_bytes(&f), 0, "nothing is taken before a write");
+        let chunk = vec![9u8; 1 << 20];
+        mapped.write_vectored_at(&[&chunk], 0).unwrap();
+        assert_eq!(mapped.len().unwrap(), GROW_STEP);
+        assert!(allocated_bytes(&f) <= GROW_STEP);
+        // A write across the allocated end grows the file first (no SIGBUS), by a step.
+        let at = GROW_STEP - 100;
+        mapped.write_vectored_at(&[&chunk], at).unwrap();
+        assert_eq!(mapped.len().unwrap(), 2 * GROW_STEP);
+        // Up to the mapping's end and no further.
+        mapped
+            .write_vectored_at(&[&chunk], SEGMENT - chunk.len() as u64)
+            .unwrap();
+        assert_eq!(mapped.len().unwrap(), SEGMENT);
+        let past = mapped.write_vectored_at(&[b"x"], SEGMENT).unwrap_err();
+        assert_eq!(past.kind(), io::ErrorKind::StorageFull);
+        mapped.sync_data().unwrap();
+        let mut back = vec![0u8; chunk.len()];
+        RealIo
+            .open(&f, false)
+            .unwrap()
+            .read_exact_at(&mut back, at)
             .unwrap();
         assert_eq!(back, chunk);
     }

@@ -210,7 +210,7 @@ impl Io for RealIo {
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all().map_err(sync_error)
     }
-    fn open_mapped(&self, path: &Path) -> io::Result<Arc<dyn IoFile>> {
-        Ok(Arc::new(MappedFile::open(path)?))
+    fn open_mapped(&self, path: &Path, map_len: u64) -> io::Result<Arc<dyn IoFile>> {
+        Ok(Arc::new(MappedFile::open(path, map_len)?))
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
-use crate::io::{offset_file, Io, IoFile};
+use crate::io::{offset_file, Io, IoFile, MAPPED_GROW_STEP};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
 use crate::units::{FilePosition, LeaderEpoch, Offset};
 
@@ -128,11 +128,18 @@ impl Segment {
             let log = io.open(&log_path, true)?;
             log.set_len(0)?;
             if let Some(bytes) = mode.preallocate {
-                log.allocate(bytes)?;
+                // A mapped file grows a step at a time as it is written (io/mapped.rs): on a
+                // memory tier every allocated byte is memory.
+                let now = if mode.mapped {
+                    bytes.min(MAPPED_GROW_STEP)
+                } else {
+                    bytes
+                };
+                log.allocate(now)?;
             }
         }
         let log = if mode.mapped {
-            io.open_mapped(&log_path)?
+            io.open_mapped(&log_path, mode.preallocate.unwrap_or(0))?
         } else {
             io.open(&log_path, false)?
         };
@@ -195,13 +202,11 @@ impl Segment {
     ) -> io::Result<Segment> {
         let base_offset = base_offset.get();
         let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
-        // Only an active segment is written, so only it is mapped, at its full size (a file
-        // cut to its data when it rolled may be active again after a recovery).
+        // Only an active segment is written, so only it is mapped, over its full size (a file
+        // cut to its data when it rolled may be active again after a recovery: it grows again
+        // as it is written).
         let log = if active && mode.mapped {
-            if let (Some(bytes), None) = (mode.preallocate, &mode.pool) {
-                io.open(&log_path, false)?.allocate(bytes)?;
-            }
-            io.open_mapped(&log_path)?
+            io.open_mapped(&log_path, mode.preallocate.unwrap_or(0))?
         } else {
             io.open(&log_path, false)?
         };
