@@ -16,7 +16,68 @@ pub fn install(addr: std::net::SocketAddr) -> Result<(), String> {
     metrics_exporter_prometheus::PrometheusBuilder::new()
         .with_http_listener(addr)
         .install()
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    describe();
+    Ok(())
+}
+
+/// Every metric's `# HELP` line.
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, Unit};
+    describe_gauge!(
+        "strata_tier_capacity_bytes",
+        Unit::Bytes,
+        "Capacity of a tier directory (storage.tiers.*.sizes)"
+    );
+    describe_gauge!(
+        "strata_tier_used_bytes",
+        Unit::Bytes,
+        "Bytes a tier directory's segments take, the active segments' full segment.bytes included"
+    );
+    describe_counter!(
+        "strata_tier_written_bytes_total",
+        Unit::Bytes,
+        "Bytes written to a tier directory: appends and segments migrated into it"
+    );
+    describe_counter!(
+        "strata_tier_read_bytes_total",
+        Unit::Bytes,
+        "Bytes read from a tier directory: fetches and segments migrated out of it"
+    );
+    describe_gauge!("strata_tier_segments", "Segments in a tier directory");
+    describe_gauge!(
+        "strata_pmem_pool_files",
+        "Files of the pmem channel's pool: free, or dirty (waiting to be zeroed)"
+    );
+    describe_counter!(
+        "strata_migrations_total",
+        "Segments moved between the tiers, by direction (down: first to second)"
+    );
+    describe_counter!(
+        "strata_migrations_cancelled_total",
+        "Migrations given up because the segment was deleted or became active"
+    );
+    describe_counter!(
+        "strata_migrations_failed_total",
+        "Migrations that failed (a full target is retried; an I/O error takes a directory offline)"
+    );
+    describe_counter!(
+        "strata_migration_bytes_total",
+        Unit::Bytes,
+        "Bytes of segments moved between the tiers"
+    );
+    describe_counter!(
+        "strata_migration_seconds_total",
+        Unit::Seconds,
+        "Time spent moving segments"
+    );
+    describe_gauge!("strata_migrations_in_flight", "Segment moves under way");
+    describe_gauge!("strata_partitions", "Partitions on this broker");
+    describe_gauge!(
+        "strata_log_bytes",
+        Unit::Bytes,
+        "Bytes of every partition's segments"
+    );
 }
 
 /// Copies the storage counters into the metrics registry, once now and then every second.

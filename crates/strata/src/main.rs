@@ -13,11 +13,16 @@ use strata_storage::io::RealIo;
 #[command(
     name = "strata",
     version,
-    about = "A Kafka-compatible event-streaming broker on tiered storage"
+    about = "A Kafka-compatible event-streaming broker on tiered storage",
+    // `strata --override k=v` runs the broker as `strata server --override k=v` does.
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// The broker's options, for `strata` without a command (`server` is the default).
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,8 +68,17 @@ fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
+    if !matches!(cli.command, None | Some(Command::Server(_))) {
+        // A tool whose output goes to a closed pipe (`strata tiers | head`) ends quietly, as
+        // Unix tools do. The broker keeps ignoring SIGPIPE: a client's closed socket is an
+        // error to handle, not a reason to die.
+        // SAFETY: restores a signal's default disposition; no other thread is running yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let result = match cli.command {
-        None => run_server(ServerArgs::default()),
+        None => run_server(cli.server),
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
         Some(Command::Groups(args)) => runtime().and_then(|rt| rt.block_on(groups::run(args))),

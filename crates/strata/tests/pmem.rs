@@ -146,7 +146,9 @@ fn pmem_segments_are_pool_files_that_return_zeroed_and_survive_kill_dash_nine() 
         "{text}"
     );
     assert_eq!(
-        text.lines().filter(|l| l.starts_with("pm-0 ")).count(),
+        text.lines()
+            .filter(|l| l.split_whitespace().take(2).eq(["pm", "0"]))
+            .count(),
         logs.len(),
         "{text}"
     );

@@ -161,11 +161,67 @@ fn segments_fill_the_first_tier_then_the_second_and_stay_readable() {
         "{out}"
     );
     assert_eq!(
-        out.lines().filter(|l| l.starts_with("tiered-0 ")).count(),
+        out.lines()
+            .filter(|l| l.split_whitespace().take(2).eq(["tiered", "0"]))
+            .count(),
         on_fast + on_slow,
         "{out}"
     );
     assert!(out.contains("migrations in flight: 0"), "{out}");
+    // Use against capacity, from the data the segments hold (not what files reserve).
+    let used: f64 = tier_line("first ")
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('%'))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no use percentage in {out}"));
+    let fast_bytes = log_bytes_in(&fast.join("tiered-0"));
+    assert!(
+        (used - fast_bytes as f64 * 100.0 / 200_000.0).abs() < 0.1,
+        "{used}% of 200000 for {fast_bytes} bytes: {out}"
+    );
+    // Without tier keys it asks the running broker, and sees the same directories.
+    let asked = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["tiers", "--bootstrap-server", &broker.addr])
+        .output()
+        .unwrap();
+    let asked = String::from_utf8_lossy(&asked.stdout).into_owned();
+    assert!(
+        asked.contains(&format!("configuration: the broker at {}", broker.addr)),
+        "{asked}"
+    );
+    // (Type, directory, capacity, data: the broker's own settings also carry its threshold.)
+    let columns = |line: &str| {
+        line.split_whitespace()
+            .take(6)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    for tier in ["first ", "second"] {
+        assert_eq!(
+            asked.lines().find(|l| l.starts_with(tier)).map(columns),
+            Some(columns(&tier_line(tier))),
+            "{asked}"
+        );
+    }
+    assert!(
+        asked
+            .lines()
+            .any(|l| l.starts_with("first ") && l.contains(" - ")),
+        "the broker runs without migration (threshold -1): {asked}"
+    );
+    // Its output cut short by a closed pipe (`| head -1`) ends it quietly.
+    let mut cut = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(["tiers", "--bootstrap-server", &broker.addr])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(cut.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(cut.stdout.take());
+    let cut = cut.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(
         (2..=4).contains(&on_fast),
         "the first tier holds what fits in 200 kB: {on_fast} segments"
@@ -419,6 +475,20 @@ fn prometheus_metrics_show_tiers_and_migrations() {
         "{body}"
     );
     assert!(value(&body, "strata_log_bytes", "") >= 400_000.0, "{body}");
+    assert!(
+        value(&body, "strata_tier_written_bytes_total", "tier=\"second\"") > 0.0,
+        "migrations count as writes to the second tier: {body}"
+    );
+    for name in [
+        "strata_tier_written_bytes_total",
+        "strata_tier_used_bytes",
+        "strata_migrations_total",
+    ] {
+        assert!(
+            body.contains(&format!("# HELP {name} ")),
+            "no help for {name}: {body}"
+        );
+    }
 }
 
 #[test]

@@ -172,4 +172,9 @@ impl MigrationHost for LogManager {
     fn partitions(&self) -> Vec<Arc<Partition>> {
         self.all_partitions()
     }
+    fn count_copy(&self, from: &Path, to: &Path, bytes: u64) {
+        if let Some(usage) = &self.tier_usage {
+            usage.count_copy(from, to, bytes);
+        }
+    }
 }

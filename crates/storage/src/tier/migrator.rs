@@ -33,6 +33,8 @@ pub trait MigrationHost: Send + Sync {
     fn tier_usage(&self) -> Vec<TierDirStats>;
     /// Every partition whose segments may move.
     fn partitions(&self) -> Vec<Arc<Partition>>;
+    /// Counts `bytes` of a segment copied from partition directory `from` to `to`.
+    fn count_copy(&self, from: &Path, to: &Path, bytes: u64);
 }
 
 /// Counters of migrations, for metrics and tools.
@@ -391,6 +393,7 @@ fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pa
             &task.from_dir,
             &task.to_dir,
         )?;
+        manager.count_copy(&task.from_dir, &task.to_dir, copied);
         if switched {
             delete_segment_files(&*io, &task.from_dir, task.base_offset)
                 .map_err(|e| stop_on(&task.from_dir, e))?;
@@ -420,14 +423,20 @@ fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pa
     stats
         .micros_spent
         .fetch_add(started.elapsed().as_micros() as u64, Ordering::SeqCst);
+    let (topic, partition, base_offset) = (
+        &task.partition.topic,
+        task.partition.index,
+        task.base_offset,
+    );
+    let millis = started.elapsed().as_millis() as u64;
     match outcome {
         Ok(true) if task.down => {
             stats.demotions.fetch_add(1, Ordering::SeqCst);
-            tracing::debug!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, "segment demoted");
+            tracing::info!(%topic, partition, base_offset, from = %task.from_dir.display(), to = %task.to_dir.display(), millis, "segment moved down to the second tier");
         }
         Ok(true) => {
             stats.promotions.fetch_add(1, Ordering::SeqCst);
-            tracing::debug!(topic = %task.partition.topic, partition = task.partition.index, base_offset = task.base_offset, "segment promoted");
+            tracing::info!(%topic, partition, base_offset, from = %task.from_dir.display(), to = %task.to_dir.display(), millis, "segment moved up to the first tier");
         }
         Ok(false) => {
             stats.cancelled.fetch_add(1, Ordering::SeqCst);

@@ -124,6 +124,17 @@ impl TierUsage {
             .collect()
     }
 
+    /// Counts a segment copied from one partition directory to another (a migration): read from
+    /// the first's tier, written to the second's, as appends and fetches are counted.
+    pub fn count_copy(&self, from: &Path, to: &Path, bytes: u64) {
+        if let Some(d) = self.find(from) {
+            d.bytes_read.fetch_add(bytes, Ordering::Relaxed);
+        }
+        if let Some(d) = self.find(to) {
+            d.bytes_written.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
     fn find(&self, partition_dir: &Path) -> Option<&DirState> {
         let tier_dir = partition_dir.parent()?;
         self.all().map(|(_, d)| d).find(|d| d.path == tier_dir)
