@@ -49,8 +49,8 @@ impl Client {
         Ok(client)
     }
 
-    /// The highest version both sides support.
-    fn version_for<R: Request>(&self) -> Result<i16> {
+    /// The highest version of `R` both sides support (what [`Client::send`] uses).
+    pub fn version_for<R: Request>(&self) -> Result<i16> {
         let (_, min, max) = self
             .versions
             .iter()

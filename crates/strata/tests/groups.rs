@@ -411,7 +411,7 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     ]);
     assert!(!ok);
     assert!(out.contains("NonEmptyGroup"), "{out}");
-    let (ok, _, err) = strata(&[
+    let (ok, out, err) = strata(&[
         "groups",
         "--bootstrap-server",
         b,
@@ -423,7 +423,53 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
         "--to-earliest",
         "--execute",
     ]);
-    assert!(!ok && err.contains("no active members"), "{err}");
+    assert!(
+        !ok && err.contains(
+            "Assignments can only be reset if the group 'watched' is inactive, but the current \
+             state is Stable."
+        ),
+        "{err}"
+    );
+    assert!(
+        !out.contains("NEW-OFFSET"),
+        "nothing is planned for an active group: {out}"
+    );
+    // The members and state views, and --all-groups.
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--all-groups",
+        "--members",
+        "--verbose",
+    ]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("watched "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        row.contains("watcher") && row.ends_with(" 2 lagging(0,1)"),
+        "{out}"
+    );
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--group",
+        "watched",
+        "--state",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines().any(|l| l.starts_with("watched ")
+            && l.contains(&format!("{b} (0)"))
+            && l.contains("Stable")
+            && l.ends_with(" 1")),
+        "{out}"
+    );
 
     drop(m);
     assert!(eventually(Duration::from_secs(10), || {
@@ -462,6 +508,57 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     assert_eq!(describe_row(&describe(), "lagging", 1).2, "5");
     reset(&["--topic", "lagging:1", "--to-offset", "4"]);
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "4");
+    // Beyond the end: kept at the end, with Kafka's warning.
+    let (ok, _, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "watched",
+        "--topic",
+        "lagging:1",
+        "--to-offset",
+        "99",
+        "--execute",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains(
+            "New offset (99) is higher than latest offset for topic partition lagging-1. \
+             Value will be set to 5"
+        ),
+        "{err}"
+    );
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "5");
+    reset(&["--topic", "lagging:1", "--shift-by", "-2"]);
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "3");
+    reset(&["--topic", "lagging", "--to-current"]);
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "3");
+    assert_eq!(describe_row(&describe(), "lagging", 0).0, "0");
+    // --export writes what --from-file reads back.
+    let (ok, exported, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--reset-offsets",
+        "--group",
+        "watched",
+        "--all-topics",
+        "--shift-by",
+        "1",
+        "--export",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(exported, "lagging,0,1\nlagging,1,4\n");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &exported).unwrap();
+    reset(&["--from-file", file.path().to_str().unwrap()]);
+    assert_eq!(describe_row(&describe(), "lagging", 0).0, "1");
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "4");
+    // Every record is younger than a day: a day back is the earliest offset.
+    reset(&["--topic", "lagging", "--by-duration", "P1D"]);
+    assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
     assert_eq!(
         describe_row(&describe(), "lagging", 0).0,
         "0",
@@ -490,6 +587,32 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     ]);
     assert!(ok && out.contains("NEW-OFFSET"), "{out}");
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
+    // Offsets of one partition deleted: it has no committed offset any more.
+    let (ok, out, err) = strata(&[
+        "groups",
+        "--bootstrap-server",
+        b,
+        "--delete-offsets",
+        "--group",
+        "watched",
+        "--topic",
+        "lagging:1",
+    ]);
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("lagging ") && l.ends_with("Successful")),
+        "{out}"
+    );
+    let after = describe();
+    assert!(
+        !after.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() >= 3 && f[1] == "lagging" && f[2] == "1"
+        }),
+        "{after}"
+    );
+    assert_eq!(describe_row(&after, "lagging", 0).0, "0");
 
     let (ok, out, err) = strata(&[
         "groups",
