@@ -99,7 +99,9 @@ fn dump_log(path: &Path, args: &DumpLogArgs) -> Result<()> {
                             r.timestamp,
                             r.key.as_ref().map(|k| k.len() as i64).unwrap_or(-1),
                             r.value.as_ref().map(|v| v.len() as i64).unwrap_or(-1),
-                            r.sequence,
+                            // A batch without sequences (not idempotent) has none per
+                            // record either: -1, as Kafka prints it.
+                            if h.base_sequence < 0 { -1 } else { r.sequence },
                             header_keys.join(","),
                             r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
                             r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),

@@ -1,6 +1,7 @@
 //! The `strata` tools: a small Kafka client for the admin commands, and the commands themselves.
 
 pub mod client;
+pub mod configs;
 pub mod dump_log;
 pub mod groups;
 pub mod perf;

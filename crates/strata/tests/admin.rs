@@ -605,3 +605,204 @@ fn bad_config_stops_startup_naming_key_and_value_and_unknown_keys_warn() {
         "{err}"
     );
 }
+
+#[test]
+fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
+    let broker = BrokerProcess::start(&[]);
+    let b = broker.addr.as_str();
+    for t in ["orders-eu", "orders-us", "audit"] {
+        let (ok, _, err) = strata(&["topics", "--bootstrap-server", b, "--create", "--topic", t]);
+        assert!(ok, "{err}");
+    }
+    // --list and --describe take the --topic pattern (whole names), as kafka-topics.sh.
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--list",
+        "--topic",
+        "orders-.*",
+    ]);
+    assert_eq!(out, "orders-eu\norders-us\n");
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--list",
+        "--topic",
+        "orders",
+    ]);
+    assert_eq!(out, "", "a pattern matches whole names");
+    let (ok, _, err) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "nothing.*",
+    ]);
+    assert!(
+        !ok && err.contains("Topic 'nothing.*' does not exist as expected"),
+        "{err}"
+    );
+    // --alter --config without --partitions, on every matching topic.
+    let (ok, out, err) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--alter",
+        "--topic",
+        "orders-.*",
+        "--config",
+        "retention.ms=5000",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "Updated config for topic orders-eu.\nUpdated config for topic orders-us.\n"
+    );
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "orders-us",
+    ]);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .ends_with("Configs: retention.ms=5000"),
+        "{out}"
+    );
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "audit",
+    ]);
+    assert!(out.lines().next().unwrap().ends_with("Configs: "), "{out}");
+    // strata configs: the topic's own configs, then all of them with their sources.
+    let (ok, out, err) = strata(&[
+        "configs",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "orders-eu",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "Dynamic configs for topic orders-eu are:",
+            "  retention.ms=5000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=5000, \
+             DEFAULT_CONFIG:log.retention.ms=604800000}"
+        ],
+        "{out}"
+    );
+    let (ok, out, err) = strata(&[
+        "configs",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--all",
+        "--entity-type",
+        "topics",
+        "--entity-name",
+        "orders-eu",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("All configs for topic orders-eu are:\n"),
+        "{out}"
+    );
+    assert!(out.contains("  retention.ms=5000 sensitive=false"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  segment.bytes=1073741824 ") && l.contains("DEFAULT_CONFIG")),
+        "defaults are shown with their source: {out}"
+    );
+    // Removing the config brings the default back.
+    let (ok, _, err) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--alter",
+        "--topic",
+        "orders-eu",
+        "--delete-config",
+        "retention.ms",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = strata(&[
+        "configs",
+        "--bootstrap-server",
+        b,
+        "--alter",
+        "--topic",
+        "orders-us",
+        "--add-config",
+        "retention.ms=7000,segment.ms=60000",
+    ]);
+    assert!(
+        ok && out == "Completed updating config for topic orders-us.\n",
+        "{out}{err}"
+    );
+    let (_, out, _) = strata(&[
+        "configs",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "orders-eu",
+    ]);
+    assert_eq!(out, "Dynamic configs for topic orders-eu are:\n");
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--describe",
+        "--topic",
+        "orders-us",
+    ]);
+    assert!(
+        out.lines()
+            .next()
+            .unwrap()
+            .ends_with("Configs: retention.ms=7000,segment.ms=60000"),
+        "{out}"
+    );
+    // A bad value is refused with Kafka's error, and --delete takes the pattern.
+    let (ok, _, err) = strata(&[
+        "configs",
+        "--bootstrap-server",
+        b,
+        "--alter",
+        "--topic",
+        "audit",
+        "--add-config",
+        "cleanup.policy=nonsense",
+    ]);
+    assert!(!ok && err.contains("InvalidConfig"), "{err}");
+    let (ok, _, err) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--delete",
+        "--topic",
+        "orders-.*",
+    ]);
+    assert!(ok, "{err}");
+    let (_, out, _) = strata(&[
+        "topics",
+        "--bootstrap-server",
+        b,
+        "--list",
+        "--exclude-internal",
+    ]);
+    assert_eq!(out, "audit\n");
+}

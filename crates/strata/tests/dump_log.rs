@@ -96,3 +96,31 @@ fn dump_log_decodes_batches_records_and_indexes() {
     let (ok, out) = strata(&["dump-log", "--verify-index", index.to_str().unwrap()]);
     assert!(!ok && out.contains("mismatch"), "{out}");
 }
+
+#[test]
+fn records_of_batches_without_sequences_print_sequence_minus_one() {
+    use strata_storage::batch::{build_batch, encode_simple_records};
+    let dir = tempfile::tempdir().unwrap();
+    let values: Vec<&[u8]> = vec![b"a", b"b", b"c"];
+    let records = encode_simple_records(&values, &[0, 0, 0]);
+    let mut log = build_batch(0, 0, 2, 1000, 1000, -1, -1, -1, 3, &records);
+    // An idempotent producer's batch: its records carry sequences 5, 6, 7.
+    log.extend(build_batch(3, 0, 2, 1000, 1000, 42, 0, 5, 3, &records));
+    let path = dir.path().join("00000000000000000000.log");
+    std::fs::write(&path, &log).unwrap();
+    let (ok, out) = strata(&["dump-log", "--print-data-log", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    let sequences: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("| offset: "))
+        .map(|l| {
+            l.split(" sequence: ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(sequences, ["-1", "-1", "-1", "5", "6", "7"], "{out}");
+}

@@ -103,6 +103,7 @@ fn the_readme_commands_name_a_binary_that_exists() {
                     "bench",
                     "tiers",
                     "dump-log",
+                    "configs",
                     "--config",
                     "--override",
                     "--help",

@@ -66,6 +66,12 @@ pub fn describe_topic_entries(
                 SOURCE_STATIC_BROKER,
             ));
         }
+        // Last, as Kafka lists it: the built-in default, under the broker's name for it.
+        syns.push((
+            def.broker_synonym.unwrap_or(def.name).to_string(),
+            def.default.to_string(),
+            SOURCE_DEFAULT,
+        ));
         let (value, source) = match overrides.get(def.name) {
             Some(v) => (v.clone(), SOURCE_DYNAMIC_TOPIC),
             None => (broker_value, broker_source),
