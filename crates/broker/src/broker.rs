@@ -70,7 +70,10 @@ impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
         for dir in &config.log_dirs {
+            // Created when missing; then read, so that a path to a file (or to a directory
+            // that cannot be read) is refused here, naming it.
             io.create_dir_durable(dir)
+                .and_then(|()| io.list_dir(dir).map(|_| ()))
                 .map_err(|e| LogError::dir(dir, e))?;
         }
         let first = &config.log_dirs[0];
@@ -82,7 +85,8 @@ impl Broker {
                 let id = base64_url(uuid::Uuid::new_v4().as_bytes());
                 let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.broker_id);
                 for dir in &config.log_dirs {
-                    io.write_atomic(&dir.join("meta.properties"), text.as_bytes())?;
+                    io.write_atomic(&dir.join("meta.properties"), text.as_bytes())
+                        .map_err(|e| LogError::dir(dir, e))?;
                 }
                 id
             }

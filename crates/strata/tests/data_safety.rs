@@ -202,3 +202,31 @@ fn a_tiered_topic_stops_a_broker_that_does_not_look_where_its_data_is() {
     broker.restart();
     assert_eq!(read_values(&broker.addr, "big", 40), expected("big", 40));
 }
+
+#[test]
+fn a_data_directory_that_is_a_file_is_refused_naming_it_and_its_cause_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let mut broker = BrokerProcess::on_data_dir(&file, &[]);
+    let log = broker.start_refused();
+    let expected = format!(
+        "data directory {}: Not a directory (os error 20)",
+        file.display()
+    );
+    assert!(log.contains(&expected), "{log}");
+    assert_eq!(
+        log.matches("os error 20").count(),
+        1,
+        "the cause said once: {log}"
+    );
+    // A directory inside a file cannot be created either: named, with the cause once.
+    let inside = file.join("data");
+    let mut broker = BrokerProcess::on_data_dir(&inside, &[]);
+    let log = broker.start_refused();
+    assert!(
+        log.contains(&format!("data directory {}:", inside.display())),
+        "{log}"
+    );
+    assert_eq!(log.matches("(os error").count(), 1, "{log}");
+}
