@@ -575,6 +575,40 @@ mod tests {
     }
 
     #[test]
+    fn the_pmem_channel_takes_a_single_tier_type() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("pmem").display().to_string();
+        let pmem = |types: &str| {
+            BrokerConfig::from_map(
+                [
+                    ("log.channel.type", "pmem"),
+                    ("storage.tiers.first.paths", first.as_str()),
+                    ("storage.tiers.types", types),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            )
+        };
+        let one = pmem("PMEM").unwrap();
+        assert_eq!(one.tiers.first.unwrap().kind, TierType::Pmem);
+        assert_eq!(
+            pmem("SSD,HDD").unwrap().tiers.first.unwrap().kind,
+            TierType::Ssd
+        );
+        assert!(pmem("PMEM,HDD,SSD").is_err());
+        // The tiered channel still needs both.
+        let e = tiered(&[
+            ("storage.tiers.first.paths", first.clone()),
+            ("storage.tiers.second.paths", first.clone() + "2"),
+            ("storage.tiers.types", "PMEM".into()),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("expected two types"), "{e}");
+    }
+
+    #[test]
     fn bad_tier_settings_name_key_and_value() {
         let dir = tempfile::tempdir().unwrap();
         let first = dir.path().join("fast").display().to_string();

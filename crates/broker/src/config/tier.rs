@@ -108,12 +108,20 @@ pub(super) fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, Co
         .map(|t| t.parse::<TierType>())
         .collect::<Result<_, _>>()
         .map_err(|e| invalid("storage.tiers.types", &types_raw, e))?;
-    if types.len() != 2 {
-        return Err(invalid(
-            "storage.tiers.types",
-            &types_raw,
-            "expected two types: the first tier's and the second's",
-        ));
+    // The tiered channel has two tiers and needs both types; the pmem channel has one tier, so
+    // its single type is enough (a second one, as in the default, is not used).
+    let wanted = if channel == ChannelType::Pmem {
+        1..=2
+    } else {
+        2..=2
+    };
+    if !wanted.contains(&types.len()) {
+        let why = if channel == ChannelType::Pmem {
+            "expected the first tier's type (the pmem channel has one tier)"
+        } else {
+            "expected two types: the first tier's and the second's"
+        };
+        return Err(invalid("storage.tiers.types", &types_raw, why));
     }
     let threshold_raw = get("storage.migrate.threshold");
     let threshold: f64 = threshold_raw.trim().parse().map_err(|_| {
