@@ -113,6 +113,36 @@ fn producer_perf_then_consumer_perf() {
         .map(String::from)
         .collect();
     assert_eq!(row[4], "20000", "{out}");
+    let summary_rebalance: u64 = row[6].parse().unwrap();
+    assert!(summary_rebalance > 0, "joining a group takes time: {out}");
+    // Detailed rows count the same join as rebalance time of the first window, not as fetch
+    // time, as the summary does.
+    let out = strata(&[
+        "consumer-perf",
+        "--bootstrap-server",
+        &broker.addr,
+        "--topic",
+        "perf",
+        "--messages",
+        "20000",
+        "--group",
+        "perf-group-detailed",
+        "--show-detailed-stats",
+        "--reporting-interval",
+        "1",
+    ]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(", ").collect())
+        .collect();
+    assert!(!rows.is_empty(), "{out}");
+    let first_rebalance: u64 = rows[0][6].parse().unwrap();
+    assert!(
+        first_rebalance > 0,
+        "the first row holds the join (the summary said {summary_rebalance} ms): {out}"
+    );
+    assert!(rows.iter().skip(1).all(|r| r[6] == "0"), "{out}");
     // Several bench consumers in one group share the records of a shared topic.
     let json = broker.dir.path().join("group-bench.json");
     strata(&[
@@ -233,4 +263,47 @@ fn bench_writes_json_and_svg() {
         out.contains("consumer bench: 3 clients, 30000 records"),
         "{out}"
     );
+}
+
+#[test]
+fn a_run_shorter_than_a_second_still_draws_its_throughput() {
+    let broker = BrokerProcess::start(&[]);
+    let json = broker.dir.path().join("short.json");
+    let svg = broker.dir.path().join("short.svg");
+    let out = strata(&[
+        "bench",
+        "--bootstrap-server",
+        &broker.addr,
+        "--threads",
+        "1",
+        "--type",
+        "producer",
+        "--num-records",
+        "2000",
+        "--record-size",
+        "100",
+        "--json",
+        json.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(out.contains("aggregate: "), "{out}");
+    let data: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        !data["samples"].as_array().unwrap().is_empty(),
+        "the last, partial second is a sample: {data}"
+    );
+    let drawing = std::fs::read_to_string(&svg).unwrap();
+    let line = drawing
+        .lines()
+        .find(|l| l.contains("<polyline") && l.contains("stroke=\"#0000FF\""))
+        .unwrap_or_else(|| panic!("no throughput line in {drawing}"));
+    let points = line
+        .split("points=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    assert!(points.split_whitespace().count() >= 2, "{line}");
 }

@@ -304,6 +304,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 }
                 (last_records, last_bytes, last_t) = (records, bytes, Instant::now());
             }
+            // The last, partial interval (a run shorter than a second has only this one).
+            let (records, bytes) = (
+                progress.records.load(Ordering::Relaxed),
+                progress.bytes.load(Ordering::Relaxed),
+            );
+            let dt = last_t.elapsed().as_secs_f64();
+            if records > last_records && dt > 0.0 {
+                samples.push(Sample {
+                    t_s: started.elapsed().as_secs_f64(),
+                    records_per_s: (records - last_records) as f64 / dt,
+                    mb_per_s: (bytes - last_bytes) as f64 / MB / dt,
+                });
+            }
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

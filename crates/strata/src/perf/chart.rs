@@ -16,8 +16,28 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample], summary: &Summary) -> 
         .map_err(|e| anyhow!("{e}"))?;
     let (upper, lower) = root.split_vertically(400);
 
-    let t_max = samples.iter().map(|s| s.t_s).fold(1.0, f64::max);
-    let y_max = samples.iter().map(|s| s.mb_per_s).fold(1.0, f64::max) * 1.1;
+    // A run too short for two samples is drawn as its average over its length.
+    let average;
+    let samples = if samples.len() >= 2 {
+        samples
+    } else {
+        let end = summary.elapsed_s.max(0.001);
+        average = [
+            Sample {
+                t_s: 0.0,
+                records_per_s: summary.records_per_s,
+                mb_per_s: summary.mb_per_s,
+            },
+            Sample {
+                t_s: end,
+                records_per_s: summary.records_per_s,
+                mb_per_s: summary.mb_per_s,
+            },
+        ];
+        &average[..]
+    };
+    let t_max = samples.iter().map(|s| s.t_s).fold(0.001, f64::max);
+    let y_max = samples.iter().map(|s| s.mb_per_s).fold(0.001, f64::max) * 1.1;
     let mut chart = ChartBuilder::on(&upper)
         .caption("throughput over time", ("sans-serif", 16))
         .margin(10)
@@ -36,6 +56,13 @@ pub fn draw(path: &Path, title: &str, samples: &[Sample], summary: &Summary) -> 
             samples.iter().map(|s| (s.t_s, s.mb_per_s)),
             &BLUE,
         ))
+        .map_err(|e| anyhow!("{e}"))?;
+    chart
+        .draw_series(
+            samples
+                .iter()
+                .map(|s| Circle::new((s.t_s, s.mb_per_s), 3, BLUE.filled())),
+        )
         .map_err(|e| anyhow!("{e}"))?;
 
     let percentiles = [

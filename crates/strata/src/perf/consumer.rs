@@ -174,7 +174,8 @@ pub fn run(args: ConsumerPerfArgs) -> Result<ConsumerSummary> {
     let mut last_message = Instant::now();
     let timeout = Duration::from_millis(args.timeout);
     let interval = Duration::from_millis(args.reporting_interval.max(1));
-    let (mut window_start, mut window_messages, mut window_bytes) = (Instant::now(), 0u64, 0u64);
+    // The first window starts with the run, so that it holds the rebalance time.
+    let (mut window_start, mut window_messages, mut window_bytes) = (start, 0u64, 0u64);
     while messages < args.messages {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
@@ -195,16 +196,25 @@ pub fn run(args: ConsumerPerfArgs) -> Result<ConsumerSummary> {
                     && window_start.elapsed() >= interval
                 {
                     let secs = window_start.elapsed().as_secs_f64();
+                    // As Kafka's tool: the time spent joining before the first record counts as
+                    // rebalance time of the window it fell in, and the fetch rates are over the
+                    // rest of the window (so the rows add up to the summary's figures).
+                    let rebalance_s = match first_message {
+                        Some(first) if first > window_start => (first - window_start).as_secs_f64(),
+                        _ => 0.0,
+                    };
+                    let fetch_s = (secs - rebalance_s).max(1e-9);
                     println!(
-                        "{}, 0, {:.4}, {:.4}, {}, {:.4}, 0, {}, {:.4}, {:.4}",
+                        "{}, 0, {:.4}, {:.4}, {}, {:.4}, {}, {}, {:.4}, {:.4}",
                         format_time(SystemTime::now()),
                         bytes as f64 / MB,
                         window_bytes as f64 / MB / secs,
                         messages,
                         window_messages as f64 / secs,
-                        (secs * 1000.0) as u64,
-                        window_bytes as f64 / MB / secs,
-                        window_messages as f64 / secs
+                        (rebalance_s * 1000.0) as u64,
+                        (fetch_s * 1000.0) as u64,
+                        window_bytes as f64 / MB / fetch_s,
+                        window_messages as f64 / fetch_s
                     );
                     (window_start, window_messages, window_bytes) = (Instant::now(), 0, 0);
                 }
