@@ -579,7 +579,9 @@ fn bad_config_stops_startup_naming_key_and_value_and_unknown_keys_warn() {
     let config = dir.path().join("server.properties");
     std::fs::write(
         &config,
-        format!("{data}\nlisteners=PLAINTEXT://127.0.0.1:0\nno.such.key=1\n"),
+        format!(
+            "{data}\nlisteners=PLAINTEXT://127.0.0.1:0\nno.such.key=1\nlog.retension.hours=1\n"
+        ),
     )
     .unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -601,7 +603,14 @@ fn bad_config_stops_startup_naming_key_and_value_and_unknown_keys_warn() {
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("unknown configuration key") && err.contains("no.such.key"),
+        err.contains("unknown configuration key no.such.key is ignored"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "unknown configuration key log.retension.hours is ignored (did you mean \
+             log.retention.hours?)"
+        ),
         "{err}"
     );
 }

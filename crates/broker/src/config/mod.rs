@@ -266,7 +266,12 @@ impl BrokerConfig {
                 || key.starts_with("group.")
                 || key.starts_with("transaction.");
             if !known {
-                tracing::warn!(key = %key, "unknown configuration key is ignored");
+                match did_you_mean(key) {
+                    Some(close) => tracing::warn!(
+                        "unknown configuration key {key} is ignored (did you mean {close}?)"
+                    ),
+                    None => tracing::warn!("unknown configuration key {key} is ignored"),
+                }
             }
         }
         let get = |k: &str| -> String {
@@ -471,6 +476,37 @@ impl BrokerConfig {
     }
 }
 
+/// Edit distance between two keys (insertions, deletions, substitutions).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The known key closest to an unknown one, when it is close enough to be a typo.
+fn did_you_mean(key: &str) -> Option<&'static str> {
+    let known = BROKER_DEFAULTS
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(TOPIC_CONFIGS.iter().filter_map(|d| d.broker_synonym));
+    known
+        .map(|k| (edit_distance(key, k), k))
+        .filter(|(d, k)| *d <= (k.len() / 5).clamp(1, 3))
+        .min()
+        .map(|(_, k)| k)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,6 +608,21 @@ mod tests {
         assert_eq!(t.pmem_pool_ratio, 0.8);
         assert!(!t.preallocate);
         assert_eq!(cfg(&[]).unwrap().tiers.channel, ChannelType::File);
+    }
+
+    #[test]
+    fn a_mistyped_key_gets_the_key_it_was_meant_to_be() {
+        assert_eq!(
+            did_you_mean("log.retension.hours"),
+            Some("log.retention.hours")
+        );
+        assert_eq!(did_you_mean("num.partition"), Some("num.partitions"));
+        assert_eq!(
+            did_you_mean("storage.tiers.frist.paths"),
+            Some("storage.tiers.first.paths")
+        );
+        assert_eq!(did_you_mean("no.such.key"), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -147,6 +147,26 @@ use background::read_checkpoint;
 use topic_meta::hex;
 pub use topic_meta::Channel;
 
+/// What recovery did to all logs at a start, for one summary line.
+#[derive(Debug, Default)]
+struct RecoveryTotals {
+    logs: usize,
+    segments_recovered: usize,
+    bytes_truncated: u64,
+    segments_dropped: usize,
+}
+
+impl RecoveryTotals {
+    fn add(&mut self, report: &crate::log::partition::RecoveryReport) {
+        if report.segments_recovered > 0 || report.segments_dropped > 0 {
+            self.logs += 1;
+        }
+        self.segments_recovered += report.segments_recovered;
+        self.bytes_truncated += report.bytes_truncated;
+        self.segments_dropped += report.segments_dropped;
+    }
+}
+
 impl LogManager {
     /// Opens every topic found on disk, recovering logs if the last shutdown was not clean.
     pub fn open(
@@ -156,6 +176,8 @@ impl LogManager {
     ) -> Result<Arc<LogManager>, LogError> {
         let locks = Self::lock_dirs(&*io, &config)?;
         let mut was_clean = true;
+        let recovery_started = std::time::Instant::now();
+        let mut recovered = RecoveryTotals::default();
         let mut recovery_points = HashMap::new();
         let mut start_offsets = HashMap::new();
         let mut high_watermarks = HashMap::new();
@@ -267,8 +289,21 @@ impl LogManager {
                     log.restore_high_watermark(Offset(*hw));
                 }
                 let report = log.recovery_report();
-                if report.segments_recovered > 0 {
-                    tracing::info!(topic = name, partition = p, ?report, "recovered log");
+                recovered.add(&report);
+                if report.bytes_truncated > 0 || report.segments_dropped > 0 {
+                    // Data past a crash point was cut: worth a line of its own.
+                    tracing::warn!(
+                        "recovered {name}-{p}: {} bytes of a torn tail truncated, {} segments \
+                         dropped, {} segments scanned",
+                        report.bytes_truncated,
+                        report.segments_dropped,
+                        report.segments_recovered
+                    );
+                } else if report.segments_recovered > 0 {
+                    tracing::debug!(
+                        "recovered {name}-{p}: {} segments scanned, nothing truncated",
+                        report.segments_recovered
+                    );
                 }
                 partitions.push(Arc::new(Partition::new(name, p, log_dir, log)));
             }
@@ -301,6 +336,17 @@ impl LogManager {
                     manager.remove_partition_dir(&dir.join(&name))?;
                 }
             }
+        }
+        if recovered.logs > 0 {
+            tracing::info!(
+                "recovered {} logs after an unclean shutdown in {} ms: {} segments scanned, {} \
+                 bytes truncated, {} segments dropped",
+                recovered.logs,
+                recovery_started.elapsed().as_millis(),
+                recovered.segments_recovered,
+                recovered.bytes_truncated,
+                recovered.segments_dropped
+            );
         }
         let manager = Arc::new(manager);
         manager.write_checkpoints()?;
