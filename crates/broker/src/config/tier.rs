@@ -5,11 +5,27 @@ use strata_storage::tier::{TierDir, TierId, TierSpec, TierType};
 
 use super::*;
 
-/// The capacity of the filesystem holding `path` (for a size of -1).
+/// What a tier directory of size -1 may hold: the space its device has free (for an
+/// unprivileged writer) plus what the directory's files already take, so that a device shared
+/// with other data is not counted whole, and a restart does not shrink the tier by its own data.
 fn device_capacity(path: &Path) -> Option<u64> {
-    rustix::fs::statvfs(path)
-        .ok()
-        .map(|s| s.f_blocks * s.f_frsize)
+    let s = rustix::fs::statvfs(path).ok()?;
+    Some((s.f_bavail * s.f_frsize).saturating_add(bytes_under(path)))
+}
+
+/// Bytes of the files under `dir` (its segments, when it is a tier directory).
+fn bytes_under(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => bytes_under(&e.path()),
+            Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+            _ => 0,
+        })
+        .sum()
 }
 
 /// Creates (if needed) and checks a tier directory: it must be a writable directory.
@@ -76,7 +92,7 @@ fn tier_dirs(get: &dyn Fn(&str) -> String, tier: &str) -> Result<Vec<TierDir>, C
                 return Err(invalid(
                     &sizes_key,
                     &sizes_raw,
-                    "Each size must be positive, or -1 for the whole device",
+                    "Each size must be positive, or -1 for the device's free space",
                 ))
             }
         };
@@ -255,4 +271,31 @@ pub(super) fn parse_tiers(get: &dyn Fn(&str) -> String) -> Result<TierConfig, Co
         pmem_pool_ratio,
         preallocate,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tier_of_size_minus_one_is_the_free_space_plus_its_own_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("t-0");
+        std::fs::create_dir(&part).unwrap();
+        std::fs::write(part.join("00000000000000000000.log"), vec![1u8; 1 << 20]).unwrap();
+        let s = rustix::fs::statvfs(dir.path()).unwrap();
+        let (free, total) = (s.f_bavail * s.f_frsize, s.f_blocks * s.f_frsize);
+        let capacity = device_capacity(dir.path()).unwrap();
+        // Free space moves while the test runs (other writers): a generous tolerance.
+        let expected = free + (1 << 20);
+        assert!(
+            capacity.abs_diff(expected) < 256 << 20,
+            "{capacity} against {expected}"
+        );
+        assert!(
+            capacity <= total,
+            "never more than the device: {capacity} > {total}"
+        );
+        assert_eq!(bytes_under(dir.path()), 1 << 20);
+    }
 }
