@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rdkafka::consumer::Consumer;
 
 fn strata(args: &[&str]) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -306,4 +307,73 @@ fn a_run_shorter_than_a_second_still_draws_its_throughput() {
         .next()
         .unwrap();
     assert!(points.split_whitespace().count() >= 2, "{line}");
+}
+
+/// `strata bench --hosts` with an "ssh" that runs the command here: two hosts' benches, merged.
+#[test]
+fn bench_on_several_hosts_reports_them_together() {
+    let broker = BrokerProcess::start(&[]);
+    let fake_ssh = broker.dir.path().join("fake-ssh");
+    // `fake-ssh HOST COMMAND`: runs COMMAND here, as ssh would run it on HOST.
+    std::fs::write(&fake_ssh, "#!/bin/sh\nshift\nexec sh -c \"$*\"\n").unwrap();
+    std::fs::set_permissions(
+        &fake_ssh,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let json = broker.dir.path().join("hosts.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .env("STRATA_BENCH_SSH", &fake_ssh)
+        .args([
+            "bench",
+            "--bootstrap-server",
+            &broker.addr,
+            "--hosts",
+            "alpha,beta",
+            "--remote-strata",
+            env!("CARGO_BIN_EXE_strata"),
+            "--threads",
+            "2",
+            "--num-records",
+            "4000",
+            "--record-size",
+            "100",
+            "--producer-props",
+            "linger.ms=1",
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.starts_with("producer bench on 2 hosts: 2 clients each, 8000 records"),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("host alpha: ")),
+        "{text}"
+    );
+    assert!(text.lines().any(|l| l.starts_with("host beta: ")), "{text}");
+    let data: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(data["aggregate"]["records"], 8000);
+    assert_eq!(data["hosts"].as_array().unwrap().len(), 2);
+    let l = &data["aggregate"]["latency_ms"];
+    assert!(l["p50"].as_f64() <= l["p99"].as_f64() && l["p99"].as_f64() > Some(0.0));
+    // Each host wrote its own topics: bench-h0-*, bench-h1-*, 2000 records each.
+    let consumer = consumer(&broker.addr, &[]);
+    for topic in ["bench-h0-0", "bench-h0-1", "bench-h1-0", "bench-h1-1"] {
+        assert_eq!(
+            consumer
+                .fetch_watermarks(topic, 0, std::time::Duration::from_secs(5))
+                .unwrap(),
+            (0, 2000),
+            "{topic}"
+        );
+    }
 }

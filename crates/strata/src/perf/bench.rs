@@ -29,16 +29,19 @@ pub enum ClientType {
 
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
+    /// The broker to connect to (host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
     /// Number of clients, each on its own thread.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Whether the clients produce or consume.
     #[arg(long = "type", value_enum, default_value_t = ClientType::Producer)]
     pub client_type: ClientType,
     /// Records in total, shared evenly by the clients.
     #[arg(long)]
     pub num_records: u64,
+    /// Size of each record in bytes (producers).
     #[arg(long, default_value_t = 1024)]
     pub record_size: usize,
     /// Records per second in total; -1 means unthrottled.
@@ -60,8 +63,10 @@ pub struct BenchArgs {
     /// read --num-records. Without it each consumer assigns itself every partition of its topic.
     #[arg(long)]
     pub group: Option<String>,
+    /// Producer configs (librdkafka's names, Kafka's where they are the same).
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
     pub producer_props: Vec<String>,
+    /// Consumer configs (librdkafka's names, Kafka's where they are the same).
     #[arg(long, num_args = 1.., value_name = "KEY=VALUE")]
     pub consumer_props: Vec<String>,
     /// Where to write the results as JSON.
@@ -70,9 +75,19 @@ pub struct BenchArgs {
     /// Where to draw the SVG chart.
     #[arg(long)]
     pub svg: Option<PathBuf>,
-    /// Run the same bench on other hosts over ssh (not supported: all clients run here).
+    /// Run this bench on each of these hosts at once (comma-separated), over ssh, and report
+    /// them together: every host runs the options given here (its topics prefixed with its
+    /// index, `<prefix>-h<i>`, unless --shared-topic). The ssh command is $STRATA_BENCH_SSH
+    /// (default `ssh`); the binary on the hosts is --remote-strata.
     #[arg(long)]
     pub hosts: Option<String>,
+    /// With --hosts: the strata binary on the hosts.
+    #[arg(long, default_value = "strata")]
+    pub remote_strata: String,
+    /// Print only the results, as JSON with the latency histogram, on stdout (what --hosts
+    /// reads from each host).
+    #[arg(long, hide = true)]
+    pub emit_json: bool,
 }
 
 /// Parsed `--dynamic min:max:period`.
@@ -237,8 +252,8 @@ fn consume_client(
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if args.hosts.is_some() {
-        bail!("--hosts is not supported: run `strata bench` on each host");
+    if let Some(hosts) = &args.hosts {
+        return super::hosts::run(&args, hosts);
     }
     if args.threads == 0 {
         bail!("--threads must be at least 1");
@@ -403,26 +418,34 @@ pub fn run(args: BenchArgs) -> Result<()> {
         ClientType::Producer => "producer",
         ClientType::Consumer => "consumer",
     };
-    println!(
-        "{kind} bench: {} clients, {} records of {} bytes, {:.2} s",
-        args.threads, records, args.record_size, aggregate.elapsed_s
-    );
-    println!(
-        "aggregate: {:.1} records/sec ({:.2} MB/sec), latency ms avg {:.2} max {:.2} p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2}",
-        aggregate.records_per_s,
-        aggregate.mb_per_s,
-        aggregate.latency_avg_ms,
-        aggregate.latency_max_ms,
-        aggregate.p50_ms,
-        aggregate.p95_ms,
-        aggregate.p99_ms,
-        aggregate.p999_ms
-    );
+    let mut lines = vec![
+        format!(
+            "{kind} bench: {} clients, {} records of {} bytes, {:.2} s",
+            args.threads, records, args.record_size, aggregate.elapsed_s
+        ),
+        aggregate_line(&aggregate),
+    ];
     for (n, o) in outcomes.iter().enumerate() {
-        println!(
+        lines.push(format!(
             "client {n} ({}): {:.1} records/sec ({:.2} MB/sec), latency ms p50 {:.2} p99 {:.2} p99.9 {:.2}",
             o.topic, o.summary.records_per_s, o.summary.mb_per_s, o.summary.p50_ms, o.summary.p99_ms, o.summary.p999_ms
-        );
+        ));
+    }
+    if args.emit_json {
+        // Stdout carries the results alone; the report goes to stderr.
+        for l in &lines {
+            eprintln!("{l}");
+        }
+        let mut report = to_json(&args, kind, &aggregate, &outcomes, &samples, errors);
+        report["histogram"] = histogram
+            .iter_recorded()
+            .map(|v| serde_json::json!([v.value_iterated_to(), v.count_at_value()]))
+            .collect();
+        println!("{report}");
+    } else {
+        for l in &lines {
+            println!("{l}");
+        }
     }
     if let Some(path) = &args.json {
         std::fs::write(
@@ -450,7 +473,15 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
-fn summary_json(s: &Summary) -> serde_json::Value {
+/// The `aggregate:` line of a bench's report.
+pub(super) fn aggregate_line(a: &Summary) -> String {
+    format!(
+        "aggregate: {:.1} records/sec ({:.2} MB/sec), latency ms avg {:.2} max {:.2} p50 {:.2} p95 {:.2} p99 {:.2} p99.9 {:.2}",
+        a.records_per_s, a.mb_per_s, a.latency_avg_ms, a.latency_max_ms, a.p50_ms, a.p95_ms, a.p99_ms, a.p999_ms
+    )
+}
+
+pub(super) fn summary_json(s: &Summary) -> serde_json::Value {
     serde_json::json!({
         "records": s.records,
         "bytes": s.bytes,

@@ -16,8 +16,11 @@ use super::stats::MB;
 
 #[derive(Debug, Args, Clone)]
 pub struct ConsumerPerfArgs {
+    /// The broker to connect to (host:port); the same as `bootstrap.servers` in
+    /// --consumer.config.
     #[arg(long)]
     pub bootstrap_server: Option<String>,
+    /// The topic to consume from.
     #[arg(long)]
     pub topic: String,
     /// Number of messages to consume.

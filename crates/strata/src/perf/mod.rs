@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod chart;
 pub mod consumer;
+pub mod hosts;
 pub mod producer;
 pub mod stats;
