@@ -10,6 +10,18 @@
 
 use std::fmt;
 
+/// Each unit prints as its number.
+macro_rules! display_as_number {
+    ($($unit:ty),*) => {
+        $(impl fmt::Display for $unit {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        })*
+    };
+}
+display_as_number!(Offset, LeaderEpoch, FilePosition, ProducerId);
+
 /// A record's offset in a partition's log (Kafka's `long` offsets; -1 is "none" on the wire,
 /// never a valid `Offset` in the log).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -41,12 +53,6 @@ impl Offset {
     }
 }
 
-impl fmt::Display for Offset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// A partition's leader epoch (Kafka's `int32`, -1 on the wire for "unknown").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct LeaderEpoch(pub i32);
@@ -59,12 +65,6 @@ impl LeaderEpoch {
 
     pub const fn get(self) -> i32 {
         self.0
-    }
-}
-
-impl fmt::Display for LeaderEpoch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 
@@ -82,12 +82,6 @@ impl FilePosition {
     }
 }
 
-impl fmt::Display for FilePosition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 /// An idempotent or transactional producer's id (Kafka's `int64`, -1 for none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ProducerId(pub i64);
@@ -98,12 +92,6 @@ impl ProducerId {
 
     pub const fn get(self) -> i64 {
         self.0
-    }
-}
-
-impl fmt::Display for ProducerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
     }
 }
 

@@ -27,6 +27,16 @@ pub enum ClientType {
     Consumer,
 }
 
+impl ClientType {
+    /// The name `--type` takes and reports use.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientType::Producer => "producer",
+            ClientType::Consumer => "consumer",
+        }
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct BenchArgs {
     /// The broker to connect to (host:port).
@@ -414,10 +424,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         errors += o.errors;
     }
     let aggregate = summarize(records, bytes, elapsed, sum_us, max_us, &histogram);
-    let kind = match args.client_type {
-        ClientType::Producer => "producer",
-        ClientType::Consumer => "consumer",
-    };
+    let kind = args.client_type.name();
     let mut lines = vec![
         format!(
             "{kind} bench: {} clients, {} records of {} bytes, {:.2} s",
@@ -518,8 +525,16 @@ fn to_json(
             v["topic"] = serde_json::Value::from(o.topic.clone());
             v
         }).collect::<Vec<_>>(),
-        "samples": samples.iter().map(|s| serde_json::json!({"t_s": s.t_s, "records_per_s": s.records_per_s, "mb_per_s": s.mb_per_s})).collect::<Vec<_>>(),
+        "samples": samples_json(samples),
     })
+}
+
+/// Throughput samples as the JSON results list them.
+pub(super) fn samples_json(samples: &[Sample]) -> serde_json::Value {
+    samples
+        .iter()
+        .map(|s| serde_json::json!({"t_s": s.t_s, "records_per_s": s.records_per_s, "mb_per_s": s.mb_per_s}))
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 
-use super::bench::{aggregate_line, summary_json, BenchArgs, ClientType, Sample};
+use super::bench::{aggregate_line, samples_json, summary_json, BenchArgs, Sample};
 use super::stats::{summarize, Summary};
 
 /// The `strata bench` command line a host runs.
@@ -25,10 +25,7 @@ fn remote_command(args: &BenchArgs, host_index: usize) -> Vec<String> {
         "--threads".into(),
         args.threads.to_string(),
         "--type".into(),
-        match args.client_type {
-            ClientType::Producer => "producer".into(),
-            ClientType::Consumer => "consumer".into(),
-        },
+        args.client_type.name().into(),
         "--num-records".into(),
         args.num_records.to_string(),
         "--record-size".into(),
@@ -177,10 +174,7 @@ pub fn run(args: &BenchArgs, hosts: &str) -> Result<()> {
             mb_per_s: *m,
         })
         .collect();
-    let kind = match args.client_type {
-        ClientType::Producer => "producer",
-        ClientType::Consumer => "consumer",
-    };
+    let kind = args.client_type.name();
     println!(
         "{kind} bench on {} hosts: {} clients each, {records} records of {} bytes, {:.2} s",
         results.len(),
@@ -216,7 +210,7 @@ pub fn run(args: &BenchArgs, hosts: &str) -> Result<()> {
             "record_size": args.record_size,
             "errors": errors,
             "aggregate": summary_json(&aggregate),
-            "samples": samples.iter().map(|s| serde_json::json!({"t_s": s.t_s, "records_per_s": s.records_per_s, "mb_per_s": s.mb_per_s})).collect::<Vec<_>>(),
+            "samples": samples_json(&samples),
         });
         std::fs::write(path, serde_json::to_string_pretty(&report)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
