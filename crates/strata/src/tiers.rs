@@ -189,6 +189,13 @@ fn scan(dir: &Path, tier: &'static str, rows: &mut Vec<SegmentRow>, moves: &mut 
     }
 }
 
+/// Segments by topic, partition number (not text: 2 before 10) and base offset.
+fn sort_rows(rows: &mut [SegmentRow]) {
+    rows.sort_by(|a, b| {
+        (&a.topic, a.partition, a.base_offset).cmp(&(&b.topic, b.partition, b.base_offset))
+    });
+}
+
 /// The pmem channel's pool in a tier directory: free files, files waiting to be zeroed, file size.
 fn pool_line(dir: &Path) -> Option<String> {
     let pool = dir.join(".pool");
@@ -374,9 +381,7 @@ pub fn run(args: TiersArgs) -> Result<()> {
         "{:<30} {:>9} {:>20} {:<7} {:>10} {:>10}",
         "topic", "partition", "base offset", "tier", "data", "age"
     )?;
-    rows.sort_by(|a, b| {
-        (&a.topic, a.partition, a.base_offset).cmp(&(&b.topic, b.partition, b.base_offset))
-    });
+    sort_rows(&mut rows);
     let now_ms = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -409,6 +414,30 @@ mod tests {
         assert_eq!(partition_of("my-topic-12"), Some(("my-topic".into(), 12)));
         assert_eq!(partition_of(".pool"), None);
         assert_eq!(partition_of("topic"), None);
+    }
+
+    #[test]
+    fn a_move_under_way_counts_once_and_partitions_sort_by_number() {
+        let tier = tempfile::tempdir().unwrap();
+        for p in ["t-10", "t-2"] {
+            std::fs::create_dir(tier.path().join(p)).unwrap();
+            std::fs::write(tier.path().join(p).join(format!("{:020}.log", 0)), b"").unwrap();
+        }
+        // One segment's copy: its .log, .index and .timeindex under way.
+        for ext in ["log", "index", "timeindex"] {
+            let name = format!("{:020}.{ext}.migrating", 40);
+            std::fs::write(tier.path().join("t-2").join(name), b"").unwrap();
+        }
+        let (mut rows, mut moves) = (Vec::new(), Vec::new());
+        scan(tier.path(), "second", &mut rows, &mut moves);
+        assert_eq!(moves.len(), 1);
+        assert_eq!(
+            (moves[0].partition_dir.as_str(), moves[0].base_offset),
+            ("t-2", 40)
+        );
+        sort_rows(&mut rows);
+        let order: Vec<i32> = rows.iter().map(|r| r.partition).collect();
+        assert_eq!(order, [2, 10]);
     }
 
     #[test]

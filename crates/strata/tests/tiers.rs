@@ -479,6 +479,14 @@ fn prometheus_metrics_show_tiers_and_migrations() {
         value(&body, "strata_tier_written_bytes_total", "tier=\"second\"") > 0.0,
         "migrations count as writes to the second tier: {body}"
     );
+    // Each move is logged at INFO, with where it went.
+    let log = broker.log();
+    assert!(
+        log.lines().any(|l| l.contains("INFO")
+            && l.contains("segment moved down to the second tier")
+            && l.contains("topic=watched")),
+        "{log}"
+    );
     for name in [
         "strata_tier_written_bytes_total",
         "strata_tier_used_bytes",
