@@ -5,6 +5,7 @@
 pub mod batch;
 pub mod clock;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod failure;
 pub mod io;

@@ -6,3 +6,4 @@ pub mod partition;
 pub mod producer_state;
 pub mod segment;
 pub mod segment_dirs;
+pub mod txn_index;
