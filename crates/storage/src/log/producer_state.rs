@@ -7,14 +7,23 @@
 //! and at shutdown, and rebuilt at startup from the latest snapshot plus the batch headers after
 //! it.
 //!
-//! Snapshot format (big-endian): `crc32c u32 | count u32 | count x entry`, where an entry is
-//! `producer_id i64 | epoch i16 | n u8 | n x (first_seq i32, last_seq i32, first_offset i64,
-//! last_offset i64) | last_timestamp i64`. The CRC covers everything after itself.
+//! A transactional producer's first batch of a transaction opens it (`current_txn_first_offset`)
+//! until its marker ends it (`complete_txn`); the oldest open transaction's first offset bounds
+//! the partition's last stable offset.
+//!
+//! Snapshot format (big-endian), version 1: `crc32c u32 | 0xFFFFFFFF | count u32 | count x
+//! entry`, where an entry is `producer_id i64 | epoch i16 | n u8 | n x (first_seq i32, last_seq
+//! i32, first_offset i64, last_offset i64) | last_timestamp i64 | txn_first_offset i64 (-1:
+//! none)`. Version 0 (still read) had no tag and no txn_first_offset. The CRC covers everything
+//! after itself.
 
 use std::collections::{BTreeMap, VecDeque};
 
 use crate::batch::BatchHeader;
 use crate::units::{Offset, ProducerId};
+
+/// The first word of a version-1 snapshot's body (version 0 began with the producer count).
+const SNAPSHOT_V1_TAG: u32 = u32::MAX;
 
 /// How many batches per producer are remembered for duplicate detection.
 pub const BATCHES_REMEMBERED: usize = 5;
@@ -32,6 +41,19 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchRecord>,
     pub last_timestamp: i64,
+    /// The first offset of the producer's open transaction, if one is open: nothing from it on
+    /// is stable until its marker is written.
+    pub current_txn_first_offset: Option<Offset>,
+}
+
+/// A transaction its marker ended (Kafka's `CompletedTxn`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: ProducerId,
+    pub first_offset: Offset,
+    /// The marker's offset.
+    pub last_offset: Offset,
+    pub aborted: bool,
 }
 
 /// What a producer's batch turns out to be.
@@ -151,18 +173,50 @@ impl ProducerStates {
             }
         }
         entry.last_timestamp = h.max_timestamp;
+        if h.is_transactional() && !h.is_control() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+        }
+    }
+
+    /// Ends the producer's open transaction with the marker at `marker_offset`; None when it has
+    /// none open (a marker may be written again after a coordinator's restart).
+    pub fn complete_txn(
+        &mut self,
+        producer_id: ProducerId,
+        marker_offset: Offset,
+        aborted: bool,
+    ) -> Option<CompletedTxn> {
+        let entry = self.producers.get_mut(&producer_id)?;
+        let first_offset = entry.current_txn_first_offset.take()?;
+        Some(CompletedTxn {
+            producer_id,
+            first_offset,
+            last_offset: marker_offset,
+            aborted,
+        })
+    }
+
+    /// The first offset of the oldest open transaction: the last stable offset can be no
+    /// higher.
+    pub fn first_unstable_offset(&self) -> Option<Offset> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
     }
 
     /// Forgets batches below `log_start_offset`; producers with nothing left are dropped.
     pub fn truncate_head(&mut self, log_start_offset: Offset) {
         self.producers.retain(|_, e| {
             e.batches.retain(|b| b.last_offset >= log_start_offset);
-            !e.batches.is_empty()
+            // A producer with an open transaction stays: its marker is still to come.
+            !e.batches.is_empty() || e.current_txn_first_offset.is_some()
         });
     }
 
     pub fn encode(&self) -> Vec<u8> {
         let mut body = Vec::new();
+        body.extend_from_slice(&SNAPSHOT_V1_TAG.to_be_bytes());
         body.extend_from_slice(&(self.producers.len() as u32).to_be_bytes());
         for (pid, e) in &self.producers {
             body.extend_from_slice(&pid.get().to_be_bytes());
@@ -175,6 +229,8 @@ impl ProducerStates {
                 body.extend_from_slice(&b.last_offset.get().to_be_bytes());
             }
             body.extend_from_slice(&e.last_timestamp.to_be_bytes());
+            let txn = e.current_txn_first_offset.map_or(-1, Offset::get);
+            body.extend_from_slice(&txn.to_be_bytes());
         }
         let mut out = crc32c::crc32c(&body).to_be_bytes().to_vec();
         out.extend_from_slice(&body);
@@ -194,7 +250,13 @@ impl ProducerStates {
             at += n;
             Some(s)
         };
-        let count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        let mut count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        // Version 1 begins with a tag and keeps open transactions; version 0 began with the
+        // count (and is still read: a broker upgraded in place keeps its snapshots).
+        let v1 = count == SNAPSHOT_V1_TAG;
+        if v1 {
+            count = u32::from_be_bytes(take(4)?.try_into().ok()?);
+        }
         let mut producers = BTreeMap::new();
         for _ in 0..count {
             let pid = ProducerId(i64::from_be_bytes(take(8)?.try_into().ok()?));
@@ -210,12 +272,19 @@ impl ProducerStates {
                 });
             }
             let last_timestamp = i64::from_be_bytes(take(8)?.try_into().ok()?);
+            let current_txn_first_offset = if v1 {
+                let first = i64::from_be_bytes(take(8)?.try_into().ok()?);
+                (first >= 0).then_some(Offset(first))
+            } else {
+                None
+            };
             producers.insert(
                 pid,
                 ProducerEntry {
                     epoch,
                     batches,
                     last_timestamp,
+                    current_txn_first_offset,
                 },
             );
         }
@@ -282,6 +351,79 @@ mod tests {
             s.check(&header(1, 4, 1, 1)),
             SequenceCheck::OutOfOrder { .. }
         ));
+    }
+
+    fn txn_header(pid: i64, seq: i32, n: i32) -> BatchHeader {
+        let values: Vec<&[u8]> = (0..n).map(|_| b"v".as_slice()).collect();
+        let records = encode_simple_records(&values, &vec![0; n as usize]);
+        BatchHeader::parse(&build_batch(
+            0,
+            crate::batch::ATTR_TRANSACTIONAL,
+            n - 1,
+            1,
+            1,
+            pid,
+            0,
+            seq,
+            n,
+            &records,
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn open_transactions_bound_the_stable_offset_until_their_markers() {
+        let mut s = ProducerStates::default();
+        s.update(&header(5, 0, 0, 2), Offset(0), Offset(1));
+        assert_eq!(s.first_unstable_offset(), None, "not transactional");
+        s.update(&txn_header(7, 0, 2), Offset(2), Offset(3));
+        s.update(&txn_header(8, 0, 1), Offset(4), Offset(4));
+        s.update(&txn_header(7, 2, 1), Offset(5), Offset(5));
+        assert_eq!(s.first_unstable_offset(), Some(Offset(2)));
+        assert_eq!(
+            s.complete_txn(ProducerId(7), Offset(6), true),
+            Some(CompletedTxn {
+                producer_id: ProducerId(7),
+                first_offset: Offset(2),
+                last_offset: Offset(6),
+                aborted: true
+            })
+        );
+        assert_eq!(s.first_unstable_offset(), Some(Offset(4)));
+        assert_eq!(
+            s.complete_txn(ProducerId(7), Offset(7), false),
+            None,
+            "none open"
+        );
+        // Retention does not forget a producer whose transaction is open.
+        s.truncate_head(Offset(100));
+        assert!(s.get(ProducerId(8)).is_some());
+        assert!(s.get(ProducerId(7)).is_none());
+        // The open transaction survives a snapshot.
+        let back = ProducerStates::decode(&s.encode()).unwrap();
+        assert_eq!(back.first_unstable_offset(), Some(Offset(4)));
+    }
+
+    #[test]
+    fn a_version_0_snapshot_is_still_read() {
+        // count 1 | pid 9 | epoch 1 | one batch (seq 0..1, offsets 10..11) | timestamp 5
+        let mut body = Vec::new();
+        body.extend_from_slice(&1u32.to_be_bytes());
+        body.extend_from_slice(&9i64.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes());
+        body.push(1);
+        for v in [0i32, 1] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        for v in [10i64, 11, 5] {
+            body.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut bytes = crc32c::crc32c(&body).to_be_bytes().to_vec();
+        bytes.extend_from_slice(&body);
+        let s = ProducerStates::decode(&bytes).unwrap();
+        let e = s.get(ProducerId(9)).unwrap();
+        assert_eq!((e.epoch, e.batches.len(), e.last_timestamp), (1, 1, 5));
+        assert_eq!(e.current_txn_first_offset, None);
     }
 
     #[test]
