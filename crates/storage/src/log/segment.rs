@@ -606,6 +606,7 @@ impl Segment {
         }
         io.remove_if_present(&index_path)?;
         io.remove_if_present(&time_path)?;
+        io.remove_if_present(&offset_file(self.dir(), self.base_offset, "txnindex"))?;
         // Make the removal durable, or a crash could bring the segment back.
         io.sync_dir(self.dir())
     }

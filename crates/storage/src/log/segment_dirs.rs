@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use crate::io::{offset_file, parse_offset_file, Io};
 
 /// The files of a segment, in the order they are renamed: the `.log` last, since its presence
-/// marks a complete copy.
-pub const SEGMENT_SUFFIXES: [&str; 3] = ["index", "timeindex", "log"];
+/// marks a complete copy. Only the `.log` is always there (indexes are rebuilt when missing; a
+/// segment without aborted transactions has no `.txnindex`).
+pub const SEGMENT_SUFFIXES: [&str; 4] = ["index", "timeindex", "txnindex", "log"];
 pub const MIGRATING_SUFFIX: &str = "migrating";
 
 pub(crate) fn migrating(path: &Path) -> PathBuf {
@@ -24,7 +25,7 @@ pub(crate) fn migrating(path: &Path) -> PathBuf {
 /// Deletes a segment's files from `dir` and makes that durable (step 4).
 pub fn delete_segment_files(io: &dyn Io, dir: &Path, base_offset: i64) -> io::Result<()> {
     // The .log goes first: without it a leftover index is never taken for a segment.
-    for suffix in ["log", "index", "timeindex"] {
+    for suffix in ["log", "index", "timeindex", "txnindex"] {
         let path = offset_file(dir, base_offset, suffix);
         if io.exists(&path) {
             io.remove_file(&path)?;
@@ -93,7 +94,9 @@ pub fn recover_segments(io: &dyn Io, dirs: &[PathBuf]) -> io::Result<MigrationRe
             let Some((base, ext)) = parse_offset_file(&name) else {
                 continue;
             };
-            if matches!(ext, "index" | "timeindex") && out.segments.get(&base) != Some(dir) {
+            if matches!(ext, "index" | "timeindex" | "txnindex")
+                && out.segments.get(&base) != Some(dir)
+            {
                 io.remove_file(&dir.join(&name))?;
                 out.orphans_removed += 1;
                 removed = true;

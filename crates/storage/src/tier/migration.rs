@@ -98,7 +98,9 @@ mod tests {
     use crate::batch::simple_batch;
     use crate::io::sim::SimIo;
     use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
-    use crate::units::{LeaderEpoch, Offset};
+    use crate::log::txn_index::{AbortedTxn, TransactionIndex};
+    use crate::units::{LeaderEpoch, Offset, ProducerId};
+    use std::sync::Arc;
 
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
@@ -124,6 +126,19 @@ mod tests {
         }
         segment.seal().unwrap();
         segment.flush().unwrap();
+        // An aborted transaction in the segment: its .txnindex moves with it.
+        let mut aborted =
+            TransactionIndex::open(Arc::new(io.clone()), &offset_file(dir, 100, "txnindex"))
+                .unwrap();
+        aborted
+            .append(AbortedTxn {
+                producer_id: ProducerId(7),
+                first_offset: Offset(103),
+                last_offset: Offset(108),
+                last_stable_offset: Offset(103),
+            })
+            .unwrap();
+        aborted.sync().unwrap();
         io.sync_dir(dir).unwrap();
         SEGMENT_SUFFIXES
             .iter()
