@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crate::batch::{self, BatchHeader, HEADER_SIZE, LOG_OVERHEAD};
 use crate::io::{offset_file, Io, IoFile, MAPPED_GROW_STEP};
 use crate::log::index::{OffsetEntry, OffsetIndex, TimeEntry, TimeIndex};
+use crate::log::txn_index::{AbortedSearch, AbortedTxn, TransactionIndex};
 use crate::units::{FilePosition, LeaderEpoch, Offset};
 
 /// The leader epoch of a partition that has had one leader since it was created (every log
@@ -84,6 +85,9 @@ pub struct Segment {
     bytes_since_last_index_entry: u64,
     index_interval_bytes: u64,
     max_leader_epoch: i32,
+    /// The aborted transactions whose markers are in this segment (`.txnindex`), created with
+    /// the first one.
+    txn_index: Option<TransactionIndex>,
 }
 
 /// Sizing of a segment's indexes.
@@ -147,6 +151,8 @@ impl Segment {
         index.reset()?;
         let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
         time_index.reset()?;
+        // A leftover of an earlier segment at this offset is not this one's.
+        io.remove_if_present(&offset_file(dir, base_offset, "txnindex"))?;
         // The new files' directory entries must be durable before any of their bytes count as
         // flushed: after power loss, a synced file without its entry is gone.
         io.sync_dir(dir)?;
@@ -187,6 +193,7 @@ impl Segment {
             bytes_since_last_index_entry: 0,
             index_interval_bytes: limits.index_interval_bytes,
             max_leader_epoch: limits.max_leader_epoch.get(),
+            txn_index: None,
         }
     }
 
@@ -216,6 +223,10 @@ impl Segment {
         let mut segment =
             Segment::assemble(base_offset, log_path, log, mode, index, time_index, limits);
         segment.size = file_len;
+        let txn_path = offset_file(dir, base_offset, "txnindex");
+        if io.exists(&txn_path) {
+            segment.txn_index = Some(TransactionIndex::open(io, &txn_path)?);
+        }
         let start = segment
             .index
             .last()?
@@ -322,6 +333,10 @@ impl Segment {
         self.size = position;
         self.index.persist()?;
         self.time_index.persist()?;
+        // Aborts whose markers were cut off are no longer in the log.
+        if let Some(t) = &mut self.txn_index {
+            t.truncate_to(Offset(self.next_offset))?;
+        }
         Ok(truncated)
     }
 
@@ -578,7 +593,31 @@ impl Segment {
         self.index.persist()?;
         self.time_index.persist()?;
         self.index.sync()?;
-        self.time_index.sync()
+        self.time_index.sync()?;
+        match &self.txn_index {
+            Some(t) => t.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Records an aborted transaction whose marker was just written to this segment, creating
+    /// the `.txnindex` with the first one (its directory entry made durable at once).
+    pub fn append_aborted(&mut self, io: &dyn Io, txn: AbortedTxn) -> io::Result<()> {
+        if self.txn_index.is_none() {
+            let path = offset_file(self.dir(), self.base_offset, "txnindex");
+            let index = TransactionIndex::open(io, &path)?;
+            io.sync_dir(self.dir())?;
+            self.txn_index = Some(index);
+        }
+        self.txn_index.as_mut().expect("opened above").append(txn)
+    }
+
+    /// The aborted transactions of this segment with records in `[fetch, upper)`.
+    pub fn aborted_between(&self, fetch: Offset, upper: Offset) -> AbortedSearch {
+        self.txn_index
+            .as_ref()
+            .map(|t| t.collect_aborted(fetch, upper))
+            .unwrap_or_default()
     }
 
     /// The segment stops being appended to: indexes go to disk and leave memory.
@@ -668,7 +707,9 @@ impl Segment {
 impl Segment {
     /// The files a flush syncs.
     pub fn files(&self) -> Vec<Arc<dyn IoFile>> {
-        vec![self.log.clone(), self.index.file(), self.time_index.file()]
+        let mut files = vec![self.log.clone(), self.index.file(), self.time_index.file()];
+        files.extend(self.txn_index.as_ref().map(TransactionIndex::file));
+        files
     }
 
     /// Cuts the log file back to `size` after a failed write (best effort).

@@ -71,7 +71,6 @@ pub struct AbortedSearch {
 
 #[derive(Debug)]
 pub struct TransactionIndex {
-    io: Arc<dyn Io>,
     path: PathBuf,
     file: Arc<dyn IoFile>,
     entries: Vec<AbortedTxn>,
@@ -80,7 +79,7 @@ pub struct TransactionIndex {
 impl TransactionIndex {
     /// Opens (creating when missing) the index at `path`. A trailing partial or unreadable entry
     /// (a torn write) is cut off.
-    pub fn open(io: Arc<dyn Io>, path: &Path) -> io::Result<TransactionIndex> {
+    pub fn open(io: &dyn Io, path: &Path) -> io::Result<TransactionIndex> {
         let file = io.open(path, true)?;
         let len = file.len()? as usize;
         let mut bytes = vec![0u8; len];
@@ -103,7 +102,6 @@ impl TransactionIndex {
             file.set_len(valid)?;
         }
         Ok(TransactionIndex {
-            io,
             path: path.to_path_buf(),
             file,
             entries,
@@ -177,8 +175,9 @@ impl TransactionIndex {
         self.file.sync_data()
     }
 
-    pub fn delete(self) -> io::Result<()> {
-        self.io.remove_if_present(&self.path)
+    /// The file, for a flush.
+    pub fn file(&self) -> Arc<dyn IoFile> {
+        self.file.clone()
     }
 }
 
@@ -200,11 +199,8 @@ mod tests {
     /// makes it).
     fn index(io: &SimIo) -> TransactionIndex {
         io.create_dir_durable(Path::new("/p")).unwrap();
-        let idx = TransactionIndex::open(
-            Arc::new(io.clone()),
-            Path::new("/p/00000000000000000000.txnindex"),
-        )
-        .unwrap();
+        let idx =
+            TransactionIndex::open(io, Path::new("/p/00000000000000000000.txnindex")).unwrap();
         io.sync_dir(Path::new("/p")).unwrap();
         idx
     }

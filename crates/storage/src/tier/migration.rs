@@ -100,7 +100,6 @@ mod tests {
     use crate::log::segment::{AppendedBatch, FileMode, Segment, SegmentLimits};
     use crate::log::txn_index::{AbortedTxn, TransactionIndex};
     use crate::units::{LeaderEpoch, Offset, ProducerId};
-    use std::sync::Arc;
 
     const LIMITS: SegmentLimits = SegmentLimits {
         index_interval_bytes: 64,
@@ -127,9 +126,7 @@ mod tests {
         segment.seal().unwrap();
         segment.flush().unwrap();
         // An aborted transaction in the segment: its .txnindex moves with it.
-        let mut aborted =
-            TransactionIndex::open(Arc::new(io.clone()), &offset_file(dir, 100, "txnindex"))
-                .unwrap();
+        let mut aborted = TransactionIndex::open(io, &offset_file(dir, 100, "txnindex")).unwrap();
         aborted
             .append(AbortedTxn {
                 producer_id: ProducerId(7),

@@ -233,7 +233,7 @@ impl PartitionLog {
     /// Writes batches whose offsets are assigned (`bufs` holds their bytes, in order) with one
     /// write, rolling first when the active segment is due; records them in the indexes and
     /// the producers' state. Returns whether `flush.messages` or `flush.ms` asks for a flush.
-    fn write_batches(
+    pub(super) fn write_batches(
         &mut self,
         bufs: &[&[u8]],
         headers: &[BatchHeader],

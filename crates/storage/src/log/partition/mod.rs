@@ -198,6 +198,7 @@ mod flush;
 mod open;
 mod retention;
 mod truncate;
+mod txn;
 
 impl PartitionLog {
     /// Makes the log read the time from `clock` (simulated tests control time this way).

@@ -1,0 +1,107 @@
+//! Transaction markers in the log and the aborted transactions a `read_committed` fetch must
+//! hear of (the coordinator that writes the markers comes with issue 12).
+
+use super::*;
+use crate::control::{end_txn_marker_batch, ControlType, EndTxnMarker};
+use crate::log::producer_state::CompletedTxn;
+use crate::log::txn_index::AbortedTxn;
+
+impl PartitionLog {
+    /// Writes the marker that ends `producer_id`'s transaction at the log end (Kafka's
+    /// WriteTxnMarkers on a leader). The producer's open transaction, if any, is completed; an
+    /// abort is recorded in the active segment's `.txnindex`, with the last stable offset once it
+    /// completed (the oldest other open transaction's first offset, else just past the marker).
+    /// A marker of an older producer epoch than the log knows is refused.
+    pub fn append_txn_marker(
+        &mut self,
+        producer_id: ProducerId,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        now_ms: i64,
+    ) -> Result<(AppendInfo, Option<CompletedTxn>), AppendError> {
+        if let Some(dir) = self.offline() {
+            return Err(AppendError::Offline { dir });
+        }
+        if let Some(current) = self.producers.get(producer_id).map(|e| e.epoch) {
+            if producer_epoch < current {
+                return Err(AppendError::InvalidProducerEpoch {
+                    producer_id,
+                    current,
+                    got: producer_epoch,
+                });
+            }
+        }
+        let epoch = self.leader_epoch();
+        let offset = self.log_end_offset();
+        if self.leader_epochs.latest_epoch() != Some(epoch) {
+            let assigned = self.leader_epochs.assign(epoch, offset);
+            self.fail_stop(&self.dir, assigned)?;
+        }
+        let mut bytes = end_txn_marker_batch(producer_id.get(), producer_epoch, marker, now_ms);
+        // The offset and the leader epoch go into the first 16 bytes, outside the CRC.
+        bytes[0..8].copy_from_slice(&offset.get().to_be_bytes());
+        bytes[12..16].copy_from_slice(&epoch.get().to_be_bytes());
+        let header = batch::check_batch(&bytes)?;
+        let appended = AppendedBatch {
+            base_offset: offset.get(),
+            last_offset: offset.get(),
+            max_timestamp: now_ms,
+            size: bytes.len() as u32,
+        };
+        let needs_flush = self.write_batches(&[&bytes], &[header], &[appended], now_ms)?;
+        let aborted = marker.control == ControlType::Abort;
+        let completed = self.producers.complete_txn(producer_id, offset, aborted);
+        if let Some(txn) = completed.filter(|t| t.aborted) {
+            let last_stable_offset = self
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(offset.next());
+            let entry = AbortedTxn {
+                producer_id,
+                first_offset: txn.first_offset,
+                last_offset: offset,
+                last_stable_offset,
+            };
+            let io = self.io.clone();
+            let recorded = self.active_mut().append_aborted(&*io, entry);
+            let dir = self.active().dir().to_path_buf();
+            self.fail_stop(&dir, recorded)?;
+        }
+        Ok((
+            AppendInfo {
+                base_offset: offset,
+                last_offset: offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset,
+                duplicate: false,
+                needs_flush,
+            },
+            completed,
+        ))
+    }
+
+    /// The aborted transactions with records in `[fetch_offset, upper_bound)`, from the
+    /// `.txnindex` of the segment holding `fetch_offset` on, until one says the search is
+    /// complete (what a `read_committed` Fetch returns with its records).
+    pub fn aborted_transactions(
+        &self,
+        fetch_offset: Offset,
+        upper_bound: Offset,
+    ) -> Vec<AbortedTxn> {
+        let first = self
+            .segments
+            .range(..=fetch_offset)
+            .next_back()
+            .map(|(b, _)| *b)
+            .unwrap_or(fetch_offset);
+        let mut out = Vec::new();
+        for segment in self.segments.range(first..).map(|(_, s)| s) {
+            let search = segment.aborted_between(fetch_offset, upper_bound);
+            out.extend(search.aborted);
+            if search.complete {
+                break;
+            }
+        }
+        out
+    }
+}
