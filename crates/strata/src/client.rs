@@ -114,6 +114,15 @@ impl Client {
     }
 }
 
+/// An error as the tools print it: Kafka's name of the code, then the broker's message.
+pub fn error_text(code: i16, message: Option<&StrBytes>) -> String {
+    let name = error_name(code).unwrap_or_else(|| format!("error {code}"));
+    match message {
+        Some(m) => format!("{name}: {}", m.as_str()),
+        None => name,
+    }
+}
+
 /// Kafka's name of an error code (`UnknownTopicOrPartition`, ...), if it is a known one.
 pub fn error_name(code: i16) -> Option<String> {
     kafka_protocol::ResponseError::try_from_code(code).map(|e| format!("{e:?}"))

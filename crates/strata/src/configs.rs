@@ -15,7 +15,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use crate::client::Client;
+use crate::client::{error_text, Client};
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -128,12 +128,8 @@ pub async fn alter_configs(
     for r in response.responses {
         if r.error_code != 0 {
             bail!(
-                "Error while executing config command: {}{}",
-                crate::client::error_name(r.error_code).unwrap_or_default(),
-                r.error_message
-                    .as_ref()
-                    .map(|m| format!(": {}", m.as_str()))
-                    .unwrap_or_default()
+                "Error while executing config command: {}",
+                error_text(r.error_code, r.error_message.as_ref())
             );
         }
     }
@@ -211,12 +207,8 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
     for r in response.results {
         if r.error_code != 0 {
             bail!(
-                "cannot describe {kind} {name}: {}{}",
-                crate::client::error_name(r.error_code).unwrap_or_default(),
-                r.error_message
-                    .as_ref()
-                    .map(|m| format!(": {}", m.as_str()))
-                    .unwrap_or_default()
+                "cannot describe {kind} {name}: {}",
+                error_text(r.error_code, r.error_message.as_ref())
             );
         }
         let set_here = |c: &kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult| {

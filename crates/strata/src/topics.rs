@@ -13,7 +13,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
-use crate::client::Client;
+use crate::client::{error_text, Client};
 use crate::configs::{alter_configs, key_value};
 
 #[derive(Debug, Args)]
@@ -62,14 +62,6 @@ pub struct TopicsArgs {
     /// Leave out internal topics from --list and --describe.
     #[arg(long)]
     pub exclude_internal: bool,
-}
-
-fn error_text(code: i16, message: Option<&StrBytes>) -> String {
-    let name = crate::client::error_name(code).unwrap_or_default();
-    match message {
-        Some(m) => format!("{name}: {}", m.as_str()),
-        None => name,
-    }
 }
 
 fn topic(s: &str) -> TopicName {
