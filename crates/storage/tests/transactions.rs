@@ -150,3 +150,73 @@ fn a_marker_of_an_older_producer_epoch_is_refused() {
         Some(Offset(0))
     );
 }
+
+#[test]
+fn recovery_rebuilds_an_abort_entry_that_was_lost() {
+    let io = SimIo::new();
+    io.create_dir_durable(Path::new("/data")).unwrap();
+    let mut log = open(&io);
+    log.append(&txn_batch(7, 0, 3), 0).unwrap();
+    log.append(&txn_batch(8, 0, 1), 0).unwrap();
+    log.append_txn_marker(ProducerId(7), 0, marker(ControlType::Abort), 10)
+        .unwrap();
+    // Enough committed traffic afterwards to roll a few 2 KiB segments.
+    for seq in 0..40 {
+        log.append(&txn_batch(9, seq * 10, 10), 0).unwrap();
+        log.append_txn_marker(ProducerId(9), 0, marker(ControlType::Commit), 10)
+            .unwrap();
+    }
+    assert!(log.segment_count() > 2, "{} segments", log.segment_count());
+    let expected = log.aborted_transactions(Offset(0), log.log_end_offset());
+    assert_eq!(expected.len(), 1);
+    log.flush().unwrap();
+    drop(log);
+    // The abort's index entry is lost (as if never synced) and the shutdown was not clean.
+    let index = Path::new(DIR).join(format!("{:020}.txnindex", 0));
+    io.remove_file(&index).unwrap();
+    io.sync_dir(Path::new(DIR)).unwrap();
+    io.crash();
+    let config = LogConfig {
+        segment_bytes: 2048,
+        ..LogConfig::default()
+    };
+    let log = PartitionLog::open(
+        Arc::new(io.clone()),
+        Path::new(DIR),
+        "t",
+        0,
+        config.clone(),
+        false,
+        Offset::ZERO,
+        Offset::ZERO,
+    )
+    .unwrap();
+    assert_eq!(
+        log.aborted_transactions(Offset(0), log.log_end_offset()),
+        expected,
+        "recovery rebuilt the entry"
+    );
+    assert_eq!(
+        log.producer_states().first_unstable_offset(),
+        Some(Offset(3)),
+        "producer 8's transaction is still open"
+    );
+    // The rebuilt entry is durable: another crash keeps it, and a clean open does not add it twice.
+    drop(log);
+    io.crash();
+    let log = PartitionLog::open(
+        Arc::new(io.clone()),
+        Path::new(DIR),
+        "t",
+        0,
+        config,
+        true,
+        Offset::ZERO,
+        Offset::ZERO,
+    )
+    .unwrap();
+    assert_eq!(
+        log.aborted_transactions(Offset(0), log.log_end_offset()),
+        expected
+    );
+}

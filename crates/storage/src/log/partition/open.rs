@@ -105,6 +105,9 @@ impl PartitionLog {
         };
         let lim = log.limits();
         let mut truncated_at: Option<Offset> = None;
+        // The first segment recovery scans: producer state is replayed from a snapshot at or
+        // below it, so that the replay sees every recovered segment's markers.
+        let mut first_recovered: Option<Offset> = None;
         // Segments must continue one another exactly. A gap means a segment lost its tail (or
         // all of it) in a crash while a later one survived: nothing after the gap is kept.
         let mut expected: Option<Offset> = None;
@@ -127,6 +130,9 @@ impl PartitionLog {
             }
             let last = i + 1 == bases.len();
             let needs_recovery = !clean && next_base > recovery_point;
+            if needs_recovery {
+                first_recovered.get_or_insert(*base);
+            }
             let active = last || needs_recovery;
             let mut segment = Segment::open(&*io, &home(base), *base, active, lim, &mode(base))?;
             if needs_recovery {
@@ -195,11 +201,20 @@ impl PartitionLog {
         // Until told otherwise the log leads alone, as a single broker does.
         log.high_watermark = end;
         log.last_stable_offset = end;
-        log.load_producer_state(&snapshots)?;
+        let replay_from = first_recovered.unwrap_or(Offset::MAX);
+        log.load_producer_state(&snapshots, replay_from)?;
         Ok(log)
     }
 
-    pub(super) fn load_producer_state(&mut self, snapshots: &[Offset]) -> io::Result<()> {
+    /// Loads the producers' state from the newest snapshot at or below `at_most` (and the log's
+    /// end), then replays the batches after it: their sequences, open transactions and markers.
+    /// An abort marker whose `.txnindex` entry is missing (not synced before a crash) gets it
+    /// again, as Kafka rebuilds the index of the segments it recovers.
+    pub(super) fn load_producer_state(
+        &mut self,
+        snapshots: &[Offset],
+        at_most: Offset,
+    ) -> io::Result<()> {
         let end = self.log_end_offset();
         let mut from = self.log_start_offset;
         let mut sorted = snapshots.to_vec();
@@ -208,6 +223,10 @@ impl PartitionLog {
             let path = offset_file(&self.dir, offset.get(), "snapshot");
             if *offset > end {
                 self.io.remove_file(&path)?;
+                continue;
+            }
+            if *offset > at_most {
+                // Newer than the first recovered segment: the replay must start below it.
                 continue;
             }
             if let Some(state) = self
@@ -221,9 +240,10 @@ impl PartitionLog {
                 break;
             }
         }
-        // Replay the headers of batches after the snapshot.
+        // Replay the headers of batches after the snapshot (with each transaction marker, and
+        // the segment it is in).
         let mut headers = Vec::new();
-        for segment in self.segments.values() {
+        for (base, segment) in &self.segments {
             if segment.next_offset() <= from {
                 continue;
             }
@@ -237,14 +257,48 @@ impl PartitionLog {
                     break;
                 };
                 if h.has_producer_id() && h.last_offset() >= from.get() {
-                    headers.push(h);
+                    let marker = if h.is_control() {
+                        let whole = segment.read_bytes(position, h.total_size())?;
+                        crate::control::parse_end_txn_marker(&whole)
+                    } else {
+                        None
+                    };
+                    headers.push((*base, h, marker));
                 }
                 position = FilePosition(position.get() + h.total_size() as u64);
             }
         }
-        for h in headers {
+        for (base, h, marker) in headers {
             self.producers
                 .update(&h, Offset(h.base_offset), Offset(h.last_offset()));
+            let Some(marker) = marker else { continue };
+            let (producer_id, at) = (ProducerId(h.producer_id), Offset(h.base_offset));
+            let aborted = marker.control == crate::control::ControlType::Abort;
+            let Some(txn) = self.producers.complete_txn(producer_id, at, aborted) else {
+                continue;
+            };
+            if !txn.aborted {
+                continue;
+            }
+            let entry = crate::log::txn_index::AbortedTxn {
+                producer_id,
+                first_offset: txn.first_offset,
+                last_offset: at,
+                last_stable_offset: self.producers.first_unstable_offset().unwrap_or(at.next()),
+            };
+            let io = self.io.clone();
+            let segment = self.segments.get_mut(&base).expect("replayed from it");
+            let known = segment.aborted_between(Offset::ZERO, Offset::MAX);
+            match known.aborted.last() {
+                Some(last) if last.last_offset >= at => {
+                    // Indexed already (or the index is ahead of this marker: left as it is).
+                }
+                _ => {
+                    // Durable now: the recovery point moves past this segment at open.
+                    segment.append_aborted(&*io, entry)?;
+                    segment.flush()?;
+                }
+            }
         }
         Ok(())
     }

@@ -98,7 +98,7 @@ impl PartitionLog {
             .map(Offset)
             .collect();
         self.producers = ProducerStates::default();
-        self.load_producer_state(&snapshots)?;
+        self.load_producer_state(&snapshots, Offset::MAX)?;
         self.assert_invariants();
         self.io.sync_dir(&self.dir)
     }
