@@ -15,7 +15,8 @@ use strata_storage::{AppendError, LogConfig, PartitionLog};
 
 const DIR: &str = "/data/t-0";
 
-fn open(io: &SimIo) -> PartitionLog {
+/// The log in `DIR` with 2 KiB segments, opened after a clean shutdown or not.
+fn open_log(io: &SimIo, clean: bool) -> PartitionLog {
     let config = LogConfig {
         segment_bytes: 2048,
         ..LogConfig::default()
@@ -26,11 +27,15 @@ fn open(io: &SimIo) -> PartitionLog {
         "t",
         0,
         config,
-        true,
+        clean,
         Offset::ZERO,
         Offset::ZERO,
     )
     .unwrap()
+}
+
+fn open(io: &SimIo) -> PartitionLog {
+    open_log(io, true)
 }
 
 /// A transactional batch of `n` records of producer `pid` (epoch 0) from sequence `seq`.
@@ -176,21 +181,7 @@ fn recovery_rebuilds_an_abort_entry_that_was_lost() {
     io.remove_file(&index).unwrap();
     io.sync_dir(Path::new(DIR)).unwrap();
     io.crash();
-    let config = LogConfig {
-        segment_bytes: 2048,
-        ..LogConfig::default()
-    };
-    let log = PartitionLog::open(
-        Arc::new(io.clone()),
-        Path::new(DIR),
-        "t",
-        0,
-        config.clone(),
-        false,
-        Offset::ZERO,
-        Offset::ZERO,
-    )
-    .unwrap();
+    let log = open_log(&io, false);
     assert_eq!(
         log.aborted_transactions(Offset(0), log.log_end_offset()),
         expected,
@@ -204,17 +195,7 @@ fn recovery_rebuilds_an_abort_entry_that_was_lost() {
     // The rebuilt entry is durable: another crash keeps it, and a clean open does not add it twice.
     drop(log);
     io.crash();
-    let log = PartitionLog::open(
-        Arc::new(io.clone()),
-        Path::new(DIR),
-        "t",
-        0,
-        config,
-        true,
-        Offset::ZERO,
-        Offset::ZERO,
-    )
-    .unwrap();
+    let log = open_log(&io, true);
     assert_eq!(
         log.aborted_transactions(Offset(0), log.log_end_offset()),
         expected
