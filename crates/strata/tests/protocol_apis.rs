@@ -254,6 +254,26 @@ fn list_offsets_max_timestamp_and_fetch_by_topic_id() {
             (1, 9000),
             "first record at or after 6000"
         );
+        assert!(
+            p.iter().all(|p| p.leader_epoch == 0 && p.error_code == 0),
+            "the epoch each offset was written in: {p:?}"
+        );
+        // A client ahead of the log's epoch is told so, as by Fetch.
+        let ahead = client
+            .send(
+                ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(name("ids"))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(0)
+                        .with_current_leader_epoch(1)
+                        .with_timestamp(-1)])]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            ahead.topics[0].partitions[0].error_code,
+            kafka_protocol::ResponseError::UnknownLeaderEpoch.code()
+        );
 
         let metadata = client
             .send(MetadataRequest::default().with_topics(Some(vec![

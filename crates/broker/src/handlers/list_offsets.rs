@@ -34,12 +34,20 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
                 out.partitions.push(r);
                 continue;
             };
-            if p.current_leader_epoch > 0 {
+            let log = partition.log();
+            // As Fetch: a newer epoch than the log's is unknown, an older one fenced (-1: the
+            // client does not say).
+            let current = log.leader_epoch().get();
+            if p.current_leader_epoch > current {
                 r.error_code = ResponseError::UnknownLeaderEpoch.code();
                 out.partitions.push(r);
                 continue;
             }
-            let log = partition.log();
+            if p.current_leader_epoch >= 0 && p.current_leader_epoch < current {
+                r.error_code = ResponseError::FencedLeaderEpoch.code();
+                out.partitions.push(r);
+                continue;
+            }
             let answer: Result<Option<(Offset, i64)>, std::io::Error> = match p.timestamp {
                 LATEST => Ok(Some((log.high_watermark(), -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
@@ -53,7 +61,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
                     r.offset = offset.get();
                     r.timestamp = timestamp;
                     if ctx.version >= 4 {
-                        r.leader_epoch = 0;
+                        r.leader_epoch = log.epoch_for_offset(offset).get();
                     }
                 }
                 Ok(None) => {}

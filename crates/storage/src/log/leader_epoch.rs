@@ -78,6 +78,15 @@ impl LeaderEpochCache {
         self.entries.last().map(|e| e.epoch)
     }
 
+    /// The epoch `offset` was written in: the newest recorded epoch beginning at or below it.
+    pub fn epoch_for(&self, offset: Offset) -> Option<LeaderEpoch> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.start_offset <= offset)
+            .map(|e| e.epoch)
+    }
+
     /// Records that `epoch` begins at `start_offset`, when it is newer than every recorded epoch.
     /// An entry for an older or the same epoch changes nothing. Entries at or past
     /// `start_offset` of older epochs (left by a truncation that was not recorded) are dropped.
@@ -202,6 +211,9 @@ mod tests {
             Some(LeaderEpoch(5)),
             "an older epoch is not recorded"
         );
+        assert_eq!(c.epoch_for(Offset(99)), Some(LeaderEpoch(0)));
+        assert_eq!(c.epoch_for(Offset(100)), Some(LeaderEpoch(3)));
+        assert_eq!(c.epoch_for(Offset(1000)), Some(LeaderEpoch(5)));
     }
 
     #[test]

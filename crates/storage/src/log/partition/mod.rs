@@ -327,6 +327,16 @@ impl PartitionLog {
     pub fn leader_epochs(&self) -> &LeaderEpochCache {
         &self.leader_epochs
     }
+    /// The leader epoch `offset` was (or, at the log end, will be) written in, as ListOffsets
+    /// reports it; a log that recorded no epoch was led with epoch 0.
+    pub fn epoch_for_offset(&self, offset: Offset) -> LeaderEpoch {
+        if offset >= self.log_end_offset() {
+            return self.leader_epoch();
+        }
+        self.leader_epochs
+            .epoch_for(offset)
+            .unwrap_or(LeaderEpoch::INITIAL)
+    }
     /// Where `epoch` ends in this log (OffsetForLeaderEpoch, see
     /// [`LeaderEpochCache::end_offset_for`]). A log that has recorded no epoch yet has been led
     /// with epoch 0 from its start.
