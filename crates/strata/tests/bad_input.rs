@@ -325,6 +325,28 @@ fn bad_batches_get_kafka_error_codes_and_store_nothing() {
         "MESSAGE_TOO_LARGE"
     );
 
+    // A transactional batch (and a control batch, which is one too): no transaction can be
+    // open on the partition, so INVALID_TXN_STATE, as for a partition not added to one.
+    let txn = build_batch(0, 1 << 4, 1, 1, 1, 77, 0, 0, 2, &records);
+    assert_eq!(
+        produce_error(&mut raw, "strict", 0, txn).0,
+        48,
+        "INVALID_TXN_STATE"
+    );
+    let control = strata_storage::control::end_txn_marker_batch(
+        77,
+        0,
+        strata_storage::control::EndTxnMarker {
+            control: strata_storage::control::ControlType::Abort,
+            coordinator_epoch: 0,
+        },
+        1,
+    );
+    assert_eq!(
+        produce_error(&mut raw, "strict", 0, control).0,
+        48,
+        "a client's control batch is refused"
+    );
     assert_eq!(
         produce_error(&mut raw, "strict", 5, simple_batch(&[b"x"], 1)).0,
         3,

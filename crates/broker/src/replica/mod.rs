@@ -30,6 +30,14 @@ pub enum ProduceError {
     UnknownTopicOrPartition { topic: String, partition: i32 },
     #[error("records are null")]
     NullRecords,
+    /// A transactional batch of a producer with no transaction open on this partition: none
+    /// can be, before the transaction coordinator exists.
+    #[error("producer {producer_id} has no transaction open on {topic}-{partition}")]
+    InvalidTxnState {
+        producer_id: i64,
+        topic: String,
+        partition: i32,
+    },
     #[error(transparent)]
     Append(#[from] AppendError),
     /// The flush that `flush.messages` asked for could not start: the append is not
@@ -131,6 +139,17 @@ impl ReplicaManager {
             .and_then(|t| t.partition(partition))
             .ok_or_else(unknown)?;
         let records = records.ok_or(ProduceError::NullRecords)?;
+        // Every batch of a request comes from one producer: the first one's header says whether
+        // they are transactional (a header too short is refused by the append's validation).
+        if let Ok(h) = strata_storage::batch::BatchHeader::parse(records) {
+            if h.is_transactional() {
+                return Err(ProduceError::InvalidTxnState {
+                    producer_id: h.producer_id,
+                    topic: topic.to_string(),
+                    partition,
+                });
+            }
+        }
         let mut log = p.log();
         // An append is a copy into the page cache, done in the connection's task; one that
         // rolls the segment first syncs files, so it tells the runtime that this thread will
