@@ -400,83 +400,48 @@ fn delete_records_moves_the_low_watermark() {
     assert!(segment_files(&broker.data_dir(), "trim", 0).len() < 50 * 170 / 1024);
 }
 
-use common::strata_cli as strata;
+use common::strata_tool;
 
 #[test]
 fn topics_command_creates_lists_describes_alters_and_deletes() {
     let broker = BrokerProcess::start(&[]);
     let b = broker.addr.as_str();
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--create",
-        "--topic",
-        "events",
-        "--partitions",
-        "3",
-        "--config",
-        "retention.ms=60000",
-    ]);
+        &[
+            "--create",
+            "--topic",
+            "events",
+            "--partitions",
+            "3",
+            "--config",
+            "retention.ms=60000",
+        ],
+    );
     assert!(ok, "{err}");
     assert_eq!(out.trim(), "Created topic events.");
-    let (ok, _, err) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--create",
-        "--topic",
-        "events",
-    ]);
+    let (ok, _, err) = strata_tool("topics", b, &["--create", "--topic", "events"]);
     assert!(!ok);
     assert!(err.contains("TopicAlreadyExists"), "{err}");
-    let (ok, _, _) = strata(&[
+    let (ok, _, _) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--create",
-        "--topic",
-        "events",
-        "--if-not-exists",
-    ]);
+        &["--create", "--topic", "events", "--if-not-exists"],
+    );
     assert!(ok);
-    strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--create",
-        "--topic",
-        "audit",
-    ]);
-    let (_, out, _) = strata(&["topics", "--bootstrap-server", b, "--list"]);
+    strata_tool("topics", b, &["--create", "--topic", "audit"]);
+    let (_, out, _) = strata_tool("topics", b, &["--list"]);
     assert_eq!(out, "__consumer_offsets\naudit\nevents\n");
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--list",
-        "--exclude-internal",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--list", "--exclude-internal"]);
     assert_eq!(out, "audit\nevents\n");
-    let (ok, _, err) = strata(&[
+    let (ok, _, err) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--alter",
-        "--topic",
-        "events",
-        "--partitions",
-        "4",
-    ]);
+        &["--alter", "--topic", "events", "--partitions", "4"],
+    );
     assert!(ok, "{err}");
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "events",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--describe", "--topic", "events"]);
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].starts_with("Topic: events\tTopicId: "), "{out}");
     assert!(
@@ -488,27 +453,21 @@ fn topics_command_creates_lists_describes_alters_and_deletes() {
         "\tTopic: events\tPartition: 0\tLeader: 0\tReplicas: 0\tIsr: 0"
     );
     assert_eq!(lines.len(), 5);
-    let (ok, _, err) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--delete",
-        "--topic",
-        "events",
-    ]);
+    let (ok, _, err) = strata_tool("topics", b, &["--delete", "--topic", "events"]);
     assert!(ok, "{err}");
-    let (_, out, _) = strata(&["topics", "--bootstrap-server", b, "--list"]);
+    let (_, out, _) = strata_tool("topics", b, &["--list"]);
     assert_eq!(out, "__consumer_offsets\naudit\n");
-    let (ok, _, err) = strata(&[
+    let (ok, _, err) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--create",
-        "--topic",
-        "bad",
-        "--config",
-        "cleanup.policy=nonsense",
-    ]);
+        &[
+            "--create",
+            "--topic",
+            "bad",
+            "--config",
+            "cleanup.policy=nonsense",
+        ],
+    );
     assert!(!ok);
     assert!(
         err.contains("InvalidConfig") && err.contains("nonsense"),
@@ -620,64 +579,37 @@ fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
     let broker = BrokerProcess::start(&[]);
     let b = broker.addr.as_str();
     for t in ["orders-eu", "orders-us", "audit"] {
-        let (ok, _, err) = strata(&["topics", "--bootstrap-server", b, "--create", "--topic", t]);
+        let (ok, _, err) = strata_tool("topics", b, &["--create", "--topic", t]);
         assert!(ok, "{err}");
     }
     // --list and --describe take the --topic pattern (whole names), as kafka-topics.sh.
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--list",
-        "--topic",
-        "orders-.*",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--list", "--topic", "orders-.*"]);
     assert_eq!(out, "orders-eu\norders-us\n");
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--list",
-        "--topic",
-        "orders",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--list", "--topic", "orders"]);
     assert_eq!(out, "", "a pattern matches whole names");
-    let (ok, _, err) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "nothing.*",
-    ]);
+    let (ok, _, err) = strata_tool("topics", b, &["--describe", "--topic", "nothing.*"]);
     assert!(
         !ok && err.contains("Topic 'nothing.*' does not exist as expected"),
         "{err}"
     );
     // --alter --config without --partitions, on every matching topic.
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--alter",
-        "--topic",
-        "orders-.*",
-        "--config",
-        "retention.ms=5000",
-    ]);
+        &[
+            "--alter",
+            "--topic",
+            "orders-.*",
+            "--config",
+            "retention.ms=5000",
+        ],
+    );
     assert!(ok, "{err}");
     assert_eq!(
         out,
         "Updated config for topic orders-eu.\nUpdated config for topic orders-us.\n"
     );
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "orders-us",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--describe", "--topic", "orders-us"]);
     assert!(
         out.lines()
             .next()
@@ -685,24 +617,10 @@ fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
             .ends_with("Configs: retention.ms=5000"),
         "{out}"
     );
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "audit",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--describe", "--topic", "audit"]);
     assert!(out.lines().next().unwrap().ends_with("Configs: "), "{out}");
     // strata configs: the topic's own configs, then all of them with their sources.
-    let (ok, out, err) = strata(&[
-        "configs",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "orders-eu",
-    ]);
+    let (ok, out, err) = strata_tool("configs", b, &["--describe", "--topic", "orders-eu"]);
     assert!(ok, "{err}");
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
@@ -713,17 +631,18 @@ fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
         ],
         "{out}"
     );
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "configs",
-        "--bootstrap-server",
         b,
-        "--describe",
-        "--all",
-        "--entity-type",
-        "topics",
-        "--entity-name",
-        "orders-eu",
-    ]);
+        &[
+            "--describe",
+            "--all",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "orders-eu",
+        ],
+    );
     assert!(ok, "{err}");
     assert!(
         out.starts_with("All configs for topic orders-eu are:\n"),
@@ -736,48 +655,36 @@ fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
         "defaults are shown with their source: {out}"
     );
     // Removing the config brings the default back.
-    let (ok, _, err) = strata(&[
+    let (ok, _, err) = strata_tool(
         "topics",
-        "--bootstrap-server",
         b,
-        "--alter",
-        "--topic",
-        "orders-eu",
-        "--delete-config",
-        "retention.ms",
-    ]);
+        &[
+            "--alter",
+            "--topic",
+            "orders-eu",
+            "--delete-config",
+            "retention.ms",
+        ],
+    );
     assert!(ok, "{err}");
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "configs",
-        "--bootstrap-server",
         b,
-        "--alter",
-        "--topic",
-        "orders-us",
-        "--add-config",
-        "retention.ms=7000,segment.ms=60000",
-    ]);
+        &[
+            "--alter",
+            "--topic",
+            "orders-us",
+            "--add-config",
+            "retention.ms=7000,segment.ms=60000",
+        ],
+    );
     assert!(
         ok && out == "Completed updating config for topic orders-us.\n",
         "{out}{err}"
     );
-    let (_, out, _) = strata(&[
-        "configs",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "orders-eu",
-    ]);
+    let (_, out, _) = strata_tool("configs", b, &["--describe", "--topic", "orders-eu"]);
     assert_eq!(out, "Dynamic configs for topic orders-eu are:\n");
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--topic",
-        "orders-us",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--describe", "--topic", "orders-us"]);
     assert!(
         out.lines()
             .next()
@@ -786,32 +693,20 @@ fn topics_take_patterns_and_alter_configs_and_configs_shows_sources() {
         "{out}"
     );
     // A bad value is refused with Kafka's error, and --delete takes the pattern.
-    let (ok, _, err) = strata(&[
+    let (ok, _, err) = strata_tool(
         "configs",
-        "--bootstrap-server",
         b,
-        "--alter",
-        "--topic",
-        "audit",
-        "--add-config",
-        "cleanup.policy=nonsense",
-    ]);
+        &[
+            "--alter",
+            "--topic",
+            "audit",
+            "--add-config",
+            "cleanup.policy=nonsense",
+        ],
+    );
     assert!(!ok && err.contains("InvalidConfig"), "{err}");
-    let (ok, _, err) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--delete",
-        "--topic",
-        "orders-.*",
-    ]);
+    let (ok, _, err) = strata_tool("topics", b, &["--delete", "--topic", "orders-.*"]);
     assert!(ok, "{err}");
-    let (_, out, _) = strata(&[
-        "topics",
-        "--bootstrap-server",
-        b,
-        "--list",
-        "--exclude-internal",
-    ]);
+    let (_, out, _) = strata_tool("topics", b, &["--list", "--exclude-internal"]);
     assert_eq!(out, "audit\n");
 }

@@ -350,6 +350,7 @@ fn cooperative_sticky_revokes_only_what_moves() {
 }
 
 use common::strata_cli as strata;
+use common::strata_tool;
 
 /// The describe row of one partition: (current offset, log end offset, lag, consumer id).
 fn describe_row(out: &str, topic: &str, partition: i32) -> (String, String, String, String) {
@@ -374,23 +375,16 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     let m = member_that_read(b, "watched", &[("client.id", "watcher")], "lagging", 10);
     commit_at(&m, "lagging", &[(0, 3), (1, 5)]);
 
-    let (ok, out, err) = strata(&["groups", "--bootstrap-server", b, "--list"]);
+    let (ok, out, err) = strata_tool("groups", b, &["--list"]);
     assert!(ok, "{err}");
     assert_eq!(out, "watched\n");
-    let (_, out, _) = strata(&["groups", "--bootstrap-server", b, "--list", "--state"]);
+    let (_, out, _) = strata_tool("groups", b, &["--list", "--state"]);
     assert!(
         out.lines()
             .any(|l| l.starts_with("watched") && l.ends_with("Stable")),
         "{out}"
     );
-    let (ok, out, err) = strata(&[
-        "groups",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--group",
-        "watched",
-    ]);
+    let (ok, out, err) = strata_tool("groups", b, &["--describe", "--group", "watched"]);
     assert!(ok, "{err}");
     let (current, end, lag, consumer) = describe_row(&out, "lagging", 0);
     assert_eq!(
@@ -401,28 +395,22 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     assert!(consumer.starts_with("watcher-"), "{out}");
     assert_eq!(describe_row(&out, "lagging", 1).2, "0");
     // An active group is neither deleted nor reset.
-    let (ok, out, _) = strata(&[
-        "groups",
-        "--bootstrap-server",
-        b,
-        "--delete",
-        "--group",
-        "watched",
-    ]);
+    let (ok, out, _) = strata_tool("groups", b, &["--delete", "--group", "watched"]);
     assert!(!ok);
     assert!(out.contains("NonEmptyGroup"), "{out}");
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--reset-offsets",
-        "--group",
-        "watched",
-        "--topic",
-        "lagging",
-        "--to-earliest",
-        "--execute",
-    ]);
+        &[
+            "--reset-offsets",
+            "--group",
+            "watched",
+            "--topic",
+            "lagging",
+            "--to-earliest",
+            "--execute",
+        ],
+    );
     assert!(
         !ok && err.contains(
             "Assignments can only be reset if the group 'watched' is inactive, but the current \
@@ -435,15 +423,11 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
         "nothing is planned for an active group: {out}"
     );
     // The members and state views, and --all-groups.
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--describe",
-        "--all-groups",
-        "--members",
-        "--verbose",
-    ]);
+        &["--describe", "--all-groups", "--members", "--verbose"],
+    );
     assert!(ok, "{err}");
     let row = out
         .lines()
@@ -453,15 +437,11 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
         row.contains("watcher") && row.ends_with(" 2 lagging(0,1)"),
         "{out}"
     );
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--describe",
-        "--group",
-        "watched",
-        "--state",
-    ]);
+        &["--describe", "--group", "watched", "--state"],
+    );
     assert!(ok, "{err}");
     assert!(
         out.lines().any(|l| l.starts_with("watched ")
@@ -473,7 +453,7 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
 
     drop(m);
     assert!(eventually(Duration::from_secs(10), || {
-        strata(&["groups", "--bootstrap-server", b, "--list", "--state"])
+        strata_tool("groups", b, &["--list", "--state"])
             .1
             .contains("Empty")
     }));
@@ -492,36 +472,27 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
         assert!(ok, "{err}");
         out
     };
-    let describe = || {
-        strata(&[
-            "groups",
-            "--bootstrap-server",
-            b,
-            "--describe",
-            "--group",
-            "watched",
-        ])
-        .1
-    };
+    let describe = || strata_tool("groups", b, &["--describe", "--group", "watched"]).1;
     reset(&["--topic", "lagging", "--to-earliest"]);
     assert_eq!(describe_row(&describe(), "lagging", 0).0, "0");
     assert_eq!(describe_row(&describe(), "lagging", 1).2, "5");
     reset(&["--topic", "lagging:1", "--to-offset", "4"]);
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "4");
     // Beyond the end: kept at the end, with Kafka's warning.
-    let (ok, _, err) = strata(&[
+    let (ok, _, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--reset-offsets",
-        "--group",
-        "watched",
-        "--topic",
-        "lagging:1",
-        "--to-offset",
-        "99",
-        "--execute",
-    ]);
+        &[
+            "--reset-offsets",
+            "--group",
+            "watched",
+            "--topic",
+            "lagging:1",
+            "--to-offset",
+            "99",
+            "--execute",
+        ],
+    );
     assert!(ok, "{err}");
     assert!(
         err.contains(
@@ -537,18 +508,19 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "3");
     assert_eq!(describe_row(&describe(), "lagging", 0).0, "0");
     // --export writes what --from-file reads back.
-    let (ok, exported, err) = strata(&[
+    let (ok, exported, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--reset-offsets",
-        "--group",
-        "watched",
-        "--all-topics",
-        "--shift-by",
-        "1",
-        "--export",
-    ]);
+        &[
+            "--reset-offsets",
+            "--group",
+            "watched",
+            "--all-topics",
+            "--shift-by",
+            "1",
+            "--export",
+        ],
+    );
     assert!(ok, "{err}");
     assert_eq!(exported, "lagging,0,1\nlagging,1,4\n");
     let file = tempfile::NamedTempFile::new().unwrap();
@@ -574,30 +546,32 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     ]);
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
     // A dry run shows the plan and commits nothing.
-    let (ok, out, _) = strata(&[
+    let (ok, out, _) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--reset-offsets",
-        "--group",
-        "watched",
-        "--topic",
-        "lagging",
-        "--to-latest",
-    ]);
+        &[
+            "--reset-offsets",
+            "--group",
+            "watched",
+            "--topic",
+            "lagging",
+            "--to-latest",
+        ],
+    );
     assert!(ok && out.contains("NEW-OFFSET"), "{out}");
     assert_eq!(describe_row(&describe(), "lagging", 1).0, "0");
     // Offsets of one partition deleted: it has no committed offset any more.
-    let (ok, out, err) = strata(&[
+    let (ok, out, err) = strata_tool(
         "groups",
-        "--bootstrap-server",
         b,
-        "--delete-offsets",
-        "--group",
-        "watched",
-        "--topic",
-        "lagging:1",
-    ]);
+        &[
+            "--delete-offsets",
+            "--group",
+            "watched",
+            "--topic",
+            "lagging:1",
+        ],
+    );
     assert!(ok, "{out}{err}");
     assert!(
         out.lines()
@@ -614,24 +588,10 @@ fn groups_command_lists_describes_with_lag_resets_and_deletes() {
     );
     assert_eq!(describe_row(&after, "lagging", 0).0, "0");
 
-    let (ok, out, err) = strata(&[
-        "groups",
-        "--bootstrap-server",
-        b,
-        "--delete",
-        "--group",
-        "watched",
-    ]);
+    let (ok, out, err) = strata_tool("groups", b, &["--delete", "--group", "watched"]);
     assert!(ok, "{out}{err}");
-    assert_eq!(strata(&["groups", "--bootstrap-server", b, "--list"]).1, "");
-    let (ok, _, err) = strata(&[
-        "groups",
-        "--bootstrap-server",
-        b,
-        "--describe",
-        "--group",
-        "watched",
-    ]);
+    assert_eq!(strata_tool("groups", b, &["--list"]).1, "");
+    let (ok, _, err) = strata_tool("groups", b, &["--describe", "--group", "watched"]);
     assert!(
         !ok && err.contains("Consumer group 'watched' does not exist."),
         "{err}"
@@ -1099,14 +1059,7 @@ fn a_kip_848_consumer_group_assigns_on_the_server() {
             assert_eq!(m.assignment.topic_partitions[0].partitions.len(), 2);
         }
     });
-    let (ok, out, err) = strata(&[
-        "groups",
-        "--bootstrap-server",
-        &broker.addr,
-        "--describe",
-        "--group",
-        "kip848",
-    ]);
+    let (ok, out, err) = strata_tool("groups", &broker.addr, &["--describe", "--group", "kip848"]);
     assert!(ok, "{err}");
     let owners: BTreeSet<String> = (0..4).map(|p| describe_row(&out, "modern", p).3).collect();
     assert_eq!(owners.len(), 2, "{out}");
@@ -1419,14 +1372,7 @@ fn a_stable_group_stays_stable_across_coordinator_restarts() {
     });
     assert!(ok, "{:?} {:?}", assigned(&a), assigned(&b));
     keeps_partitions_across_restarts(&mut broker, [(&a, &a_events), (&b, &b_events)]);
-    let state = strata(&[
-        "groups",
-        "--bootstrap-server",
-        &broker.addr,
-        "--list",
-        "--state",
-    ])
-    .1;
+    let state = strata_tool("groups", &broker.addr, &["--list", "--state"]).1;
     assert!(state.contains("Stable"), "{state}");
 }
 

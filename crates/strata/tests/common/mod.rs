@@ -461,6 +461,13 @@ pub fn strata_cli(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `strata <tool> --bootstrap-server <broker> <args>`: an admin tool against a broker.
+pub fn strata_tool(tool: &str, broker: &str, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec![tool, "--bootstrap-server", broker];
+    all.extend_from_slice(args);
+    strata_cli(&all)
+}
+
 /// Produces 1 KiB records to partition 0 of `topic` until the broker refuses one; checks that
 /// the refusal is KAFKA_STORAGE_ERROR, that every acknowledged record reads back while storage is
 /// full, and that writing resumes by itself once DeleteRecords frees the segments. Returns how
