@@ -454,25 +454,30 @@ pub fn run(args: BenchArgs) -> Result<()> {
             println!("{l}");
         }
     }
+    let report = to_json(&args, kind, &aggregate, &outcomes, &samples, errors);
+    let title = format!(
+        "strata bench: {} {kind} clients, {} B records",
+        args.threads, args.record_size
+    );
+    finish(&args, &report, &title, &samples, &aggregate, errors)
+}
+
+/// Writes the results where --json and --svg ask, and fails the run when records were lost
+/// (local and multi-host runs alike).
+pub(super) fn finish(
+    args: &BenchArgs,
+    report: &serde_json::Value,
+    title: &str,
+    samples: &[Sample],
+    aggregate: &Summary,
+    errors: u64,
+) -> Result<()> {
     if let Some(path) = &args.json {
-        std::fs::write(
-            path,
-            serde_json::to_string_pretty(&to_json(
-                &args, kind, &aggregate, &outcomes, &samples, errors,
-            ))?,
-        )
-        .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(path, serde_json::to_string_pretty(report)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = &args.svg {
-        super::chart::draw(
-            path,
-            &format!(
-                "strata bench: {} {kind} clients, {} B records",
-                args.threads, args.record_size
-            ),
-            &samples,
-            &aggregate,
-        )?;
+        super::chart::draw(path, title, samples, aggregate)?;
     }
     if errors > 0 {
         bail!("{errors} records were not acknowledged");

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 
-use super::bench::{aggregate_line, samples_json, summary_json, BenchArgs, Sample};
+use super::bench::{aggregate_line, finish, samples_json, summary_json, BenchArgs, Sample};
 use super::stats::{summarize, Summary};
 
 /// The `strata bench` command line a host runs.
@@ -195,43 +195,29 @@ pub fn run(args: &BenchArgs, hosts: &str) -> Result<()> {
             f64_of(&a["latency_ms"]["p99.9"])
         );
     }
-    if let Some(path) = &args.json {
-        let report = serde_json::json!({
-            "type": kind,
-            "hosts": results.iter().map(|r| {
-                let mut v = r.report.clone();
-                if let Some(o) = v.as_object_mut() {
-                    o.remove("histogram");
-                    o.insert("host".into(), serde_json::Value::from(r.host.clone()));
-                }
-                v
-            }).collect::<Vec<_>>(),
-            "threads": args.threads,
-            "record_size": args.record_size,
-            "errors": errors,
-            "aggregate": summary_json(&aggregate),
-            "samples": samples_json(&samples),
-        });
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    if let Some(path) = &args.svg {
-        super::chart::draw(
-            path,
-            &format!(
-                "strata bench: {} hosts x {} {kind} clients, {} B records",
-                results.len(),
-                args.threads,
-                args.record_size
-            ),
-            &samples,
-            &aggregate,
-        )?;
-    }
-    if errors > 0 {
-        bail!("{errors} records were not acknowledged");
-    }
-    Ok(())
+    let report = serde_json::json!({
+        "type": kind,
+        "hosts": results.iter().map(|r| {
+            let mut v = r.report.clone();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("histogram");
+                o.insert("host".into(), serde_json::Value::from(r.host.clone()));
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "threads": args.threads,
+        "record_size": args.record_size,
+        "errors": errors,
+        "aggregate": summary_json(&aggregate),
+        "samples": samples_json(&samples),
+    });
+    let title = format!(
+        "strata bench: {} hosts x {} {kind} clients, {} B records",
+        results.len(),
+        args.threads,
+        args.record_size
+    );
+    finish(args, &report, &title, &samples, &aggregate, errors)
 }
 
 #[cfg(test)]
