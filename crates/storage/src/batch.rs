@@ -320,6 +320,30 @@ pub fn keyed_batch(records: &[KeyValueRef<'_>], timestamp: i64) -> Vec<u8> {
     )
 }
 
+/// An uncompressed transactional batch of a producer without sequences (a coordinator's
+/// writes in a transaction, such as the offsets of Kafka's TxnOffsetCommit).
+pub fn transactional_batch(
+    records: &[KeyValueRef<'_>],
+    producer_id: i64,
+    producer_epoch: i16,
+    timestamp: i64,
+) -> Vec<u8> {
+    let encoded = encode_records(records, &vec![0; records.len()]);
+    let n = records.len() as i32;
+    build_batch(
+        0,
+        ATTR_TRANSACTIONAL,
+        n - 1,
+        timestamp,
+        timestamp,
+        producer_id,
+        producer_epoch,
+        NO_SEQUENCE,
+        n,
+        &encoded,
+    )
+}
+
 /// A batch of `values` with CreateTime `timestamp` for each record, no producer id.
 pub fn simple_batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
     let records: Vec<KeyValueRef<'_>> = values.iter().map(|v| (None, Some(*v))).collect();

@@ -80,6 +80,9 @@ pub enum SequenceCheck {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerStates {
     producers: BTreeMap<ProducerId, ProducerEntry>,
+    /// The open transactions by first offset (each producer's `current_txn_first_offset`), so
+    /// that the oldest is found without a scan.
+    ongoing: BTreeMap<Offset, ProducerId>,
 }
 
 fn next_sequence(last: i32) -> i32 {
@@ -175,19 +178,28 @@ impl ProducerStates {
         entry.last_timestamp = h.max_timestamp;
         if h.is_transactional() && !h.is_control() && entry.current_txn_first_offset.is_none() {
             entry.current_txn_first_offset = Some(first_offset);
+            self.ongoing.insert(first_offset, ProducerId(h.producer_id));
         }
     }
 
-    /// Ends the producer's open transaction with the marker at `marker_offset`; None when it has
-    /// none open (a marker may be written again after a coordinator's restart).
+    /// Ends the producer's open transaction with the marker at `marker_offset`, written with
+    /// `epoch` (a newer epoch than the producer's, written by a coordinator that fenced it,
+    /// restarts its sequences); None when it has none open (a marker may be written again after
+    /// a coordinator's restart).
     pub fn complete_txn(
         &mut self,
         producer_id: ProducerId,
+        epoch: i16,
         marker_offset: Offset,
         aborted: bool,
     ) -> Option<CompletedTxn> {
-        let entry = self.producers.get_mut(&producer_id)?;
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
         let first_offset = entry.current_txn_first_offset.take()?;
+        self.ongoing.remove(&first_offset);
         Some(CompletedTxn {
             producer_id,
             first_offset,
@@ -199,10 +211,17 @@ impl ProducerStates {
     /// The first offset of the oldest open transaction: the last stable offset can be no
     /// higher.
     pub fn first_unstable_offset(&self) -> Option<Offset> {
-        self.producers
-            .values()
-            .filter_map(|e| e.current_txn_first_offset)
-            .min()
+        self.ongoing.keys().next().copied()
+    }
+
+    /// The open transactions, oldest first: (first offset, producer id).
+    pub fn ongoing_txns(&self) -> impl Iterator<Item = (Offset, ProducerId)> + '_ {
+        self.ongoing.iter().map(|(o, p)| (*o, *p))
+    }
+
+    /// Every producer with its state, by id (DescribeProducers).
+    pub fn iter(&self) -> impl Iterator<Item = (ProducerId, &ProducerEntry)> {
+        self.producers.iter().map(|(p, e)| (*p, e))
     }
 
     /// Forgets batches below `log_start_offset`; producers with nothing left are dropped.
@@ -288,7 +307,11 @@ impl ProducerStates {
                 },
             );
         }
-        Some(ProducerStates { producers })
+        let ongoing = producers
+            .iter()
+            .filter_map(|(pid, e)| e.current_txn_first_offset.map(|o| (o, *pid)))
+            .collect();
+        Some(ProducerStates { producers, ongoing })
     }
 }
 
@@ -381,7 +404,7 @@ mod tests {
         s.update(&txn_header(7, 2, 1), Offset(5), Offset(5));
         assert_eq!(s.first_unstable_offset(), Some(Offset(2)));
         assert_eq!(
-            s.complete_txn(ProducerId(7), Offset(6), true),
+            s.complete_txn(ProducerId(7), 0, Offset(6), true),
             Some(CompletedTxn {
                 producer_id: ProducerId(7),
                 first_offset: Offset(2),
@@ -391,7 +414,7 @@ mod tests {
         );
         assert_eq!(s.first_unstable_offset(), Some(Offset(4)));
         assert_eq!(
-            s.complete_txn(ProducerId(7), Offset(7), false),
+            s.complete_txn(ProducerId(7), 0, Offset(7), false),
             None,
             "none open"
         );

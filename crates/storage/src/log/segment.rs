@@ -612,6 +612,15 @@ impl Segment {
         self.txn_index.as_mut().expect("opened above").append(txn)
     }
 
+    /// Drops the aborted transactions whose markers are at or past `offset` (a marker that was
+    /// indexed but could not be written).
+    pub fn cut_aborted_from(&mut self, offset: Offset) -> io::Result<()> {
+        match &mut self.txn_index {
+            Some(index) => index.truncate_to(offset),
+            None => Ok(()),
+        }
+    }
+
     /// The aborted transactions of this segment with records in `[fetch, upper)`.
     pub fn aborted_between(&self, fetch: Offset, upper: Offset) -> AbortedSearch {
         self.txn_index

@@ -129,7 +129,12 @@ impl TransactionIndex {
             );
         }
         let at = (self.entries.len() * AbortedTxn::SIZE) as u64;
-        self.file.write_vectored_at(&[&txn.encode()], at)?;
+        if let Err(e) = self.file.write_vectored_at(&[&txn.encode()], at) {
+            // A torn entry must not stay behind: cut it. If even that fails, its error is the
+            // one returned (and the caller stops the log).
+            self.file.set_len(at)?;
+            return Err(e);
+        }
         self.entries.push(txn);
         Ok(())
     }

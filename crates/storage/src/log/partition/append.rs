@@ -273,6 +273,8 @@ impl PartitionLog {
         if self.follows_log_end {
             let end = self.log_end_offset();
             self.advance_high_watermark(end);
+        } else {
+            self.refresh_last_stable_offset();
         }
         self.assert_invariants();
         Ok(self.unflushed_messages >= self.config.flush_messages
@@ -423,18 +425,20 @@ impl PartitionLog {
     pub(super) fn write_producer_snapshot(&self, offset: Offset) -> io::Result<()> {
         let path = offset_file(&self.dir, offset.get(), "snapshot");
         self.io.write_atomic(&path, &self.producers.encode())?;
-        // Keep the two newest snapshots.
-        let mut old: Vec<i64> = self
-            .io
-            .list_dir(&self.dir)?
-            .iter()
-            .filter_map(|n| n.strip_suffix(".snapshot").and_then(|s| s.parse().ok()))
-            .collect();
-        old.sort_unstable();
-        if old.len() > 2 {
-            for o in &old[..old.len() - 2] {
+        // Keep a snapshot for every segment (as Kafka): recovery replays from the one at or
+        // below the first segment it recovers, and open transactions that began in segments
+        // retention removed live on only in snapshots. Those below the first segment go.
+        let first = self.segments.keys().next().map_or(offset, |b| *b);
+        for name in self.io.list_dir(&self.dir)? {
+            let Some(o) = name
+                .strip_suffix(".snapshot")
+                .and_then(|s| s.parse::<i64>().ok())
+            else {
+                continue;
+            };
+            if o < first.get() {
                 self.io
-                    .remove_if_present(&offset_file(&self.dir, *o, "snapshot"))?;
+                    .remove_if_present(&offset_file(&self.dir, o, "snapshot"))?;
             }
         }
         Ok(())

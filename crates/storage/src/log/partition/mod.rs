@@ -64,6 +64,9 @@ pub struct ReadInfo {
     pub high_watermark: Offset,
     pub last_stable_offset: Offset,
     pub log_start_offset: Offset,
+    /// Where the segment the slice came from ends (at most the read's bound): the records sent
+    /// lie below it, so the aborted transactions to send with them are those starting below.
+    pub upper_bound: Offset,
 }
 
 /// Files to sync for a flush, taken under the lock and synced outside it.
@@ -129,8 +132,8 @@ pub struct PartitionLog {
     leading_epoch: Option<LeaderEpoch>,
     /// The offset below which every replica in the ISR has the records: what consumers see.
     high_watermark: Offset,
-    /// The offset below which no transaction is open (equal to the high watermark until
-    /// transactions exist).
+    /// The offset below which no transaction is open: the oldest open transaction's first
+    /// offset, at most the high watermark (and at least the log start).
     last_stable_offset: Offset,
     /// Whether the high watermark follows the log end at once (a leader alone in its ISR).
     follows_log_end: bool,
@@ -389,9 +392,17 @@ impl PartitionLog {
             self.log_start_offset
         );
         self.high_watermark = hw;
-        // No transactions yet: nothing below the high watermark is undecided.
-        self.last_stable_offset = hw;
+        self.refresh_last_stable_offset();
         hw
+    }
+
+    /// Recomputes the last stable offset after the high watermark or the open transactions
+    /// changed.
+    fn refresh_last_stable_offset(&mut self) {
+        self.last_stable_offset = match self.producers.first_unstable_offset() {
+            Some(first) => first.clamp(self.log_start_offset, self.high_watermark),
+            None => self.high_watermark,
+        };
     }
 
     /// Sets the high watermark read from `replication-offset-checkpoint` at startup, within
@@ -403,7 +414,7 @@ impl PartitionLog {
         } else {
             hw
         };
-        self.last_stable_offset = self.high_watermark;
+        self.refresh_last_stable_offset();
     }
     pub fn recovery_point(&self) -> Offset {
         self.recovery_point
@@ -468,6 +479,7 @@ impl PartitionLog {
         }
         let bound = max_offset.min(end);
         let mut slice = None;
+        let mut upper_bound = offset;
         if offset < bound {
             let first = self
                 .segments
@@ -488,6 +500,7 @@ impl PartitionLog {
                     if let Some(p) = &self.placer {
                         p.read(segment.dir(), s.len);
                     }
+                    upper_bound = bound.min(segment.next_offset());
                     slice = Some(s);
                     break;
                 }
@@ -498,6 +511,7 @@ impl PartitionLog {
             high_watermark: self.high_watermark,
             last_stable_offset: self.last_stable_offset,
             log_start_offset: self.log_start_offset,
+            upper_bound,
         })
     }
 

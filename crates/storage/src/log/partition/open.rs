@@ -203,6 +203,7 @@ impl PartitionLog {
         log.last_stable_offset = end;
         let replay_from = first_recovered.unwrap_or(Offset::MAX);
         log.load_producer_state(&snapshots, replay_from)?;
+        log.refresh_last_stable_offset();
         Ok(log)
     }
 
@@ -222,11 +223,25 @@ impl PartitionLog {
         for offset in sorted.iter().rev() {
             let path = offset_file(&self.dir, offset.get(), "snapshot");
             if *offset > end {
+                // Of records a crash or a truncation removed: new records will take those
+                // offsets, so the removal must last (or a later load would read this state).
                 self.io.remove_file(&path)?;
+                self.io.sync_dir(&self.dir)?;
                 continue;
             }
             if *offset > at_most {
                 // Newer than the first recovered segment: the replay must start below it.
+                continue;
+            }
+            if self
+                .segments
+                .keys()
+                .next()
+                .is_some_and(|first| offset < first)
+            {
+                // Older than every segment: the batches between it and the first segment are
+                // gone, so its state would miss their markers.
+                self.io.remove_file(&path)?;
                 continue;
             }
             if let Some(state) = self
@@ -236,9 +251,15 @@ impl PartitionLog {
                 .and_then(|b| ProducerStates::decode(&b))
             {
                 self.producers = state;
-                from = (*offset).max(self.log_start_offset);
+                // From the snapshot even when the log start is past it: batches below the log
+                // start that are still in a segment may have opened a transaction that is still
+                // open (retention keeps such producers; so must recovery).
+                from = *offset;
                 break;
             }
+        }
+        if std::env::var("STRATA_MODEL_TRACE").is_ok() {
+            eprintln!("DBG load: snapshots {snapshots:?} at_most {at_most} from {from} state {:?} segments {:?}", self.producers, self.segments.keys().collect::<Vec<_>>());
         }
         // Replay the headers of batches after the snapshot (with each transaction marker, and
         // the segment it is in).
@@ -274,7 +295,10 @@ impl PartitionLog {
             let Some(marker) = marker else { continue };
             let (producer_id, at) = (ProducerId(h.producer_id), Offset(h.base_offset));
             let aborted = marker.control == crate::control::ControlType::Abort;
-            let Some(txn) = self.producers.complete_txn(producer_id, at, aborted) else {
+            let Some(txn) = self
+                .producers
+                .complete_txn(producer_id, h.producer_epoch, at, aborted)
+            else {
                 continue;
             };
             if !txn.aborted {
@@ -300,6 +324,9 @@ impl PartitionLog {
                 }
             }
         }
+        // As retention left the state: batches below the log start forgotten, open
+        // transactions kept.
+        self.producers.truncate_head(self.log_start_offset);
         Ok(())
     }
 }

@@ -31,6 +31,7 @@ impl PartitionLog {
     fn move_log_start(&mut self, offset: Offset) {
         self.log_start_offset = self.log_start_offset.max(offset);
         self.recovery_point = self.recovery_point.max(self.log_start_offset);
+        self.refresh_last_stable_offset();
     }
 
     pub(super) fn delete_segments_below(&mut self, offset: Offset) -> io::Result<usize> {
@@ -53,6 +54,7 @@ impl PartitionLog {
         if self.recovery_point < self.log_start_offset {
             self.recovery_point = self.log_start_offset;
         }
+        self.refresh_last_stable_offset();
         Ok(deleted)
     }
 

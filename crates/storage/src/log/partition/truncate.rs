@@ -99,6 +99,7 @@ impl PartitionLog {
             .collect();
         self.producers = ProducerStates::default();
         self.load_producer_state(&snapshots, Offset::MAX)?;
+        self.refresh_last_stable_offset();
         self.assert_invariants();
         self.io.sync_dir(&self.dir)
     }

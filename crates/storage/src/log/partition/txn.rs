@@ -1,5 +1,5 @@
 //! Transaction markers in the log and the aborted transactions a `read_committed` fetch must
-//! hear of (the coordinator that writes the markers comes with issue 12).
+//! hear of.
 
 use super::*;
 use crate::control::{end_txn_marker_batch, ControlType, EndTxnMarker};
@@ -48,25 +48,49 @@ impl PartitionLog {
             max_timestamp: now_ms,
             size: bytes.len() as u32,
         };
-        let needs_flush = self.write_batches(&[&bytes], &[header], &[appended], now_ms)?;
-        let aborted = marker.control == ControlType::Abort;
-        let completed = self.producers.complete_txn(producer_id, offset, aborted);
-        if let Some(txn) = completed.filter(|t| t.aborted) {
-            let last_stable_offset = self
-                .producers
-                .first_unstable_offset()
-                .unwrap_or(offset.next());
-            let entry = AbortedTxn {
+        // The segment the marker goes to is settled first (a roll), so that an abort's index
+        // entry can be written before the marker: a marker is never in the log without its
+        // entry. If the marker then cannot be written, the entry is cut again.
+        self.maybe_roll(bytes.len() as u64, 1, now_ms, now_ms)?;
+        let entry = (marker.control == ControlType::Abort)
+            .then(|| self.producers.get(producer_id))
+            .flatten()
+            .and_then(|e| e.current_txn_first_offset)
+            .map(|first_offset| AbortedTxn {
                 producer_id,
-                first_offset: txn.first_offset,
+                first_offset,
                 last_offset: offset,
-                last_stable_offset,
-            };
-            let io = self.io.clone();
+                // Kafka's: the oldest other open transaction's first offset once this one
+                // completes, else just past the marker.
+                last_stable_offset: self
+                    .producers
+                    .ongoing_txns()
+                    .find(|(_, p)| *p != producer_id)
+                    .map_or(offset.next(), |(o, _)| o),
+            });
+        let io = self.io.clone();
+        let dir = self.active().dir().to_path_buf();
+        if let Some(entry) = entry {
             let recorded = self.active_mut().append_aborted(&*io, entry);
-            let dir = self.active().dir().to_path_buf();
             self.fail_stop(&dir, recorded)?;
         }
+        let needs_flush = match self.write_batches(&[&bytes], &[header], &[appended], now_ms) {
+            Ok(needs_flush) => needs_flush,
+            Err(e) => {
+                if entry.is_some() && self.offline().is_none() {
+                    let cut = self.active_mut().cut_aborted_from(offset);
+                    self.fail_stop(&dir, cut)?;
+                }
+                return Err(e);
+            }
+        };
+        let completed = self.producers.complete_txn(
+            producer_id,
+            producer_epoch,
+            offset,
+            marker.control == ControlType::Abort,
+        );
+        self.refresh_last_stable_offset();
         Ok((
             AppendInfo {
                 base_offset: offset,

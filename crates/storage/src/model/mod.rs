@@ -19,10 +19,16 @@
 //! never go down and are all in the leader-epoch cache; the high watermark follows the log end
 //! (the log leads alone).
 //!
+//! Transactions run too (see `txn`): transactional batches of two producers and their COMMIT
+//! and ABORT markers; the last stable offset and the aborted-transaction index must agree with
+//! the model at every step, crashes included.
+//!
 //! The same sequence runs on the `pmem` channel too: segments are pool files (one tier, no
 //! migrations; the pool's cleaner runs instead, sometimes interrupted), and pool files must never
 //! be lost or show a previous owner's bytes.
 #![allow(clippy::too_many_arguments)]
+
+mod txn;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -308,6 +314,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
     let mut start = 0i64;
     // The leader epoch a controller gave the partition: after a restart it leads with it again.
     let mut epoch = 0;
+    let mut txns = txn::TxnModel::default();
     // Power loss and restart (see crash_and_recover): the model keeps what survived.
     macro_rules! crash {
         ($step:expr) => {
@@ -319,14 +326,15 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                 (seed, $step),
                 &mut acknowledged,
                 &mut durable,
-            )
+            );
+            txns.truncate(acknowledged.len() as i64);
         };
     }
     for step in 0..steps {
         if rng.exhausted() {
             break;
         }
-        let op = rng.below(115);
+        let op = rng.below(125);
         // Time passes: up to 2 s a step, so that retention and segment.ms come into play.
         clock().advance(rng.below(2000) as i64);
         let now = clock().now_ms();
@@ -340,6 +348,10 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
         }
         if std::env::var("STRATA_MODEL_TRACE").is_ok() {
             eprintln!("  segments {:?}", segments_of(&log));
+            eprintln!(
+                "  open transactions {:?}",
+                log.producer_states().ongoing_txns().collect::<Vec<_>>()
+            );
         }
         let armed = io.injection_pending();
         match op {
@@ -484,6 +496,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                         let end = log.log_end_offset().get();
                         assert_eq!(end, cut, "seed {seed} step {step}");
                         acknowledged.truncate(end as usize);
+                        txns.truncate(end);
                         durable = durable.min(end as usize);
                         // Cut inside a batch that began below the log start: nothing is left.
                         start = start.min(end);
@@ -524,6 +537,33 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
                     }
                 }
             }
+            115..=124 => {
+                // A transactional batch, or a transaction's marker, of one of two producers.
+                let pid = txn::PRODUCERS[rng.below(2) as usize];
+                let (appended, values) = if op < 120 {
+                    let values: Vec<Vec<u8>> = (0..1 + rng.below(3))
+                        .map(|i| format!("t{seed}-{step}-{i}").into_bytes())
+                        .collect();
+                    (txns.append_data(&mut log, pid, &values, now), values)
+                } else {
+                    let commit = rng.below(2) == 0;
+                    (
+                        txns.append_marker(&mut log, pid, commit, now),
+                        vec![txn::MARKER_VALUE.to_vec()],
+                    )
+                };
+                match appended {
+                    Ok(base) => {
+                        assert_eq!(base as usize, acknowledged.len(), "seed {seed} step {step}");
+                        acknowledged.extend(values);
+                    }
+                    Err(e) => {
+                        if stopped_after_error(&mut log, armed, &e.to_string(), (seed, step)) {
+                            crash!(step);
+                        }
+                    }
+                }
+            }
             90..=94 => {
                 // A fault a few operations ahead: whatever it hits must stop or refuse.
                 let fault = if rng.below(2) == 0 {
@@ -543,6 +583,7 @@ pub fn run(seed: u64, channel: Channel, rng: &mut dyn Choices, steps: i64) {
         }
         // Always: epochs never go down and are all recorded; the high watermark is the end.
         check_epochs(&log, (seed, step));
+        txns.check(&log, (seed, step));
         assert_eq!(
             log.high_watermark().get(),
             log.log_end_offset().get(),
