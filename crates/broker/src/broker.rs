@@ -1,10 +1,10 @@
-//! The broker's shared state: configuration, the log manager, producer ids, the cluster id and
-//! the wake-up signal for long-polling fetches.
+//! The broker's shared state: configuration, the log manager, the coordinators, producer ids,
+//! the cluster id and the wake-up signal for long-polling fetches.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use strata_storage::io::Io;
 use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig, PoolConfig};
@@ -15,11 +15,10 @@ use thiserror::Error;
 
 use crate::config::{BrokerConfig, ChannelType, ConfigError};
 use crate::group::{Coordinator, OffsetStore, OFFSETS_TOPIC};
+use crate::internal_log;
+use crate::producer_ids::{ProducerIds, PRODUCER_ID_FILE};
 use crate::replica::ReplicaManager;
-
-/// How many producer ids are reserved on disk at a time.
-const PRODUCER_ID_BLOCK: i64 = 1000;
-const PRODUCER_ID_FILE: &str = "producer-id-block";
+use crate::txn::TxnCoordinator;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -31,12 +30,6 @@ pub enum StartError {
     Io(#[from] std::io::Error),
 }
 
-#[derive(Debug)]
-struct ProducerIds {
-    next: i64,
-    reserved_until: i64,
-}
-
 pub struct Broker {
     pub config: BrokerConfig,
     pub logs: Arc<LogManager>,
@@ -45,7 +38,9 @@ pub struct Broker {
     pub cluster_id: String,
     /// Produce, fetch, flush and waiting: the layer between the handlers and storage.
     pub replicas: Arc<ReplicaManager>,
-    producer_ids: Mutex<ProducerIds>,
+    pub producer_ids: Arc<ProducerIds>,
+    /// The transaction coordinator (every transactional id; state in `__transaction_state`).
+    pub txns: Arc<TxnCoordinator>,
     advertised_port: AtomicU16,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
@@ -166,56 +161,41 @@ impl Broker {
                 }));
         }
         logs.start_background();
-        // The offsets topic: plain files on any channel (small, and read whole at startup),
-        // never deleted by time or size.
-        if logs.topic(OFFSETS_TOPIC).is_none() {
-            let overrides: BTreeMap<String, String> = [
-                (
-                    "segment.bytes",
-                    config.groups.offsets_segment_bytes.to_string(),
-                ),
-                ("channel.type", "file".to_string()),
-                ("retention.ms", "-1".to_string()),
-                ("retention.bytes", "-1".to_string()),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-            logs.create_topic(
-                OFFSETS_TOPIC,
-                config.groups.offsets_partitions,
-                overrides,
-                *uuid::Uuid::new_v4().as_bytes(),
-            )?;
-        }
+        internal_log::ensure_topic(
+            &logs,
+            OFFSETS_TOPIC,
+            config.groups.offsets_partitions,
+            config.groups.offsets_segment_bytes,
+        )?;
         let started = std::time::Instant::now();
         let groups = Coordinator::open(config.groups.clone(), OffsetStore::new(logs.clone())?)?;
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
             "committed offsets loaded"
         );
-        // Producer ids: reserve a block durably before handing out any of it, so ids are never
-        // reused across restarts, clean or not.
-        let id_path = first.join(PRODUCER_ID_FILE);
-        let next = io
-            .read_all(&id_path)
-            .ok()
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| s.trim().parse::<i64>().ok())
-            .unwrap_or(0);
-        io.write_atomic(&id_path, (next + PRODUCER_ID_BLOCK).to_string().as_bytes())?;
-        let port = config.advertised.port;
+        let producer_ids = Arc::new(ProducerIds::open(io.clone(), first.join(PRODUCER_ID_FILE))?);
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
+        let started = std::time::Instant::now();
+        let txns = TxnCoordinator::open(
+            config.txns.clone(),
+            producer_ids.clone(),
+            replicas.clone(),
+            groups.clone(),
+        )?;
+        tracing::info!(
+            elapsed_us = started.elapsed().as_micros() as u64,
+            transactional_ids = txns.len(),
+            "transaction state loaded"
+        );
+        let port = config.advertised.port;
         Ok(Arc::new(Broker {
             config,
             logs,
             groups,
             cluster_id,
             replicas,
-            producer_ids: Mutex::new(ProducerIds {
-                next,
-                reserved_until: next + PRODUCER_ID_BLOCK,
-            }),
+            producer_ids,
+            txns,
             advertised_port: AtomicU16::new(port),
             all_dirs_offline,
         }))
@@ -229,18 +209,7 @@ impl Broker {
 
     /// A fresh producer id.
     pub fn next_producer_id(&self) -> std::io::Result<i64> {
-        let mut ids = self.producer_ids.lock().unwrap_or_else(|e| e.into_inner());
-        if ids.next >= ids.reserved_until {
-            let until = ids.reserved_until + PRODUCER_ID_BLOCK;
-            let path = self.config.log_dirs[0].join(PRODUCER_ID_FILE);
-            self.logs
-                .io()
-                .write_atomic(&path, until.to_string().as_bytes())?;
-            ids.reserved_until = until;
-        }
-        let id = ids.next;
-        ids.next += 1;
-        Ok(id)
+        self.producer_ids.next()
     }
 
     /// Records the port actually bound when the listener asked for port 0.

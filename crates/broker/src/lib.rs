@@ -2,11 +2,15 @@
 
 pub mod broker;
 pub mod config;
+pub mod failpoint;
 pub mod group;
 pub mod handlers;
+pub mod internal_log;
 pub mod metrics;
+pub mod producer_ids;
 pub mod replica;
 pub mod server;
+pub mod txn;
 pub mod wire;
 
 pub use broker::{Broker, StartError};

@@ -37,6 +37,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         broker.set_bound_port(listener.local_addr()?.port());
         broker.groups.start_timer();
+        broker.txns.start_timer();
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
             broker,

@@ -69,7 +69,8 @@ impl Client {
         self.send_versioned(request, version).await
     }
 
-    async fn send_versioned<R: Request>(
+    /// Sends `request` at `version` (tests ask for old versions' answers).
+    pub async fn send_versioned<R: Request>(
         &mut self,
         request: R,
         version: i16,

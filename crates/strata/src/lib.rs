@@ -7,3 +7,4 @@ pub mod groups;
 pub mod perf;
 pub mod tiers;
 pub mod topics;
+pub mod transactions;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{configs, dump_log, groups, perf, tiers, topics};
+use strata::{configs, dump_log, groups, perf, tiers, topics, transactions};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -36,6 +36,9 @@ enum Command {
     /// List, describe (with lag), delete consumer groups and reset their offsets
     /// (kafka-consumer-groups.sh).
     Groups(groups::GroupsArgs),
+    /// List and describe transactions and producers, find and abort hanging transactions
+    /// (kafka-transactions.sh).
+    Transactions(transactions::TransactionsArgs),
     /// Measure producing to any Kafka broker (kafka-producer-perf-test.sh).
     #[command(name = "producer-perf")]
     ProducerPerf(perf::producer::ProducerPerfArgs),
@@ -85,6 +88,9 @@ fn main() {
         Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
         Some(Command::Configs(args)) => runtime().and_then(|rt| rt.block_on(configs::run(args))),
         Some(Command::Groups(args)) => runtime().and_then(|rt| rt.block_on(groups::run(args))),
+        Some(Command::Transactions(args)) => {
+            runtime().and_then(|rt| rt.block_on(transactions::run(args)))
+        }
         Some(Command::ProducerPerf(args)) => perf::producer::run(args).map(|_| ()),
         Some(Command::ConsumerPerf(args)) => perf::consumer::run(args).map(|_| ()),
         Some(Command::Bench(args)) => perf::bench::run(args),

@@ -1,12 +1,13 @@
 //! A pure JavaScript client: kafkajs (installed by .ci/run under ~/.cache/strata-node, or where
-//! STRATA_NODE_PATH points) drives consumer groups, commits and group admin against the broker.
+//! STRATA_NODE_PATH points) drives consumer groups, commits, group admin and transactions against
+//! the broker.
 
 mod common;
 
 use common::*;
 
-#[test]
-fn kafkajs_groups_commits_and_admin() {
+/// Runs a script from tests/js against a fresh broker; it prints OK when all is well.
+fn run_script(name: &str) {
     let node_path = std::env::var("STRATA_NODE_PATH").unwrap_or_else(|_| {
         format!(
             "{}/.cache/strata-node/node_modules",
@@ -18,7 +19,7 @@ fn kafkajs_groups_commits_and_admin() {
         "kafkajs is not installed in {node_path}: run .ci/run, or `npm install --prefix ~/.cache/strata-node kafkajs@2.2.4`"
     );
     let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/js/groups.js");
+    let script = format!("{}/tests/js/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("node")
         .arg(script)
         .arg(&broker.addr)
@@ -29,8 +30,18 @@ fn kafkajs_groups_commits_and_admin() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && stdout.trim_end().ends_with("OK"),
-        "kafkajs script failed:\n{stdout}\n{}\nbroker log:\n{}",
+        "kafkajs script {name} failed:\n{stdout}\n{}\nbroker log:\n{}",
         String::from_utf8_lossy(&out.stderr),
         broker.log()
     );
+}
+
+#[test]
+fn kafkajs_groups_commits_and_admin() {
+    run_script("groups.js");
+}
+
+#[test]
+fn kafkajs_transactions_and_send_offsets() {
+    run_script("transactions.js");
 }

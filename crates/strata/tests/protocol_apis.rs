@@ -475,7 +475,7 @@ fn flush_interval_ms_syncs_in_the_background() {
 }
 
 #[test]
-fn find_coordinator_names_this_broker_for_groups() {
+fn find_coordinator_names_this_broker_for_groups_and_transactions() {
     let broker = BrokerProcess::start(&["broker.id=3"]);
     let rt = runtime();
     rt.block_on(async {
@@ -507,8 +507,40 @@ fn find_coordinator_names_this_broker_for_groups() {
             .await
             .unwrap();
         assert_eq!(
-            r.coordinators[0].error_code, 15,
-            "COORDINATOR_NOT_AVAILABLE for transactions"
+            (r.coordinators[0].error_code, r.coordinators[0].node_id.0),
+            (0, 3)
+        );
+        // Asking for a transaction coordinator creates the transaction state topic, as Kafka.
+        let topics = client
+            .send(MetadataRequest::default().with_topics(None))
+            .await
+            .unwrap();
+        let state = topics
+            .topics
+            .iter()
+            .find(|t| {
+                t.name
+                    .as_ref()
+                    .is_some_and(|n| n.as_str() == "__transaction_state")
+            })
+            .expect("__transaction_state exists");
+        assert!(state.is_internal);
+        assert_eq!(
+            state.partitions.len(),
+            50,
+            "transaction.state.log.num.partitions"
+        );
+        let r = client
+            .send(
+                FindCoordinatorRequest::default()
+                    .with_key_type(2)
+                    .with_coordinator_keys(vec![StrBytes::from_static_str("x")]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            r.coordinators[0].error_code, 42,
+            "INVALID_REQUEST for unknown key types"
         );
     });
 }

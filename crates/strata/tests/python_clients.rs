@@ -1,5 +1,6 @@
-//! Clients not built on librdkafka: kafka-python and aiokafka (installed by .ci/run) drive
-//! consumer groups, commits and group admin against the broker.
+//! Python clients (installed by .ci/run): kafka-python and aiokafka, not built on librdkafka,
+//! drive consumer groups, commits, group admin and transactions; confluent-kafka (librdkafka's
+//! Python client) drives transactions: commit and abort, fencing, consume-transform-produce.
 
 mod common;
 
@@ -13,7 +14,7 @@ fn run_script(name: &str) {
         .arg(script)
         .arg(&broker.addr)
         .output()
-        .expect("python3 runs (.ci/run installs kafka-python and aiokafka)");
+        .expect("python3 runs (.ci/run installs kafka-python, aiokafka and confluent-kafka)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -31,4 +32,19 @@ fn kafka_python_groups_commits_and_admin() {
 #[test]
 fn aiokafka_groups_and_commits() {
     run_script("aio_groups.py");
+}
+
+#[test]
+fn confluent_kafka_transactions_fencing_and_consume_transform_produce() {
+    run_script("txn_confluent.py");
+}
+
+#[test]
+fn kafka_python_transactional_producer() {
+    run_script("txn_kafka_python.py");
+}
+
+#[test]
+fn aiokafka_transactions_and_offsets() {
+    run_script("txn_aiokafka.py");
 }

@@ -98,6 +98,7 @@ fn the_readme_commands_name_a_binary_that_exists() {
                     "server",
                     "topics",
                     "groups",
+                    "transactions",
                     "producer-perf",
                     "consumer-perf",
                     "bench",

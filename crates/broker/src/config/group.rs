@@ -5,14 +5,7 @@ use super::*;
 pub(super) fn parse_groups(
     get: &dyn Fn(&str) -> String,
 ) -> Result<crate::group::GroupConfig, ConfigError> {
-    let int = |key: &str, min: i64| -> Result<i64, ConfigError> {
-        let raw = get(key);
-        match raw.trim().parse::<i64>() {
-            Ok(n) if n >= min && n <= i32::MAX as i64 => Ok(n),
-            Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
-            Err(_) => Err(invalid(key, &raw, "Expected value to be a 32-bit integer")),
-        }
-    };
+    let int = |key: &str, min: i64| int_at_least(get, key, min);
     let long = |key: &str, min: i64| -> Result<i64, ConfigError> {
         let raw = get(key);
         match raw.trim().parse::<i64>() {

@@ -14,6 +14,7 @@ use thiserror::Error;
 mod group;
 mod tier;
 mod topic;
+mod txn;
 
 use group::parse_groups;
 use tier::parse_tiers;
@@ -21,6 +22,7 @@ use topic::boolean;
 pub use topic::{
     topic_config_def, validate_topic_config, ConfigType, TopicConfigDef, TOPIC_CONFIGS,
 };
+use txn::parse_txns;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -143,11 +145,12 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     pub flush_scheduler_interval_ms: u64,
     pub flush_offset_checkpoint_interval_ms: u64,
-    pub transactional_id_expiration_ms: i64,
     pub fetch_max_bytes: i32,
     pub tiers: TierConfig,
     /// The group coordinator's settings (`group.*`, `offsets.*`).
     pub groups: crate::group::GroupConfig,
+    /// The transaction coordinator's settings (`transaction.*`, `transactional.id.*`).
+    pub txns: crate::txn::TxnConfig,
     /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
     pub metrics_listener: Option<SocketAddr>,
 }
@@ -179,6 +182,17 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("offsets.topic.replication.factor", "1"),
     ("transaction.state.log.replication.factor", "1"),
     ("transaction.state.log.min.isr", "1"),
+    ("transaction.state.log.num.partitions", "50"),
+    ("transaction.state.log.segment.bytes", "104857600"),
+    ("transaction.max.timeout.ms", "900000"),
+    (
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+    ),
+    (
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+    ),
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.min.session.timeout.ms", "6000"),
     ("group.max.session.timeout.ms", "1800000"),
@@ -217,6 +231,16 @@ fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigEr
         .trim()
         .parse()
         .map_err(|_| invalid(key, value, "Expected value to be a number"))
+}
+
+/// A 32-bit integer key of at least `min`.
+fn int_at_least(get: &dyn Fn(&str) -> String, key: &str, min: i64) -> Result<i64, ConfigError> {
+    let raw = get(key);
+    match raw.trim().parse::<i64>() {
+        Ok(n) if n >= min && n <= i32::MAX as i64 => Ok(n),
+        Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
+        Err(_) => Err(invalid(key, &raw, "Expected value to be a 32-bit integer")),
+    }
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
@@ -386,13 +410,10 @@ impl BrokerConfig {
             flush_offset_checkpoint_interval_ms: positive_ms(
                 "log.flush.offset.checkpoint.interval.ms",
             )?,
-            transactional_id_expiration_ms: parse_num(
-                "transactional.id.expiration.ms",
-                &get("transactional.id.expiration.ms"),
-            )?,
             fetch_max_bytes: parse_num("fetch.max.bytes", &get("fetch.max.bytes"))?,
             tiers: parse_tiers(&get)?,
             groups: parse_groups(&get)?,
+            txns: parse_txns(&get)?,
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {

@@ -35,6 +35,8 @@ pub(super) struct Group {
     /// group.instance.id -> member id (static members).
     pub(super) instances: HashMap<String, String>,
     pub(super) offsets: BTreeMap<(String, i32), Committed>,
+    /// Offsets committed in transactions not decided yet (TxnOffsetCommit), by producer id.
+    pub(super) txn_offsets: HashMap<i64, BTreeMap<(String, i32), Committed>>,
     /// When the rebalance under way completes at the latest.
     pub(super) rebalance_deadline: Option<Instant>,
     /// A first rebalance waits this long for more members (`group.initial.rebalance.delay.ms`).
@@ -60,6 +62,7 @@ impl Group {
             pending: HashMap::new(),
             instances: HashMap::new(),
             offsets: BTreeMap::new(),
+            txn_offsets: HashMap::new(),
             rebalance_deadline: None,
             initial_delay_until: None,
             empty_since_ms: now_ms(),

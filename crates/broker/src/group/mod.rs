@@ -26,6 +26,9 @@ pub mod consumer;
 mod kip848;
 mod offsets;
 pub mod store;
+mod txn_offsets;
+
+pub use txn_offsets::TxnCommitArgs;
 
 use classic::Group;
 
@@ -50,7 +53,7 @@ pub type GroupOffsets = Vec<(OffsetKey, Committed)>;
 pub const MAX_MEMBER_METADATA_BYTES: usize = 1_048_588;
 
 /// Records below which a partition of `__consumer_offsets` is never rewritten.
-pub const SNAPSHOT_MIN_RECORDS: u64 = 10_000;
+pub use crate::internal_log::REWRITE_MIN_RECORDS as SNAPSHOT_MIN_RECORDS;
 
 /// The `group.*` and `offsets.*` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -292,6 +295,15 @@ impl Coordinator {
                 .offsets
                 .insert((topic, partition), committed);
         }
+        for (pid, (group, topic, partition), committed) in loaded.pending_txn {
+            groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group))
+                .txn_offsets
+                .entry(pid)
+                .or_default()
+                .insert((topic, partition), committed);
+        }
         for (group, record) in loaded.groups {
             groups
                 .entry(group.clone())
@@ -313,6 +325,11 @@ impl Coordinator {
 
     pub fn config(&self) -> &GroupConfig {
         &self.config
+    }
+
+    /// The partition of `__consumer_offsets` that holds the group's records.
+    pub fn partition_for(&self, group_id: &str) -> i32 {
+        self.store.partition_for(group_id)
     }
 
     /// Writes a KIP-848 group's state when it changed since last written.

@@ -22,10 +22,11 @@ use std::io;
 use std::sync::Arc;
 
 use strata_storage::batch::{self, BatchHeader};
-use strata_storage::log_manager::{LogManager, Partition};
-use strata_storage::units::Offset;
+use strata_storage::control::{parse_end_txn_marker, ControlType};
+use strata_storage::log_manager::LogManager;
 
-use super::{Committed, GroupOffsets, SNAPSHOT_MIN_RECORDS};
+use super::{Committed, GroupOffsets};
+use crate::internal_log::{now_ms, InternalLog, KeyValue};
 
 /// Every live offset: ((group, topic, partition), offset).
 pub type LoadedOffsets = Vec<((String, String, i32), Committed)>;
@@ -84,6 +85,9 @@ pub struct Loaded {
     pub offsets: LoadedOffsets,
     pub groups: Vec<(String, GroupRecord)>,
     pub consumer_groups: Vec<(String, ConsumerGroupRecord)>,
+    /// Transactional commits still waiting for their transaction's marker: (producer id,
+    /// (group, topic, partition), offset).
+    pub pending_txn: Vec<(i64, (String, String, i32), Committed)>,
 }
 
 fn put_opt_str(out: &mut Vec<u8>, s: &Option<String>) {
@@ -243,7 +247,7 @@ pub fn encode_group_value(g: &GroupRecord) -> Vec<u8> {
     out.extend_from_slice(&g.generation.to_be_bytes());
     put_str(&mut out, &g.protocol);
     put_str(&mut out, &g.leader);
-    out.extend_from_slice(&super::now_ms().to_be_bytes());
+    out.extend_from_slice(&now_ms().to_be_bytes());
     out.extend_from_slice(&(g.members.len() as i32).to_be_bytes());
     for m in &g.members {
         put_str(&mut out, &m.id);
@@ -315,14 +319,7 @@ pub fn decode_group_value(bytes: &[u8]) -> Option<GroupRecord> {
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
-/// Kafka's partition of a group: Java's `String.hashCode`, made non-negative.
-pub fn java_hash(s: &str) -> i32 {
-    let mut h: i32 = 0;
-    for unit in s.encode_utf16() {
-        h = h.wrapping_mul(31).wrapping_add(unit as i32);
-    }
-    h
-}
+pub use crate::internal_log::java_hash;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let bytes = &s.as_bytes()[..s.len().min(i16::MAX as usize)];
@@ -405,25 +402,10 @@ pub fn decode_value(bytes: &[u8]) -> Option<Committed> {
     })
 }
 
-/// The offsets topic of one broker.
-///
-/// Records are appended while the coordinator holds its lock (so they reach the log in the order
-/// the coordinator decided them), but syncs never run there: a flush that the topic's flush
-/// policy or a rewrite asks for is staged, and [`OffsetStore::complete_staged`] runs it once the
-/// coordinator's lock is released (the commit's response waits for it; the coordinator's timer
-/// completes the others).
+/// The offsets topic of one broker (see [`crate::internal_log`] for how writes, flushes and
+/// rewrites go).
 pub struct OffsetStore {
-    logs: Arc<LogManager>,
-    partitions: i32,
-    staged: std::sync::Mutex<Vec<StagedFlush>>,
-}
-
-/// A flush to run outside the coordinator's lock, and the log start offset a rewrite may move
-/// to once it is durable.
-struct StagedFlush {
-    partition: Arc<Partition>,
-    job: strata_storage::log::partition::FlushJob,
-    delete_before: Option<Offset>,
+    log: InternalLog,
 }
 
 type Entry = ((String, i32), Committed);
@@ -431,122 +413,66 @@ type Entry = ((String, i32), Committed);
 impl OffsetStore {
     /// The store over `__consumer_offsets`, which must exist.
     pub fn new(logs: Arc<LogManager>) -> io::Result<OffsetStore> {
-        let topic = logs.topic(OFFSETS_TOPIC).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::NotFound, "__consumer_offsets does not exist")
-        })?;
         Ok(OffsetStore {
-            partitions: topic.partition_count(),
-            logs,
-            staged: std::sync::Mutex::new(Vec::new()),
+            log: InternalLog::new(logs, OFFSETS_TOPIC)?,
         })
     }
 
+    pub fn log(&self) -> &InternalLog {
+        &self.log
+    }
+
     pub fn partition_for(&self, group: &str) -> i32 {
-        (java_hash(group) & 0x7fff_ffff) % self.partitions.max(1)
-    }
-
-    fn partition(&self, index: i32) -> io::Result<Arc<Partition>> {
-        self.logs
-            .topic(OFFSETS_TOPIC)
-            .and_then(|t| t.partition(index))
-            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "offsets partition missing"))
-    }
-
-    fn write(&self, partition: i32, records: &[(Vec<u8>, Option<Vec<u8>>)]) -> io::Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        let partition = self.partition(partition)?;
-        let mut log = partition.log();
-        for chunk in records.chunks(500) {
-            let refs: Vec<batch::KeyValueRef<'_>> = chunk
-                .iter()
-                .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
-                .collect();
-            let batch = batch::keyed_batch(&refs, super::now_ms());
-            let info = log
-                .append(&batch, super::now_ms())
-                .map_err(|e| io::Error::other(e.to_string()))?;
-            if info.needs_flush {
-                let job = log.begin_flush()?;
-                self.stage(&partition, job, None);
-            }
-        }
-        Ok(())
-    }
-
-    fn stage(
-        &self,
-        partition: &Arc<Partition>,
-        job: strata_storage::log::partition::FlushJob,
-        delete_before: Option<Offset>,
-    ) {
-        self.staged
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(StagedFlush {
-                partition: partition.clone(),
-                job,
-                delete_before,
-            });
+        self.log.partition_for(group)
     }
 
     /// Whether flushes wait to be completed.
     pub fn has_staged(&self) -> bool {
-        !self
-            .staged
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_empty()
+        self.log.has_staged()
     }
 
-    /// Runs the staged flushes; call it without the coordinator's lock. A rewrite's old records
-    /// are deleted once its copy is durable. The first failure is returned (its directory is
-    /// then offline).
+    /// Runs the staged flushes; call it without the coordinator's lock.
     pub fn complete_staged(&self) -> io::Result<()> {
-        let staged = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut result = Ok(());
-        for s in staged {
-            let done = s
-                .job
-                .run()
-                .and_then(|()| s.partition.log().complete_flush(s.job.target_offset))
-                .and_then(|()| match s.delete_before {
-                    Some(start) => s.partition.log().delete_records_before(start).map(|_| ()),
-                    None => Ok(()),
-                });
-            if let Err(e) = done {
-                tracing::warn!(partition = s.partition.index, error = %e, "offsets flush failed");
-                if result.is_ok() {
-                    result = Err(e);
-                }
-            }
-        }
-        result
+        self.log.complete_staged()
     }
 
     /// Appends commits of one group.
     pub fn append(&self, group: &str, entries: &[Entry]) -> io::Result<()> {
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = entries
+        self.log
+            .write(self.partition_for(group), &offset_records(group, entries))
+    }
+
+    /// Appends a transaction's commits of one group: a transactional batch of the producer,
+    /// which counts only once the transaction's COMMIT marker follows it.
+    pub fn append_txn(
+        &self,
+        group: &str,
+        producer_id: i64,
+        producer_epoch: i16,
+        entries: &[Entry],
+    ) -> io::Result<()> {
+        let records = offset_records(group, entries);
+        let refs: Vec<batch::KeyValueRef<'_>> = records
             .iter()
-            .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
+            .map(|(k, v)| (Some(k.as_slice()), v.as_deref()))
             .collect();
-        self.write(self.partition_for(group), &records)
+        let bytes = batch::transactional_batch(&refs, producer_id, producer_epoch, now_ms());
+        self.log.write_batch(self.partition_for(group), &bytes)
     }
 
     /// Appends tombstones for offsets of one group.
     pub fn delete(&self, group: &str, keys: &[(String, i32)]) -> io::Result<()> {
-        let records: Vec<(Vec<u8>, Option<Vec<u8>>)> = keys
+        let records: Vec<KeyValue> = keys
             .iter()
             .map(|(topic, p)| (encode_key(group, topic, *p), None))
             .collect();
-        self.write(self.partition_for(group), &records)
+        self.log.write(self.partition_for(group), &records)
     }
 
     /// Records a classic group's membership (None: it has no members).
     pub fn store_group(&self, group: &str, record: Option<&GroupRecord>) -> io::Result<()> {
         let value = record.map(encode_group_value);
-        self.write(
+        self.log.write(
             self.partition_for(group),
             &[(encode_group_key(group), value)],
         )
@@ -559,105 +485,83 @@ impl OffsetStore {
         record: Option<&ConsumerGroupRecord>,
     ) -> io::Result<()> {
         let value = record.map(encode_consumer_group_value);
-        self.write(
+        self.log.write(
             self.partition_for(group),
             &[(encode_consumer_group_key(group), value)],
         )
     }
 
     /// Every live committed offset and every group's last membership, replaying each partition
-    /// from its log start.
+    /// from its log start; transactional commits count when their COMMIT marker is found, and
+    /// those still undecided are returned as pending.
     pub fn load(&self) -> io::Result<Loaded> {
         let mut live: Live = Default::default();
-        for p in 0..self.partitions {
-            let partition = self.partition(p)?;
-            let log = partition.log();
-            let end = log.log_end_offset().get();
-            let mut offset = log.log_start_offset().get();
-            while offset < end {
-                let read = log
-                    .read(Offset(offset), 1 << 20, true)
-                    .map_err(|e| io::Error::other(e.to_string()))?;
-                let Some(slice) = read.slice else { break };
-                let mut bytes = vec![0u8; slice.len as usize];
-                slice.file.read_exact_at(&mut bytes, slice.position.get())?;
-                let mut at = 0;
-                let before = offset;
-                while at < bytes.len() {
-                    let Ok(h) = batch::check_batch(&bytes[at..]) else {
-                        break;
-                    };
-                    let whole = &bytes[at..at + h.total_size()];
-                    apply_batch(whole, &h, offset, &mut live);
-                    offset = offset.max(h.last_offset() + 1);
-                    at += h.total_size();
-                }
-                if offset == before {
-                    // Nothing whole could be read here: skip the batch rather than spin.
-                    offset += 1;
-                }
-            }
+        for p in 0..self.log.partition_count() {
+            self.log
+                .replay(p, |h, bytes, from| apply_batch(bytes, h, from, &mut live))?;
         }
         Ok(Loaded {
             offsets: live.offsets.into_iter().collect(),
             groups: live.groups.into_iter().collect(),
             consumer_groups: live.consumer_groups.into_iter().collect(),
+            pending_txn: live
+                .pending
+                .into_iter()
+                .flat_map(|(pid, offsets)| offsets.into_iter().map(move |(key, c)| (pid, key, c)))
+                .collect(),
         })
     }
 
-    /// When `partition` holds at least [`SNAPSHOT_MIN_RECORDS`] records and more than twice as
-    /// many as there are live offsets, writes the live ones again and deletes everything
-    /// before them. `live` lists the groups of the partition with their offsets.
+    /// Rewrites `partition` when it holds many more records than live ones (see
+    /// [`InternalLog::maybe_rewrite`]). `live` lists the groups of the partition with their
+    /// offsets.
     pub fn maybe_snapshot(
         &self,
         partition: i32,
         live: impl FnOnce() -> Vec<LiveGroup>,
     ) -> io::Result<()> {
-        let handle = self.partition(partition)?;
-        let records = {
-            let log = handle.log();
-            log.log_end_offset().since(log.log_start_offset())
-        };
-        if records < SNAPSHOT_MIN_RECORDS {
-            return Ok(());
-        }
-        let groups = live();
-        let live_count: u64 = groups
-            .iter()
-            .map(|(_, e, g, c)| e.len() as u64 + u64::from(g.is_some()) + u64::from(c.is_some()))
-            .sum();
-        if records <= 2 * live_count {
-            return Ok(());
-        }
-        let start = handle.log().log_end_offset();
-        let mut all = Vec::with_capacity(live_count as usize);
-        for (group, entries, record, consumer) in &groups {
-            for ((topic, p), c) in entries {
-                all.push((encode_key(group, topic, *p), Some(encode_value(c))));
-            }
-            if let Some(record) = record {
-                all.push((encode_group_key(group), Some(encode_group_value(record))));
-            }
-            if let Some(consumer) = consumer {
-                all.push((
-                    encode_consumer_group_key(group),
-                    Some(encode_consumer_group_value(consumer)),
-                ));
-            }
-        }
-        self.write(partition, &all)?;
-        // The rewritten offsets must be on disk before the old records may go: the deletion
-        // follows the flush, outside the coordinator's lock.
-        let job = handle.log().begin_flush()?;
-        self.stage(&handle, job, Some(start));
-        tracing::debug!(
+        // Listed once, when the partition is long enough to be worth a look.
+        let groups = std::cell::RefCell::new(Vec::new());
+        self.log.maybe_rewrite(
             partition,
-            live = live_count,
-            dropped = records,
-            "offsets partition rewritten"
-        );
+            || {
+                *groups.borrow_mut() = live();
+                groups
+                    .borrow()
+                    .iter()
+                    .map(|(_, e, g, c)| {
+                        e.len() as u64 + u64::from(g.is_some()) + u64::from(c.is_some())
+                    })
+                    .sum()
+            },
+            || {
+                let mut all = Vec::new();
+                for (group, entries, record, consumer) in groups.borrow().iter() {
+                    for ((topic, p), c) in entries {
+                        all.push((encode_key(group, topic, *p), Some(encode_value(c))));
+                    }
+                    if let Some(record) = record {
+                        all.push((encode_group_key(group), Some(encode_group_value(record))));
+                    }
+                    if let Some(consumer) = consumer {
+                        all.push((
+                            encode_consumer_group_key(group),
+                            Some(encode_consumer_group_value(consumer)),
+                        ));
+                    }
+                }
+                all
+            },
+        )?;
         Ok(())
     }
+}
+
+fn offset_records(group: &str, entries: &[Entry]) -> Vec<KeyValue> {
+    entries
+        .iter()
+        .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
+        .collect()
 }
 
 /// A group as a rewrite of the offsets topic keeps it: its offsets, classic membership and KIP-848
@@ -673,14 +577,39 @@ pub type LiveGroup = (
 #[derive(Default)]
 struct Live {
     offsets: std::collections::HashMap<(String, String, i32), Committed>,
+    /// Transactional commits whose marker has not been read yet, by producer id.
+    pending:
+        std::collections::HashMap<i64, std::collections::HashMap<(String, String, i32), Committed>>,
     groups: std::collections::HashMap<String, GroupRecord>,
     consumer_groups: std::collections::HashMap<String, ConsumerGroupRecord>,
 }
 
 fn apply_batch(bytes: &[u8], header: &BatchHeader, from: i64, live: &mut Live) {
+    if header.is_control() {
+        // A transaction's marker: its commits count now, or never.
+        let pending = live.pending.remove(&header.producer_id);
+        if let (Some(marker), Some(pending)) = (parse_end_txn_marker(bytes), pending) {
+            if marker.control == ControlType::Commit {
+                live.offsets.extend(pending);
+            }
+        }
+        return;
+    }
     let Some(records) = batch::uncompressed_records(bytes, header) else {
         return;
     };
+    if header.is_transactional() {
+        let pending = live.pending.entry(header.producer_id).or_default();
+        for r in records {
+            let (Some(key), Some(value)) =
+                (r.key.and_then(decode_key), r.value.and_then(decode_value))
+            else {
+                continue;
+            };
+            pending.insert(key, value);
+        }
+        return;
+    }
     for r in records {
         if header.base_offset + (r.offset_delta as i64) < from {
             continue;

@@ -14,14 +14,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
 use strata_storage::{LeaderEpoch, Offset, ReadError};
 
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
-use crate::replica::{FetchError, Isolation};
+use crate::replica::{FetchError, Isolation, Read};
 use crate::wire::Slot;
 use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
 
@@ -156,12 +158,21 @@ fn build(
             let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
             data.error_code = 0;
             match read {
-                Ok(info) => {
+                Ok(Read { info, aborted }) => {
                     data.high_watermark = info.high_watermark.get();
                     data.last_stable_offset = info.last_stable_offset.get();
                     data.log_start_offset = info.log_start_offset.get();
                     if req.isolation_level == 1 {
-                        data.aborted_transactions = Some(Vec::new());
+                        data.aborted_transactions = Some(
+                            aborted
+                                .iter()
+                                .map(|a| {
+                                    AbortedTransaction::default()
+                                        .with_producer_id(ProducerId(a.producer_id.get()))
+                                        .with_first_offset(a.first_offset.get())
+                                })
+                                .collect(),
+                        );
                     }
                     if let Some(slice) = info.slice {
                         let len = slice.len.min(MAX_SPLICE_BYTES as u64);

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group. Transactions have no coordinator yet,
-//! so transaction keys get COORDINATOR_NOT_AVAILABLE.
+//! FindCoordinator: this broker coordinates every group (key type 0) and every transactional id
+//! (key type 1); other key types are refused with INVALID_REQUEST.
 //!
 //! Besides consumer groups, librdkafka needs this API advertised before it will compress with
 //! LZ4 (it takes FindCoordinator as the sign of a broker with KIP-57's LZ4 framing).
@@ -13,12 +13,20 @@ use super::{str_bytes, Ctx};
 use crate::broker::Broker;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn lookup(
     broker: &Broker,
     key_type: i8,
 ) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
-    if key_type == KEY_TYPE_GROUP {
+    if key_type == KEY_TYPE_TRANSACTION {
+        // As Kafka, the transaction state topic is created when first asked for.
+        broker
+            .txns
+            .log()
+            .map_err(|e| (e, "The coordinator is not available.".to_string()))?;
+    }
+    if key_type == KEY_TYPE_GROUP || key_type == KEY_TYPE_TRANSACTION {
         Ok((
             BrokerId(broker.config.broker_id),
             str_bytes(broker.advertised_host()),
@@ -26,8 +34,8 @@ fn lookup(
         ))
     } else {
         Err((
-            ResponseError::CoordinatorNotAvailable,
-            "The transaction coordinator is not available.".into(),
+            ResponseError::InvalidRequest,
+            format!("Unknown coordinator key type {key_type}"),
         ))
     }
 }

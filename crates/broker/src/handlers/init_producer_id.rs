@@ -1,13 +1,15 @@
-//! InitProducerId for idempotent producers: a new producer id, or (KIP-360) the same id with its
-//! epoch bumped when the producer presents its current id and epoch. Transactional ids need the
-//! transaction coordinator, which is not implemented yet.
+//! InitProducerId: for an idempotent producer a new producer id, or (KIP-360) the same id with
+//! its epoch bumped when the producer presents its current id and epoch; for a transactional id,
+//! the transaction coordinator's answer (its producer id, the previous holder fenced).
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use kafka_protocol::ResponseError;
 
+use super::txn::fenced_for;
+use super::Ctx;
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResponse {
+pub fn handle(broker: &Broker, ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
@@ -17,8 +19,19 @@ pub fn handle(broker: &Broker, req: InitProducerIdRequest) -> InitProducerIdResp
             response.error_code = ResponseError::InvalidRequest.code();
             return response;
         }
-        Some(_) => {
-            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        Some(id) => {
+            let expected = (req.producer_id.0 >= 0 && req.producer_epoch >= 0)
+                .then_some((req.producer_id.0, req.producer_epoch));
+            match broker
+                .txns
+                .init_producer_id(id, req.transaction_timeout_ms, expected)
+            {
+                Ok((pid, epoch)) => {
+                    response.producer_id = ProducerId(pid);
+                    response.producer_epoch = epoch;
+                }
+                Err(e) => response.error_code = fenced_for(ctx.version, 4, e).code(),
+            }
             return response;
         }
     }

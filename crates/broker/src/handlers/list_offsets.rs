@@ -1,5 +1,6 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3), earliest local (-4), latest
-//! tiered (-5) and the first offset at or after a timestamp.
+//! tiered (-5) and the first offset at or after a timestamp. Latest is the last stable offset
+//! for read_committed.
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -49,6 +50,8 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
                 continue;
             }
             let answer: Result<Option<(Offset, i64)>, std::io::Error> = match p.timestamp {
+                // read_committed consumers start from the last stable offset.
+                LATEST if req.isolation_level == 1 => Ok(Some((log.last_stable_offset(), -1))),
                 LATEST => Ok(Some((log.high_watermark(), -1))),
                 EARLIEST | EARLIEST_LOCAL => Ok(Some((log.log_start_offset(), -1))),
                 LATEST_TIERED => Ok(None),

@@ -31,13 +31,17 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
+pub mod txn;
+pub mod txn_admin;
 
 /// The versions Strata implements, per API: what ApiVersions advertises.
 ///
 /// Produce is advertised from version 0 although only message format v2 (Produce v3+) is
 /// accepted: older librdkafka releases disable compression when Produce v0 is not advertised.
-/// Produce stops at 11 and InitProducerId at 4: later versions carry KIP-890's transaction
-/// protocol, which is not implemented.
+/// Produce stops at 11, InitProducerId at 4, AddOffsetsToTxn, EndTxn and TxnOffsetCommit at 3:
+/// later versions carry KIP-890's second transaction protocol (partitions added implicitly by
+/// Produce), so clients use the first one, which every client speaks. AddPartitionsToTxn's
+/// batched v4 (from other brokers, with `verify_only`) is served.
 pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Produce, 0, 11),
     (ApiKey::Fetch, 4, 16),
@@ -68,6 +72,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::AddPartitionsToTxn, 0, 4),
+    (ApiKey::AddOffsetsToTxn, 0, 3),
+    (ApiKey::EndTxn, 0, 3),
+    (ApiKey::TxnOffsetCommit, 0, 3),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::DescribeProducers, 0, 0),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 2),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -206,7 +218,25 @@ pub fn dispatch(
         RequestKind::DeleteTopics(req) => ready(&ctx, &delete_topics::handle(broker, &ctx, req)),
         RequestKind::CreatePartitions(req) => ready(&ctx, &create_partitions::handle(broker, req)),
         RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, req)),
-        RequestKind::InitProducerId(req) => ready(&ctx, &init_producer_id::handle(broker, req)),
+        RequestKind::InitProducerId(req) => {
+            ready(&ctx, &init_producer_id::handle(broker, &ctx, req))
+        }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ready(&ctx, &txn::add_partitions(broker, &ctx, req))
+        }
+        RequestKind::AddOffsetsToTxn(req) => ready(&ctx, &txn::add_offsets(broker, &ctx, req)),
+        RequestKind::EndTxn(req) => ready(&ctx, &txn::end_txn(broker, &ctx, req)),
+        RequestKind::TxnOffsetCommit(req) => {
+            ready(&ctx, &txn::txn_offset_commit(broker, &ctx, req))
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            ready(&ctx, &txn_admin::write_markers(broker, &ctx, req))
+        }
+        RequestKind::DescribeProducers(req) => {
+            ready(&ctx, &txn_admin::describe_producers(broker, req))
+        }
+        RequestKind::DescribeTransactions(req) => ready(&ctx, &txn_admin::describe(broker, req)),
+        RequestKind::ListTransactions(req) => ready(&ctx, &txn_admin::list(broker, req)),
         RequestKind::OffsetForLeaderEpoch(req) => {
             ready(&ctx, &offset_for_leader_epoch::handle(broker, req))
         }
@@ -275,7 +305,7 @@ pub fn collides(a: &str, b: &str) -> bool {
 }
 
 pub fn is_internal(name: &str) -> bool {
-    name == "__consumer_offsets" || name == "__transaction_state"
+    name == crate::group::OFFSETS_TOPIC || name == crate::txn::TRANSACTION_STATE_TOPIC
 }
 
 pub fn str_bytes(s: impl Into<String>) -> StrBytes {

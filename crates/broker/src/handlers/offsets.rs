@@ -82,16 +82,38 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
     response
 }
 
-type Fetched = Vec<((String, i32), Option<Committed>)>;
-type ByTopic = Vec<(String, Vec<(i32, Option<Committed>)>)>;
+type Fetched = Vec<((String, i32), Result<Option<Committed>, ResponseError>)>;
+type ByTopic = Vec<(String, Vec<(i32, Result<Option<Committed>, ResponseError>)>)>;
 
-fn fetch_group(broker: &Broker, group: &str, topics: Option<Vec<(String, Vec<i32>)>>) -> Fetched {
+/// A group's committed offsets; with `require_stable`, those a transaction may still change
+/// come back as UNSTABLE_OFFSET_COMMIT errors.
+fn fetch_group(
+    broker: &Broker,
+    group: &str,
+    topics: Option<Vec<(String, Vec<i32>)>>,
+    require_stable: bool,
+) -> Fetched {
     let wanted: Option<Vec<(String, i32)>> = topics.map(|ts| {
         ts.into_iter()
             .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
             .collect()
     });
-    broker.groups.fetch(group, wanted.as_deref())
+    let rows = broker.groups.fetch(group, wanted.as_deref());
+    if !require_stable {
+        return rows.into_iter().map(|(k, c)| (k, Ok(c))).collect();
+    }
+    let keys: Vec<(String, i32)> = rows.iter().map(|(k, _)| k.clone()).collect();
+    let unstable = broker.groups.unstable(group, &keys);
+    rows.into_iter()
+        .zip(unstable)
+        .map(|((k, c), unstable)| {
+            if unstable {
+                (k, Err(ResponseError::UnstableOffsetCommit))
+            } else {
+                (k, Ok(c))
+            }
+        })
+        .collect()
 }
 
 /// Groups (topic, partition) rows by topic, keeping first-seen order.
@@ -108,9 +130,10 @@ fn by_topic(rows: Fetched) -> ByTopic {
 
 pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetchResponse {
     let mut response = OffsetFetchResponse::default();
-    let values = |c: &Option<Committed>| match c {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (-1, -1, String::new()),
+    let values = |c: &Result<Option<Committed>, ResponseError>| match c {
+        Ok(Some(c)) => (c.offset, c.leader_epoch, c.metadata.clone(), 0),
+        Ok(None) => (-1, -1, String::new(), 0),
+        Err(e) => (-1, -1, String::new(), e.code()),
     };
     if ctx.version >= 8 {
         for g in req.groups {
@@ -119,7 +142,7 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let rows = fetch_group(broker, &g.group_id, topics);
+            let rows = fetch_group(broker, &g.group_id, topics, req.require_stable);
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, ps)| {
@@ -128,9 +151,10 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
                         .with_partitions(
                             ps.iter()
                                 .map(|(p, c)| {
-                                    let (offset, epoch, metadata) = values(c);
+                                    let (offset, epoch, metadata, error) = values(c);
                                     OffsetFetchResponsePartitions::default()
                                         .with_partition_index(*p)
+                                        .with_error_code(error)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(epoch)
                                         .with_metadata(Some(str_bytes(metadata)))
@@ -152,7 +176,7 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let rows = fetch_group(broker, &req.group_id, topics);
+    let rows = fetch_group(broker, &req.group_id, topics, req.require_stable);
     response.topics = by_topic(rows)
         .into_iter()
         .map(|(t, ps)| {
@@ -161,9 +185,10 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
                 .with_partitions(
                     ps.iter()
                         .map(|(p, c)| {
-                            let (offset, epoch, metadata) = values(c);
+                            let (offset, epoch, metadata, error) = values(c);
                             let mut r = OffsetFetchResponsePartition::default()
                                 .with_partition_index(*p)
+                                .with_error_code(error)
                                 .with_committed_offset(offset)
                                 .with_metadata(Some(str_bytes(metadata)));
                             if ctx.version >= 5 {

@@ -114,6 +114,7 @@ fn produce_error_code(e: &ProduceError, topic: &str, partition: i32) -> Response
         ProduceError::UnknownTopicOrPartition { .. } => ResponseError::UnknownTopicOrPartition,
         ProduceError::NullRecords => ResponseError::CorruptMessage,
         ProduceError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        ProduceError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         ProduceError::FlushNotStarted(_) => ResponseError::KafkaStorageError,
         ProduceError::Append(e) => {
             // An offline directory was logged once when it failed; a full one is worth a

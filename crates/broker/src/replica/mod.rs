@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use strata_storage::log::partition::FlushJob;
+use strata_storage::log::txn_index::AbortedTxn;
 use strata_storage::{
     AppendError, AppendInfo, LeaderEpoch, LogManager, Offset, Partition, ReadError, ReadInfo,
 };
@@ -30,13 +31,19 @@ pub enum ProduceError {
     UnknownTopicOrPartition { topic: String, partition: i32 },
     #[error("records are null")]
     NullRecords,
-    /// A transactional batch of a producer with no transaction open on this partition: none
-    /// can be, before the transaction coordinator exists.
+    /// A transactional batch to a partition that is not in its producer's ongoing transaction.
     #[error("producer {producer_id} has no transaction open on {topic}-{partition}")]
     InvalidTxnState {
         producer_id: i64,
         topic: String,
         partition: i32,
+    },
+    /// A transactional batch of another epoch than its transactional id's current one.
+    #[error("producer {producer_id} has epoch {current}, the batch {got}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        got: i16,
     },
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -69,12 +76,39 @@ pub struct PendingFlush {
     job: FlushJob,
 }
 
+impl PendingFlush {
+    pub fn new(partition: Arc<Partition>, job: FlushJob) -> PendingFlush {
+        PendingFlush { partition, job }
+    }
+}
+
+/// Checks transactional batches against the transaction coordinator: the partition must be in
+/// the producer's ongoing transaction. Called under the partition's lock, so that no marker can
+/// come between the check and the append.
+pub trait TxnVerifier: Send + Sync {
+    fn verify(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), ProduceError>;
+}
+
 /// What an append did.
 #[derive(Debug)]
 pub struct Appended {
     pub info: AppendInfo,
     /// The flush the append asked for, to complete before it is acknowledged.
     pub flush: Option<PendingFlush>,
+}
+
+/// What a consumer's read found.
+#[derive(Debug)]
+pub struct Read {
+    pub info: ReadInfo,
+    /// read_committed: the aborted transactions with records among those read.
+    pub aborted: Vec<AbortedTxn>,
 }
 
 /// Read isolation, as Fetch and ListOffsets ask for it.
@@ -98,6 +132,9 @@ type PartitionKey = (String, i32);
 
 pub struct ReplicaManager {
     logs: Arc<LogManager>,
+    /// The transaction coordinator, once it exists; without it transactional batches are
+    /// refused.
+    txn_verifier: std::sync::OnceLock<Weak<dyn TxnVerifier>>,
     /// The fetches parked on each partition, woken by its appends.
     waiting: Mutex<HashMap<PartitionKey, Vec<Weak<Notify>>>>,
 }
@@ -112,12 +149,18 @@ impl ReplicaManager {
     pub fn new(logs: Arc<LogManager>) -> ReplicaManager {
         ReplicaManager {
             logs,
+            txn_verifier: std::sync::OnceLock::new(),
             waiting: Mutex::new(HashMap::new()),
         }
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
         &self.logs
+    }
+
+    /// Installs the transaction coordinator's check of transactional batches (once).
+    pub fn set_txn_verifier(&self, verifier: Weak<dyn TxnVerifier>) {
+        let _ = self.txn_verifier.set(verifier);
     }
 
     /// Appends a produce request's records for one partition as its leader. Waiting fetches of
@@ -139,18 +182,27 @@ impl ReplicaManager {
             .and_then(|t| t.partition(partition))
             .ok_or_else(unknown)?;
         let records = records.ok_or(ProduceError::NullRecords)?;
+        let mut log = p.log();
         // Every batch of a request comes from one producer: the first one's header says whether
         // they are transactional (a header too short is refused by the append's validation).
+        // Checked under the partition's lock: a marker cannot come between check and append.
         if let Ok(h) = strata_storage::batch::BatchHeader::parse(records) {
             if h.is_transactional() {
-                return Err(ProduceError::InvalidTxnState {
+                let refused = || ProduceError::InvalidTxnState {
                     producer_id: h.producer_id,
                     topic: topic.to_string(),
                     partition,
-                });
+                };
+                if h.is_control() {
+                    return Err(refused());
+                }
+                let verifier = self.txn_verifier.get().and_then(Weak::upgrade);
+                match verifier {
+                    Some(v) => v.verify(h.producer_id, h.producer_epoch, topic, partition)?,
+                    None => return Err(refused()),
+                }
             }
         }
-        let mut log = p.log();
         // An append is a copy into the page cache, done in the connection's task; one that
         // rolls the segment first syncs files, so it tells the runtime that this thread will
         // block, and the runtime moves the other connections' tasks elsewhere meanwhile.
@@ -194,6 +246,18 @@ impl ReplicaManager {
         }
     }
 
+    /// Completes flushes in this thread (a coordinator's work), telling the runtime that it
+    /// blocks when it is a runtime worker. False when any failed.
+    pub fn complete_flushes_blocking(flushes: Vec<PendingFlush>) -> bool {
+        match Self::complete_cheap_flushes(flushes) {
+            Ok(ok) => ok,
+            Err(flushes) if may_block_in_place() => {
+                tokio::task::block_in_place(|| Self::run_flushes(flushes))
+            }
+            Err(flushes) => Self::run_flushes(flushes),
+        }
+    }
+
     /// Completes flushes nobody waits for (acks=0) in the background.
     pub fn complete_flushes_detached(flushes: Vec<PendingFlush>) {
         if !flushes.is_empty() {
@@ -217,8 +281,8 @@ impl ReplicaManager {
         ok
     }
 
-    /// Reads one partition for a consumer's fetch: below the high watermark, or the last
-    /// stable offset for read_committed.
+    /// Reads one partition for a consumer's fetch: below the high watermark, or below the last
+    /// stable offset with the aborted transactions among the records for read_committed.
     pub fn read(
         &self,
         partition: &Partition,
@@ -227,7 +291,7 @@ impl ReplicaManager {
         min_one_batch: bool,
         isolation: Isolation,
         current_leader_epoch: LeaderEpoch,
-    ) -> Result<ReadInfo, FetchError> {
+    ) -> Result<Read, FetchError> {
         let log = partition.log();
         let epoch = log.leader_epoch();
         if current_leader_epoch > epoch {
@@ -241,8 +305,16 @@ impl ReplicaManager {
             Isolation::ReadUncommitted => log.high_watermark(),
             Isolation::ReadCommitted => log.last_stable_offset(),
         };
-        log.read_bounded(offset, max_bytes, min_one_batch, visible)
-            .map_err(FetchError::Read)
+        let info = log
+            .read_bounded(offset, max_bytes, min_one_batch, visible)
+            .map_err(FetchError::Read)?;
+        let aborted = match (isolation, &info.slice) {
+            (Isolation::ReadCommitted, Some(_)) => {
+                log.aborted_transactions(offset, info.upper_bound)
+            }
+            _ => Vec::new(),
+        };
+        Ok(Read { info, aborted })
     }
 
     /// Wakes the fetches waiting on a partition after appends to it.

@@ -374,6 +374,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         reporting_interval: Duration::from_secs(3600),
                         print_windows: false,
                         print_metrics: false,
+                        transactions: None,
                     };
                     let r = run_job(job, progress)?;
                     Ok(ClientOutcome {

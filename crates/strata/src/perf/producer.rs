@@ -52,6 +52,54 @@ pub struct ProducerPerfArgs {
     /// Milliseconds between progress lines.
     #[arg(long, default_value_t = 5000)]
     pub reporting_interval: u64,
+    /// Produce in transactions with this transactional id (Kafka's flag); with
+    /// --transaction-duration-ms alone, Kafka's default id is used.
+    #[arg(long)]
+    pub transactional_id: Option<String>,
+    /// Commit a transaction every this many milliseconds (Kafka's flag).
+    #[arg(long)]
+    pub transaction_duration_ms: Option<u64>,
+    /// Commit a transaction every this many records (a Strata addition: a fixed transaction
+    /// size makes runs comparable).
+    #[arg(long)]
+    pub transaction_records: Option<u64>,
+}
+
+/// When a transactional producer commits.
+#[derive(Debug, Clone, Copy)]
+pub enum TxnEvery {
+    Records(u64),
+    Duration(Duration),
+}
+
+/// The transactional id Kafka's tool uses when only a duration is given.
+pub const DEFAULT_TRANSACTIONAL_ID: &str = "performance-producer-default-transactional-id";
+
+impl ProducerPerfArgs {
+    /// The transactional id and commit interval, when the run is transactional.
+    pub fn transactions(&self) -> Result<Option<(String, TxnEvery)>> {
+        let every = match (self.transaction_records, self.transaction_duration_ms) {
+            (Some(_), Some(_)) => {
+                bail!("--transaction-records and --transaction-duration-ms exclude each other")
+            }
+            (Some(0), _) | (_, Some(0)) => {
+                bail!("a transaction needs at least one record and 1 ms")
+            }
+            (Some(n), None) => Some(TxnEvery::Records(n)),
+            (None, Some(ms)) => Some(TxnEvery::Duration(Duration::from_millis(ms))),
+            (None, None) => None,
+        };
+        Ok(match (every, &self.transactional_id) {
+            (Some(every), id) => Some((
+                id.clone()
+                    .unwrap_or_else(|| DEFAULT_TRANSACTIONAL_ID.to_string()),
+                every,
+            )),
+            // Kafka's tool: an id alone commits every 3 s.
+            (None, Some(id)) => Some((id.clone(), TxnEvery::Duration(Duration::from_millis(3000)))),
+            (None, None) => None,
+        })
+    }
 }
 
 /// Builds a client config from `--*-props`, a properties file and a bootstrap address.
@@ -195,6 +243,8 @@ pub struct ProducerJob {
     pub reporting_interval: Duration,
     pub print_windows: bool,
     pub print_metrics: bool,
+    /// Produce in transactions of this id, committed this often.
+    pub transactions: Option<(String, TxnEvery)>,
 }
 
 /// What a producer client measured.
@@ -218,9 +268,21 @@ pub fn run_job(job: ProducerJob, progress: Arc<Progress>) -> Result<ProducerResu
         first_error: Mutex::new(None),
         last_statistics: Mutex::new(None),
     };
+    if let Some((id, _)) = &job.transactions {
+        config.set("transactional.id", id);
+    }
     let producer: BaseProducer<PerfContext> = config
         .create_with_context(context)
         .context("cannot create the producer")?;
+    let txn_timeout = Duration::from_secs(60);
+    let mut txn_started = Instant::now();
+    let mut txn_records = 0u64;
+    if job.transactions.is_some() {
+        producer
+            .init_transactions(txn_timeout)
+            .context("init_transactions")?;
+        producer.begin_transaction().context("begin_transaction")?;
+    }
     let start = Instant::now();
     let mut throttler = Throttler::new((job.throughput)(Duration::ZERO));
     let mut throttled_from = 0u64;
@@ -251,6 +313,26 @@ pub fn run_job(job: ProducerJob, progress: Arc<Progress>) -> Result<ProducerResu
             }
         }
         producer.poll(Duration::ZERO);
+        if let Some((_, every)) = &job.transactions {
+            txn_records += 1;
+            let due = match every {
+                TxnEvery::Records(n) => txn_records >= *n,
+                TxnEvery::Duration(d) => txn_started.elapsed() >= *d,
+            };
+            if due && i + 1 < job.num_records {
+                producer
+                    .commit_transaction(txn_timeout)
+                    .context("commit_transaction")?;
+                producer.begin_transaction().context("begin_transaction")?;
+                txn_records = 0;
+                txn_started = Instant::now();
+            }
+        }
+    }
+    if job.transactions.is_some() {
+        producer
+            .commit_transaction(txn_timeout)
+            .context("commit_transaction")?;
     }
     producer.flush(Duration::from_secs(300)).context("flush")?;
     let context = producer.context();
@@ -313,6 +395,7 @@ pub fn run(args: ProducerPerfArgs) -> Result<Summary> {
         reporting_interval: Duration::from_millis(args.reporting_interval.max(1)),
         print_windows: true,
         print_metrics: args.print_metrics,
+        transactions: args.transactions()?,
     };
     let result = run_job(job, Arc::new(Progress::default()))?;
     println!("{}", stats::final_line(&result.summary));

@@ -14,12 +14,16 @@ use rdkafka::message::{Message, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::TopicPartitionList;
 
+pub mod txn;
+
 /// A broker process with its data in a temporary directory.
 pub struct BrokerProcess {
     pub dir: tempfile::TempDir,
     pub addr: String,
     child: Option<Child>,
     overrides: Vec<String>,
+    /// Environment variables the process starts with.
+    env: Vec<(String, String)>,
     pub stderr_log: PathBuf,
 }
 
@@ -33,10 +37,19 @@ impl BrokerProcess {
             addr: String::new(),
             child: None,
             overrides,
+            env: Vec::new(),
             stderr_log,
         };
         broker.spawn();
         broker
+    }
+
+    /// Sets (Some) or removes (None) an environment variable for the next (re)start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
+        }
     }
 
     /// A broker on a given data directory, not started yet: [`Self::restart`] starts it,
@@ -51,6 +64,7 @@ impl BrokerProcess {
             addr: String::new(),
             child: None,
             overrides,
+            env: Vec::new(),
             stderr_log,
         }
     }
@@ -117,6 +131,7 @@ impl BrokerProcess {
             "RUST_LOG",
             std::env::var("STRATA_TEST_LOG").unwrap_or_else(|_| "info".into()),
         );
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let mut child = cmd.spawn().expect("spawn strata");
         let stdout = child.stdout.take().expect("stdout");
         let mut line = String::new();
@@ -154,6 +169,20 @@ impl BrokerProcess {
                 self.log()
             );
         }
+    }
+
+    /// Waits for the process to end by itself (a crash point): its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
     }
 
     /// SIGKILL: a crash.
