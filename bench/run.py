@@ -155,12 +155,13 @@ def children_cpu_seconds():
     return r.ru_utime + r.ru_stime
 
 
-def producer_perf(broker, topic, records, size, props, throughput=-1):
+def producer_perf(broker, topic, records, size, props, throughput=-1, extra=()):
     """One producer-perf run; besides its numbers, how busy the machine's cores were with the
-    client and the broker together (1.0: every core all the time)."""
+    client and the broker together (1.0: every core all the time). `extra`: more flags."""
     wall, client_cpu, broker_cpu = time.time(), children_cpu_seconds(), broker.cpu_seconds()
     out = run_tool(["producer-perf", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
-                    "--throughput", str(throughput), "--bootstrap-server", broker.addr, "--producer-props"] + props, broker)
+                    "--throughput", str(throughput), "--bootstrap-server", broker.addr] + list(extra)
+                   + ["--producer-props"] + props, broker)
     last = out.strip().splitlines()[-1]
     m = re.match(r"(\d+) records sent, ([\d.]+) records/sec \(([\d.]+) MB/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th", last)
     if not m:
@@ -171,8 +172,9 @@ def producer_perf(broker, topic, records, size, props, throughput=-1):
             "cpu_busy": cpu / (wall * os.cpu_count())}
 
 
-def consumer_perf(broker, topic, records):
-    out = run_tool(["consumer-perf", "--bootstrap-server", broker.addr, "--topic", topic, "--messages", str(records), "--timeout", "30000"], broker)
+def consumer_perf(broker, topic, records, extra=()):
+    out = run_tool(["consumer-perf", "--bootstrap-server", broker.addr, "--topic", topic, "--messages", str(records),
+                    "--timeout", "30000"] + list(extra), broker)
     row = out.strip().splitlines()[-1].split(", ")
     return {"mb_per_s": float(row[3]), "records_per_s": float(row[5]), "fetch_mb_per_s": float(row[8])}
 

@@ -924,13 +924,7 @@ fn the_offsets_log_stays_bounded_however_many_commits_are_made() {
 
 /// The broker's "committed offsets loaded" time from its log, in µs (the last start's).
 fn reload_us(broker: &BrokerProcess) -> u64 {
-    let log = std::fs::read_to_string(&broker.stderr_log).unwrap();
-    log.lines()
-        .rev()
-        .filter(|l| l.contains("committed offsets loaded"))
-        .filter_map(|l| l.split("elapsed_us=").nth(1))
-        .find_map(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("reload time logged")
+    broker.logged_elapsed_us("committed offsets loaded")
 }
 
 /// The reload time after 1,000,000 offset commits (100 partitions x 10,000 rounds) against

@@ -442,6 +442,21 @@ fn crashes_during_a_transaction_and_between_decision_and_markers() {
     });
 }
 
+/// `strata transactions find-hanging` on the "tool" topic, with no grace time.
+fn find_hanging(broker: &str) -> (bool, String, String) {
+    strata_tool(
+        "transactions",
+        broker,
+        &[
+            "find-hanging",
+            "--topic",
+            "tool",
+            "--max-transaction-timeout",
+            "0",
+        ],
+    )
+}
+
 #[test]
 fn the_transactions_tool_lists_describes_finds_and_aborts_hanging_transactions() {
     let mut broker = BrokerProcess::start(&[]);
@@ -501,17 +516,7 @@ fn the_transactions_tool_lists_describes_finds_and_aborts_hanging_transactions()
         (pid.to_string().as_str(), "0", "2", "0")
     );
     // Known to its coordinator as ongoing: not hanging, however old.
-    let (ok, out, _) = strata_tool(
-        "transactions",
-        &b,
-        &[
-            "find-hanging",
-            "--topic",
-            "tool",
-            "--max-transaction-timeout",
-            "0",
-        ],
-    );
+    let (ok, out, _) = find_hanging(&b);
     assert!(ok);
     assert_eq!(out.lines().count(), 1, "only the header: {out}");
 
@@ -531,17 +536,7 @@ fn the_transactions_tool_lists_describes_finds_and_aborts_hanging_transactions()
     }
     broker.restart();
     let b = broker.addr.clone();
-    let (ok, out, _) = strata_tool(
-        "transactions",
-        &b,
-        &[
-            "find-hanging",
-            "--topic",
-            "tool",
-            "--max-transaction-timeout",
-            "0",
-        ],
-    );
+    let (ok, out, _) = find_hanging(&b);
     assert!(ok);
     let rows: Vec<Vec<&str>> = out
         .lines()
@@ -593,16 +588,118 @@ fn the_transactions_tool_lists_describes_finds_and_aborts_hanging_transactions()
     assert!(ok, "{err}");
     assert!(out.contains("Aborted"), "{out}");
     assert_eq!(stable(&rt), 4, "past the abort marker");
-    let (_, out, _) = strata_tool(
-        "transactions",
-        &b,
-        &[
-            "find-hanging",
-            "--topic",
-            "tool",
-            "--max-transaction-timeout",
-            "0",
-        ],
-    );
+    let (_, out, _) = find_hanging(&b);
     assert_eq!(out.lines().count(), 1, "nothing hangs now: {out}");
+}
+
+/// The coordinator's reload time after 100,000 transactions: by 10 transactional ids (10,000
+/// each) and by 1,000 ids (100 each), over 10 partitions, committed one by one. Run by
+/// `bench/transactions.py`, which reports it.
+#[test]
+#[ignore]
+fn reload_time_after_100k_transactions() {
+    for ids in [10usize, 1000] {
+        let mut broker = BrokerProcess::start(&[]);
+        let rt = runtime();
+        create_topic(&rt, &broker.addr, "reload", 10, &[]);
+        let per_id = 100_000 / ids;
+        let started = std::time::Instant::now();
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..10)
+                .map(|task| {
+                    let addr = broker.addr.clone();
+                    tokio::spawn(async move {
+                        for id in (task..ids).step_by(10) {
+                            let mut p = TxnClient::connect(&addr, &format!("reload-{id}")).await;
+                            assert_eq!(p.init(60_000).await, 0);
+                            for i in 0..per_id {
+                                let partition = ((id + i) % 10) as i32;
+                                assert_eq!(p.add(&[("reload", partition)]).await, vec![0]);
+                                assert_eq!(p.produce("reload", partition, 1).await, 0);
+                                assert_eq!(p.end(true).await, 0);
+                            }
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let txn_s = started.elapsed().as_secs_f64();
+        // Records kept in __transaction_state (log end minus log start, over its partitions).
+        let kept: i64 = rt.block_on(async {
+            let mut admin = Client::connect(&broker.addr).await.unwrap();
+            let mut kept = 0;
+            for p in 0..50 {
+                kept += latest_at(&mut admin, "__transaction_state", p, -1).await
+                    - latest_at(&mut admin, "__transaction_state", p, -2).await;
+            }
+            kept
+        });
+        broker.stop();
+        broker.restart();
+        let us = broker.logged_elapsed_us("transaction state loaded");
+        rt.block_on(async {
+            let mut admin = Client::connect(&broker.addr).await.unwrap();
+            let d = describe(&mut admin, "reload-0").await;
+            assert_eq!(d.transaction_state.as_str(), "CompleteCommit");
+            assert_eq!(
+                latest(&mut admin, "reload", 0, true).await,
+                latest(&mut admin, "reload", 0, false).await
+            );
+        });
+        println!("TXN_RELOAD ids={ids} transactions=100000 state_records={kept} reload_us={us} txn_s={txn_s:.1}");
+    }
+}
+
+#[test]
+fn unused_transactional_ids_expire_but_not_those_with_a_transaction_open() {
+    let mut broker = BrokerProcess::start(&[
+        "transactional.id.expiration.ms=300",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=100",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms=100",
+    ]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "exp", 1, &[]);
+    rt.block_on(async {
+        let mut admin = Client::connect(&broker.addr).await.unwrap();
+        let mut idle = TxnClient::connect(&broker.addr, "idle").await;
+        assert_eq!(idle.init(60_000).await, 0);
+        let mut busy = TxnClient::connect(&broker.addr, "busy").await;
+        assert_eq!(busy.init(60_000).await, 0);
+        assert_eq!(busy.add(&[("exp", 0)]).await, vec![0]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while describe(&mut admin, "idle").await.error_code != TRANSACTIONAL_ID_NOT_FOUND {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the idle id never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            describe(&mut admin, "busy")
+                .await
+                .transaction_state
+                .as_str(),
+            "Ongoing"
+        );
+        // An expired id starts over: a new producer id.
+        let old_pid = idle.pid;
+        assert_eq!(idle.init(60_000).await, 0);
+        assert_ne!(idle.pid, old_pid);
+    });
+    // The expiry is in the log: a restart does not bring the id back.
+    broker.stop();
+    broker.restart();
+    rt.block_on(async {
+        let mut admin = Client::connect(&broker.addr).await.unwrap();
+        assert_eq!(
+            describe(&mut admin, "busy")
+                .await
+                .transaction_state
+                .as_str(),
+            "Ongoing"
+        );
+    });
 }

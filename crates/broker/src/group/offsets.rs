@@ -106,6 +106,26 @@ impl Coordinator {
         let group = groups
             .entry(group_id.to_string())
             .or_insert_with(|| Group::new(group_id));
+        let (results, accepted) = self.accept_offsets(offsets, partition_exists);
+        if !accepted.is_empty() {
+            if let Err(e) = self.store.append(group_id, &accepted) {
+                tracing::error!(group = group_id, error = %e, "offset commit not stored");
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            for (key, committed) in accepted {
+                group.offsets.insert(key, committed);
+            }
+        }
+        self.maybe_snapshot(&groups, group_id);
+        Ok(results)
+    }
+
+    /// Each commit's error (an unknown partition, metadata too large), and the commits accepted.
+    pub(super) fn accept_offsets(
+        &self,
+        offsets: Vec<CommitArgs>,
+        partition_exists: &dyn Fn(&str, i32) -> bool,
+    ) -> (Vec<Option<ResponseError>>, GroupOffsets) {
         let now = now_ms();
         let mut results = Vec::with_capacity(offsets.len());
         let mut accepted = Vec::new();
@@ -128,17 +148,7 @@ impl Coordinator {
                 ));
             }
         }
-        if !accepted.is_empty() {
-            if let Err(e) = self.store.append(group_id, &accepted) {
-                tracing::error!(group = group_id, error = %e, "offset commit not stored");
-                return Err(ResponseError::CoordinatorNotAvailable);
-            }
-            for (key, committed) in accepted {
-                group.offsets.insert(key, committed);
-            }
-        }
-        self.maybe_snapshot(&groups, group_id);
-        Ok(results)
+        (results, accepted)
     }
 
     /// Rewrites the live offsets of a `__consumer_offsets` partition when it holds far more

@@ -81,28 +81,7 @@ impl Coordinator {
             }
         }
         in_txn(self.store.partition_for(&args.group_id))?;
-        let now = now_ms();
-        let mut results = Vec::with_capacity(args.offsets.len());
-        let mut accepted = Vec::new();
-        for o in args.offsets {
-            let metadata = o.metadata.unwrap_or_default();
-            if !partition_exists(&o.topic, o.partition) {
-                results.push(Some(ResponseError::UnknownTopicOrPartition));
-            } else if metadata.len() > self.config.offset_metadata_max_bytes {
-                results.push(Some(ResponseError::OffsetMetadataTooLarge));
-            } else {
-                results.push(None);
-                accepted.push((
-                    (o.topic, o.partition),
-                    Committed {
-                        offset: o.offset,
-                        leader_epoch: o.leader_epoch,
-                        metadata,
-                        commit_timestamp: now,
-                    },
-                ));
-            }
-        }
+        let (results, accepted) = self.accept_offsets(args.offsets, partition_exists);
         if accepted.is_empty() {
             return Ok(results);
         }

@@ -154,6 +154,17 @@ impl BrokerProcess {
         std::fs::read_to_string(&self.stderr_log).unwrap_or_default()
     }
 
+    /// The `elapsed_us` of the broker's last log line with `message` (a startup step's time).
+    pub fn logged_elapsed_us(&self, message: &str) -> u64 {
+        self.log()
+            .lines()
+            .rev()
+            .filter(|l| l.contains(message))
+            .filter_map(|l| l.split("elapsed_us=").nth(1))
+            .find_map(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {message:?} with elapsed_us in the log"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

@@ -183,6 +183,21 @@ pub async fn describe(
 
 /// ListOffsets latest for one partition: read_committed (the last stable offset) or not.
 pub async fn latest(client: &mut Client, topic: &str, partition: i32, committed: bool) -> i64 {
+    list_offset(client, topic, partition, -1, committed).await
+}
+
+/// ListOffsets for one partition at `timestamp` (-1 latest, -2 earliest), read_uncommitted.
+pub async fn latest_at(client: &mut Client, topic: &str, partition: i32, timestamp: i64) -> i64 {
+    list_offset(client, topic, partition, timestamp, false).await
+}
+
+async fn list_offset(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    timestamp: i64,
+    committed: bool,
+) -> i64 {
     let r = client
         .send(
             ListOffsetsRequest::default()
@@ -192,7 +207,7 @@ pub async fn latest(client: &mut Client, topic: &str, partition: i32, committed:
                     .with_name(TopicName(s(topic)))
                     .with_partitions(vec![ListOffsetsPartition::default()
                         .with_partition_index(partition)
-                        .with_timestamp(-1)])]),
+                        .with_timestamp(timestamp)])]),
         )
         .await
         .expect("ListOffsets");
