@@ -230,14 +230,7 @@ fn admin_apis_list_describe_and_abort_a_transaction() {
             "adm-b"
         );
 
-        let producers = admin
-            .send(
-                DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
-                    .with_name(TopicName(s("adm")))
-                    .with_partition_indexes(vec![0])]),
-            )
-            .await
-            .unwrap();
+        let producers = describe_producers(&mut admin, "adm", 0).await;
         let p = &producers.topics[0].partitions[0];
         assert_eq!(p.error_code, 0);
         let active = &p.active_producers[0];
@@ -252,49 +245,19 @@ fn admin_apis_list_describe_and_abort_a_transaction() {
         );
 
         // kafka-transactions.sh abort: an ABORT marker written for the producer.
-        let written = admin
-            .send(
-                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-                    .with_producer_id(ProducerId(a.pid))
-                    .with_producer_epoch(a.epoch)
-                    .with_transaction_result(false)
-                    .with_coordinator_epoch(0)
-                    .with_topics(vec![WritableTxnMarkerTopic::default()
-                        .with_name(TopicName(s("adm")))
-                        .with_partition_indexes(vec![0])])]),
-            )
-            .await
-            .unwrap();
+        let written = write_abort_marker(&mut admin, a.pid, a.epoch, "adm").await;
         assert_eq!(written.markers[0].topics[0].partitions[0].error_code, 0);
         assert_eq!(
             latest(&mut admin, "adm", 0, true).await,
             5,
             "stable past the marker"
         );
-        let producers = admin
-            .send(
-                DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
-                    .with_name(TopicName(s("adm")))
-                    .with_partition_indexes(vec![0])]),
-            )
-            .await
-            .unwrap();
+        let producers = describe_producers(&mut admin, "adm", 0).await;
         assert_eq!(
             producers.topics[0].partitions[0].active_producers[0].current_txn_start_offset,
             -1
         );
-        let unknown = admin
-            .send(
-                WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
-                    .with_producer_id(ProducerId(a.pid))
-                    .with_producer_epoch(a.epoch)
-                    .with_transaction_result(false)
-                    .with_topics(vec![WritableTxnMarkerTopic::default()
-                        .with_name(TopicName(s("gone")))
-                        .with_partition_indexes(vec![0])])]),
-            )
-            .await
-            .unwrap();
+        let unknown = write_abort_marker(&mut admin, a.pid, a.epoch, "gone").await;
         assert_eq!(
             unknown.markers[0].topics[0].partitions[0].error_code,
             UNKNOWN_TOPIC_OR_PARTITION
@@ -702,4 +665,42 @@ fn unused_transactional_ids_expire_but_not_those_with_a_transaction_open() {
             "Ongoing"
         );
     });
+}
+
+async fn describe_producers(
+    admin: &mut Client,
+    topic: &str,
+    partition: i32,
+) -> DescribeProducersResponse {
+    admin
+        .send(
+            DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+                .with_name(TopicName(s(topic)))
+                .with_partition_indexes(vec![partition])]),
+        )
+        .await
+        .unwrap()
+}
+
+/// WriteTxnMarkers with an ABORT for the producer on partition 0 of `topic` (what
+/// kafka-transactions.sh's abort sends).
+async fn write_abort_marker(
+    admin: &mut Client,
+    pid: i64,
+    epoch: i16,
+    topic: &str,
+) -> WriteTxnMarkersResponse {
+    admin
+        .send(
+            WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+                .with_producer_id(ProducerId(pid))
+                .with_producer_epoch(epoch)
+                .with_transaction_result(false)
+                .with_coordinator_epoch(0)
+                .with_topics(vec![WritableTxnMarkerTopic::default()
+                    .with_name(TopicName(s(topic)))
+                    .with_partition_indexes(vec![0])])]),
+        )
+        .await
+        .unwrap()
 }
