@@ -161,6 +161,9 @@ impl Broker {
                 }));
         }
         logs.start_background();
+        if let Some(cleaner) = &config.cleaner {
+            logs.start_cleaner(cleaner.clone());
+        }
         internal_log::ensure_topic(
             &logs,
             OFFSETS_TOPIC,

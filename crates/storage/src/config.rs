@@ -38,6 +38,19 @@ pub struct LogConfig {
     /// `channel.type=file`: segments stay in plain files in the log directory even when the
     /// broker has tiers.
     pub plain_files: bool,
+    /// `cleanup.policy` has `delete`: retention by time and size deletes old segments.
+    pub delete: bool,
+    /// `cleanup.policy` has `compact`: the log cleaner keeps the latest record of each key.
+    pub compact: bool,
+    /// `min.cleanable.dirty.ratio`
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`
+    pub max_compaction_lag_ms: i64,
+    /// `delete.retention.ms`: how long tombstones (and emptied transactions' markers) stay
+    /// after the cleaning that reached them.
+    pub delete_retention_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -56,6 +69,12 @@ impl Default for LogConfig {
             file_delete_delay_ms: 60_000,
             preallocate: false,
             plain_files: false,
+            delete: true,
+            compact: false,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            delete_retention_ms: 24 * 3600 * 1000,
         }
     }
 }

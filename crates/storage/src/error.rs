@@ -26,6 +26,14 @@ pub enum AppendError {
         current: i16,
         got: i16,
     },
+    /// A record without a key sent to a compacted topic (INVALID_RECORD).
+    #[error(
+        "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
+    )]
+    KeylessRecord { topic: String, partition: i32 },
+    /// Records that cannot be read inside a valid batch frame (CORRUPT_MESSAGE).
+    #[error("corrupt records in a batch: {0}")]
+    CorruptRecords(String),
     #[error("storage error: {0}")]
     Storage(#[from] io::Error),
     #[error("the log's directory {} is offline after an I/O error", dir.display())]

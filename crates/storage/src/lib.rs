@@ -12,6 +12,7 @@ pub mod io;
 pub mod log;
 pub mod log_manager;
 pub mod model;
+pub mod records;
 pub mod tier;
 pub mod units;
 

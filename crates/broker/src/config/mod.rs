@@ -11,11 +11,13 @@ use std::path::{Path, PathBuf};
 use strata_storage::tier::TierSpec;
 use thiserror::Error;
 
+mod cleaner;
 mod group;
 mod tier;
 mod topic;
 mod txn;
 
+use cleaner::parse_cleaner;
 use group::parse_groups;
 use tier::parse_tiers;
 use topic::boolean;
@@ -153,6 +155,8 @@ pub struct BrokerConfig {
     pub txns: crate::txn::TxnConfig,
     /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
     pub metrics_listener: Option<SocketAddr>,
+    /// The log cleaner (`log.cleaner.*`); None when `log.cleaner.enable=false`.
+    pub cleaner: Option<strata_storage::log_manager::CleanerConfig>,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -223,6 +227,16 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("storage.migrate.max.bytes.per.sec", "104857600"),
     ("storage.migrate.interval.ms", "1000"),
     ("log.pmem.pool.ratio", "0.8"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.threads", "1"),
+    ("log.cleaner.dedupe.buffer.size", "134217728"),
+    ("log.cleaner.io.buffer.size", "524288"),
+    ("log.cleaner.io.buffer.load.factor", "0.9"),
+    ("log.cleaner.backoff.ms", "15000"),
+    (
+        "log.cleaner.io.max.bytes.per.second",
+        "1.7976931348623157E308",
+    ),
     ("socket.receive.buffer.bytes", "102400"),
 ];
 
@@ -414,6 +428,7 @@ impl BrokerConfig {
             tiers: parse_tiers(&get)?,
             groups: parse_groups(&get)?,
             txns: parse_txns(&get)?,
+            cleaner: parse_cleaner(&get)?,
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {

@@ -86,14 +86,7 @@ pub(super) fn timestamp_type(k: &str, v: &str) -> Result<(), ConfigError> {
 pub(super) fn cleanup_policy(k: &str, v: &str) -> Result<(), ConfigError> {
     for p in v.split(',').map(str::trim) {
         match p {
-            "delete" => {}
-            "compact" => {
-                return Err(invalid(
-                    k,
-                    v,
-                    "log compaction is not supported yet; use delete",
-                ))
-            }
+            "delete" | "compact" => {}
             _ => {
                 return Err(invalid(
                     k,
@@ -104,6 +97,18 @@ pub(super) fn cleanup_policy(k: &str, v: &str) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+/// (has `delete`, has `compact`) of a `cleanup.policy` value.
+pub fn cleanup_policies(v: &str) -> (bool, bool) {
+    let mut out = (false, false);
+    for p in v.split(',').map(str::trim) {
+        match p {
+            "delete" => out.0 = true,
+            "compact" => out.1 = true,
+            _ => {}
+        }
+    }
+    out
 }
 pub(super) fn compression_type(k: &str, v: &str) -> Result<(), ConfigError> {
     match v.trim() {
@@ -495,6 +500,15 @@ impl BrokerConfig {
             file_delete_delay_ms: long("file.delete.delay.ms", d.file_delete_delay_ms),
             preallocate: v("preallocate").trim().eq_ignore_ascii_case("true"),
             plain_files: self.topic_uses_plain_files(overrides),
+            delete: cleanup_policies(&v("cleanup.policy")).0,
+            compact: cleanup_policies(&v("cleanup.policy")).1,
+            min_cleanable_dirty_ratio: v("min.cleanable.dirty.ratio")
+                .trim()
+                .parse::<f64>()
+                .unwrap_or(d.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", d.min_compaction_lag_ms).max(0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", d.max_compaction_lag_ms).max(1),
+            delete_retention_ms: long("delete.retention.ms", d.delete_retention_ms).max(0),
         }
     }
 }

@@ -328,7 +328,8 @@ pub fn append_error_code(e: &strata_storage::AppendError) -> ResponseError {
         InvalidBatch(BatchError::CountMismatch { .. } | BatchError::InvalidBaseOffset(_)) => {
             ResponseError::InvalidRecord
         }
-        InvalidBatch(_) => ResponseError::CorruptMessage,
+        InvalidBatch(_) | CorruptRecords(_) => ResponseError::CorruptMessage,
+        KeylessRecord { .. } => ResponseError::InvalidRecord,
         MessageTooLarge { .. } => ResponseError::MessageTooLarge,
         RecordListTooLarge { .. } => ResponseError::RecordListTooLarge,
         OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,

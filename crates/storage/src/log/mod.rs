@@ -1,5 +1,6 @@
 //! The partition log: segments, their indexes, recovery and retention.
 
+pub mod cleaner;
 pub mod index;
 pub mod leader_epoch;
 pub mod partition;

@@ -67,8 +67,13 @@ impl FileMode {
     }
 }
 
+/// Gives every segment object its own id, so that a segment replaced at the same base offset
+/// (by the cleaner, a migration) is told apart from the one a plan was made from.
+static NEXT_SEGMENT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 #[derive(Debug)]
 pub struct Segment {
+    id: u64,
     base_offset: i64,
     log_path: PathBuf,
     log: Arc<dyn IoFile>,
@@ -88,6 +93,8 @@ pub struct Segment {
     /// The aborted transactions whose markers are in this segment (`.txnindex`), created with
     /// the first one.
     txn_index: Option<TransactionIndex>,
+    /// Where the `.txnindex` is (or would be created).
+    txn_path: PathBuf,
 }
 
 /// Sizing of a segment's indexes.
@@ -108,11 +115,11 @@ pub fn now_ms() -> i64 {
 }
 
 impl Segment {
-    fn paths(dir: &Path, base_offset: i64) -> (PathBuf, PathBuf, PathBuf) {
+    fn paths(dir: &Path, base_offset: i64, suffix: &str) -> (PathBuf, PathBuf, PathBuf) {
         (
-            offset_file(dir, base_offset, "log"),
-            offset_file(dir, base_offset, "index"),
-            offset_file(dir, base_offset, "timeindex"),
+            offset_file(dir, base_offset, &format!("log{suffix}")),
+            offset_file(dir, base_offset, &format!("index{suffix}")),
+            offset_file(dir, base_offset, &format!("timeindex{suffix}")),
         )
     }
 
@@ -124,8 +131,21 @@ impl Segment {
         limits: SegmentLimits,
         mode: &FileMode,
     ) -> io::Result<Segment> {
+        Self::create_suffixed(io, dir, base_offset, limits, mode, "")
+    }
+
+    /// As [`Segment::create`], with `suffix` after each file's name (the cleaner writes
+    /// `<base>.log.cleaned` and its indexes, renamed into place when the cleaning commits).
+    pub fn create_suffixed(
+        io: &dyn Io,
+        dir: &Path,
+        base_offset: Offset,
+        limits: SegmentLimits,
+        mode: &FileMode,
+        suffix: &str,
+    ) -> io::Result<Segment> {
         let base_offset = base_offset.get();
-        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset, suffix);
         if let Some(pool) = &mode.pool {
             pool.take(&log_path)?;
         } else {
@@ -152,19 +172,15 @@ impl Segment {
         let mut time_index = TimeIndex::open(io, &time_path, true, limits.max_index_bytes)?;
         time_index.reset()?;
         // A leftover of an earlier segment at this offset is not this one's.
-        io.remove_if_present(&offset_file(dir, base_offset, "txnindex"))?;
+        let txn_path = offset_file(dir, base_offset, &format!("txnindex{suffix}"));
+        io.remove_if_present(&txn_path)?;
         // The new files' directory entries must be durable before any of their bytes count as
         // flushed: after power loss, a synced file without its entry is gone.
         io.sync_dir(dir)?;
-        Ok(Segment::assemble(
-            base_offset,
-            log_path,
-            log,
-            mode,
-            index,
-            time_index,
-            limits,
-        ))
+        let mut segment =
+            Segment::assemble(base_offset, log_path, log, mode, index, time_index, limits);
+        segment.txn_path = txn_path;
+        Ok(segment)
     }
 
     /// A segment with nothing known about its contents yet.
@@ -177,7 +193,9 @@ impl Segment {
         time_index: TimeIndex,
         limits: SegmentLimits,
     ) -> Segment {
+        let txn_path = log_path.with_extension("txnindex");
         Segment {
+            id: NEXT_SEGMENT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             base_offset,
             log_path,
             log,
@@ -194,6 +212,7 @@ impl Segment {
             index_interval_bytes: limits.index_interval_bytes,
             max_leader_epoch: limits.max_leader_epoch.get(),
             txn_index: None,
+            txn_path,
         }
     }
 
@@ -208,7 +227,7 @@ impl Segment {
         mode: &FileMode,
     ) -> io::Result<Segment> {
         let base_offset = base_offset.get();
-        let (log_path, index_path, time_path) = Self::paths(dir, base_offset);
+        let (log_path, index_path, time_path) = Self::paths(dir, base_offset, "");
         // Only an active segment is written, so only it is mapped, over its full size (a file
         // cut to its data when it rolled may be active again after a recovery: it grows again
         // as it is written).
@@ -239,7 +258,7 @@ impl Segment {
         if start > file_len {
             // The index points past the log: it cannot be trusted, so rebuild it from the log.
             tracing::warn!(segment = %segment.log_path.display(), "index points past the log; rebuilding");
-            segment.recover()?;
+            segment.rebuild()?;
             if !active {
                 segment.seal()?;
             }
@@ -281,8 +300,20 @@ impl Segment {
     }
 
     /// Scans every batch from the start, truncates at the first invalid one and rebuilds the
-    /// indexes. Returns the number of bytes truncated.
+    /// indexes. Returns the number of bytes truncated. A batch must continue the one before it
+    /// exactly: recovery scans only segments above the recovery point, which the cleaner never
+    /// writes, and the base offset lies outside the CRC.
     pub fn recover(&mut self) -> io::Result<u64> {
+        self.scan(true)
+    }
+
+    /// As [`Segment::recover`] for a segment whose batches were valid (a truncation, an index
+    /// to rebuild): offsets need only go up, since a cleaned segment has gaps between batches.
+    pub fn rebuild(&mut self) -> io::Result<u64> {
+        self.scan(false)
+    }
+
+    fn scan(&mut self, continuous: bool) -> io::Result<u64> {
         let file_len = self.log.len()?;
         self.index.reset()?;
         self.time_index.reset()?;
@@ -306,12 +337,12 @@ impl Segment {
             buf.resize(LOG_OVERHEAD + length as usize, 0);
             self.log.read_exact_at(&mut buf, position)?;
             // The CRC does not cover the base offset and the leader epoch, so check them against
-            // what the broker writes: offsets continue the segment's exactly (nothing removes
-            // batches from inside a segment) within its 32-bit relative range, and epochs never
-            // go down nor past the newest one recorded.
+            // what the broker writes: offsets continue the segment's (exactly, unless the
+            // cleaner may have removed batches) within its 32-bit relative range, and epochs
+            // never go down nor past the newest one recorded.
             let header = match batch::check_batch(&buf) {
                 Ok(h)
-                    if h.base_offset == self.next_offset
+                    if (!continuous || h.base_offset == self.next_offset)
                         && self.holds(&h, self.next_offset)
                         && (epoch..=self.max_leader_epoch).contains(&h.partition_leader_epoch) =>
                 {
@@ -584,7 +615,7 @@ impl Segment {
         self.cut_log(position, file_len)?;
         self.index.truncate_above(offset - 1 - self.base_offset)?;
         self.time_index.truncate_above(i64::MAX)?;
-        self.recover()?;
+        self.rebuild()?;
         Ok(())
     }
 
@@ -603,13 +634,18 @@ impl Segment {
     /// Records an aborted transaction whose marker was just written to this segment, creating
     /// the `.txnindex` with the first one (its directory entry made durable at once).
     pub fn append_aborted(&mut self, io: &dyn Io, txn: AbortedTxn) -> io::Result<()> {
+        self.open_txn_index(io)?;
+        self.txn_index.as_mut().expect("opened above").append(txn)
+    }
+
+    /// Creates the `.txnindex` (empty) if the segment has none yet, its entry made durable.
+    pub fn open_txn_index(&mut self, io: &dyn Io) -> io::Result<()> {
         if self.txn_index.is_none() {
-            let path = offset_file(self.dir(), self.base_offset, "txnindex");
-            let index = TransactionIndex::open(io, &path)?;
+            let index = TransactionIndex::open(io, &self.txn_path)?;
             io.sync_dir(self.dir())?;
             self.txn_index = Some(index);
         }
-        self.txn_index.as_mut().expect("opened above").append(txn)
+        Ok(())
     }
 
     /// Drops the aborted transactions whose markers are at or past `offset` (a marker that was
@@ -654,13 +690,21 @@ impl Segment {
         }
         io.remove_if_present(&index_path)?;
         io.remove_if_present(&time_path)?;
-        io.remove_if_present(&offset_file(self.dir(), self.base_offset, "txnindex"))?;
+        io.remove_if_present(&self.txn_path)?;
         // Make the removal durable, or a crash could bring the segment back.
         io.sync_dir(self.dir())
     }
 
     pub fn base_offset(&self) -> Offset {
         Offset(self.base_offset)
+    }
+    /// This segment object's id (see [`NEXT_SEGMENT_ID`]).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+    /// The `.log` file, for readers that walk it outside the partition's lock (the cleaner).
+    pub fn log_file(&self) -> Arc<dyn IoFile> {
+        self.log.clone()
     }
     pub fn size(&self) -> u64 {
         self.size

@@ -34,8 +34,8 @@ impl LogManager {
             .iter()
             .filter(|d| !self.failures.is_offline(d))
         {
-            let (mut recovery, mut starts, mut high_watermarks) =
-                (Vec::new(), Vec::new(), Vec::new());
+            let (mut recovery, mut starts, mut high_watermarks, mut cleaned) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for p in self.all_partitions().iter().filter(|p| &p.log_dir == dir) {
                 let log = p.log();
                 let line =
@@ -43,11 +43,15 @@ impl LogManager {
                 recovery.push(line(log.recovery_point()));
                 starts.push(line(log.log_start_offset()));
                 high_watermarks.push(line(log.high_watermark()));
+                if log.config().compact {
+                    cleaned.push(line(log.cleaner_checkpoint()));
+                }
             }
             for (file, lines) in [
                 (RECOVERY_POINT_CHECKPOINT, recovery),
                 (LOG_START_CHECKPOINT, starts),
                 (HIGH_WATERMARK_CHECKPOINT, high_watermarks),
+                (CLEANER_CHECKPOINT, cleaned),
             ] {
                 let text = format!(
                     "0\n{}\n{}",

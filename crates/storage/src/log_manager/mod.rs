@@ -19,10 +19,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::config::LogConfig;
 use crate::error::LogError;
@@ -130,6 +130,8 @@ pub struct LogManager {
     _locks: Vec<FileLock>,
     /// Directories taken offline by I/O errors, shared with every log.
     failures: Arc<LogDirFailures>,
+    /// The log cleaner's threads, when started.
+    cleaner: cleaner::Cleaner,
 }
 
 impl std::fmt::Debug for LogManager {
@@ -141,7 +143,10 @@ impl std::fmt::Debug for LogManager {
 }
 
 mod background;
+mod cleaner;
 mod topic_meta;
+
+pub use cleaner::{CleanerConfig, CleanerStats, CLEANER_CHECKPOINT};
 
 use background::read_checkpoint;
 use topic_meta::hex;
@@ -181,6 +186,7 @@ impl LogManager {
         let mut recovery_points = HashMap::new();
         let mut start_offsets = HashMap::new();
         let mut high_watermarks = HashMap::new();
+        let mut cleaner_checkpoints = HashMap::new();
         for dir in &config.log_dirs {
             let marker = dir.join(CLEAN_SHUTDOWN_FILE);
             let has_data = io
@@ -196,6 +202,7 @@ impl LogManager {
             recovery_points.extend(read_checkpoint(&*io, &dir.join(RECOVERY_POINT_CHECKPOINT)));
             start_offsets.extend(read_checkpoint(&*io, &dir.join(LOG_START_CHECKPOINT)));
             high_watermarks.extend(read_checkpoint(&*io, &dir.join(HIGH_WATERMARK_CHECKPOINT)));
+            cleaner_checkpoints.extend(read_checkpoint(&*io, &dir.join(CLEANER_CHECKPOINT)));
             // Finish deletions a crash interrupted.
             for name in io.list_dir(dir)? {
                 if name.ends_with("-delete") {
@@ -236,6 +243,7 @@ impl LogManager {
             was_clean,
             _locks: locks,
             failures: Arc::new(LogDirFailures::default()),
+            cleaner: cleaner::Cleaner::default(),
         };
         let mut known_dirs = std::collections::HashSet::new();
         for file in io.list_dir(&meta_dir)? {
@@ -287,6 +295,9 @@ impl LogManager {
                 log.set_failures(manager.failures.clone());
                 if let Some(hw) = high_watermarks.get(&key) {
                     log.restore_high_watermark(Offset(*hw));
+                }
+                if let Some(c) = cleaner_checkpoints.get(&key) {
+                    log.set_cleaner_checkpoint(Offset(*c));
                 }
                 let report = log.recovery_report();
                 recovered.add(&report);
@@ -625,6 +636,7 @@ impl LogManager {
 
     pub fn shutdown(&self) -> io::Result<()> {
         self.stop.store(true, Ordering::SeqCst);
+        self.stop_cleaner();
         if let Some(mut m) = self
             .migrator
             .lock()

@@ -22,7 +22,7 @@ use super::usage::TierDirStats;
 use super::TierId;
 use crate::failure::LogDirFailures;
 use crate::io::Io;
-use crate::log::partition::Partition;
+use crate::log::partition::{Partition, SegmentUse};
 use crate::units::Offset;
 
 /// What the migrator works on: the broker's partitions and tiers (the log manager).
@@ -278,7 +278,13 @@ fn plan(
     // Every sealed segment of every partition, with where it is.
     let mut segments: Vec<(Arc<Partition>, i64, PathBuf, u64, i64, TierId)> = Vec::new();
     for p in manager.partitions() {
-        let sealed = p.log().sealed_segments();
+        let sealed = {
+            let log = p.log();
+            // Segments the cleaner holds are not moved meanwhile.
+            let mut sealed = log.sealed_segments();
+            sealed.retain(|s| log.segment_in_use(s.0).is_none());
+            sealed
+        };
         for (base, dir, size, ts) in sealed {
             if let Some(tier) = tier_of(&dir) {
                 segments.push((p.clone(), base.get(), dir, size, ts, tier));
@@ -329,6 +335,13 @@ fn plan(
     let mut sizes = Vec::new();
     for i in chosen {
         let s = movable[i];
+        // Held for the move, so that the cleaner leaves it alone until it is done.
+        let held =
+            s.0.log()
+                .reserve_segments(&[Offset(s.1)], SegmentUse::Migrating);
+        if !held {
+            continue;
+        }
         sizes.push(s.3);
         let name =
             s.2.file_name()
@@ -349,9 +362,9 @@ fn plan(
     tasks
 }
 
-/// Migration workers run at nice 10: when producers, consumers and a migration compete for the
+/// Migration workers (and the log cleaner) run at nice 10: when producers, consumers and a migration compete for the
 /// CPU, the clients win, and the migration takes what is left (plus its bandwidth bound).
-fn background_priority() {
+pub(crate) fn background_priority() {
     // On Linux a nice value belongs to the calling thread (`who` = 0).
     if let Err(e) = rustix::process::setpriority_process(None, 10) {
         tracing::debug!(error = %e, "could not lower the migration worker's priority");
@@ -388,11 +401,11 @@ fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pa
             &|n| pacer.wait(n),
         )
         .map_err(|e| stop_on(&task.to_dir, e))?;
-        switched = task.partition.log().switch_segment(
-            Offset(task.base_offset),
-            &task.from_dir,
-            &task.to_dir,
-        )?;
+        switched = {
+            let mut log = task.partition.log();
+            log.release_segments(&[Offset(task.base_offset)], SegmentUse::Migrating);
+            log.switch_segment(Offset(task.base_offset), &task.from_dir, &task.to_dir)?
+        };
         manager.count_copy(&task.from_dir, &task.to_dir, copied);
         if switched {
             delete_segment_files(&*io, &task.from_dir, task.base_offset)
@@ -405,6 +418,9 @@ fn run_task(manager: &dyn MigrationHost, task: &Task, stats: &MigrationStats, pa
         }
         Ok(switched)
     })();
+    task.partition
+        .log()
+        .release_segments(&[Offset(task.base_offset)], SegmentUse::Migrating);
     if outcome.is_err() {
         // Clean up the side that is not in use: the copy before the switch, the source after.
         let unused = if switched {

@@ -159,12 +159,27 @@ impl PartitionLog {
     /// `max.message.bytes` and a segment, and idempotent producers' sequences.
     fn validate_produced(&self, records: &[u8]) -> Result<Validated, AppendError> {
         let batches = batch::split_produced(records)?;
-        for (_, h) in &batches {
+        for (at, h) in &batches {
             if h.total_size() > self.config.max_message_bytes {
                 return Err(AppendError::MessageTooLarge {
                     size: h.total_size(),
                     max: self.config.max_message_bytes,
                 });
+            }
+            // A compacted log keeps records by key: one without a key is refused, and nothing
+            // of the request is stored (the only per-record work of a produce, as in Kafka).
+            if self.config.compact && !h.is_control() {
+                let bytes = &records[*at..*at + h.total_size()];
+                match crate::records::all_keyed(bytes, h) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(AppendError::KeylessRecord {
+                            topic: self.topic.clone(),
+                            partition: self.partition,
+                        })
+                    }
+                    Err(e) => return Err(AppendError::CorruptRecords(e.to_string())),
+                }
             }
         }
         // Sequence checks for idempotent producers, in order, against the state as it will be.

@@ -43,6 +43,8 @@ use crate::log::segment::{
 };
 use crate::units::{FilePosition, LeaderEpoch, Offset, ProducerId};
 
+pub use compact::{CleanableSegment, CleaningPlan, DirtyStats, PlanOutcome, SegmentUse};
+
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendInfo {
@@ -139,6 +141,12 @@ pub struct PartitionLog {
     follows_log_end: bool,
     /// Where the log reads the time (segment ages, the flush schedule).
     clock: Arc<dyn Clock>,
+    /// Where the cleaner's next pass starts (`cleaner-offset-checkpoint`).
+    cleaner_checkpoint: Offset,
+    /// The earliest delete horizon the last cleaning left on a kept batch.
+    next_delete_horizon: Option<i64>,
+    /// Segments held by the cleaner or a migration while they work outside the lock.
+    in_use: BTreeMap<Offset, SegmentUse>,
 }
 
 /// Chooses the directory of each new segment and accounts for the space segments take, for logs
@@ -197,6 +205,7 @@ pub fn partition_dir_name(topic: &str, partition: i32) -> String {
 }
 
 mod append;
+mod compact;
 mod flush;
 mod open;
 mod retention;
@@ -284,6 +293,14 @@ impl PartitionLog {
             }
         }
         result
+    }
+
+    /// Takes `dir` offline for `e` (not for a full device): work on the log's files outside
+    /// the lock (the cleaner's) failed there.
+    pub fn fail_dir(&self, dir: &Path, e: &io::Error) {
+        if !is_full(e) {
+            self.failures.fail(dir, e);
+        }
     }
 
     /// Refuses to change a log that is offline.
@@ -659,6 +676,11 @@ impl Partition {
             log_dir,
             log: Mutex::new(log),
         }
+    }
+
+    /// The log, for a caller that owns the partition alone (tests, tools).
+    pub fn into_log(self) -> PartitionLog {
+        self.log.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Locks the log. A panic while it was held (a bug) may have left the log half-changed, so

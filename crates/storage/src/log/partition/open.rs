@@ -51,7 +51,7 @@ impl PartitionLog {
                 Some(x) => x,
                 None => continue,
             };
-            if matches!(ext, "tmp" | "deleted" | "cleaned" | "swap") {
+            if matches!(ext, "tmp" | "deleted") {
                 io.remove_file(&path)?;
                 continue;
             }
@@ -68,6 +68,13 @@ impl PartitionLog {
             Some(p) => p.segment_dirs(),
             None => vec![dir.to_path_buf()],
         };
+        // A cleaning that committed is completed, one that did not is undone.
+        let swap_config = config.clone();
+        crate::log::cleaner::swap::complete_swaps(&*io, &segment_dirs, &mut |d, base| {
+            let mode = file_mode(&placer, &swap_config, d);
+            let limits = limits(&swap_config, LeaderEpoch(i32::MAX));
+            Segment::open(&*io, d, Offset(base), false, limits, &mode)?.delete(&*io)
+        })?;
         let located = crate::log::segment_dirs::recover_segments(&*io, &segment_dirs)?;
         let bases: Vec<Offset> = located.segments.keys().copied().map(Offset).collect();
         let home = |base: &Offset| {
@@ -102,14 +109,19 @@ impl PartitionLog {
             last_stable_offset: Offset::ZERO,
             follows_log_end: true,
             clock: Arc::new(SystemClock),
+            cleaner_checkpoint: Offset::ZERO,
+            next_delete_horizon: None,
+            in_use: BTreeMap::new(),
         };
         let lim = log.limits();
         let mut truncated_at: Option<Offset> = None;
         // The first segment recovery scans: producer state is replayed from a snapshot at or
         // below it, so that the replay sees every recovered segment's markers.
         let mut first_recovered: Option<Offset> = None;
-        // Segments must continue one another exactly. A gap means a segment lost its tail (or
-        // all of it) in a crash while a later one survived: nothing after the gap is kept.
+        // A recovered segment must be continued exactly by the next. A gap there means it lost
+        // its tail (or all of it) in a crash while a later one survived: nothing after the gap
+        // is kept. Below the recovery point gaps are the cleaner's (a cleaned segment may end
+        // before the next begins) and were synced.
         let mut expected: Option<Offset> = None;
         for (i, base) in bases.iter().enumerate() {
             let next_base = bases.get(i + 1).copied().unwrap_or(Offset::MAX);
@@ -143,7 +155,7 @@ impl PartitionLog {
                     segment.seal()?;
                 }
             }
-            expected = Some(segment.next_offset());
+            expected = needs_recovery.then(|| segment.next_offset());
             log.segments.insert(*base, segment);
         }
         if log.segments.is_empty() {
@@ -257,9 +269,6 @@ impl PartitionLog {
                 from = *offset;
                 break;
             }
-        }
-        if std::env::var("STRATA_MODEL_TRACE").is_ok() {
-            eprintln!("DBG load: snapshots {snapshots:?} at_most {at_most} from {from} state {:?} segments {:?}", self.producers, self.segments.keys().collect::<Vec<_>>());
         }
         // Replay the headers of batches after the snapshot (with each transaction marker, and
         // the segment it is in).

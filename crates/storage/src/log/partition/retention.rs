@@ -68,6 +68,10 @@ impl PartitionLog {
     }
 
     pub(super) fn apply_retention_online(&mut self, now_ms: i64) -> io::Result<usize> {
+        if !self.config.delete {
+            // `cleanup.policy=compact`: the cleaner alone removes records.
+            return Ok(0);
+        }
         let mut delete_below: Option<Offset> = None;
         if self.config.retention_ms >= 0 {
             for segment in self.segments.values() {

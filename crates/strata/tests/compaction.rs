@@ -1,0 +1,182 @@
+//! Compacted topics through a real broker and librdkafka: the cleaner keeps the latest record
+//! of each key at its offset (consumers read across the gaps), tombstones stay, a keyless
+//! record is refused with INVALID_RECORD, and all of it survives a restart.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::FutureRecord;
+
+/// (offset, key, value) as a consumer reads them.
+type Records = Vec<(i64, Vec<u8>, Option<Vec<u8>>)>;
+
+/// Every record of partition 0 of `topic`, from the start to its end.
+fn read_partition(addr: &str, topic: &str) -> Records {
+    let consumer = consumer(addr, &[("enable.partition.eof", "true")]);
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut out = Vec::new();
+    loop {
+        assert!(std::time::Instant::now() < deadline, "no end of partition");
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => out.push((
+                m.offset(),
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().map(<[u8]>::to_vec),
+            )),
+            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("consume: {e}"),
+            None => {}
+        }
+    }
+}
+
+/// The cleaner's checkpoint for `topic`-0 in the broker's data directory.
+fn cleaned_up_to(broker: &BrokerProcess, topic: &str) -> Option<i64> {
+    let text = std::fs::read_to_string(broker.data_dir().join("cleaner-offset-checkpoint")).ok()?;
+    text.lines().skip(2).find_map(|l| {
+        let mut parts = l.rsplitn(3, ' ');
+        let (offset, partition, name) = (parts.next()?, parts.next()?, parts.next()?);
+        (name == topic && partition == "0").then(|| offset.parse().ok())?
+    })
+}
+
+/// What compaction up to `end` leaves of `written`: the latest record of each key below it,
+/// everything from it on.
+fn compacted(written: &Records, end: i64) -> Records {
+    let mut latest = BTreeMap::new();
+    for (o, k, _) in written.iter().filter(|r| r.0 < end) {
+        latest.insert(k.clone(), *o);
+    }
+    written
+        .iter()
+        .filter(|(o, k, _)| *o >= end || latest[k] == *o)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
+    let mut broker = BrokerProcess::start(&["log.cleaner.backoff.ms=100"]);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "table",
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "16384"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    let producer = producer(
+        &broker.addr,
+        &[
+            ("compression.codec", "lz4"),
+            ("linger.ms", "0"),
+            ("batch.size", "2000"),
+        ],
+    );
+    let records: Vec<KeyValue> = (0..800)
+        .map(|i| {
+            // Values that do not compress away, so that the log spans many segments.
+            let noise: String = (0..40)
+                .map(|j| char::from(b'a' + ((i * 7919 + j * 104_729) % 26) as u8))
+                .collect();
+            let value = (i % 50 != 7).then(|| format!("value-{i}-{noise}").into_bytes());
+            (Some(format!("key-{}", i % 40).into_bytes()), value)
+        })
+        .collect();
+    let offsets = produce(&rt, &producer, "table", 0, &records);
+    let written: Records = offsets
+        .iter()
+        .zip(&records)
+        .map(|(o, (k, v))| (*o, k.clone().unwrap(), v.clone()))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(60), || cleaned_up_to(&broker, "table")
+            .is_some_and(|c| c > 400)),
+        "the cleaner reached the topic: {:?}",
+        cleaned_up_to(&broker, "table")
+    );
+    let end = cleaned_up_to(&broker, "table").unwrap();
+    let got = read_partition(&broker.addr, "table");
+    assert_eq!(got, compacted(&written, end), "cleaned up to {end}");
+    assert!(
+        got.len() < written.len() / 2,
+        "{} of {}",
+        got.len(),
+        written.len()
+    );
+    assert!(
+        got.iter().any(|r| r.0 < end && r.2.is_none()),
+        "tombstones stay for delete.retention.ms"
+    );
+
+    // A record without a key is refused, and nothing of it is stored.
+    let refused = rt.block_on(async {
+        let record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to("table").partition(0).payload(b"no key");
+        producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| e)
+    });
+    assert!(
+        matches!(
+            refused,
+            Err(KafkaError::MessageProduction(
+                RDKafkaErrorCode::InvalidRecord
+            ))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(read_partition(&broker.addr, "table"), got);
+
+    // After a restart the log and the cleaner's checkpoint are as they were.
+    broker.stop();
+    broker.restart();
+    assert_eq!(read_partition(&broker.addr, "table"), got);
+    assert_eq!(cleaned_up_to(&broker, "table"), Some(end));
+}
+
+#[test]
+fn an_unknown_cleanup_policy_is_refused() {
+    let broker = BrokerProcess::start(&[]);
+    let (ok, _, err) = strata_tool(
+        "topics",
+        &broker.addr,
+        &[
+            "--create",
+            "--topic",
+            "t",
+            "--config",
+            "cleanup.policy=compact,shrink",
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("cleanup.policy"), "{err}");
+    let (ok, out, err) = strata_tool(
+        "topics",
+        &broker.addr,
+        &[
+            "--create",
+            "--topic",
+            "both",
+            "--config",
+            "cleanup.policy=compact,delete",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+}
