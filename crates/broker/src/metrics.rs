@@ -72,6 +72,46 @@ fn describe() {
         "Time spent moving segments"
     );
     describe_gauge!("strata_migrations_in_flight", "Segment moves under way");
+    describe_counter!(
+        "strata_cleaner_passes_total",
+        "Log cleaner passes completed"
+    );
+    describe_counter!(
+        "strata_cleaner_failures_total",
+        "Log cleaner passes that failed on an I/O error"
+    );
+    describe_counter!(
+        "strata_cleaner_read_bytes_total",
+        Unit::Bytes,
+        "Bytes the log cleaner read (its map and its copies)"
+    );
+    describe_counter!(
+        "strata_cleaner_written_bytes_total",
+        Unit::Bytes,
+        "Bytes the log cleaner wrote into cleaned segments"
+    );
+    describe_counter!(
+        "strata_cleaner_records_removed_total",
+        "Records the log cleaner removed"
+    );
+    describe_gauge!(
+        "strata_cleaner_last_run_timestamp_seconds",
+        Unit::Seconds,
+        "When the last cleaner pass ended (0: none yet)"
+    );
+    describe_gauge!(
+        "strata_cleaner_last_run_duration_seconds",
+        Unit::Seconds,
+        "How long the last cleaner pass took"
+    );
+    describe_gauge!(
+        "strata_cleaner_max_dirty_ratio",
+        "The highest dirty ratio of the compacted partitions"
+    );
+    describe_gauge!(
+        "strata_cleaner_dirty_ratio",
+        "Each compacted partition's dirty ratio (uncleaned / cleanable bytes)"
+    );
     describe_gauge!("strata_partitions", "Partitions on this broker");
     describe_gauge!(
         "strata_log_bytes",
@@ -140,6 +180,24 @@ pub fn publish_once(broker: &Broker) {
         counter!("strata_migration_seconds_total")
             .absolute(m.micros_spent.load(Ordering::Relaxed) / 1_000_000);
         gauge!("strata_migrations_in_flight").set(m.in_flight.load(Ordering::Relaxed) as f64);
+    }
+    let c = broker.logs.cleaner_stats();
+    counter!("strata_cleaner_passes_total").absolute(c.passes.load(Ordering::Relaxed));
+    counter!("strata_cleaner_failures_total").absolute(c.failures.load(Ordering::Relaxed));
+    counter!("strata_cleaner_read_bytes_total").absolute(c.bytes_read.load(Ordering::Relaxed));
+    counter!("strata_cleaner_written_bytes_total")
+        .absolute(c.bytes_written.load(Ordering::Relaxed));
+    counter!("strata_cleaner_records_removed_total")
+        .absolute(c.records_removed.load(Ordering::Relaxed));
+    gauge!("strata_cleaner_last_run_timestamp_seconds")
+        .set(c.last_run_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    gauge!("strata_cleaner_last_run_duration_seconds")
+        .set(c.last_duration_ms.load(Ordering::Relaxed) as f64 / 1000.0);
+    let ratios = broker.logs.dirty_ratios();
+    gauge!("strata_cleaner_max_dirty_ratio").set(ratios.iter().map(|r| r.2).fold(0.0, f64::max));
+    for (topic, partition, ratio) in ratios {
+        gauge!("strata_cleaner_dirty_ratio", "topic" => topic, "partition" => partition.to_string())
+            .set(ratio);
     }
     let mut partitions = 0u64;
     let mut bytes = 0u64;

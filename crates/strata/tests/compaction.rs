@@ -66,7 +66,13 @@ fn compacted(written: &Records, end: i64) -> Records {
 
 #[test]
 fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
-    let mut broker = BrokerProcess::start(&["log.cleaner.backoff.ms=100"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics = format!("metrics.prometheus.listener=127.0.0.1:{port}");
+    let mut broker = BrokerProcess::start(&["log.cleaner.backoff.ms=100", &metrics]);
     let rt = runtime();
     create_topic(
         &rt,
@@ -122,6 +128,29 @@ fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
         got.iter().any(|r| r.0 < end && r.2.is_none()),
         "tombstones stay for delete.retention.ms"
     );
+
+    // The cleaner's work shows in its metrics.
+    let labelled = |name: &str, label: &str| -> f64 {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        let mut body = String::new();
+        s.read_to_string(&mut body).unwrap();
+        body.lines()
+            .find(|l| l.starts_with(name) && l.contains(label))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    let metric = |name: &str| labelled(&format!("{name} "), "");
+    assert!(eventually(Duration::from_secs(10), || {
+        metric("strata_cleaner_passes_total") >= 1.0
+            && metric("strata_cleaner_records_removed_total") >= (written.len() - got.len()) as f64
+    }));
+    assert!(metric("strata_cleaner_written_bytes_total") > 0.0);
+    let ratio = labelled("strata_cleaner_dirty_ratio{", "topic=\"table\"");
+    assert!((0.0..0.5).contains(&ratio), "dirty ratio {ratio}");
 
     // A record without a key is refused, and nothing of it is stored.
     let refused = rt.block_on(async {
@@ -179,4 +208,96 @@ fn an_unknown_cleanup_policy_is_refused() {
         ],
     );
     assert!(ok, "{out}{err}");
+}
+
+/// Files of a partition in a directory tree (`<dir>/<topic>-<partition>/...`).
+fn files_under(dir: &std::path::Path, partition_dir: &str) -> Vec<String> {
+    std::fs::read_dir(dir.join(partition_dir))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_tiered_topic_is_compacted_while_its_segments_migrate() {
+    let tiers = tempfile::tempdir().unwrap();
+    let (fast, slow) = (tiers.path().join("fast"), tiers.path().join("slow"));
+    let settings = [
+        "log.channel.type=tiered".to_string(),
+        format!("storage.tiers.first.paths={}", fast.display()),
+        "storage.tiers.first.sizes=200000".to_string(),
+        format!("storage.tiers.second.paths={}", slow.display()),
+        "storage.migrate.threshold=0.5".to_string(),
+        "storage.migrate.hysteresis=0.1".to_string(),
+        "storage.migrate.interval.ms=50".to_string(),
+        "log.cleaner.backoff.ms=50".to_string(),
+    ];
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let mut broker = BrokerProcess::start(&refs);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "tiered",
+        1,
+        &[
+            ("cleanup.policy", "compact"),
+            ("segment.bytes", "40000"),
+            ("min.cleanable.dirty.ratio", "0.01"),
+        ],
+    );
+    let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "4000")]);
+    let mut written: Records = Vec::new();
+    // Rounds of writes: the cleaner and the migrator both work between and during them.
+    for round in 0..6 {
+        let records: Vec<KeyValue> = (0..300)
+            .map(|i| {
+                let n = round * 300 + i;
+                (
+                    Some(format!("key-{}", n % 600).into_bytes()),
+                    Some(format!("value-{n}-{}", "v".repeat(150)).into_bytes()),
+                )
+            })
+            .collect();
+        let offsets = produce(&rt, &producer, "tiered", 0, &records);
+        written.extend(
+            offsets
+                .iter()
+                .zip(&records)
+                .map(|(o, (k, v))| (*o, k.clone().unwrap(), v.clone())),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let last = written.last().unwrap().0;
+    assert!(
+        eventually(Duration::from_secs(60), || cleaned_up_to(&broker, "tiered")
+            .is_some_and(|c| c > last - 300)),
+        "cleaned up to {:?}",
+        cleaned_up_to(&broker, "tiered")
+    );
+    let end = cleaned_up_to(&broker, "tiered").unwrap();
+    let got = read_partition(&broker.addr, "tiered");
+    assert_eq!(got, compacted(&written, end));
+    // Segments moved down while the log grew (and may have come back up once the cleaner
+    // shrank it), and no cleaning or migration left files behind.
+    let log = broker.log();
+    assert!(log.contains("moved down to the second tier"), "{log}");
+    assert!(log.contains("log cleaned"), "{log}");
+    let (in_fast, in_slow) = (
+        files_under(&fast, "tiered-0"),
+        files_under(&slow, "tiered-0"),
+    );
+    for f in in_fast.iter().chain(&in_slow) {
+        assert!(
+            !f.ends_with(".cleaned") && !f.ends_with(".swap") && !f.ends_with(".migrating"),
+            "{f} left behind"
+        );
+    }
+    broker.stop();
+    broker.restart();
+    assert_eq!(read_partition(&broker.addr, "tiered"), got);
 }

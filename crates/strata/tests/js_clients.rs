@@ -8,6 +8,11 @@ use common::*;
 
 /// Runs a script from tests/js against a fresh broker; it prints OK when all is well.
 fn run_script(name: &str) {
+    run_script_with(name, &[]);
+}
+
+/// As [`run_script`], with broker settings.
+fn run_script_with(name: &str, overrides: &[&str]) {
     let node_path = std::env::var("STRATA_NODE_PATH").unwrap_or_else(|_| {
         format!(
             "{}/.cache/strata-node/node_modules",
@@ -18,7 +23,9 @@ fn run_script(name: &str) {
         std::path::Path::new(&node_path).join("kafkajs").is_dir(),
         "kafkajs is not installed in {node_path}: run .ci/run, or `npm install --prefix ~/.cache/strata-node kafkajs@2.2.4`"
     );
-    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    let mut settings = vec!["group.initial.rebalance.delay.ms=0"];
+    settings.extend_from_slice(overrides);
+    let broker = BrokerProcess::start(&settings);
     let script = format!("{}/tests/js/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("node")
         .arg(script)
@@ -44,4 +51,9 @@ fn kafkajs_groups_commits_and_admin() {
 #[test]
 fn kafkajs_transactions_and_send_offsets() {
     run_script("transactions.js");
+}
+
+#[test]
+fn kafkajs_reads_a_compacted_topic() {
+    run_script_with("compaction.js", &["log.cleaner.backoff.ms=100"]);
 }

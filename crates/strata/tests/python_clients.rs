@@ -1,6 +1,7 @@
 //! Python clients (installed by .ci/run): kafka-python and aiokafka, not built on librdkafka,
 //! drive consumer groups, commits, group admin and transactions; confluent-kafka (librdkafka's
-//! Python client) drives transactions: commit and abort, fencing, consume-transform-produce.
+//! Python client) drives transactions: commit and abort, fencing, consume-transform-produce;
+//! both read a compacted topic to its end.
 
 mod common;
 
@@ -8,7 +9,14 @@ use common::*;
 
 /// Runs a Python script from tests/python against a fresh broker; it prints OK when all is well.
 fn run_script(name: &str) {
-    let broker = BrokerProcess::start(&["group.initial.rebalance.delay.ms=0"]);
+    run_script_with(name, &[]);
+}
+
+/// As [`run_script`], with broker settings.
+fn run_script_with(name: &str, overrides: &[&str]) {
+    let mut settings = vec!["group.initial.rebalance.delay.ms=0"];
+    settings.extend_from_slice(overrides);
+    let broker = BrokerProcess::start(&settings);
     let script = format!("{}/tests/python/{name}", env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("python3")
         .arg(script)
@@ -47,4 +55,9 @@ fn kafka_python_transactional_producer() {
 #[test]
 fn aiokafka_transactions_and_offsets() {
     run_script("txn_aiokafka.py");
+}
+
+#[test]
+fn confluent_kafka_and_kafka_python_read_a_compacted_topic() {
+    run_script_with("compaction.py", &["log.cleaner.backoff.ms=100"]);
 }

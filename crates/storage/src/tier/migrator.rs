@@ -214,6 +214,11 @@ impl Migrator {
                                     .lock()
                                     .unwrap_or_else(|e| e.into_inner())
                                     .remove(&task.key());
+                                // Nor stay held in its log, where the planner would skip it.
+                                task.partition.log().release_segments(
+                                    &[Offset(task.base_offset)],
+                                    SegmentUse::Migrating,
+                                );
                             }
                         }
                     }

@@ -375,6 +375,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                         print_windows: false,
                         print_metrics: false,
                         transactions: None,
+                        key_count: None,
                     };
                     let r = run_job(job, progress)?;
                     Ok(ClientOutcome {

@@ -63,6 +63,10 @@ pub struct ProducerPerfArgs {
     /// size makes runs comparable).
     #[arg(long)]
     pub transaction_records: Option<u64>,
+    /// Give records keys, this many distinct ones in turn (a Strata addition, for compacted
+    /// topics: record i has key `key-<i mod N>`, zero-padded). Without it records have no key.
+    #[arg(long)]
+    pub key_count: Option<u64>,
 }
 
 /// When a transactional producer commits.
@@ -245,6 +249,8 @@ pub struct ProducerJob {
     pub print_metrics: bool,
     /// Produce in transactions of this id, committed this often.
     pub transactions: Option<(String, TxnEvery)>,
+    /// Distinct keys records take in turn; None: no keys.
+    pub key_count: Option<u64>,
 }
 
 /// What a producer client measured.
@@ -312,11 +318,17 @@ pub fn run_job(job: ProducerJob, progress: Arc<Progress>) -> Result<ProducerResu
         }
         throttler.throttle(i - throttled_from);
         let payload = job.payloads.get(i);
+        let key = job
+            .key_count
+            .map(|n| format!("key-{:012}", i % n.max(1)).into_bytes());
         let mut record: BaseRecord<'_, [u8], [u8], _> = BaseRecord::with_opaque_to(
             &job.topic,
             Box::new((Instant::now(), payload.len() as u32)),
         )
         .payload(payload);
+        if let Some(key) = &key {
+            record = record.key(key);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -413,6 +425,7 @@ pub fn run(args: ProducerPerfArgs) -> Result<Summary> {
         print_windows: true,
         print_metrics: args.print_metrics,
         transactions: args.transactions()?,
+        key_count: args.key_count,
     };
     let result = run_job(job, Arc::new(Progress::default()))?;
     println!("{}", stats::final_line(&result.summary));
