@@ -19,7 +19,6 @@ The dirty log is written while `min.compaction.lag.ms` holds the cleaner back; s
 """
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -35,7 +34,10 @@ CLEANED = re.compile(r"log cleaned topic=(\S+) partition=(\d+) read=(\d+) writte
 
 
 def fill(broker, topic, records, size, keys, segment_bytes=64 << 20):
-    """A compacted topic of `records` records over `keys` keys, held back from the cleaner."""
+    """A compacted topic of `records` records over `keys` keys, held back from the cleaner. At a
+    small scale segments shrink too, so that the log still spans many (only sealed ones are
+    cleaned)."""
+    segment_bytes = max(1 << 20, min(segment_bytes, records * size // 16))
     run.create_topic(broker, topic, 1, ["cleanup.policy=compact", f"segment.bytes={segment_bytes}", HOLD,
                                         "min.cleanable.dirty.ratio=0.01"])
     run.run_tool(["producer-perf", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
@@ -60,6 +62,8 @@ def passes(broker, topic):
 
 def wait_cleaned(broker, topic, until, timeout=1800, sample=None):
     """Waits until the cleaner's passes over `topic` reach offset `until`; returns them."""
+    if until <= 0:
+        raise RuntimeError(f"{topic} has no sealed segment to clean")
     deadline = time.time() + timeout
     while time.time() < deadline:
         if sample:
@@ -204,14 +208,7 @@ PARTS = {"cleaner": cleaner, "produce": produce, "memory": memory}
 
 
 def main():
-    wanted = sys.argv[1:] or list(PARTS)
-    os.makedirs(run.DATA_ROOT, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=run.ROOT, check=True)
-    report = {}
-    for name in wanted:
-        run.log(f"compaction: {name}")
-        PARTS[name](report)
-    render(report)
+    run.run_parts(PARTS, render, "compaction")
 
 
 if __name__ == "__main__":

@@ -664,6 +664,19 @@ def draw_svg(report, path):
 TIER_KEYS = ("tier-sync", "tier-migration", "tier-burst")
 
 
+def run_parts(parts, render, what):
+    """The main of a benchmark script of named parts: runs those named on the command line (all
+    of them by default) after a release build, then renders what they measured."""
+    wanted = sys.argv[1:] or list(parts)
+    os.makedirs(DATA_ROOT, exist_ok=True)
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    report = {}
+    for name in wanted:
+        log(f"{what}: {name}")
+        parts[name](report)
+    render(report)
+
+
 def write_block(name, body, heading):
     """Puts `body` in docs/BENCHMARKS.md between the markers `<!-- name:begin -->` and
     `<!-- name:end -->`, in place of what was there, or appended under `heading`."""

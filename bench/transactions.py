@@ -151,14 +151,7 @@ PARTS = {"produce": produce, "consume": consume, "reload": reload}
 
 
 def main():
-    wanted = sys.argv[1:] or list(PARTS)
-    os.makedirs(run.DATA_ROOT, exist_ok=True)
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=run.ROOT, check=True)
-    report = {}
-    for name in wanted:
-        run.log(f"transactions: {name}")
-        PARTS[name](report)
-    render(report)
+    run.run_parts(PARTS, render, "transactions")
 
 
 if __name__ == "__main__":
