@@ -12,14 +12,7 @@ pub(super) fn parse_cleaner(
     if !parse_bool("log.cleaner.enable", &get("log.cleaner.enable"))? {
         return Ok(None);
     }
-    let long = |key: &str, min: i64| -> Result<i64, ConfigError> {
-        let raw = get(key);
-        match raw.trim().parse::<i64>() {
-            Ok(n) if n >= min => Ok(n),
-            Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
-            Err(_) => Err(invalid(key, &raw, "Expected value to be a 64-bit integer")),
-        }
-    };
+    let long = |key: &str, min: i64| long_at_least(get, key, min);
     let double = |key: &str| -> Result<f64, ConfigError> {
         let raw = get(key);
         match raw.trim().parse::<f64>() {

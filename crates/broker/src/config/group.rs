@@ -6,14 +6,7 @@ pub(super) fn parse_groups(
     get: &dyn Fn(&str) -> String,
 ) -> Result<crate::group::GroupConfig, ConfigError> {
     let int = |key: &str, min: i64| int_at_least(get, key, min);
-    let long = |key: &str, min: i64| -> Result<i64, ConfigError> {
-        let raw = get(key);
-        match raw.trim().parse::<i64>() {
-            Ok(n) if n >= min => Ok(n),
-            Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
-            Err(_) => Err(invalid(key, &raw, "Expected value to be a 64-bit integer")),
-        }
-    };
+    let long = |key: &str, min: i64| long_at_least(get, key, min);
     let min_session = int("group.min.session.timeout.ms", 0)? as i32;
     let max_session = int("group.max.session.timeout.ms", 0)? as i32;
     if max_session < min_session {

@@ -257,6 +257,16 @@ fn int_at_least(get: &dyn Fn(&str) -> String, key: &str, min: i64) -> Result<i64
     }
 }
 
+/// A 64-bit integer key of at least `min`.
+fn long_at_least(get: &dyn Fn(&str) -> String, key: &str, min: i64) -> Result<i64, ConfigError> {
+    let raw = get(key);
+    match raw.trim().parse::<i64>() {
+        Ok(n) if n >= min => Ok(n),
+        Ok(_) => Err(invalid(key, &raw, format!("Value must be at least {min}"))),
+        Err(_) => Err(invalid(key, &raw, "Expected value to be a 64-bit integer")),
+    }
+}
+
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     boolean(key, value)?;
     Ok(value.trim().eq_ignore_ascii_case("true"))
