@@ -16,6 +16,7 @@ use strata_storage::io::sim::SimIo;
 use strata_storage::io::Io;
 use strata_storage::log::cleaner::{clean_log, offset_map::OffsetMap, CleanResult};
 use strata_storage::log::partition::Partition;
+use strata_storage::model;
 use strata_storage::records;
 use strata_storage::units::{Offset, ProducerId};
 use strata_storage::{LogConfig, PartitionLog};
@@ -401,6 +402,170 @@ fn a_crash_at_every_step_of_a_cleaning_keeps_what_it_keeps() {
         let mut map = OffsetMap::new(1 << 20, 0.9);
         clean_log(&p, &io, &mut map, 5000, 4096, &|_| {}, &|| Ok(())).unwrap();
         assert_eq!(read_all(&p.log()), cleaned, "crash point {crash_after}");
+    }
+}
+
+/// Reads go on while a pass works: a read completes while the cleaner is stopped in the middle
+/// of its pass (it holds no lock while it reads and writes), and every read, before, during and
+/// after the swap, is a whole view of the log: records of the log only, in offset order, with
+/// every record the cleaning keeps.
+#[test]
+fn reads_are_never_blocked_or_torn_while_the_cleaner_works() {
+    let io = new_io();
+    let (before, active_base, _) = crash_test_log(&io);
+    let cleaned = expected(&before, active_base, true);
+    let p = Arc::new(partition(open(&io, true, Offset::ZERO)));
+    let (paused_tx, paused_rx) = std::sync::mpsc::channel::<()>();
+    let (resume_tx, resume_rx) = std::sync::mpsc::channel::<()>();
+    let cleaner = {
+        let (p, io) = (p.clone(), io.clone());
+        std::thread::spawn(move || {
+            let first = std::sync::atomic::AtomicBool::new(true);
+            let (paused_tx, resume_rx) = (
+                std::sync::Mutex::new(paused_tx),
+                std::sync::Mutex::new(resume_rx),
+            );
+            let pace = |_n: u64| {
+                if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                    paused_tx.lock().unwrap().send(()).unwrap();
+                    resume_rx.lock().unwrap().recv().unwrap();
+                }
+            };
+            let mut map = OffsetMap::new(1 << 20, 0.9);
+            clean_log(&p, &io, &mut map, 5000, 512, &pace, &|| Ok(()))
+                .unwrap()
+                .expect("something to clean")
+        })
+    };
+    paused_rx.recv().unwrap();
+    // The pass is under way and stopped: a read is served, and sees the log as it was.
+    assert_eq!(read_all(&p.log()), before);
+    resume_tx.send(()).unwrap();
+    let check = |got: &Records| {
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0), "out of order");
+        for r in got {
+            assert!(before.contains(r), "{r:?} was never written");
+        }
+        for r in &cleaned {
+            assert!(got.contains(r), "{r:?} missing from a read during cleaning");
+        }
+    };
+    let mut reads = 0;
+    while !cleaner.is_finished() {
+        check(&read_all(&p.log()));
+        reads += 1;
+    }
+    let result = cleaner.join().unwrap();
+    assert_eq!(result.cleaned_up_to, active_base);
+    assert!(reads > 0);
+    assert_eq!(read_all(&p.log()), cleaned);
+}
+
+/// The pmem channel: a log whose segments are files of the pool (and, once it is used up, files
+/// of their own that join it when given back), on the fast tier.
+fn open_pmem(io: &SimIo, clean: bool, recovery_point: Offset) -> PartitionLog {
+    open_pmem_with(io, clean, recovery_point).0
+}
+
+fn open_pmem_with(
+    io: &SimIo,
+    clean: bool,
+    recovery_point: Offset,
+) -> (PartitionLog, Arc<strata_storage::tier::usage::TierUsage>) {
+    let usage = model::usage_for(io, model::Channel::Pmem);
+    let log = PartitionLog::open_placed(
+        Arc::new(io.clone()),
+        Path::new(model::HOME),
+        "m",
+        0,
+        LogConfig {
+            segment_bytes: 600,
+            ..config()
+        },
+        clean,
+        recovery_point,
+        Offset::ZERO,
+        Some(model::placer(&usage)),
+    )
+    .unwrap();
+    (log, usage)
+}
+
+/// On the pmem channel a crash anywhere in a cleaning loses no record it keeps and no file of
+/// the pool: a cleaned segment that never committed gives its pool file back.
+#[test]
+fn a_crash_while_cleaning_a_pmem_log_loses_no_pool_file() {
+    let build = |io: &SimIo| {
+        for d in ["/fast", "/slow", "/home"] {
+            io.create_dir_durable(Path::new(d)).unwrap();
+        }
+        let (mut log, usage) = open_pmem_with(io, true, Offset::ZERO);
+        for i in 0..40 {
+            let value = format!("v{i}");
+            put(
+                &mut log,
+                &format!("k{}", i % 5),
+                (i % 11 != 5).then_some(&value[..]),
+            );
+            if i % 5 == 4 {
+                log.roll().unwrap();
+            }
+        }
+        // The first two segments go back to the pool and are zeroed: the cleaned segment takes
+        // a pool file.
+        log.delete_records_before(Offset(10)).unwrap();
+        while usage.pools()[0].clean_one().unwrap() {}
+        assert!(usage.pools()[0].free_count() >= 2);
+        log.flush().unwrap();
+        let active_base = log.segments().last().unwrap().base_offset().get();
+        (read_all(&log), active_base, log.log_end_offset())
+    };
+    let total = {
+        let io = SimIo::new();
+        build(&io);
+        let p = Partition::new(
+            "m",
+            0,
+            PathBuf::from("/home"),
+            open_pmem(&io, true, Offset::ZERO),
+        );
+        let before = io.operations();
+        clean(&p, &io, 5000);
+        io.operations() - before
+    };
+    assert!(total > 20, "a cleaning takes many steps ({total})");
+    for crash_after in 0..=total {
+        let io = SimIo::new();
+        let (before, active_base, end) = build(&io);
+        let owned = model::pool_owned_files(&io);
+        let cleaned = expected(&before, active_base, true);
+        let p = Partition::new(
+            "m",
+            0,
+            PathBuf::from("/home"),
+            open_pmem(&io, true, Offset::ZERO),
+        );
+        io.fail_after(crash_after);
+        let mut map = OffsetMap::new(1 << 20, 0.9);
+        let _ = clean_log(&p, &io, &mut map, 5000, 4096, &|_| {}, &|| Ok(()));
+        drop(p);
+        io.crash();
+        let log = open_pmem(&io, false, end);
+        let got = read_all(&log);
+        for r in &cleaned {
+            assert!(got.contains(r), "{r:?} lost at crash point {crash_after}");
+        }
+        for r in &got {
+            assert!(
+                before.contains(r),
+                "{r:?} invented at crash point {crash_after}"
+            );
+        }
+        let now = model::pool_owned_files(&io);
+        assert!(
+            now >= owned,
+            "a pool file was lost at crash point {crash_after}: {now} < {owned}"
+        );
     }
 }
 

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 use crate::batch::{self, BatchHeader, LOG_OVERHEAD};
 use crate::io::{Io, IoFile};
 use crate::log::partition::{CleanableSegment, CleaningPlan, Partition, PlanOutcome, SegmentUse};
-use crate::log::segment::{AppendedBatch, Segment};
+use crate::log::segment::{AppendedBatch, FileMode, Segment};
 use crate::units::Offset;
 
 use filter::{BatchFilter, FilterCounts, TxnTracker, Verdict};
@@ -188,6 +188,11 @@ fn group_segments(plan: &CleaningPlan, end: i64) -> Vec<Vec<CleanableSegment>> {
     groups
 }
 
+/// How the cleaned files in `dir` are held (a pool's file on the pmem channel).
+fn mode_of(plan: &CleaningPlan, dir: &std::path::Path) -> FileMode {
+    plan.modes.get(dir).cloned().unwrap_or_default()
+}
+
 /// Step 3 for one group: writes and syncs `<base>.*.cleaned`; returns (bytes read, written).
 #[allow(clippy::too_many_arguments)]
 fn write_cleaned(
@@ -199,7 +204,7 @@ fn write_cleaned(
     pace: &dyn Fn(u64),
 ) -> io::Result<(u64, u64)> {
     let first = &group[0];
-    let mode = plan.modes.get(&first.dir).cloned().unwrap_or_default();
+    let mode = mode_of(plan, &first.dir);
     let mut out = Segment::create_suffixed(
         io,
         &first.dir,
@@ -329,7 +334,7 @@ fn clean_planned(
         let (read, written) = match written {
             Ok(x) => x,
             Err(e) => {
-                let _ = swap::discard(io, &dir, base);
+                let _ = swap::discard(io, &dir, base, &mode_of(plan, &dir));
                 partition.log().fail_dir(&dir, &e);
                 return Err(e);
             }
@@ -339,7 +344,7 @@ fn clean_planned(
         let sources: Vec<(Offset, u64)> = group.iter().map(|s| (s.base, s.id)).collect();
         let swapped = partition.log().swap_cleaned(&sources, &dir)?;
         if !swapped {
-            swap::discard(io, &dir, base)?;
+            swap::discard(io, &dir, base, &mode_of(plan, &dir))?;
         }
         result.segments_cleaned += group.len() as u64;
     }

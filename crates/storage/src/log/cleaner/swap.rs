@@ -8,7 +8,8 @@
 //! 3 install   each .swap -> its segment name, the .log last; sync the directory
 //! ```
 //! At start ([`complete_swaps`]): `.cleaned` files are removed (a cleaning that never
-//! committed: the old segments are intact); an index `.swap` without a `.log.swap` beside it is
+//! committed: the old segments are intact; a `.log.cleaned` taken from the pmem channel's pool
+//! goes back to it); an index `.swap` without a `.log.swap` beside it is
 //! removed (step 1 did not finish); a `.log.swap` completes the swap: every segment whose base
 //! lies in `[base, end of the swap segment)` is deleted (except files already installed in step
 //! 3, which the swap files no longer shadow), then step 3 runs. The cleaned segment always has
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::batch::{BatchHeader, HEADER_SIZE};
 use crate::io::{offset_file, parse_offset_file, Io};
+use crate::log::segment::FileMode;
 use crate::log::segment_dirs::SEGMENT_SUFFIXES;
 
 pub const CLEANED: &str = ".cleaned";
@@ -51,10 +53,15 @@ pub fn install(io: &dyn Io, dir: &Path, base: i64) -> io::Result<()> {
     io.sync_dir(dir)
 }
 
-/// Removes a cleaning's files that never committed.
-pub fn discard(io: &dyn Io, dir: &Path, base: i64) -> io::Result<()> {
+/// Removes a cleaning's files that never committed; a `.log` from a pool (`mode.pool`) goes
+/// back to it.
+pub fn discard(io: &dyn Io, dir: &Path, base: i64, mode: &FileMode) -> io::Result<()> {
     for suffix in SEGMENT_SUFFIXES {
-        io.remove_if_present(&named(dir, base, suffix, CLEANED))?;
+        let path = named(dir, base, suffix, CLEANED);
+        match &mode.pool {
+            Some(pool) if suffix == "log" && io.exists(&path) => pool.give_back(&path)?,
+            _ => io.remove_if_present(&path)?,
+        }
     }
     io.sync_dir(dir)
 }
@@ -81,10 +88,12 @@ fn end_of(io: &dyn Io, path: &Path, base: i64) -> io::Result<i64> {
 
 /// Resolves interrupted cleanings in a partition's segment directories before its segments
 /// are opened. `delete_segment(dir, base)` deletes a replaced segment (giving a pool file
-/// back). Returns how many swaps were completed.
+/// back); `mode_of(dir)` says how the directory's files are held, so that an uncommitted
+/// `.log.cleaned` from a pool goes back to it. Returns how many swaps were completed.
 pub fn complete_swaps(
     io: &dyn Io,
     dirs: &[PathBuf],
+    mode_of: &dyn Fn(&Path) -> FileMode,
     delete_segment: &mut dyn FnMut(&Path, i64) -> io::Result<()>,
 ) -> io::Result<usize> {
     let mut swaps = Vec::new();
@@ -94,9 +103,15 @@ pub fn complete_swaps(
         }
         let names = io.list_dir(dir)?;
         let mut changed = false;
+        let mode = mode_of(dir);
         for name in &names {
             if name.ends_with(CLEANED) {
-                io.remove_file(&dir.join(name))?;
+                match &mode.pool {
+                    Some(pool) if name.ends_with(&format!(".log{CLEANED}")) => {
+                        pool.give_back(&dir.join(name))?
+                    }
+                    _ => io.remove_file(&dir.join(name))?,
+                }
                 changed = true;
             }
         }
@@ -120,7 +135,9 @@ pub fn complete_swaps(
     }
     for (dir, base) in &swaps {
         let swap_log = named(dir, *base, "log", SWAP);
-        let end = end_of(io, &swap_log, *base)?;
+        // A cleaned segment that kept nothing ends at its base: the old segment at its base is
+        // replaced all the same.
+        let end = end_of(io, &swap_log, *base)?.max(*base + 1);
         // The replaced segments, wherever they are. While the `.log.swap` exists, a
         // `<base>.log` is the old one: step 3 installs the new `.log` last.
         for d in dirs {

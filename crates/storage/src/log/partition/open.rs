@@ -70,11 +70,17 @@ impl PartitionLog {
         };
         // A cleaning that committed is completed, one that did not is undone.
         let swap_config = config.clone();
-        crate::log::cleaner::swap::complete_swaps(&*io, &segment_dirs, &mut |d, base| {
-            let mode = file_mode(&placer, &swap_config, d);
-            let limits = limits(&swap_config, LeaderEpoch(i32::MAX));
-            Segment::open(&*io, d, Offset(base), false, limits, &mode)?.delete(&*io)
-        })?;
+        let mode_of = |d: &Path| file_mode(&placer, &swap_config, d);
+        crate::log::cleaner::swap::complete_swaps(
+            &*io,
+            &segment_dirs,
+            &mode_of,
+            &mut |d, base| {
+                let mode = file_mode(&placer, &swap_config, d);
+                let limits = limits(&swap_config, LeaderEpoch(i32::MAX));
+                Segment::open(&*io, d, Offset(base), false, limits, &mode)?.delete(&*io)
+            },
+        )?;
         let located = crate::log::segment_dirs::recover_segments(&*io, &segment_dirs)?;
         let bases: Vec<Offset> = located.segments.keys().copied().map(Offset).collect();
         let home = |base: &Offset| {
