@@ -26,11 +26,16 @@ pub enum AppendError {
         current: i16,
         got: i16,
     },
-    /// A record without a key sent to a compacted topic (INVALID_RECORD).
+    /// Records without a key sent to a compacted topic (INVALID_RECORD): their indexes in the
+    /// batch, which ProduceResponse's `record_errors` names, as Kafka's does.
     #[error(
         "Compacted topic cannot accept message without key in topic partition {topic}-{partition}."
     )]
-    KeylessRecord { topic: String, partition: i32 },
+    KeylessRecord {
+        topic: String,
+        partition: i32,
+        batch_indexes: Vec<i32>,
+    },
     /// Records that cannot be read inside a valid batch frame (CORRUPT_MESSAGE).
     #[error("corrupt records in a batch: {0}")]
     CorruptRecords(String),

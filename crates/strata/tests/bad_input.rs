@@ -538,3 +538,58 @@ fn the_offsets_topic_is_the_brokers_alone() {
     assert!(offsets.is_internal);
     assert_eq!(offsets.partitions.len(), 50);
 }
+
+/// Records without a key sent to a compacted topic: INVALID_RECORD with Kafka's message and
+/// `record_errors` naming each keyless record's index in the batch; nothing is stored.
+#[test]
+fn keyless_records_on_a_compacted_topic_are_named_in_record_errors() {
+    let broker = BrokerProcess::start(&[]);
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "table",
+        1,
+        &[("cleanup.policy", "compact")],
+    );
+    let mut raw = Raw::connect(&broker.addr);
+    let batch = strata_storage::batch::keyed_batch(
+        &[
+            (Some(b"k0".as_slice()), Some(b"v0".as_slice())),
+            (None, Some(b"v1".as_slice())),
+            (Some(b"k2".as_slice()), Some(b"v2".as_slice())),
+            (None, Some(b"v3".as_slice())),
+        ],
+        1,
+    );
+    let response = raw.call(&produce_request("table", 0, batch), 9);
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 87, "INVALID_RECORD");
+    let each = "Compacted topic cannot accept message without key in topic partition table-0.";
+    let errors: Vec<(i32, Option<&str>)> = p
+        .record_errors
+        .iter()
+        .map(|e| {
+            (
+                e.batch_index,
+                e.batch_index_error_message.as_ref().map(|m| m.as_str()),
+            )
+        })
+        .collect();
+    assert_eq!(errors, vec![(1, Some(each)), (3, Some(each))]);
+    assert_eq!(
+        p.error_message.as_ref().map(|m| m.as_str()),
+        Some(
+            format!(
+                "One or more records have been rejected due to 2 record errors in total, and only \
+                 showing the first three errors at most: [RecordError(batchIndex=1, \
+                 message='{each}'), RecordError(batchIndex=3, message='{each}')]"
+            )
+            .as_str()
+        )
+    );
+    // Nothing of the batch was stored: the next keyed record takes offset 0.
+    let keyed =
+        strata_storage::batch::keyed_batch(&[(Some(b"k".as_slice()), Some(b"v".as_slice()))], 1);
+    assert_eq!(produce_error(&mut raw, "table", 0, keyed), (0, 0));
+}

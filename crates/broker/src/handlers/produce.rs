@@ -8,7 +8,9 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use kafka_protocol::ResponseError;
 use strata_storage::now_ms;
@@ -53,7 +55,18 @@ pub fn handle(
                 broker
                     .replicas
                     .append(&name, data.index, data.records.as_deref(), now)
-                    .map_err(|e| (produce_error_code(&e, &name, data.index), e.to_string()))
+                    .map_err(|e| {
+                        let code = produce_error_code(&e, &name, data.index);
+                        match record_errors(&e) {
+                            Some((message, errors)) => {
+                                if ctx.version >= 8 {
+                                    r.record_errors = errors;
+                                }
+                                (code, message)
+                            }
+                            None => (code, e.to_string()),
+                        }
+                    })
             };
             match result {
                 Ok(appended) => {
@@ -127,6 +140,37 @@ fn produce_error_code(e: &ProduceError, topic: &str, partition: i32) -> Response
             append_error_code(e)
         }
     }
+}
+
+/// The records a refused batch was refused for, as Kafka names them (records without a key on
+/// a compacted topic): the response's message and its `record_errors`.
+fn record_errors(e: &ProduceError) -> Option<(String, Vec<BatchIndexAndErrorMessage>)> {
+    let ProduceError::Append(e @ strata_storage::AppendError::KeylessRecord { batch_indexes, .. }) =
+        e
+    else {
+        return None;
+    };
+    let each = e.to_string();
+    let shown: Vec<String> = batch_indexes
+        .iter()
+        .take(3)
+        .map(|i| format!("RecordError(batchIndex={i}, message='{each}')"))
+        .collect();
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only \
+         showing the first three errors at most: [{}]",
+        batch_indexes.len(),
+        shown.join(", ")
+    );
+    let errors = batch_indexes
+        .iter()
+        .map(|i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(*i)
+                .with_batch_index_error_message(Some(str_bytes(each.clone())))
+        })
+        .collect();
+    Some((message, errors))
 }
 
 /// A failed sync fails every partition that had no error of its own: what was appended is not

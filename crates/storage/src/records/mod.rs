@@ -133,11 +133,16 @@ pub fn decode(batch: &[u8], header: &BatchHeader) -> io::Result<(Vec<u8>, Vec<Re
     Ok((records, refs))
 }
 
-/// Whether every record of the batch has a key (Kafka refuses keyless records on a compacted
-/// topic); an error when the records cannot be read.
-pub fn all_keyed(batch: &[u8], header: &BatchHeader) -> io::Result<bool> {
+/// The indexes in the batch of its records without a key (Kafka refuses them on a compacted
+/// topic, naming each); an error when the records cannot be read.
+pub fn keyless_records(batch: &[u8], header: &BatchHeader) -> io::Result<Vec<i32>> {
     let (_, refs) = decode(batch, header)?;
-    Ok(refs.iter().all(|r| r.key.is_some()))
+    Ok(refs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.key.is_none())
+        .map(|(i, _)| i as i32)
+        .collect())
 }
 
 /// The delete horizon of a batch the cleaner marked (KIP-534), else None.
@@ -251,7 +256,7 @@ mod tests {
         for codec in [0, 1, 2, 3, 4] {
             let b = batch_of(codec, &recs);
             let h = check_batch(&b).unwrap();
-            assert!(all_keyed(&b, &h).unwrap());
+            assert!(keyless_records(&b, &h).unwrap().is_empty());
             let (records, refs) = decode(&b, &h).unwrap();
             assert_eq!(refs.len(), 3);
             assert_eq!(refs[1].key(&records), Some(&b"b"[..]));
@@ -311,7 +316,9 @@ mod tests {
     fn keyless_records_are_found_and_bad_records_refused() {
         let recs: Vec<KeyValueRef<'_>> = vec![(Some(b"a"), Some(b"1")), (None, Some(b"2"))];
         let b = batch_of(1, &recs);
-        assert!(!all_keyed(&b, &check_batch(&b).unwrap()).unwrap());
+        assert!(!keyless_records(&b, &check_batch(&b).unwrap())
+            .unwrap()
+            .is_empty());
         // A count that does not match the records.
         let plain = encode_records(&recs, &[0, 0]);
         let bad = build_batch(0, 0, 2, 0, 0, -1, -1, -1, 3, &plain);

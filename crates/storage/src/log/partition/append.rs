@@ -170,12 +170,13 @@ impl PartitionLog {
             // of the request is stored (the only per-record work of a produce, as in Kafka).
             if self.config.compact && !h.is_control() {
                 let bytes = &records[*at..*at + h.total_size()];
-                match crate::records::all_keyed(bytes, h) {
-                    Ok(true) => {}
-                    Ok(false) => {
+                match crate::records::keyless_records(bytes, h) {
+                    Ok(keyless) if keyless.is_empty() => {}
+                    Ok(keyless) => {
                         return Err(AppendError::KeylessRecord {
                             topic: self.topic.clone(),
                             partition: self.partition,
+                            batch_indexes: keyless,
                         })
                     }
                     Err(e) => return Err(AppendError::CorruptRecords(e.to_string())),
