@@ -2,8 +2,8 @@
 """Log compaction benchmarks, recorded in docs/BENCHMARKS.md ("Log compaction"):
 
 - cleaner: how fast the cleaner compacts a dirty log (1 KiB records, 10% distinct keys), in MB
-  of dirty log per second of cleaning, next to the data disk's sequential write speed measured in
-  the same run, and the broker's CPU seconds per GB cleaned;
+  of dirty log per second of cleaning, next to the data disk's sequential read and write speeds
+  measured in the same run, and the broker's CPU seconds per GB cleaned;
 - produce: producer-perf on a plain topic while the cleaner compacts another topic, against the
   same run with the cleaner idle (the two alternating);
 - memory: the broker's peak RSS while it compacts a topic of 10 million distinct keys with the
@@ -17,6 +17,7 @@ The dirty log is written while `min.compaction.lag.ms` holds the cleaner back; s
     python3 bench/compaction.py cleaner produce
     STRATA_BENCH_SCALE=0.1 python3 bench/compaction.py   # a quick pass
 """
+import calendar
 import os
 import re
 import sys
@@ -29,15 +30,19 @@ RECORD = 1024
 PROPS = ["acks=1", "linger.ms=5", "batch.size=1048576"]
 HOLD = "min.compaction.lag.ms=86400000"
 BROKER = ["log.cleaner.backoff.ms=200"]
-CLEANED = re.compile(r"log cleaned topic=(\S+) partition=(\d+) read=(\d+) written=(\d+) removed=(\d+) "
-                     r"up_to=(\d+) millis=(\d+)")
+CLEANED = re.compile(r"^(\S+)Z .*log cleaned topic=(\S+) partition=(\d+) read=(\d+) written=(\d+) "
+                     r"removed=(\d+) up_to=(\d+) millis=(\d+)", re.M)
+
+
+def segment_size(records, size, segment_bytes=64 << 20):
+    """At most `segment_bytes`, and smaller for a small log so that it still spans about 16
+    segments (only sealed ones are cleaned)."""
+    return max(1 << 20, min(segment_bytes, records * size // 16))
 
 
 def fill(broker, topic, records, size, keys, segment_bytes=64 << 20):
-    """A compacted topic of `records` records over `keys` keys, held back from the cleaner. At a
-    small scale segments shrink too, so that the log still spans many (only sealed ones are
-    cleaned)."""
-    segment_bytes = max(1 << 20, min(segment_bytes, records * size // 16))
+    """A compacted topic of `records` records over `keys` keys, held back from the cleaner."""
+    segment_bytes = segment_size(records, size, segment_bytes)
     run.create_topic(broker, topic, 1, ["cleanup.policy=compact", f"segment.bytes={segment_bytes}", HOLD,
                                         "min.cleanable.dirty.ratio=0.01"])
     run.run_tool(["producer-perf", "--topic", topic, "--num-records", str(records), "--record-size", str(size),
@@ -56,8 +61,32 @@ def release(broker, topic):
 
 def passes(broker, topic):
     with open(os.path.join(broker.dir, "broker.log")) as f:
-        return [dict(zip(("read", "written", "removed", "up_to", "millis"), map(int, m.groups()[2:])))
-                for m in CLEANED.finditer(f.read()) if m.group(1) == topic]
+        found = []
+        for m in CLEANED.finditer(f.read()):
+            if m.group(2) != topic:
+                continue
+            p = dict(zip(("read", "written", "removed", "up_to", "millis"), map(int, m.groups()[3:])))
+            # When the pass ended, in seconds since the epoch (the broker logs UTC).
+            p["end_s"] = calendar.timegm(time.strptime(m.group(1).split(".")[0], "%Y-%m-%dT%H:%M:%S")) + \
+                float("0." + m.group(1).split(".")[1])
+            found.append(p)
+        return found
+
+
+def cleaner_cpu_ticks(broker):
+    """CPU time the broker's cleaner threads have used, in clock ticks."""
+    total = 0
+    task_dir = f"/proc/{broker.proc.pid}/task"
+    for task in os.listdir(task_dir):
+        try:
+            with open(f"{task_dir}/{task}/stat") as f:
+                stat = f.read()
+        except FileNotFoundError:
+            continue
+        name, rest = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if name.startswith("log-cleaner"):
+            total += int(rest[11]) + int(rest[12])
+    return total
 
 
 def wait_cleaned(broker, topic, until, timeout=1800, sample=None):
@@ -101,28 +130,45 @@ def cleaner(report):
         finally:
             broker.stop()
     disk = run.limit_disk_write_gb_s(run.DATA_ROOT)
-    report["cleaner"] = {"records": records, "runs": runs, "disk_write_gb_s": disk}
+    disk_read = run.limit_disk_read_gb_s(run.DATA_ROOT)
+    report["cleaner"] = {"records": records, "runs": runs, "disk_write_gb_s": disk, "disk_read_gb_s": disk_read,
+                         "segment_bytes": segment_size(records, RECORD)}
 
 
 def produce(report):
-    records = run.n(300_000)
-    dirty_records = run.n(1_000_000)
+    # The other topic is large enough that its cleaning outlasts the producer's run.
+    records = run.n(1_000_000)
+    dirty_records = run.n(3_000_000)
     results = {"cleaner idle": [], "cleaner compacting another topic": []}
     for i in range(run.RUNS):
         for arm in results:
             broker = run.Broker(BROKER)
             try:
                 fill(broker, "bg", dirty_records, RECORD, dirty_records // 10)
+                end = active_base(broker, "bg")
                 run.create_topic(broker, "p", 1)
                 if arm != "cleaner idle":
                     release(broker, "bg")
+                    # The pass has begun: the cleaner's thread is using the CPU.
+                    deadline = time.time() + 60
+                    while cleaner_cpu_ticks(broker) == 0:
+                        if time.time() > deadline:
+                            raise RuntimeError("the cleaner did not start")
+                        time.sleep(0.01)
                 cpu = broker.cpu_seconds()
+                started = time.time()
                 r = run.producer_perf(broker, "p", records, RECORD, PROPS)
+                finished = time.time()
                 r["broker_cpu_s_per_gb"] = (broker.cpu_seconds() - cpu) / (records * RECORD / 1e9)
-                ps = passes(broker, "bg")
-                r["cleaning_ms"] = sum(p["millis"] for p in ps)
-                r["producing_ms"] = records / r["records_per_s"] * 1000
-                run.log(f"{arm}: {r['mb_per_s']:.1f} MB/s, cleaner busy {r['cleaning_ms']} ms of "
+                # How much of the producer's run the cleaner's passes covered.
+                overlap = 0.0
+                if arm != "cleaner idle":
+                    for p in wait_cleaned(broker, "bg", end):
+                        begun = p["end_s"] - p["millis"] / 1000
+                        overlap += max(0.0, min(finished, p["end_s"]) - max(started, begun))
+                r["cleaning_ms"] = overlap * 1000
+                r["producing_ms"] = (finished - started) * 1000
+                run.log(f"{arm}: {r['mb_per_s']:.1f} MB/s, cleaner busy {r['cleaning_ms']:.0f} ms of "
                         f"{r['producing_ms']:.0f}")
                 results[arm].append(r)
             finally:
@@ -152,6 +198,8 @@ def memory(report):
         finally:
             broker.stop()
     report["memory"] = runs
+    for r in runs:
+        r["segment_bytes"] = segment_size(keys, 100, 256 << 20)
 
 
 def render(report):
@@ -161,15 +209,18 @@ def render(report):
         rs = c["runs"]
         lo, mid, hi = run.mmm([r["mb_s"] for r in rs])
         rows += [f"Cleaner: {c['records']:,} records of {RECORD} B over {c['records'] // 10:,} keys (10% distinct), "
-                 "64 MiB segments, written while `min.compaction.lag.ms` held the cleaner back, then released; "
-                 "MB/s of dirty log per second the cleaner worked (the sum of its passes' times).", "",
+                 f"{c['segment_bytes'] / 1e6:,.0f} MB segments, written while `min.compaction.lag.ms` held the cleaner "
+                 "back, then released; MB/s of dirty log per second the cleaner worked (the sum of its passes' times). "
+                 "The log was just written, so the cleaner reads it from the page cache; it writes about a tenth "
+                 "of it back, hence a rate above the disk's write speed.", "",
                  "| dirty log | cleaner MB/s, min / **median** / max | passes | kept of the log | broker CPU s/GB (median) "
-                 "| data disk sequential write |",
+                 "| data disk sequential read (O_DIRECT) / write (synced) |",
                  "|---|---|---|---|---|---|"]
         rows.append(f"| {run.statistics.median(r['dirty_bytes'] for r in rs) / 1e6:,.0f} MB | {lo:,.0f} / **{mid:,.0f}** / "
                     f"{hi:,.0f} | {run.statistics.median(r['passes'] for r in rs):.0f} | "
                     f"{run.statistics.median(r['written'] / r['dirty_bytes'] for r in rs):.0%} | "
-                    f"{run.statistics.median(r['cpu_s_per_gb'] for r in rs):.2f} | {c['disk_write_gb_s'] * 1000:,.0f} MB/s |")
+                    f"{run.statistics.median(r['cpu_s_per_gb'] for r in rs):.2f} | "
+                    f"{c.get('disk_read_gb_s', 0) * 1000:,.0f} / {c['disk_write_gb_s'] * 1000:,.0f} MB/s |")
         rows.append("")
     if "produce" in report:
         p = report["produce"]
@@ -191,7 +242,8 @@ def render(report):
     if "memory" in report:
         rs = report["memory"]
         lo, mid, hi = run.mmm([r["peak_rss_kib"] / 1024 for r in rs])
-        rows += [f"Memory: a topic of {rs[0]['keys']:,} distinct keys (100 B records, 256 MiB segments) compacted with "
+        rows += [f"Memory: a topic of {rs[0]['keys']:,} distinct keys (100 B records, "
+                 f"{rs[0]['segment_bytes'] / 1e6:,.1f} MB segments) compacted with "
                  "the default `log.cleaner.dedupe.buffer.size` (128 MiB); the broker's RSS sampled every 50 ms "
                  "while it cleaned. Goal: under the buffer + 64 MiB (192 MiB).", "",
                  "| keys | passes | RSS before | peak RSS, min / **median** / max | cleaning took (median) |",

@@ -256,6 +256,31 @@ def limit_disk_write_gb_s(directory):
     return 2.1474836 / elapsed
 
 
+def limit_disk_read_gb_s(directory):
+    """Sequential read of 2 GiB from the data disk with O_DIRECT (past the page cache)."""
+    import mmap
+    path = os.path.join(directory, "read-probe")
+    block = b"r" * (1 << 20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    for _ in range(2048):
+        os.write(fd, block)
+    os.fdatasync(fd)
+    os.close(fd)
+    buf = mmap.mmap(-1, 1 << 20)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    start = time.time()
+    at = 0
+    while True:
+        got = os.preadv(fd, [buf], at)
+        if got <= 0:
+            break
+        at += got
+    elapsed = time.time() - start
+    os.close(fd)
+    os.unlink(path)
+    return at / 1e9 / elapsed
+
+
 # --- scenarios ---------------------------------------------------------------------------------
 
 PRODUCER_PROPS = ["acks=1", "linger.ms=5", "batch.size=1048576"]
@@ -666,14 +691,22 @@ TIER_KEYS = ("tier-sync", "tier-migration", "tier-burst")
 
 def run_parts(parts, render, what):
     """The main of a benchmark script of named parts: runs those named on the command line (all
-    of them by default) after a release build, then renders what they measured."""
+    of them by default) after a release build, then renders what they measured together with
+    the other parts' last results (kept in target/bench-<what>.json), so that one part can be
+    run again alone."""
     wanted = sys.argv[1:] or list(parts)
     os.makedirs(DATA_ROOT, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    saved = os.path.join(ROOT, "target", f"bench-{what}.json")
     report = {}
+    if os.path.exists(saved):
+        with open(saved) as f:
+            report = {k: v for k, v in json.load(f).items() if k in parts}
     for name in wanted:
         log(f"{what}: {name}")
         parts[name](report)
+    with open(saved, "w") as f:
+        json.dump(report, f, indent=1)
     render(report)
 
 
@@ -828,7 +861,7 @@ def write_groups_markdown(report):
     runs = report["results"].get("groups-reload", [])
     if not runs:
         return
-    rows = ["| offset commits made | records kept in __consumer_offsets | reload at startup, min / **median** / max | committing took (median) |",
+    rows = ["| offset commits made | records the reload read from `__consumer_offsets` | reload at startup, min / **median** / max | committing took (median) |",
             "|---|---|---|---|"]
     for commits in sorted({r["commits"] for r in runs}):
         rs = [r for r in runs if r["commits"] == commits]

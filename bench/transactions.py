@@ -135,7 +135,7 @@ def render(report):
         rows += ["Coordinator reload: `cargo test --release -p strata --test transactions -- --ignored "
                  "reload_time_after_100k_transactions` (100,000 committed transactions, one at a time, then a "
                  "clean restart; the reload is the broker's logged `transaction state loaded` time).", "",
-                 "| transactional ids | transactions | records kept in `__transaction_state` | reload, min / **median** / max | running them took (median) |",
+                 "| transactional ids | transactions | records the reload read from `__transaction_state` | reload, min / **median** / max | running them took (median) |",
                  "|---|---|---|---|---|"]
         for ids in sorted({r["ids"] for r in report["reload"]}):
             rs = [r for r in report["reload"] if r["ids"] == ids]

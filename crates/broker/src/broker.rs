@@ -174,6 +174,7 @@ impl Broker {
         let groups = Coordinator::open(config.groups.clone(), OffsetStore::new(logs.clone())?)?;
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
+            records = groups.store().log().records_replayed(),
             "committed offsets loaded"
         );
         let producer_ids = Arc::new(ProducerIds::open(io.clone(), first.join(PRODUCER_ID_FILE))?);
@@ -188,6 +189,7 @@ impl Broker {
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,
             transactional_ids = txns.len(),
+            records = txns.records_loaded().unwrap_or(0),
             "transaction state loaded"
         );
         let port = config.advertised.port;

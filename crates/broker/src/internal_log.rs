@@ -7,12 +7,17 @@
 //! coordinator's lock is released (the request's response waits for it; the coordinator's timer
 //! completes the others).
 //!
-//! Until the log cleaner exists (issue 13), a partition is kept short by a rewrite: when it holds
-//! at least [`REWRITE_MIN_RECORDS`] records and more than twice as many as are live, the live
-//! ones are written again and everything before them is deleted once the copy is durable.
+//! The topics are compacted (`cleanup.policy=compact`), cleaned by the log cleaner as any other:
+//! the latest record of each key stays. The cleaner never touches the active segment, which for
+//! these topics is `offsets.topic.segment.bytes` (100 MiB) and could hold millions of dead
+//! records a reload would replay; so once the active segment holds at least
+//! [`ROLL_MIN_RECORDS`] records and more than twice as many as the partition has live keys, the
+//! coordinator rolls it and wakes the cleaner. A reload then reads the cleaned log (about one
+//! record per live key) and an active segment of at most about 2 x live + that minimum.
 
 use std::collections::BTreeMap;
 use std::io;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use strata_storage::batch::{self, BatchHeader};
@@ -20,8 +25,8 @@ use strata_storage::log::partition::FlushJob;
 use strata_storage::log_manager::{LogManager, Partition};
 use strata_storage::units::Offset;
 
-/// A partition is rewritten only once it holds this many records.
-pub const REWRITE_MIN_RECORDS: u64 = 10_000;
+/// An active segment is rolled for the cleaner only once it holds this many records.
+pub const ROLL_MIN_RECORDS: u64 = 10_000;
 
 /// A record to write: key and value (None: a tombstone).
 pub type KeyValue = (Vec<u8>, Option<Vec<u8>>);
@@ -35,18 +40,25 @@ pub fn java_hash(s: &str) -> i32 {
     h
 }
 
-/// Creates an internal topic when it does not exist: plain files on any channel (small, and
-/// read whole at startup), never deleted by time or size.
+/// Creates an internal topic when it does not exist: compacted, plain files on any channel
+/// (small, and read whole at startup), never deleted by time or size. A topic an earlier
+/// version created (delete policy, kept short by rewrites) becomes compacted.
 pub fn ensure_topic(
     logs: &LogManager,
     name: &str,
     partitions: i32,
     segment_bytes: u64,
 ) -> Result<(), strata_storage::LogError> {
-    if logs.topic(name).is_some() {
+    if let Some(topic) = logs.topic(name) {
+        let mut overrides = topic.overrides();
+        if overrides.get(CLEANUP_POLICY).map(String::as_str) != Some("compact") {
+            overrides.insert(CLEANUP_POLICY.to_string(), "compact".to_string());
+            logs.set_topic_overrides(name, overrides)?;
+        }
         return Ok(());
     }
     let overrides: BTreeMap<String, String> = [
+        (CLEANUP_POLICY, "compact".to_string()),
         ("segment.bytes", segment_bytes.to_string()),
         ("channel.type", "file".to_string()),
         ("retention.ms", "-1".to_string()),
@@ -64,12 +76,12 @@ pub fn ensure_topic(
     Ok(())
 }
 
-/// A flush to run outside the coordinator's lock, and the log start offset a rewrite may move
-/// to once it is durable.
+const CLEANUP_POLICY: &str = "cleanup.policy";
+
+/// A flush to run outside the coordinator's lock.
 struct StagedFlush {
     partition: Arc<Partition>,
     job: FlushJob,
-    delete_before: Option<Offset>,
 }
 
 pub struct InternalLog {
@@ -77,6 +89,8 @@ pub struct InternalLog {
     topic: &'static str,
     partitions: i32,
     staged: Mutex<Vec<StagedFlush>>,
+    /// Records read by [`Self::replay`] (what a coordinator's load read).
+    replayed: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for InternalLog {
@@ -98,6 +112,7 @@ impl InternalLog {
             logs,
             topic,
             staged: Mutex::new(Vec::new()),
+            replayed: Default::default(),
         })
     }
 
@@ -146,24 +161,23 @@ impl InternalLog {
         if info.needs_flush {
             let job = log.begin_flush()?;
             drop(log);
-            self.stage(&partition, job, None);
+            self.stage(&partition, job);
         }
         Ok(())
     }
 
     /// Stages a flush of `partition` (a marker appended there asked for one, say).
     pub fn stage_flush(&self, partition: &Arc<Partition>, job: FlushJob) {
-        self.stage(partition, job, None);
+        self.stage(partition, job);
     }
 
-    fn stage(&self, partition: &Arc<Partition>, job: FlushJob, delete_before: Option<Offset>) {
+    fn stage(&self, partition: &Arc<Partition>, job: FlushJob) {
         self.staged
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(StagedFlush {
                 partition: partition.clone(),
                 job,
-                delete_before,
             });
     }
 
@@ -176,9 +190,8 @@ impl InternalLog {
             .is_empty()
     }
 
-    /// Runs the staged flushes; call it without the coordinator's lock. A rewrite's old records
-    /// are deleted once its copy is durable. The first failure is returned (its directory is
-    /// then offline).
+    /// Runs the staged flushes; call it without the coordinator's lock. The first failure is
+    /// returned (its directory is then offline).
     pub fn complete_staged(&self) -> io::Result<()> {
         let staged = std::mem::take(&mut *self.staged.lock().unwrap_or_else(|e| e.into_inner()));
         let mut result = Ok(());
@@ -186,11 +199,7 @@ impl InternalLog {
             let done = s
                 .job
                 .run()
-                .and_then(|()| s.partition.log().complete_flush(s.job.target_offset))
-                .and_then(|()| match s.delete_before {
-                    Some(start) => s.partition.log().delete_records_before(start).map(|_| ()),
-                    None => Ok(()),
-                });
+                .and_then(|()| s.partition.log().complete_flush(s.job.target_offset));
             if let Err(e) = done {
                 tracing::warn!(topic = self.topic, partition = s.partition.index, error = %e, "flush failed");
                 if result.is_ok() {
@@ -240,6 +249,8 @@ impl InternalLog {
                     break;
                 };
                 apply(&h, &bytes[at..at + h.total_size()], offset);
+                self.replayed
+                    .fetch_add(h.records_count.max(0) as u64, Ordering::Relaxed);
                 offset = offset.max(h.last_offset() + 1);
                 at += h.total_size();
             }
@@ -251,47 +262,35 @@ impl InternalLog {
         Ok(())
     }
 
-    /// The records `partition` holds (log end minus log start), and whether a transaction is
-    /// open on it.
-    pub fn size(&self, partition: i32) -> io::Result<(u64, bool)> {
-        let handle = self.partition(partition)?;
-        let log = handle.log();
-        Ok((
-            log.log_end_offset().since(log.log_start_offset()),
-            log.producer_states().first_unstable_offset().is_some(),
-        ))
+    /// How many records [`Self::replay`] has read.
+    pub fn records_replayed(&self) -> u64 {
+        self.replayed.load(Ordering::Relaxed)
     }
 
-    /// When `partition` holds at least [`REWRITE_MIN_RECORDS`] records, more than twice
-    /// `live_count()`, and no open transaction (whose records must stay), writes `live()` again
-    /// and deletes everything before it once it is durable. Returns whether it did.
-    pub fn maybe_rewrite(
-        &self,
-        partition: i32,
-        live_count: impl FnOnce() -> u64,
-        live: impl FnOnce() -> Vec<KeyValue>,
-    ) -> io::Result<bool> {
-        let (records, open_txn) = self.size(partition)?;
-        if records < REWRITE_MIN_RECORDS || open_txn {
-            return Ok(false);
-        }
-        let live_count = live_count();
-        if records <= 2 * live_count {
-            return Ok(false);
-        }
+    /// When the active segment of `partition` holds at least [`ROLL_MIN_RECORDS`] records and
+    /// more than twice `live_count()` (the partition's live keys), rolls it so that the cleaner
+    /// may compact it, and wakes the cleaner. Returns whether it rolled.
+    pub fn maybe_roll(&self, partition: i32, live_count: impl FnOnce() -> u64) -> io::Result<bool> {
         let handle = self.partition(partition)?;
-        let start = handle.log().log_end_offset();
-        self.write(partition, &live())?;
-        // The rewritten records must be on disk before the old ones may go: the deletion
-        // follows the flush, outside the coordinator's lock.
-        let job = handle.log().begin_flush()?;
-        self.stage(&handle, job, Some(start));
+        let active_records = {
+            let log = handle.log();
+            log.log_end_offset().since(log.active_base_offset())
+        };
+        if active_records < ROLL_MIN_RECORDS {
+            return Ok(false);
+        }
+        let live = live_count();
+        if active_records <= 2 * live {
+            return Ok(false);
+        }
+        handle.log().roll()?;
+        self.logs.wake_cleaner();
         tracing::debug!(
             topic = self.topic,
             partition,
-            live = live_count,
-            dropped = records,
-            "internal partition rewritten"
+            live,
+            rolled = active_records,
+            "internal partition rolled for the cleaner"
         );
         Ok(true)
     }
@@ -299,4 +298,69 @@ impl InternalLog {
 
 pub fn now_ms() -> i64 {
     strata_storage::now_ms()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use strata_storage::io::RealIo;
+    use strata_storage::log_manager::LogManagerConfig;
+
+    /// A log manager over one directory, with the default log config and no background work.
+    pub(crate) fn manager(dir: &std::path::Path) -> Arc<LogManager> {
+        LogManager::open(
+            Arc::new(RealIo),
+            LogManagerConfig {
+                log_dirs: vec![dir.to_path_buf()],
+                retention_check_interval_ms: 3_600_000,
+                flush_scheduler_interval_ms: 3_600_000,
+                flush_offset_checkpoint_interval_ms: 3_600_000,
+                tiers: None,
+                migration: None,
+                mapped_tiers: [false, false],
+                pool: None,
+            },
+            Arc::new(|_| strata_storage::LogConfig::default()),
+        )
+        .unwrap()
+    }
+
+    /// A new internal topic is compacted; one an earlier version made (no policy, kept short
+    /// by rewrites) becomes compacted, keeping its other settings and its records.
+    #[test]
+    fn internal_topics_are_compacted_and_older_ones_become_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = manager(dir.path());
+        ensure_topic(&logs, "__new", 2, 1 << 20).unwrap();
+        let policy = |logs: &LogManager, t: &str| {
+            logs.topic(t)
+                .unwrap()
+                .overrides()
+                .get(CLEANUP_POLICY)
+                .cloned()
+        };
+        assert_eq!(policy(&logs, "__new").as_deref(), Some("compact"));
+        let old: BTreeMap<String, String> = [("retention.ms".to_string(), "-1".to_string())].into();
+        logs.create_topic("__old", 1, old, [7; 16]).unwrap();
+        let log = InternalLog::new(logs.clone(), "__old").unwrap();
+        log.write(0, &[(b"k".to_vec(), Some(b"v".to_vec()))])
+            .unwrap();
+        drop(log);
+        assert_eq!(policy(&logs, "__old"), None);
+        ensure_topic(&logs, "__old", 1, 1 << 20).unwrap();
+        logs.shutdown().unwrap();
+        drop(logs);
+        let logs = manager(dir.path());
+        assert_eq!(policy(&logs, "__old").as_deref(), Some("compact"));
+        let topic = logs.topic("__old").unwrap();
+        assert_eq!(
+            topic.overrides().get("retention.ms").map(String::as_str),
+            Some("-1")
+        );
+        let log = InternalLog::new(logs.clone(), "__old").unwrap();
+        let mut seen = Vec::new();
+        log.replay(0, |_, bytes, _| seen.push(bytes.len())).unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(log.records_replayed(), 1);
+    }
 }

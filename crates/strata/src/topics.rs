@@ -28,7 +28,7 @@ pub struct TopicsArgs {
     #[arg(long)]
     pub list: bool,
     /// Describe the topics (those matching --topic, when given): partitions, leaders, replicas,
-    /// and the configs set on the topic.
+    /// and the configs set on the topic; for a compacted topic, each partition's dirty ratio.
     #[arg(long)]
     pub describe: bool,
     /// Delete the topics matching --topic.
@@ -146,6 +146,19 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
                 )
             })
             .collect();
+        let compacted = configs
+            .results
+            .iter()
+            .flat_map(|r| r.configs.iter())
+            .any(|c| {
+                c.name.as_str() == "cleanup.policy"
+                    && c.value.as_ref().is_some_and(|v| v.contains("compact"))
+            });
+        let dirty = if compacted {
+            dirty_ratios(client, &t).await?
+        } else {
+            Default::default()
+        };
         let rf = t
             .partitions
             .first()
@@ -166,8 +179,13 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
                     .collect::<Vec<_>>()
                     .join(",")
             };
+            let ratio = match dirty.get(&p.partition_index) {
+                Some(r) => format!("\tDirtyRatio: {r:.2}"),
+                None if compacted => "\tDirtyRatio: -".to_string(),
+                None => String::new(),
+            };
             println!(
-                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{ratio}",
                 p.partition_index,
                 p.leader_id.0,
                 join(&p.replica_nodes),
@@ -176,6 +194,41 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Each partition's dirty ratio, as the broker reports it in DescribeLogDirs (a partition the
+/// broker did not report is left out).
+async fn dirty_ratios(
+    client: &mut Client,
+    t: &MetadataResponseTopic,
+) -> Result<std::collections::BTreeMap<i32, f64>> {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use strata_broker::handlers::describe_log_dirs::DIRTY_RATIO_TAG;
+    let Some(name) = t.name.clone() else {
+        return Ok(Default::default());
+    };
+    let response = client
+        .send(DescribeLogDirsRequest::default().with_topics(Some(vec![
+                DescribableLogDirTopic::default()
+                    .with_topic(name)
+                    .with_partitions(t.partitions.iter().map(|p| p.partition_index).collect()),
+            ])))
+        .await?;
+    let mut ratios = std::collections::BTreeMap::new();
+    for p in response
+        .results
+        .iter()
+        .flat_map(|r| r.topics.iter())
+        .flat_map(|t| t.partitions.iter())
+    {
+        let Some(raw) = p.unknown_tagged_fields.get(&DIRTY_RATIO_TAG) else {
+            continue;
+        };
+        if let Ok(bytes) = <[u8; 8]>::try_from(raw.as_ref()) {
+            ratios.insert(p.partition_index, f64::from_be_bytes(bytes));
+        }
+    }
+    Ok(ratios)
 }
 
 async fn create(client: &mut Client, args: &TopicsArgs, name: &str) -> Result<()> {

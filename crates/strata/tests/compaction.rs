@@ -301,3 +301,64 @@ fn a_tiered_topic_is_compacted_while_its_segments_migrate() {
     broker.restart();
     assert_eq!(read_partition(&broker.addr, "tiered"), got);
 }
+
+/// The dirty ratio of each partition of a compacted topic, as `strata topics --describe` shows
+/// it (from `DirtyRatio:` on each partition line; None when the line has no such field).
+fn described_dirty_ratios(addr: &str, topic: &str) -> Vec<Option<String>> {
+    let (ok, out, err) = strata_tool("topics", addr, &["--describe", "--topic", topic]);
+    assert!(ok, "{err}");
+    out.lines()
+        .filter(|l| l.contains("\tPartition: "))
+        .map(|l| {
+            l.split('\t')
+                .find_map(|f| f.strip_prefix("DirtyRatio: "))
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// `strata topics --describe` shows each partition's dirty ratio for a compacted topic (all of
+/// its sealed log while the cleaner is off, nothing once it has cleaned), and none for others.
+#[test]
+fn topics_describe_shows_the_dirty_ratio_of_compacted_partitions() {
+    let mut broker = BrokerProcess::start(&["log.cleaner.enable=false"]);
+    let rt = runtime();
+    let compact = [
+        ("cleanup.policy", "compact"),
+        ("segment.bytes", "4096"),
+        ("min.cleanable.dirty.ratio", "0.01"),
+    ];
+    create_topic(&rt, &broker.addr, "kv", 2, &compact);
+    create_topic(&rt, &broker.addr, "plain", 1, &[]);
+    let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "1000")]);
+    let records: Vec<KeyValue> = (0..200)
+        .map(|i| {
+            (
+                Some(format!("key-{}", i % 10).into_bytes()),
+                Some(vec![b'v'; 100]),
+            )
+        })
+        .collect();
+    produce(&rt, &producer, "kv", 0, &records);
+    produce(&rt, &producer, "plain", 0, &records);
+    // Partition 0 has sealed segments none of which was cleaned; partition 1 is empty.
+    assert_eq!(
+        described_dirty_ratios(&broker.addr, "kv"),
+        vec![Some("1.00".to_string()), Some("0.00".to_string())]
+    );
+    assert_eq!(described_dirty_ratios(&broker.addr, "plain"), vec![None]);
+
+    broker.stop();
+    broker.remove_override("log.cleaner.enable");
+    broker.set_override("log.cleaner.backoff.ms=100");
+    broker.restart();
+    assert!(
+        eventually(Duration::from_secs(60), || cleaned_up_to(&broker, "kv")
+            .is_some()),
+        "the cleaner reached the topic"
+    );
+    assert_eq!(
+        described_dirty_ratios(&broker.addr, "kv"),
+        vec![Some("0.00".to_string()), Some("0.00".to_string())]
+    );
+}

@@ -829,39 +829,6 @@ async fn commit_rounds(
     }
 }
 
-/// Records kept in `__consumer_offsets` (end minus start offset, over all its partitions).
-async fn offsets_topic_records(c: &mut strata::client::Client) -> i64 {
-    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-    use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::StrBytes;
-    let mut total = 0;
-    let at = |ts: i64| {
-        ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str("__consumer_offsets")))
-                .with_partitions(
-                    (0..50)
-                        .map(|p| {
-                            ListOffsetsPartition::default()
-                                .with_partition_index(p)
-                                .with_timestamp(ts)
-                        })
-                        .collect(),
-                )])
-    };
-    let latest = c.send(at(-1)).await.unwrap();
-    let earliest = c.send(at(-2)).await.unwrap();
-    for (l, e) in latest.topics[0]
-        .partitions
-        .iter()
-        .zip(&earliest.topics[0].partitions)
-    {
-        total += l.offset - e.offset;
-    }
-    total
-}
-
 async fn fetched(c: &mut strata::client::Client, group: &str) -> BTreeMap<i32, i64> {
     use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
     use kafka_protocol::messages::*;
@@ -885,25 +852,75 @@ async fn fetched(c: &mut strata::client::Client, group: &str) -> BTreeMap<i32, i
         .collect()
 }
 
-/// However many commits were made, `__consumer_offsets` keeps about twice the live offsets
-/// (plus a fixed minimum), so the reload at startup reads a bounded amount; every last commit is
-/// there after a restart.
+/// The records the last start's reload of `__consumer_offsets` read, from the broker's log.
+fn reloaded_records(broker: &BrokerProcess) -> u64 {
+    broker
+        .log()
+        .lines()
+        .rev()
+        .find(|l| l.contains("committed offsets loaded"))
+        .and_then(|l| l.split(" records=").nth(1))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("no committed offsets loaded line with records")
+}
+
+/// The highest offset the cleaner has cleaned `__consumer_offsets` up to, from the broker's log.
+fn offsets_cleaned_up_to(broker: &BrokerProcess) -> i64 {
+    broker
+        .log()
+        .lines()
+        .filter(|l| l.contains("log cleaned") && l.contains("topic=__consumer_offsets"))
+        .filter_map(|l| {
+            l.split(" up_to=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(-1)
+}
+
+/// `__consumer_offsets` is a compacted topic cleaned by the log cleaner: however many commits
+/// were made, the reload at startup reads about the live offsets plus one bounded active
+/// segment (the coordinator rolls it for the cleaner once it holds 10,000 records and more than
+/// twice the live keys); every last commit is there after a restart and after a crash.
 #[test]
 fn the_offsets_log_stays_bounded_however_many_commits_are_made() {
-    let mut broker = BrokerProcess::start(FAST_GROUPS);
+    let mut args = FAST_GROUPS.to_vec();
+    args.push("log.cleaner.backoff.ms=100");
+    let mut broker = BrokerProcess::start(&args);
     let rt = runtime();
     create_topic(&rt, &broker.addr, "hot", 10, &[]);
     rt.block_on(async {
         let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
         commit_rounds(&mut c, "hot-group", "hot", 10, 4000).await;
-        let kept = offsets_topic_records(&mut c).await;
-        // 40,000 commits of 10 live offsets: rewritten whenever past 10,000 records.
-        assert!(kept <= 10_000 + 2 * 10 + 10, "{kept} records kept");
         assert_eq!(
             fetched(&mut c, "hot-group").await,
             (0..10).map(|p| (p, 4000)).collect()
         );
     });
+    let (ok, policy, err) = strata_tool(
+        "configs",
+        &broker.addr,
+        &[
+            "--describe",
+            "--entity-type",
+            "topics",
+            "--entity-name",
+            "__consumer_offsets",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(policy.contains("cleanup.policy=compact"), "{policy}");
+    // 40,000 records over 10 live keys: rolled at 10,000, 20,000, 30,000 and 40,000 records,
+    // and the cleaner woken each time.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while offsets_cleaned_up_to(&broker) < 40_000 {
+        assert!(Instant::now() < deadline, "not cleaned:\n{}", broker.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for crash in [false, true] {
         if crash {
             broker.kill();
@@ -911,6 +928,8 @@ fn the_offsets_log_stays_bounded_however_many_commits_are_made() {
             broker.stop();
         }
         broker.restart();
+        let read = reloaded_records(&broker);
+        assert!(read <= 100, "crash={crash}: the reload read {read} records");
         rt.block_on(async {
             let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
             assert_eq!(
@@ -928,40 +947,41 @@ fn reload_us(broker: &BrokerProcess) -> u64 {
 }
 
 /// The reload time after 1,000,000 offset commits (100 partitions x 10,000 rounds) against
-/// 1,000 commits of the same offsets, and just before a rewrite: run by
-/// `bench/run.py groups-reload`, which reports it.
+/// 1,000 commits of the same offsets, and with 9,900 more records in the active segment (just
+/// before it is rolled for the cleaner): run by `bench/run.py groups-reload`, which reports it.
 #[test]
 #[ignore]
 fn reload_time_of_a_million_commits() {
-    // Then 10,000 rounds and more, one at a time, until the offsets topic is about to be
-    // rewritten: the most records a reload ever reads for 100 live offsets.
-    for (rounds, until_full) in [(10i64, false), (10_000, false), (10_000, true)] {
-        let mut broker = BrokerProcess::start(FAST_GROUPS);
+    for rounds in [10i64, 10_000, 10_099] {
+        let mut args = FAST_GROUPS.to_vec();
+        args.push("log.cleaner.backoff.ms=100");
+        let mut broker = BrokerProcess::start(&args);
         let rt = runtime();
         create_topic(&rt, &broker.addr, "many", 100, &[]);
         let started = Instant::now();
-        let mut committed = rounds * 100;
-        let kept = rt.block_on(async {
+        rt.block_on(async {
             let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
             commit_rounds(&mut c, "reload", "many", 100, rounds).await;
-            let mut kept = offsets_topic_records(&mut c).await;
-            while until_full && kept < 9_000 {
-                commit_rounds(&mut c, "reload", "many", 100, 1).await;
-                committed += 100;
-                kept = offsets_topic_records(&mut c).await;
-            }
-            kept
         });
         let commit_s = started.elapsed().as_secs_f64();
+        // The cleaner has compacted what was rolled.
+        let rolled = rounds * 100 / 10_000 * 10_000;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while rolled > 0 && offsets_cleaned_up_to(&broker) < rolled {
+            assert!(Instant::now() < deadline, "not cleaned:\n{}", broker.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         broker.stop();
         broker.restart();
         let us = reload_us(&broker);
+        let read = reloaded_records(&broker);
         rt.block_on(async {
             let mut c = strata::client::Client::connect(&broker.addr).await.unwrap();
             assert_eq!(fetched(&mut c, "reload").await.len(), 100);
         });
         println!(
-            "RELOAD commits={committed} records_kept={kept} reload_us={us} commit_s={commit_s:.1}"
+            "RELOAD commits={} records_kept={read} reload_us={us} commit_s={commit_s:.1}",
+            rounds * 100
         );
     }
 }

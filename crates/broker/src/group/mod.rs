@@ -13,11 +13,11 @@
 //! moves the group on (another member's request, or the coordinator's timer).
 //!
 //! Offsets are records in `__consumer_offsets` (Kafka's key and value layouts), appended to the
-//! partition chosen by the group id's hash, as Kafka does. Instead of log compaction, when a
-//! partition holds more than twice as many records as live offsets (and at least
-//! [`SNAPSHOT_MIN_RECORDS`]), the live offsets of its groups are written again and everything
-//! before them is deleted (DeleteRecords): the startup reload reads at most about
-//! 2 x live + that minimum, however many commits were ever made.
+//! partition chosen by the group id's hash, as Kafka does. The topic is compacted by the log
+//! cleaner; when a partition's active segment holds more than twice as many records as the
+//! partition has live keys (and at least [`ROLL_MIN_RECORDS`]), the coordinator rolls it for the
+//! cleaner (see [`crate::internal_log`]), so that the startup reload reads about the live keys
+//! plus one active segment of bounded length, however many commits were ever made.
 
 mod admin;
 mod classic;
@@ -52,8 +52,8 @@ pub type GroupOffsets = Vec<(OffsetKey, Committed)>;
 /// topic may hold (its `max.message.bytes`), where Kafka keeps group metadata.
 pub const MAX_MEMBER_METADATA_BYTES: usize = 1_048_588;
 
-/// Records below which a partition of `__consumer_offsets` is never rewritten.
-pub use crate::internal_log::REWRITE_MIN_RECORDS as SNAPSHOT_MIN_RECORDS;
+/// Records below which an active segment of `__consumer_offsets` is never rolled early.
+pub use crate::internal_log::ROLL_MIN_RECORDS;
 
 /// The `group.*` and `offsets.*` settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,7 +283,11 @@ pub struct CommitArgs {
 }
 
 impl Coordinator {
-    /// Opens the coordinator, reloading committed offsets from `__consumer_offsets`.
+    /// Where the coordinator keeps offsets and groups.
+    pub fn store(&self) -> &OffsetStore {
+        &self.store
+    }
+
     /// Opens the coordinator, reloading committed offsets from `__consumer_offsets`.
     pub fn open(config: GroupConfig, store: OffsetStore) -> std::io::Result<Arc<Coordinator>> {
         let mut groups: HashMap<String, Group> = HashMap::new();
@@ -468,25 +472,9 @@ mod tests {
     use super::*;
     use classic::subscription_topics;
     use std::collections::BTreeMap as Map;
-    use strata_storage::io::RealIo;
-    use strata_storage::log_manager::{LogManager, LogManagerConfig};
 
     fn coordinator(dir: &std::path::Path, retention_ms: i64) -> Arc<Coordinator> {
-        let logs = LogManager::open(
-            Arc::new(RealIo),
-            LogManagerConfig {
-                log_dirs: vec![dir.to_path_buf()],
-                retention_check_interval_ms: 3_600_000,
-                flush_scheduler_interval_ms: 3_600_000,
-                flush_offset_checkpoint_interval_ms: 3_600_000,
-                tiers: None,
-                migration: None,
-                mapped_tiers: [false, false],
-                pool: None,
-            },
-            Arc::new(|_| strata_storage::LogConfig::default()),
-        )
-        .unwrap();
+        let logs = crate::internal_log::tests::manager(dir);
         for (topic, n) in [(OFFSETS_TOPIC, 3), ("t", 1)] {
             if logs.topic(topic).is_none() {
                 logs.create_topic(topic, n, Map::new(), [n as u8; 16])
@@ -604,20 +592,23 @@ mod tests {
         assert_eq!(c.describe("together").unwrap().members.len(), 2);
     }
 
-    /// The offsets topic is rewritten when mostly dead records, and a reload sees the latest.
+    /// The active segment of the offsets topic is rolled for the cleaner when mostly dead
+    /// records; a reload sees the latest.
     #[test]
-    fn many_commits_reload_to_the_latest() {
+    fn many_commits_roll_and_reload_to_the_latest() {
         let dir = tempfile::tempdir().unwrap();
         let c = coordinator(dir.path(), i64::MAX / 2);
-        for i in 0..(SNAPSHOT_MIN_RECORDS as i64 * 3) {
+        let n = ROLL_MIN_RECORDS as i64 * 3;
+        for i in 0..n {
             commit(&c, "g", i);
         }
+        let partition = c.store().log().partition(c.partition_for("g")).unwrap();
+        // One live key: rolled every ROLL_MIN_RECORDS records.
+        assert_eq!(partition.log().segment_count(), 4);
+        drop(partition);
         drop(c);
         let c = coordinator(dir.path(), i64::MAX / 2);
-        assert_eq!(
-            committed(&c, "g"),
-            Some(SNAPSHOT_MIN_RECORDS as i64 * 3 - 1)
-        );
+        assert_eq!(committed(&c, "g"), Some(n - 1));
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl Coordinator {
                 group.offsets.insert(key, committed);
             }
         }
-        self.maybe_snapshot(&groups, group_id);
+        self.maybe_roll(&groups, group_id);
         Ok(results)
     }
 
@@ -151,29 +151,24 @@ impl Coordinator {
         (results, accepted)
     }
 
-    /// Rewrites the live offsets of a `__consumer_offsets` partition when it holds far more
-    /// records than live offsets (see the module docs).
-    pub(super) fn maybe_snapshot(&self, groups: &HashMap<String, Group>, group_id: &str) {
+    /// Rolls a `__consumer_offsets` partition for the cleaner when its active segment holds far
+    /// more records than the partition has live keys (see the module docs).
+    pub(super) fn maybe_roll(&self, groups: &HashMap<String, Group>, group_id: &str) {
         let partition = self.store.partition_for(group_id);
-        let live = || -> Vec<store::LiveGroup> {
+        // Each group's offsets, classic membership and KIP-848 state are one key each.
+        let live = || -> u64 {
             groups
                 .values()
                 .filter(|g| self.store.partition_for(&g.id) == partition)
                 .map(|g| {
-                    (
-                        g.id.clone(),
-                        g.offsets
-                            .iter()
-                            .map(|(k, v)| (k.clone(), v.clone()))
-                            .collect(),
-                        g.record(),
-                        g.consumer.as_ref().and_then(|c| c.record()),
-                    )
+                    g.offsets.len() as u64
+                        + u64::from(g.record().is_some())
+                        + u64::from(g.consumer.as_ref().and_then(|c| c.record()).is_some())
                 })
-                .collect()
+                .sum()
         };
-        if let Err(e) = self.store.maybe_snapshot(partition, live) {
-            tracing::warn!(partition, error = %e, "rewriting the offsets partition failed");
+        if let Err(e) = self.store.maybe_roll(partition, live) {
+            tracing::warn!(partition, error = %e, "rolling the offsets partition failed");
         }
     }
 

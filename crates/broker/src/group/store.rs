@@ -25,7 +25,7 @@ use strata_storage::batch::{self, BatchHeader};
 use strata_storage::control::{parse_end_txn_marker, ControlType};
 use strata_storage::log_manager::LogManager;
 
-use super::{Committed, GroupOffsets};
+use super::Committed;
 use crate::internal_log::{now_ms, InternalLog, KeyValue};
 
 /// Every live offset: ((group, topic, partition), offset).
@@ -403,7 +403,7 @@ pub fn decode_value(bytes: &[u8]) -> Option<Committed> {
 }
 
 /// The offsets topic of one broker (see [`crate::internal_log`] for how writes, flushes and
-/// rewrites go).
+/// compaction go).
 pub struct OffsetStore {
     log: InternalLog,
 }
@@ -512,48 +512,10 @@ impl OffsetStore {
         })
     }
 
-    /// Rewrites `partition` when it holds many more records than live ones (see
-    /// [`InternalLog::maybe_rewrite`]). `live` lists the groups of the partition with their
-    /// offsets.
-    pub fn maybe_snapshot(
-        &self,
-        partition: i32,
-        live: impl FnOnce() -> Vec<LiveGroup>,
-    ) -> io::Result<()> {
-        // Listed once, when the partition is long enough to be worth a look.
-        let groups = std::cell::RefCell::new(Vec::new());
-        self.log.maybe_rewrite(
-            partition,
-            || {
-                *groups.borrow_mut() = live();
-                groups
-                    .borrow()
-                    .iter()
-                    .map(|(_, e, g, c)| {
-                        e.len() as u64 + u64::from(g.is_some()) + u64::from(c.is_some())
-                    })
-                    .sum()
-            },
-            || {
-                let mut all = Vec::new();
-                for (group, entries, record, consumer) in groups.borrow().iter() {
-                    for ((topic, p), c) in entries {
-                        all.push((encode_key(group, topic, *p), Some(encode_value(c))));
-                    }
-                    if let Some(record) = record {
-                        all.push((encode_group_key(group), Some(encode_group_value(record))));
-                    }
-                    if let Some(consumer) = consumer {
-                        all.push((
-                            encode_consumer_group_key(group),
-                            Some(encode_consumer_group_value(consumer)),
-                        ));
-                    }
-                }
-                all
-            },
-        )?;
-        Ok(())
+    /// Rolls the active segment of `partition` for the cleaner when it holds many more records
+    /// than the partition has live keys (see [`InternalLog::maybe_roll`]).
+    pub fn maybe_roll(&self, partition: i32, live_count: impl FnOnce() -> u64) -> io::Result<bool> {
+        self.log.maybe_roll(partition, live_count)
     }
 }
 
@@ -563,15 +525,6 @@ fn offset_records(group: &str, entries: &[Entry]) -> Vec<KeyValue> {
         .map(|((topic, p), c)| (encode_key(group, topic, *p), Some(encode_value(c))))
         .collect()
 }
-
-/// A group as a rewrite of the offsets topic keeps it: its offsets, classic membership and KIP-848
-/// state.
-pub type LiveGroup = (
-    String,
-    GroupOffsets,
-    Option<GroupRecord>,
-    Option<ConsumerGroupRecord>,
-);
 
 /// What a replay has found so far.
 #[derive(Default)]

@@ -1,5 +1,7 @@
 //! DescribeLogDirs: each log directory, its capacity and free space, and the size of every
-//! partition in it.
+//! partition in it. A compacted partition also carries its dirty ratio (the share of its
+//! cleanable bytes not yet cleaned) in the tagged field [`DIRTY_RATIO_TAG`] (versions 2 and up,
+//! where tagged fields exist; clients that do not know the tag skip it, as the protocol says).
 
 use kafka_protocol::messages::describe_log_dirs_response::{
     DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
@@ -8,6 +10,11 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+
+/// Strata's tag on a DescribeLogDirs partition: the dirty ratio of a compacted partition, an
+/// IEEE 754 double, big-endian. Far above the tags Kafka numbers from 0, so that none of its
+/// future ones collides.
+pub const DIRTY_RATIO_TAG: i32 = 1_000_000;
 
 pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let mut response = DescribeLogDirsResponse::default();
@@ -68,11 +75,16 @@ pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsRe
                     }
                 }
                 if present {
-                    out.partitions.push(
-                        DescribeLogDirsPartition::default()
-                            .with_partition_index(p.index)
-                            .with_partition_size(size),
-                    );
+                    let mut partition = DescribeLogDirsPartition::default()
+                        .with_partition_index(p.index)
+                        .with_partition_size(size);
+                    if let Some(stats) = log.dirty_stats(strata_storage::now_ms()) {
+                        partition.unknown_tagged_fields.insert(
+                            DIRTY_RATIO_TAG,
+                            bytes::Bytes::copy_from_slice(&stats.ratio().to_be_bytes()),
+                        );
+                    }
+                    out.partitions.push(partition);
                 }
             }
             if !out.partitions.is_empty() {

@@ -119,7 +119,17 @@ impl TxnCoordinator {
     ) -> io::Result<Arc<TxnCoordinator>> {
         let logs = replicas.logs().clone();
         let existing = match logs.topic(TRANSACTION_STATE_TOPIC) {
-            Some(_) => Some(InternalLog::new(logs.clone(), TRANSACTION_STATE_TOPIC)?),
+            Some(_) => {
+                // An earlier version's topic becomes compacted.
+                crate::internal_log::ensure_topic(
+                    &logs,
+                    TRANSACTION_STATE_TOPIC,
+                    config.partitions,
+                    config.segment_bytes,
+                )
+                .map_err(io::Error::other)?;
+                Some(InternalLog::new(logs.clone(), TRANSACTION_STATE_TOPIC)?)
+            }
             None => None,
         };
         let mut txns = Txns::default();
@@ -139,6 +149,11 @@ impl TxnCoordinator {
         replicas.set_txn_verifier(Arc::downgrade(&verifier));
         coordinator.complete_prepared();
         Ok(coordinator)
+    }
+
+    /// How many records the load at startup read (None: the topic did not exist).
+    pub fn records_loaded(&self) -> Option<u64> {
+        self.log.get().map(|l| l.records_replayed())
     }
 
     /// Replays `__transaction_state`: each id's last record is its state.
@@ -242,28 +257,22 @@ impl TxnCoordinator {
         }
         txns.by_producer.insert(m.producer_id, id.to_string());
         txns.by_id.insert(id.to_string(), m);
-        self.maybe_rewrite(log, txns, partition);
+        self.maybe_roll(log, txns, partition);
         Ok(())
     }
 
-    /// Keeps a partition of `__transaction_state` short (see [`InternalLog::maybe_rewrite`]).
-    fn maybe_rewrite(&self, log: &InternalLog, txns: &Txns, partition: i32) {
-        let in_partition = || {
+    /// Rolls a partition of `__transaction_state` for the cleaner when its active segment holds
+    /// far more records than the partition has transactional ids (see
+    /// [`InternalLog::maybe_roll`]).
+    fn maybe_roll(&self, log: &InternalLog, txns: &Txns, partition: i32) {
+        let live = || {
             txns.by_id
-                .iter()
-                .filter(move |(id, _)| self.partition_for(id) == partition)
+                .keys()
+                .filter(|id| self.partition_for(id) == partition)
+                .count() as u64
         };
-        let rewritten = log.maybe_rewrite(
-            partition,
-            || in_partition().count() as u64,
-            || {
-                in_partition()
-                    .map(|(id, m)| (state::encode_key(id), Some(state::encode_value(m))))
-                    .collect()
-            },
-        );
-        if let Err(e) = rewritten {
-            tracing::warn!(partition, error = %e, "rewriting the transaction state partition failed");
+        if let Err(e) = log.maybe_roll(partition, live) {
+            tracing::warn!(partition, error = %e, "rolling the transaction state partition failed");
         }
     }
 

@@ -80,6 +80,8 @@ pub(super) struct Cleaner {
     /// Logs a thread is cleaning now: (topic, partition).
     busy: Mutex<HashSet<(String, i32)>>,
     pub(super) stats: Arc<CleanerStats>,
+    /// Set to cut a thread's backoff short: a log was made cleanable.
+    wake: Arc<AtomicBool>,
 }
 
 impl LogManager {
@@ -97,6 +99,7 @@ impl LogManager {
             let manager = Arc::downgrade(self);
             let stop = self.stop.clone();
             let (config, pacer) = (config.clone(), pacer.clone());
+            let wake = self.cleaner.wake.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("log-cleaner-{i}"))
                 .spawn(move || {
@@ -108,9 +111,13 @@ impl LogManager {
                         let cleaned = manager.clean_filthiest(map_bytes, &config, &pacer);
                         drop(manager);
                         if !cleaned {
-                            // Nothing due: wait, a little at a time so that a stop is quick.
+                            // Nothing due: wait, a little at a time so that a stop or a wake
+                            // is quick.
                             let until = Instant::now() + Duration::from_millis(config.backoff_ms);
-                            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                            while Instant::now() < until
+                                && !stop.load(Ordering::SeqCst)
+                                && !wake.swap(false, Ordering::SeqCst)
+                            {
                                 std::thread::sleep(Duration::from_millis(50));
                             }
                         }
@@ -132,6 +139,12 @@ impl LogManager {
         for h in handles {
             let _ = h.join();
         }
+    }
+
+    /// Cuts the cleaner's backoff short: a log has just become worth cleaning (an internal
+    /// topic rolled its active segment, say).
+    pub fn wake_cleaner(&self) {
+        self.cleaner.wake.store(true, Ordering::SeqCst);
     }
 
     /// The cleaner's counters.

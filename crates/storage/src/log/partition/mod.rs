@@ -451,6 +451,10 @@ impl PartitionLog {
     pub fn segments(&self) -> impl Iterator<Item = &Segment> {
         self.segments.values()
     }
+    /// The base offset of the active segment (the only one appends go to; never cleaned).
+    pub fn active_base_offset(&self) -> Offset {
+        self.active().base_offset()
+    }
     fn active(&self) -> &Segment {
         self.segments
             .values()
