@@ -161,9 +161,6 @@ impl Broker {
                 }));
         }
         logs.start_background();
-        if let Some(cleaner) = &config.cleaner {
-            logs.start_cleaner(cleaner.clone());
-        }
         internal_log::ensure_topic(
             &logs,
             OFFSETS_TOPIC,
@@ -192,6 +189,11 @@ impl Broker {
             records = txns.records_loaded().unwrap_or(0),
             "transaction state loaded"
         );
+        // The cleaner starts once the coordinators have read their topics: its first look
+        // over every partition would only slow their loads.
+        if let Some(cleaner) = &config.cleaner {
+            logs.start_cleaner(cleaner.clone());
+        }
         let port = config.advertised.port;
         Ok(Arc::new(Broker {
             config,

@@ -338,6 +338,20 @@ fn aborted_transactions_go_and_their_markers_follow() {
         .is_empty());
 }
 
+/// After a crash in a cleaning: `got` holds every record of `cleaned` (what the cleaning keeps)
+/// and nothing that `before` (the log) did not hold.
+fn assert_kept(got: &Records, before: &Records, cleaned: &Records, crash_after: u64) {
+    for r in cleaned {
+        assert!(got.contains(r), "{r:?} lost at crash point {crash_after}");
+    }
+    for r in got {
+        assert!(
+            before.contains(r),
+            "{r:?} invented at crash point {crash_after}"
+        );
+    }
+}
+
 /// Builds a log of several sealed segments, flushed (its recovery point at its end).
 fn crash_test_log(io: &SimIo) -> (Records, i64, Offset) {
     let mut log = open(io, true, Offset::ZERO);
@@ -382,15 +396,7 @@ fn a_crash_at_every_step_of_a_cleaning_keeps_what_it_keeps() {
         // The recovery point checkpoint was durable before the cleaning began.
         let log = open(&io, false, end);
         let got = read_all(&log);
-        for r in &cleaned {
-            assert!(got.contains(r), "{r:?} lost at crash point {crash_after}");
-        }
-        for r in &got {
-            assert!(
-                before.contains(r),
-                "{r:?} invented at crash point {crash_after}"
-            );
-        }
+        assert_kept(&got, &before, &cleaned, crash_after);
         for name in io.list_dir(Path::new(DIR)).unwrap() {
             assert!(
                 !name.ends_with(".cleaned") && !name.ends_with(".swap"),
@@ -552,15 +558,7 @@ fn a_crash_while_cleaning_a_pmem_log_loses_no_pool_file() {
         io.crash();
         let log = open_pmem(&io, false, end);
         let got = read_all(&log);
-        for r in &cleaned {
-            assert!(got.contains(r), "{r:?} lost at crash point {crash_after}");
-        }
-        for r in &got {
-            assert!(
-                before.contains(r),
-                "{r:?} invented at crash point {crash_after}"
-            );
-        }
+        assert_kept(&got, &before, &cleaned, crash_after);
         let now = model::pool_owned_files(&io);
         assert!(
             now >= owned,
