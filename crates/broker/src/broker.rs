@@ -41,7 +41,9 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIds>,
     /// The transaction coordinator (every transactional id; state in `__transaction_state`).
     pub txns: Arc<TxnCoordinator>,
-    advertised_port: AtomicU16,
+    /// Each advertised listener: (name, host, port), the port filled in when it was 0 and the
+    /// listener bound a free one.
+    advertised: Vec<(String, String, AtomicU16)>,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
     all_dirs_offline: tokio::sync::watch::Sender<bool>,
@@ -194,7 +196,12 @@ impl Broker {
         if let Some(cleaner) = &config.cleaner {
             logs.start_cleaner(cleaner.clone());
         }
-        let port = config.advertised.port;
+        let advertised = config
+            .listeners
+            .iter()
+            .filter_map(|l| l.advertised.as_ref())
+            .map(|a| (a.name.clone(), a.host.clone(), AtomicU16::new(a.port)))
+            .collect();
         Ok(Arc::new(Broker {
             config,
             logs,
@@ -203,7 +210,7 @@ impl Broker {
             replicas,
             producer_ids,
             txns,
-            advertised_port: AtomicU16::new(port),
+            advertised,
             all_dirs_offline,
         }))
     }
@@ -219,17 +226,28 @@ impl Broker {
         self.producer_ids.next()
     }
 
-    /// Records the port actually bound when the listener asked for port 0.
-    pub fn set_bound_port(&self, port: u16) {
-        if self.config.advertised.port == 0 {
-            self.advertised_port.store(port, Ordering::SeqCst);
+    /// Records the port `listener` actually bound, for an advertised port of 0.
+    pub fn set_bound_port(&self, listener: &str, port: u16) {
+        for (name, _, advertised) in &self.advertised {
+            if name == listener && advertised.load(Ordering::SeqCst) == 0 {
+                advertised.store(port, Ordering::SeqCst);
+            }
         }
     }
-    pub fn advertised_host(&self) -> &str {
-        &self.config.advertised.host
-    }
-    pub fn advertised_port(&self) -> u16 {
-        self.advertised_port.load(Ordering::SeqCst)
+
+    /// The host and port clients that came in on `listener` are told to use (Kafka answers
+    /// with the endpoints of the listener the request arrived on); the inter-broker listener's
+    /// when `listener` is not advertised.
+    pub fn advertised_for(&self, listener: &str) -> (String, u16) {
+        let find = |wanted: &str| {
+            self.advertised
+                .iter()
+                .find(|(name, _, _)| name == wanted)
+                .map(|(_, host, port)| (host.clone(), port.load(Ordering::SeqCst)))
+        };
+        find(listener)
+            .or_else(|| find(&self.config.inter_broker_listener))
+            .unwrap_or_default()
     }
 
     /// Closes all logs cleanly.

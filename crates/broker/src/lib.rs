@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod producer_ids;
 pub mod replica;
 pub mod server;
+pub mod tls;
 pub mod txn;
 pub mod wire;
 

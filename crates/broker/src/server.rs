@@ -1,4 +1,11 @@
-//! The listener and the connections: framing, pipelining and ordered responses.
+//! The listeners and the connections: TLS on SSL and SASL_SSL listeners, framing, pipelining
+//! and ordered responses.
+//!
+//! Each listener (`listeners`) has its accept loop. On a TLS listener the handshake comes first
+//! (bounded by 10 s; a failed or truncated one closes the connection), and the client's
+//! principal is taken from its certificate when it sent one. Responses go out through sendfile
+//! on plain sockets; through TLS, record bytes are read from the segment and encrypted (no
+//! zero-copy: this kernel offers no kTLS).
 //!
 //! A connection's reader decodes requests in order. Each request becomes a response slot in a
 //! bounded queue (`max.inflight.requests.per.connection`); slots are filled concurrently (a
@@ -13,41 +20,88 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
-use crate::handlers;
+use crate::config::{BrokerConfig, ListenerConfig};
+use crate::handlers::{self, Peer, ANONYMOUS};
 use crate::wire::{ConnectionError, Part, Response, Slot};
 
-/// A running broker's listener.
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One bound listener.
+struct Bound {
+    config: ListenerConfig,
+    socket: TcpListener,
+    tls: Option<TlsAcceptor>,
+}
+
+/// A running broker's listeners.
 pub struct Server {
     broker: Arc<Broker>,
-    listener: TcpListener,
+    listeners: Vec<Bound>,
     shutdown: watch::Sender<bool>,
 }
 
 impl Server {
+    /// Binds every listener (`listeners`); a TLS listener whose key or certificates cannot be
+    /// read is an error naming them.
     pub async fn bind(broker: Arc<Broker>) -> io::Result<Server> {
-        let addr = broker.config.bind_addr().map_err(io::Error::other)?;
-        let listener = TcpListener::bind(addr).await?;
-        broker.set_bound_port(listener.local_addr()?.port());
+        let mut listeners = Vec::new();
+        for config in broker.config.listeners.clone() {
+            let addr = BrokerConfig::bind_addr(&config.bind).map_err(io::Error::other)?;
+            let tls = match &config.tls {
+                Some(settings) => Some(crate::tls::acceptor(settings).map_err(|e| {
+                    io::Error::new(e.kind(), format!("listener {}: {e}", config.name))
+                })?),
+                None => None,
+            };
+            let socket = TcpListener::bind(addr).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("listener {} on {addr}: {e}", config.name))
+            })?;
+            broker.set_bound_port(&config.name, socket.local_addr()?.port());
+            listeners.push(Bound {
+                config,
+                socket,
+                tls,
+            });
+        }
         broker.groups.start_timer();
         broker.txns.start_timer();
         let (shutdown, _) = watch::channel(false);
         Ok(Server {
             broker,
-            listener,
+            listeners,
             shutdown,
         })
     }
 
+    /// The first listener's address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].socket.local_addr()
+    }
+
+    /// Every listener: its name, security protocol and bound address.
+    pub fn local_addrs(&self) -> io::Result<Vec<(String, &'static str, SocketAddr)>> {
+        self.listeners
+            .iter()
+            .map(|l| {
+                Ok((
+                    l.config.name.clone(),
+                    l.config.protocol.name(),
+                    l.socket.local_addr()?,
+                ))
+            })
+            .collect()
     }
 
     pub fn broker(&self) -> &Arc<Broker> {
@@ -59,30 +113,95 @@ impl Server {
         self.shutdown.clone()
     }
 
-    /// Accepts connections until shut down.
+    /// Accepts connections on every listener until shut down.
     pub async fn run(self) {
-        let mut stop = self.shutdown.subscribe();
-        loop {
-            tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let broker = self.broker.clone();
-                        let stop = self.shutdown.subscribe();
-                        tokio::spawn(async move {
-                            if let Err(e) = serve(broker, stream, stop, peer).await {
-                                tracing::debug!(%peer, error = %e, "connection closed");
-                            }
-                        });
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    }
-                },
-                _ = stop.changed() => break,
-            }
+        let mut tasks = Vec::new();
+        for bound in self.listeners {
+            let broker = self.broker.clone();
+            let shutdown = self.shutdown.clone();
+            tasks.push(tokio::spawn(accept_loop(broker, bound, shutdown)));
+        }
+        for t in tasks {
+            let _ = t.await;
         }
     }
+}
+
+async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<bool>) {
+    let mut stop = shutdown.subscribe();
+    let listener: Arc<str> = Arc::from(bound.config.name.as_str());
+    loop {
+        tokio::select! {
+            accepted = bound.socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let broker = broker.clone();
+                    let stop = shutdown.subscribe();
+                    let tls = bound.tls.clone();
+                    let listener = listener.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connection(broker, stream, tls, listener, stop, peer).await {
+                            tracing::debug!(%peer, error = %e, "connection closed");
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+/// One connection: the TLS handshake on a TLS listener (the client's principal from its
+/// certificate), then its requests.
+async fn connection(
+    broker: Arc<Broker>,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    listener: Arc<str>,
+    stop: watch::Receiver<bool>,
+    addr: SocketAddr,
+) -> Result<(), ConnectionError> {
+    stream.set_nodelay(true)?;
+    // How Kafka shows a client's host (DescribeGroups).
+    let client_host = format!("/{}", addr.ip());
+    let Some(acceptor) = tls else {
+        let peer = Peer {
+            client_host,
+            listener,
+            principal: Arc::from(ANONYMOUS),
+        };
+        let (reader, writer) = stream.into_split();
+        return serve(broker, reader, Writer::Plain(writer), stop, peer).await;
+    };
+    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::info!(peer = %addr, listener = %listener, error = %e, "TLS handshake failed");
+            return Ok(());
+        }
+        Err(_) => {
+            tracing::info!(peer = %addr, listener = %listener, "TLS handshake timed out");
+            return Ok(());
+        }
+    };
+    let principal = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|certs| certs.first())
+        .and_then(crate::tls::subject_principal)
+        .map(|dn| format!("User:{dn}"))
+        .unwrap_or_else(|| ANONYMOUS.to_string());
+    let peer = Peer {
+        client_host,
+        listener,
+        principal: Arc::from(principal),
+    };
+    let (reader, writer) = tokio::io::split(stream);
+    serve(broker, reader, Writer::Tls(writer), stop, peer).await
 }
 
 async fn read_frame(
@@ -109,14 +228,11 @@ async fn read_frame(
 
 async fn serve(
     broker: Arc<Broker>,
-    stream: TcpStream,
+    mut reader: impl AsyncRead + Unpin,
+    writer: Writer,
     mut stop: watch::Receiver<bool>,
-    peer: SocketAddr,
+    peer: Peer,
 ) -> Result<(), ConnectionError> {
-    // How Kafka shows a client's host (DescribeGroups).
-    let client_host = format!("/{}", peer.ip());
-    stream.set_nodelay(true)?;
-    let (mut reader, writer) = stream.into_split();
     let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
     let writer_task = tokio::spawn(write_responses(writer, queue));
     let max = broker.config.socket_request_max_bytes;
@@ -130,7 +246,7 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        match handlers::dispatch(&broker, frame, &client_host) {
+        match handlers::dispatch(&broker, frame, &peer) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);
                 if slots.send(slot).await.is_err() || close {
@@ -148,7 +264,30 @@ async fn serve(
     result
 }
 
-async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<Slot>) {
+/// Where responses go: a plain socket (record bytes sent from the page cache with sendfile) or
+/// a TLS stream (record bytes read, then encrypted).
+enum Writer {
+    Plain(OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<TlsStream<TcpStream>>),
+}
+
+impl Writer {
+    async fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => w.write_all(bytes).await,
+            Writer::Tls(w) => w.write_all(bytes).await,
+        }
+    }
+
+    async fn shutdown(&mut self) -> io::Result<()> {
+        match self {
+            Writer::Plain(w) => w.shutdown().await,
+            Writer::Tls(w) => w.shutdown().await,
+        }
+    }
+}
+
+async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
     while let Some(slot) = queue.recv().await {
         let response = match slot {
             Slot::Ready(r) => r,
@@ -171,7 +310,7 @@ async fn write_responses(mut writer: OwnedWriteHalf, mut queue: mpsc::Receiver<S
     let _ = writer.shutdown().await;
 }
 
-async fn write_response(writer: &mut OwnedWriteHalf, response: Response) -> io::Result<()> {
+async fn write_response(writer: &mut Writer, response: Response) -> io::Result<()> {
     for part in response.parts {
         match part {
             Part::Bytes(b) => writer.write_all(&b).await?,
@@ -179,8 +318,8 @@ async fn write_response(writer: &mut OwnedWriteHalf, response: Response) -> io::
                 file,
                 position,
                 len,
-            } => match file.raw_fd() {
-                Some(fd) => {
+            } => match (&mut *writer, file.raw_fd()) {
+                (Writer::Plain(writer), Some(fd)) => {
                     let stream: &TcpStream = writer.as_ref();
                     let mut offset = position;
                     let mut remaining = len;
@@ -207,10 +346,18 @@ async fn write_response(writer: &mut OwnedWriteHalf, response: Response) -> io::
                         }
                     }
                 }
-                None => {
-                    let mut buf = vec![0u8; len as usize];
-                    file.read_exact_at(&mut buf, position)?;
-                    writer.write_all(&buf).await?;
+                (writer, _) => {
+                    // No sendfile (a TLS stream, or a file without a descriptor): the bytes
+                    // are read a chunk at a time and written.
+                    let mut at = position;
+                    let end = position + len;
+                    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+                    while at < end {
+                        let n = (end - at).min(buf.len() as u64) as usize;
+                        file.read_exact_at(&mut buf[..n], at)?;
+                        writer.write_all(&buf[..n]).await?;
+                        at += n as u64;
+                    }
                 }
             },
         }

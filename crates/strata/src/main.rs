@@ -126,8 +126,13 @@ fn run_server(args: ServerArgs) -> Result<()> {
             .context("cannot bind the listener")?;
         let addr = server.local_addr()?;
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
-        // Tools and tests read this line to find the port.
+        let signalled = signals();
+        // Tools and tests read this line to find the (first listener's) port; it is the only
+        // line on stdout (a reader may stop reading after it).
         println!("listening on {addr}");
+        for (name, protocol, addr) in server.local_addrs()? {
+            tracing::info!(listener = %name, protocol, %addr, "listening");
+        }
         if let Some(metrics_addr) = broker.config.metrics_listener {
             strata_broker::metrics::install(metrics_addr)
                 .map_err(|e| anyhow::anyhow!("cannot serve metrics on {metrics_addr}: {e}"))?;
@@ -137,7 +142,7 @@ fn run_server(args: ServerArgs) -> Result<()> {
         let stop = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
         let failed = tokio::select! {
-            _ = wait_for_signal() => false,
+            _ = signalled => false,
             _ = broker.all_dirs_offline() => true,
         };
         if failed {
@@ -160,14 +165,21 @@ fn run_server(args: ServerArgs) -> Result<()> {
     })
 }
 
-async fn wait_for_signal() {
+/// SIGINT or SIGTERM, both caught from the moment this is called (not first polled): a
+/// signal that comes right after the broker said it listens is a clean shutdown, not a kill.
+fn signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    async move {
+        match (term, int) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
     }
 }

@@ -255,8 +255,18 @@ fn broker_settings(bootstrap: &str) -> Result<Option<Vec<String>>> {
                 );
             }
             for c in result.configs {
+                // The tiers need no listener settings, whose secrets are not sent anyway.
+                let name = c.name.as_str();
+                if name.starts_with("ssl.")
+                    || name.starts_with("sasl.")
+                    || name.starts_with("listener")
+                    || name == "advertised.listeners"
+                    || name == "inter.broker.listener.name"
+                {
+                    continue;
+                }
                 if let Some(v) = c.value {
-                    settings.push(format!("{}={}", c.name.as_str(), v.as_str()));
+                    settings.push(format!("{name}={}", v.as_str()));
                 }
             }
         }

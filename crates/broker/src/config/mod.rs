@@ -13,6 +13,7 @@ use thiserror::Error;
 
 mod cleaner;
 mod group;
+pub mod listeners;
 mod tier;
 mod topic;
 mod txn;
@@ -25,6 +26,8 @@ pub use topic::{
     topic_config_def, validate_topic_config, ConfigType, TopicConfigDef, TOPIC_CONFIGS,
 };
 use txn::parse_txns;
+
+pub use listeners::{Listener, ListenerConfig, SecurityProtocol};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -57,43 +60,6 @@ impl ChannelType {
             ChannelType::Tiered => "tiered",
         }
     }
-}
-
-/// A listener: `PLAINTEXT://host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub name: String,
-    pub host: String,
-    pub port: u16,
-}
-
-fn parse_listener(key: &str, value: &str) -> Result<Listener, ConfigError> {
-    let first = value.split(',').next().unwrap_or("").trim();
-    let (name, rest) = first
-        .split_once("://")
-        .ok_or_else(|| invalid(key, value, "Expected NAME://host:port"))?;
-    let (host, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| invalid(key, value, "Expected NAME://host:port"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| invalid(key, value, "Invalid port"))?;
-    if name != "PLAINTEXT" {
-        return Err(invalid(
-            key,
-            value,
-            "only the PLAINTEXT security protocol is supported",
-        ));
-    }
-    let host = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    Ok(Listener {
-        name: name.to_string(),
-        host,
-        port,
-    })
 }
 
 /// `log.channel.type`: where segments live.
@@ -135,8 +101,10 @@ pub struct BrokerConfig {
     /// Every key as given (after overrides), for DescribeConfigs and topic defaults.
     pub values: BTreeMap<String, String>,
     pub broker_id: i32,
-    pub listener: Listener,
-    pub advertised: Listener,
+    /// Every listener (`listeners`), in the order given.
+    pub listeners: Vec<ListenerConfig>,
+    /// `inter.broker.listener.name`
+    pub inter_broker_listener: String,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -213,7 +181,22 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("controller.quorum.voters", ""),
     ("controller.listener.names", ""),
     ("inter.broker.listener.name", ""),
-    ("listener.security.protocol.map", ""),
+    ("security.inter.broker.protocol", "PLAINTEXT"),
+    (
+        "listener.security.protocol.map",
+        listeners::DEFAULT_PROTOCOL_MAP,
+    ),
+    ("ssl.keystore.type", "PEM"),
+    ("ssl.keystore.location", ""),
+    ("ssl.keystore.key", ""),
+    ("ssl.keystore.certificate.chain", ""),
+    ("ssl.key.password", ""),
+    ("ssl.truststore.type", "PEM"),
+    ("ssl.truststore.location", ""),
+    ("ssl.truststore.certificates", ""),
+    ("ssl.client.auth", "none"),
+    ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
+    ("ssl.principal.mapping.rules", "DEFAULT"),
     ("socket.send.buffer.bytes", "102400"),
     ("metrics.prometheus.listener", ""),
     ("storage.tiers.types", "PMEM,HDD"),
@@ -308,6 +291,7 @@ impl BrokerConfig {
                     "log.retention.ms" | "log.roll.ms" | "log.flush.interval.ms"
                 )
                 || key.starts_with("storage.")
+                || key.starts_with("listener.name.")
                 || key.starts_with("metrics.")
                 || key.starts_with("log.pmem.")
                 || key.starts_with("offsets.")
@@ -347,17 +331,8 @@ impl BrokerConfig {
                 "Value must be at least 0",
             ));
         }
-        let listener = parse_listener("listeners", &get("listeners"))?;
-        let advertised_raw = get("advertised.listeners");
-        let advertised = if advertised_raw.is_empty() {
-            let mut l = listener.clone();
-            if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                l.host = "127.0.0.1".to_string();
-            }
-            l
-        } else {
-            parse_listener("advertised.listeners", &advertised_raw)?
-        };
+        let (listeners, inter_broker_listener) =
+            listeners::parse_listeners(&get, &|k: &str| values.get(k).cloned())?;
         let dirs_raw = if get("log.dirs").is_empty() {
             get("log.dir")
         } else {
@@ -417,8 +392,8 @@ impl BrokerConfig {
         };
         let config = BrokerConfig {
             broker_id,
-            listener,
-            advertised,
+            listeners,
+            inter_broker_listener,
             log_dirs,
             num_partitions,
             default_replication_factor,
@@ -478,24 +453,36 @@ impl BrokerConfig {
         Ok(config)
     }
 
-    /// The address to bind.
-    pub fn bind_addr(&self) -> Result<SocketAddr, ConfigError> {
-        let host = if self.listener.host.is_empty() {
+    /// The address a listener binds.
+    pub fn bind_addr(listener: &Listener) -> Result<SocketAddr, ConfigError> {
+        let host = if listener.host.is_empty() {
             "0.0.0.0"
         } else {
-            &self.listener.host
+            &listener.host
         };
-        (host, self.listener.port)
+        (host, listener.port)
             .to_socket_addrs()
             .ok()
             .and_then(|mut a| a.next())
             .ok_or_else(|| {
                 invalid(
                     "listeners",
-                    &format!("{}:{}", self.listener.host, self.listener.port),
+                    &format!("{}:{}", listener.host, listener.port),
                     "cannot resolve host",
                 )
             })
+    }
+
+    /// Whether a broker key holds a secret (Kafka's PASSWORD type): DescribeConfigs shows no
+    /// value for it, and no log line prints it.
+    pub fn is_sensitive(key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        key.ends_with(".password")
+            || key.ends_with("ssl.keystore.key")
+            || key.ends_with("ssl.keystore.certificate.chain")
+            || key.ends_with("ssl.truststore.certificates")
+            || key.ends_with("sasl.jaas.config")
+            || key.ends_with("sasl.oauthbearer.client.secret")
     }
 
     /// The value of a broker key for DescribeConfigs: as set, else its default.
@@ -570,8 +557,8 @@ mod tests {
     #[test]
     fn defaults_serve_on_localhost_9092_with_data_dir() {
         let c = cfg(&[]).unwrap();
-        assert_eq!(c.listener.port, 9092);
-        assert_eq!(c.listener.host, "127.0.0.1");
+        assert_eq!(c.listeners[0].bind.port, 9092);
+        assert_eq!(c.listeners[0].bind.host, "127.0.0.1");
         assert_eq!(c.log_dirs, vec![PathBuf::from("./data")]);
         assert_eq!(c.log_config(&BTreeMap::new()).retention_ms, 168 * 3_600_000);
     }

@@ -168,12 +168,14 @@ pub fn describe(
                 result.configs = entries
                     .into_iter()
                     .map(|e| {
+                        // A secret's value is never sent, as Kafka's PASSWORD configs.
+                        let sensitive = crate::config::BrokerConfig::is_sensitive(&e.name);
                         let mut r = DescribeConfigsResourceResult::default()
+                            .with_value((!sensitive).then(|| str_bytes(e.value)))
                             .with_name(str_bytes(e.name))
-                            .with_value(Some(str_bytes(e.value)))
                             .with_read_only(e.read_only)
                             .with_config_source(e.source)
-                            .with_is_sensitive(false)
+                            .with_is_sensitive(sensitive)
                             .with_synonyms(
                                 e.synonyms
                                     .into_iter()

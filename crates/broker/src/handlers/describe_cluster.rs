@@ -3,11 +3,12 @@
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 
-use super::str_bytes;
+use super::{str_bytes, Ctx};
 use crate::broker::Broker;
 
-pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterResponse {
+pub fn handle(broker: &Broker, ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterResponse {
     let me = BrokerId(broker.config.broker_id);
+    let (host, port) = broker.advertised_for(&ctx.listener);
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&broker.cluster_id))
         .with_controller_id(me)
@@ -15,6 +16,6 @@ pub fn handle(broker: &Broker, req: DescribeClusterRequest) -> DescribeClusterRe
         .with_cluster_authorized_operations(i32::MIN)
         .with_brokers(vec![DescribeClusterBroker::default()
             .with_broker_id(me)
-            .with_host(str_bytes(broker.advertised_host()))
-            .with_port(broker.advertised_port() as i32)])
+            .with_host(str_bytes(host))
+            .with_port(port as i32)])
 }

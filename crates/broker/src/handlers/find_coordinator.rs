@@ -17,6 +17,7 @@ const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn lookup(
     broker: &Broker,
+    listener: &str,
     key_type: i8,
 ) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
     if key_type == KEY_TYPE_TRANSACTION {
@@ -27,10 +28,11 @@ fn lookup(
             .map_err(|e| (e, "The coordinator is not available.".to_string()))?;
     }
     if key_type == KEY_TYPE_GROUP || key_type == KEY_TYPE_TRANSACTION {
+        let (host, port) = broker.advertised_for(listener);
         Ok((
             BrokerId(broker.config.broker_id),
-            str_bytes(broker.advertised_host()),
-            broker.advertised_port() as i32,
+            str_bytes(host),
+            port as i32,
         ))
     } else {
         Err((
@@ -48,7 +50,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCo
                 .with_key(key)
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
-            match lookup(broker, req.key_type) {
+            match lookup(broker, &ctx.listener, req.key_type) {
                 Ok((node, host, port)) => {
                     c.node_id = node;
                     c.host = host;
@@ -63,7 +65,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCo
         }
         return response;
     }
-    match lookup(broker, req.key_type) {
+    match lookup(broker, &ctx.listener, req.key_type) {
         Ok((node, host, port)) => {
             response.node_id = node;
             response.host = host;

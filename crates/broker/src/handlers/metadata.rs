@@ -52,11 +52,12 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> Meta
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
     let me = BrokerId(broker.config.broker_id);
+    let (host, port) = broker.advertised_for(&ctx.listener);
     let mut response = MetadataResponse::default()
         .with_brokers(vec![MetadataResponseBroker::default()
             .with_node_id(me)
-            .with_host(str_bytes(broker.advertised_host()))
-            .with_port(broker.advertised_port() as i32)])
+            .with_host(str_bytes(host))
+            .with_port(port as i32)])
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
         .with_controller_id(me)
         .with_cluster_authorized_operations(i32::MIN);

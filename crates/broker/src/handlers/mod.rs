@@ -107,7 +107,22 @@ pub struct Ctx {
     pub client_id: Option<String>,
     /// The client's address as Kafka shows it (`/127.0.0.1`); empty when unknown.
     pub client_host: String,
+    /// The listener the request came in on (Metadata answers with its endpoints).
+    pub listener: Arc<str>,
+    /// Who sent it, as Kafka names principals (`User:ANONYMOUS`, `User:CN=alice,O=corp`).
+    pub principal: Arc<str>,
 }
+
+/// The other end of a connection: its address, the listener it came in on, who it is.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub client_host: String,
+    pub listener: Arc<str>,
+    pub principal: Arc<str>,
+}
+
+/// Kafka's principal of a client that did not authenticate.
+pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 impl Ctx {
     pub fn encode<R: Encodable + HeaderVersion>(
@@ -177,6 +192,8 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
         correlation_id,
         client_id: header.client_id.as_ref().map(|c| c.to_string()),
         client_host: String::new(),
+        listener: Arc::from(""),
+        principal: Arc::from(ANONYMOUS),
     };
     Ok(Decoded::Request {
         ctx,
@@ -185,11 +202,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
 }
 
 /// Decodes one request frame and starts its work.
-pub fn dispatch(
-    broker: &Arc<Broker>,
-    frame: Bytes,
-    client_host: &str,
-) -> Result<Slot, ConnectionError> {
+pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot, ConnectionError> {
     let (mut ctx, request) = match decode_request(frame)? {
         Decoded::UnknownApiVersions { correlation_id } => {
             // Kafka answers an ApiVersions it does not know with a v0 response carrying
@@ -200,6 +213,8 @@ pub fn dispatch(
                 correlation_id,
                 client_id: None,
                 client_host: String::new(),
+                listener: peer.listener.clone(),
+                principal: peer.principal.clone(),
             };
             let mut response = api_versions::response();
             response.error_code = ResponseError::UnsupportedVersion.code();
@@ -207,7 +222,9 @@ pub fn dispatch(
         }
         Decoded::Request { ctx, request } => (ctx, request),
     };
-    ctx.client_host = client_host.to_string();
+    ctx.client_host = peer.client_host.clone();
+    ctx.listener = peer.listener.clone();
+    ctx.principal = peer.principal.clone();
     match *request {
         RequestKind::ApiVersions(_) => ready(&ctx, &api_versions::response()),
         RequestKind::Metadata(req) => ready(&ctx, &metadata::handle(broker, &ctx, req)),
@@ -248,7 +265,9 @@ pub fn dispatch(
             ready(&ctx, &admin_configs::incremental_alter(broker, req))
         }
         RequestKind::DescribeLogDirs(req) => ready(&ctx, &describe_log_dirs::handle(broker, req)),
-        RequestKind::DescribeCluster(req) => ready(&ctx, &describe_cluster::handle(broker, req)),
+        RequestKind::DescribeCluster(req) => {
+            ready(&ctx, &describe_cluster::handle(broker, &ctx, req))
+        }
         RequestKind::FindCoordinator(req) => {
             ready(&ctx, &find_coordinator::handle(broker, &ctx, req))
         }

@@ -1,0 +1,291 @@
+//! Listeners and TLS: several listeners at once, SSL with the broker's key and chain in PEM,
+//! mutual TLS against a truststore, Metadata answering with the endpoints of the listener a
+//! client came in on, and hostile bytes on a TLS port. Certificates are made here (rcgen).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate for `CN=alice,O=corp`,
+/// written as PEM files in `dir`: `ca.pem`, `server.pem` (key and chain in one file, as
+/// `ssl.keystore.location` takes it), `client.pem` and `client.key`.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "strata test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+
+    let server_key = KeyPair::generate().unwrap();
+    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+        .unwrap()
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::OrganizationName, "corp");
+    client.distinguished_name.push(DnType::CommonName, "alice");
+    let client = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
+
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(
+        dir.join("server.pem"),
+        format!(
+            "{}{}{}",
+            server_key.serialize_pem(),
+            server.pem(),
+            ca_cert.pem()
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
+    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
+    dir.to_path_buf()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A broker with a PLAINTEXT listener (first: the tests' harness finds it) and an SSL one.
+fn tls_broker(certs: &Path, extra: &[String]) -> (BrokerProcess, String) {
+    let ssl_port = free_port();
+    let mut settings = vec![
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{ssl_port}"),
+        format!(
+            "ssl.keystore.location={}",
+            certs.join("server.pem").display()
+        ),
+        format!("ssl.truststore.location={}", certs.join("ca.pem").display()),
+    ];
+    settings.extend(extra.iter().cloned());
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = BrokerProcess::start(&refs);
+    (broker, format!("127.0.0.1:{ssl_port}"))
+}
+
+fn ssl_client(addr: &str, certs: &Path, with_certificate: bool) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("security.protocol", "ssl")
+        .set("ssl.ca.location", certs.join("ca.pem").to_str().unwrap())
+        .set("message.timeout.ms", "10000")
+        .set("socket.timeout.ms", "5000");
+    if with_certificate {
+        c.set(
+            "ssl.certificate.location",
+            certs.join("client.pem").to_str().unwrap(),
+        )
+        .set(
+            "ssl.key.location",
+            certs.join("client.key").to_str().unwrap(),
+        );
+    }
+    c
+}
+
+fn produce_and_read(config: &ClientConfig, topic: &str, n: usize) -> Vec<String> {
+    let rt = runtime();
+    let producer: FutureProducer = config.create().unwrap();
+    rt.block_on(async {
+        for i in 0..n {
+            let value = format!("secret-{i}");
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .partition(0)
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+    });
+    let mut config = config.clone();
+    config
+        .set("group.id", format!("{topic}-reader"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = config.create().unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
+            got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    got
+}
+
+/// librdkafka over SSL: it bootstraps on the SSL listener, Metadata sends it back to that
+/// listener (not the plaintext one), and records go both ways; the plaintext listener serves at
+/// the same time.
+#[test]
+fn librdkafka_produces_and_consumes_over_ssl() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let secret = "org.apache.kafka.common.security.plain.PlainLoginModule required user_admin=\"hunter2-secret\";";
+    let (broker, ssl_addr) = tls_broker(
+        &certs,
+        &[format!(
+            "listener.name.sasl_ssl.plain.sasl.jaas.config={secret}"
+        )],
+    );
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "secure", 1, &[]);
+    // A secret setting is listed without its value, and never logged.
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &broker.addr,
+        &[
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "0",
+            "--all",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("sasl.jaas.config"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(!broker.log().contains("hunter2"));
+    let got = produce_and_read(&ssl_client(&ssl_addr, &certs, false), "secure", 50);
+    let want: Vec<String> = (0..50).map(|i| format!("secret-{i}")).collect();
+    assert_eq!(got, want);
+    // The same records through the plaintext listener.
+    let mut plain = ClientConfig::new();
+    plain.set("bootstrap.servers", &broker.addr);
+    let consumer: BaseConsumer = plain
+        .clone()
+        .set("group.id", "plain-reader")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let b = &metadata.brokers()[0];
+    assert_eq!(
+        format!("{}:{}", b.host(), b.port()),
+        broker.addr,
+        "the plaintext listener's Metadata names the plaintext endpoint"
+    );
+    let ssl_consumer: BaseConsumer = ssl_client(&ssl_addr, &certs, false).create().unwrap();
+    let metadata = ssl_consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let b = &metadata.brokers()[0];
+    assert_eq!(format!("{}:{}", b.host(), b.port()), ssl_addr);
+}
+
+/// Mutual TLS: with `ssl.client.auth=required` a client with a certificate the truststore
+/// vouches for gets in, one without gets nowhere.
+#[test]
+fn mutual_tls_requires_a_trusted_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let (broker, ssl_addr) = tls_broker(
+        &certs,
+        &["listener.name.ssl.ssl.client.auth=required".to_string()],
+    );
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "mtls", 1, &[]);
+    let got = produce_and_read(&ssl_client(&ssl_addr, &certs, true), "mtls", 5);
+    assert_eq!(got.len(), 5);
+    // No certificate: the handshake fails, nothing is produced.
+    let mut refused = ssl_client(&ssl_addr, &certs, false);
+    refused.set("message.timeout.ms", "3000");
+    let producer: FutureProducer = refused.create().unwrap();
+    let sent = rt.block_on(async {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("mtls")
+                    .partition(0)
+                    .payload("intruder"),
+                Duration::from_secs(5),
+            )
+            .await
+    });
+    assert!(sent.is_err(), "a client without a certificate produced");
+    assert!(
+        broker.log().contains("TLS handshake failed"),
+        "{}",
+        broker.log()
+    );
+}
+
+/// Plaintext Kafka bytes sent to the TLS port, and a handshake cut short, close the connection;
+/// the broker keeps serving on both listeners.
+#[test]
+fn plaintext_and_truncated_handshakes_on_a_tls_port_are_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let (broker, ssl_addr) = tls_broker(&certs, &[]);
+    // An ApiVersions request in the clear.
+    let mut s = TcpStream::connect(&ssl_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    s.write_all(&[0, 0, 0, 10, 0, 18, 0, 0, 0, 0, 0, 1, 0, 0])
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap_or(0);
+    // A TLS alert at most, then the end of the stream; never a Kafka response.
+    assert!(n == 0 || buf[0] == 0x15, "got {:?}", &buf[..n]);
+    // The first bytes of a ClientHello, then silence: closed within the handshake timeout.
+    let mut s = TcpStream::connect(&ssl_addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let started = std::time::Instant::now();
+    let n = s.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "a truncated handshake was answered");
+    assert!(started.elapsed() < Duration::from_secs(25));
+    // Both listeners still serve.
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "after", 1, &[]);
+    assert_eq!(
+        produce_and_read(&ssl_client(&ssl_addr, &certs, false), "after", 3).len(),
+        3
+    );
+}
+
+/// A TLS listener whose key cannot be read stops the broker at startup with a message naming
+/// the listener and the file.
+#[test]
+fn a_tls_listener_without_a_readable_key_stops_startup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start(&[]);
+    broker.stop();
+    broker.set_override("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0");
+    broker.set_override(&format!(
+        "ssl.keystore.location={}",
+        dir.path().join("missing.pem").display()
+    ));
+    let log = broker.start_refused();
+    assert!(
+        log.contains("listener SSL") && log.contains("missing.pem"),
+        "{log}"
+    );
+}
