@@ -9,6 +9,7 @@ pub mod internal_log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica;
+pub mod sasl;
 pub mod server;
 pub mod tls;
 pub mod txn;

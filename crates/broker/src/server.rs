@@ -31,9 +31,12 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
+use crate::config::listeners::SaslSettings;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
+use crate::sasl::{Authenticated, SaslSession};
 use crate::wire::{ConnectionError, Part, Response, Slot};
+use kafka_protocol::messages::{ApiKey, RequestKind};
 
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -43,6 +46,7 @@ struct Bound {
     config: ListenerConfig,
     socket: TcpListener,
     tls: Option<TlsAcceptor>,
+    sasl: Option<Arc<SaslSettings>>,
 }
 
 /// A running broker's listeners.
@@ -69,10 +73,12 @@ impl Server {
                 io::Error::new(e.kind(), format!("listener {} on {addr}: {e}", config.name))
             })?;
             broker.set_bound_port(&config.name, socket.local_addr()?.port());
+            let sasl = config.sasl.clone().map(Arc::new);
             listeners.push(Bound {
                 config,
                 socket,
                 tls,
+                sasl,
             });
         }
         broker.groups.start_timer();
@@ -130,6 +136,7 @@ impl Server {
 async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<bool>) {
     let mut stop = shutdown.subscribe();
     let listener: Arc<str> = Arc::from(bound.config.name.as_str());
+    let bound = Arc::new(bound);
     loop {
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
@@ -138,8 +145,9 @@ async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<
                     let stop = shutdown.subscribe();
                     let tls = bound.tls.clone();
                     let listener = listener.clone();
+                    let sasl = bound.sasl.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = connection(broker, stream, tls, listener, stop, peer).await {
+                        if let Err(e) = connection(broker, stream, tls, sasl, listener, stop, peer).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
                     });
@@ -160,6 +168,7 @@ async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
+    sasl: Option<Arc<SaslSettings>>,
     listener: Arc<str>,
     stop: watch::Receiver<bool>,
     addr: SocketAddr,
@@ -174,7 +183,7 @@ async fn connection(
             principal: Arc::from(ANONYMOUS),
         };
         let (reader, writer) = stream.into_split();
-        return serve(broker, reader, Writer::Plain(writer), stop, peer).await;
+        return serve(broker, reader, Writer::Plain(writer), stop, peer, sasl).await;
     };
     let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
         Ok(Ok(s)) => s,
@@ -201,7 +210,7 @@ async fn connection(
         principal: Arc::from(principal),
     };
     let (reader, writer) = tokio::io::split(stream);
-    serve(broker, reader, Writer::Tls(writer), stop, peer).await
+    serve(broker, reader, Writer::Tls(writer), stop, peer, sasl).await
 }
 
 async fn read_frame(
@@ -231,8 +240,11 @@ async fn serve(
     mut reader: impl AsyncRead + Unpin,
     writer: Writer,
     mut stop: watch::Receiver<bool>,
-    peer: Peer,
+    mut peer: Peer,
+    sasl: Option<Arc<SaslSettings>>,
 ) -> Result<(), ConnectionError> {
+    // On a SASL listener, the exchange that must come first; None once authenticated.
+    let mut session = sasl.map(SaslSession::new);
     let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
     let writer_task = tokio::spawn(write_responses(writer, queue));
     let max = broker.config.socket_request_max_bytes;
@@ -246,6 +258,37 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
+        if let Some(s) = session.as_mut() {
+            match sasl_step(s, frame, &peer) {
+                Ok(SaslStep::Dispatch(f)) => match handlers::dispatch(&broker, f, &peer) {
+                    Ok(slot) => {
+                        if slots.send(slot).await.is_err() {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) => break Err(e),
+                },
+                Ok(SaslStep::Reply(slot, outcome)) => {
+                    if matches!(outcome, Some(Authenticated::Failed)) {
+                        tracing::info!(client = %peer.client_host, listener = %peer.listener, "SASL authentication failed");
+                        tokio::time::sleep(s.failure_delay()).await;
+                    }
+                    let close = matches!(
+                        outcome,
+                        Some(Authenticated::Failed | Authenticated::Illegal)
+                    );
+                    if let Some(Authenticated::Yes { principal }) = outcome {
+                        peer.principal = Arc::from(principal);
+                        session = None;
+                    }
+                    if slots.send(slot).await.is_err() || close {
+                        break Ok(());
+                    }
+                }
+                Err(e) => break Err(e),
+            }
+            continue;
+        }
         match handlers::dispatch(&broker, frame, &peer) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);
@@ -262,6 +305,53 @@ async fn serve(
     drop(slots);
     let _ = writer_task.await;
     result
+}
+
+/// What to do with a frame that came before authentication.
+enum SaslStep {
+    /// ApiVersions: answered as always.
+    Dispatch(Bytes),
+    /// The SASL exchange's answer, and what it came to (None: the handshake).
+    Reply(Slot, Option<Authenticated>),
+}
+
+/// One frame on a connection that has not authenticated yet: ApiVersions, SaslHandshake and
+/// SaslAuthenticate are taken; anything else closes the connection, as Kafka does.
+fn sasl_step(
+    session: &mut SaslSession,
+    frame: Bytes,
+    peer: &Peer,
+) -> Result<SaslStep, ConnectionError> {
+    let key = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+    if key == Some(ApiKey::ApiVersions as i16) {
+        return Ok(SaslStep::Dispatch(frame));
+    }
+    let handlers::Decoded::Request { mut ctx, request } = handlers::decode_request(frame)? else {
+        return Err(ConnectionError::InvalidRequest(
+            "unexpected request during SASL authentication".to_string(),
+        ));
+    };
+    ctx.client_host = peer.client_host.clone();
+    ctx.listener = peer.listener.clone();
+    match *request {
+        RequestKind::SaslHandshake(req) => {
+            let response = session.handshake(&req);
+            // A mechanism that is not enabled: the list is sent, then the connection closes.
+            let outcome = (response.error_code != 0).then_some(Authenticated::Illegal);
+            Ok(SaslStep::Reply(handlers::ready(&ctx, &response)?, outcome))
+        }
+        RequestKind::SaslAuthenticate(req) => {
+            let (response, outcome) = session.authenticate(&req);
+            Ok(SaslStep::Reply(
+                handlers::ready(&ctx, &response)?,
+                Some(outcome),
+            ))
+        }
+        _ => Err(ConnectionError::InvalidRequest(format!(
+            "{:?} before SASL authentication",
+            ctx.api_key
+        ))),
+    }
 }
 
 /// Where responses go: a plain socket (record bytes sent from the page cache with sendfile) or

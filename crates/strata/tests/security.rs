@@ -289,3 +289,154 @@ fn a_tls_listener_without_a_readable_key_stops_startup() {
         "{log}"
     );
 }
+
+const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
+     user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
+
+fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", addr)
+        .set("security.protocol", protocol)
+        .set("sasl.mechanism", "PLAIN")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("message.timeout.ms", "10000")
+        .set("socket.timeout.ms", "5000");
+    c
+}
+
+/// SASL PLAIN on SASL_PLAINTEXT and SASL_SSL listeners (users from Kafka's JAAS line):
+/// librdkafka with the right password produces and consumes, with a wrong one gets nothing
+/// through; no password reaches the log.
+#[test]
+fn sasl_plain_over_plaintext_and_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let (sasl_port, sasl_ssl_port) = (free_port(), free_port());
+    let settings = [
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl_port},SASL_SSL://127.0.0.1:{sasl_ssl_port}"
+        ),
+        format!("ssl.keystore.location={}", certs.join("server.pem").display()),
+        format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}"),
+        format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
+        "connection.failed.authentication.delay.ms=50".to_string(),
+    ];
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = BrokerProcess::start(&refs);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "authed", 1, &[]);
+    let sasl_addr = format!("127.0.0.1:{sasl_port}");
+    let got = produce_and_read(
+        &sasl_client(&sasl_addr, "sasl_plaintext", "alice", "alice-secret"),
+        "authed",
+        10,
+    );
+    assert_eq!(got.len(), 10);
+    let mut over_tls = sasl_client(
+        &format!("127.0.0.1:{sasl_ssl_port}"),
+        "sasl_ssl",
+        "admin",
+        "admin-secret",
+    );
+    over_tls.set("ssl.ca.location", certs.join("ca.pem").to_str().unwrap());
+    create_topic(&rt, &broker.addr, "authed-tls", 1, &[]);
+    assert_eq!(produce_and_read(&over_tls, "authed-tls", 10).len(), 10);
+
+    // A wrong password: nothing produced.
+    let mut wrong = sasl_client(&sasl_addr, "sasl_plaintext", "alice", "not-her-password");
+    wrong.set("message.timeout.ms", "3000");
+    let producer: FutureProducer = wrong.create().unwrap();
+    let sent = rt.block_on(async {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("authed")
+                    .partition(0)
+                    .payload("x"),
+                Duration::from_secs(5),
+            )
+            .await
+    });
+    assert!(sent.is_err(), "a wrong password produced");
+    let log = broker.log();
+    assert!(log.contains("SASL authentication failed"), "{log}");
+    for secret in ["alice-secret", "admin-secret", "not-her-password"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
+
+/// On a SASL listener a request before authentication closes the connection; ApiVersions is
+/// answered; SaslAuthenticate with a wrong password gets SASL_AUTHENTICATION_FAILED, then the
+/// connection closes.
+#[test]
+fn requests_before_sasl_authentication_close_the_connection() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
+    fn call<R: Request + Encodable + HeaderVersion>(
+        s: &mut TcpStream,
+        req: &R,
+        version: i16,
+    ) -> Option<bytes::Bytes> {
+        let mut body = bytes::BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(R::KEY)
+            .with_request_api_version(version)
+            .with_correlation_id(7)
+            .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
+                "t",
+            )))
+            .encode(&mut body, R::header_version(version))
+            .unwrap();
+        req.encode(&mut body, version).unwrap();
+        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        s.write_all(&frame).unwrap();
+        let mut size = [0u8; 4];
+        s.read_exact(&mut size).ok()?;
+        let mut reply = vec![0u8; i32::from_be_bytes(size) as usize];
+        s.read_exact(&mut reply).ok()?;
+        Some(bytes::Bytes::from(reply))
+    }
+    let port = free_port();
+    let settings = [
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{port}"),
+        format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}"),
+    ];
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let _broker = BrokerProcess::start(&refs);
+    let addr = format!("127.0.0.1:{port}");
+    let connect = || {
+        let s = TcpStream::connect(&addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    };
+    // Metadata first: closed.
+    let mut s = connect();
+    assert!(call(&mut s, &MetadataRequest::default(), 9).is_none());
+    // ApiVersions, then a wrong password.
+    let mut s = connect();
+    assert!(call(&mut s, &ApiVersionsRequest::default(), 0).is_some());
+    let mut r = call(
+        &mut s,
+        &SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),
+        1,
+    )
+    .unwrap();
+    let _ = ResponseHeader::decode(&mut r, 0).unwrap();
+    let h = SaslHandshakeResponse::decode(&mut r, 1).unwrap();
+    assert_eq!(h.error_code, 0);
+    let mut r = call(
+        &mut s,
+        &SaslAuthenticateRequest::default()
+            .with_auth_bytes(bytes::Bytes::from_static(b"\0alice\0wrong")),
+        1,
+    )
+    .unwrap();
+    let _ = ResponseHeader::decode(&mut r, 0).unwrap();
+    let a = SaslAuthenticateResponse::decode(&mut r, 1).unwrap();
+    assert_eq!(a.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(
+        call(&mut s, &ApiVersionsRequest::default(), 0).is_none(),
+        "closed after"
+    );
+}

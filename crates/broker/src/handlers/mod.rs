@@ -80,6 +80,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeProducers, 0, 0),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 2),
+    // v0 of SaslHandshake is followed by unframed tokens; clients use v1 when it is offered.
+    (ApiKey::SaslHandshake, 1, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -140,7 +143,7 @@ impl Ctx {
     }
 }
 
-fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, ConnectionError> {
+pub fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, ConnectionError> {
     Ok(Slot::Ready(Some(ctx.encode(body)?)))
 }
 
@@ -278,6 +281,21 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
         RequestKind::OffsetCommit(req) => ready(&ctx, &offsets::commit(broker, &ctx, req)),
         RequestKind::OffsetFetch(req) => ready(&ctx, &offsets::fetch(broker, &ctx, req)),
         RequestKind::OffsetDelete(req) => ready(&ctx, &offsets::delete(broker, req)),
+        // The SASL exchange is the connection's (server.rs) before it authenticates; here it
+        // comes on a listener without SASL or a second time, as Kafka answers then.
+        RequestKind::SaslHandshake(_) => ready(
+            &ctx,
+            &SaslHandshakeResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code()),
+        ),
+        RequestKind::SaslAuthenticate(_) => ready(
+            &ctx,
+            &SaslAuthenticateResponse::default()
+                .with_error_code(ResponseError::IllegalSaslState.code())
+                .with_error_message(Some(str_bytes(
+                    "SaslAuthenticate on a connection that is not authenticating",
+                ))),
+        ),
         RequestKind::ListGroups(req) => ready(&ctx, &group_admin::list(broker, &ctx, req)),
         RequestKind::DescribeGroups(req) => ready(&ctx, &group_admin::describe(broker, &ctx, req)),
         RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, req)),
