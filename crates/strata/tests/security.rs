@@ -440,3 +440,36 @@ fn requests_before_sasl_authentication_close_the_connection() {
         "closed after"
     );
 }
+
+/// kafka-python (a client not built on librdkafka) over SASL_SSL with PLAIN.
+#[test]
+fn kafka_python_uses_sasl_plain_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let port = free_port();
+    let settings = [
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}"),
+        format!(
+            "ssl.keystore.location={}",
+            certs.join("server.pem").display()
+        ),
+        format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
+    ];
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let broker = BrokerProcess::start(&refs);
+    create_topic(&runtime(), &broker.addr, "py-secure", 1, &[]);
+    let script = format!("{}/tests/python/sasl_ssl.py", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(certs.join("ca.pem"))
+        .output()
+        .expect("python3 runs (.ci/run installs kafka-python)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+}
