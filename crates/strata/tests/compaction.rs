@@ -236,8 +236,7 @@ fn a_tiered_topic_is_compacted_while_its_segments_migrate() {
         "storage.migrate.interval.ms=50".to_string(),
         "log.cleaner.backoff.ms=50".to_string(),
     ];
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let mut broker = BrokerProcess::start(&refs);
+    let mut broker = start_with(&settings);
     let rt = runtime();
     create_topic(
         &rt,

@@ -149,8 +149,7 @@ fn a_tiered_topic_stops_a_broker_that_does_not_look_where_its_data_is() {
     let (fast, slow) = (scratch.path().join("fast"), scratch.path().join("slow"));
     // A first tier smaller than one segment: every segment is placed on the second tier.
     let settings = tiered(&fast, &slow, 1000);
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let mut broker = BrokerProcess::start(&refs);
+    let mut broker = start_with(&settings);
     let rt = runtime();
     produce(
         &rt,

@@ -27,20 +27,13 @@ fn run_script_with(name: &str, overrides: &[&str]) {
     settings.extend_from_slice(overrides);
     let broker = BrokerProcess::start(&settings);
     let script = format!("{}/tests/js/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("node")
+    let mut command = std::process::Command::new("node");
+    command
         .arg(script)
         .arg(&broker.addr)
         .env("NODE_PATH", &node_path)
-        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1")
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("OK"),
-        "kafkajs script {name} failed:\n{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
+        .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");
+    assert_script_ok(command, &format!("kafkajs script {name}"), &broker);
 }
 
 #[test]

@@ -65,8 +65,7 @@ fn pmem_broker(fast: &Path, extra: &[&str]) -> BrokerProcess {
         "log.segment.delete.delay.ms=0".to_string(),
     ];
     settings.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    BrokerProcess::start(&refs)
+    start_with(&settings)
 }
 
 fn records(from: usize, to: usize) -> Vec<KeyValue> {

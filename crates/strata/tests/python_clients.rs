@@ -18,18 +18,10 @@ fn run_script_with(name: &str, overrides: &[&str]) {
     settings.extend_from_slice(overrides);
     let broker = BrokerProcess::start(&settings);
     let script = format!("{}/tests/python/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&broker.addr)
-        .output()
-        .expect("python3 runs (.ci/run installs kafka-python, aiokafka and confluent-kafka)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("OK"),
-        "{name} failed:\n{stdout}\n{stderr}\nbroker log:\n{}",
-        broker.log()
-    );
+    let mut command = std::process::Command::new("python3");
+    command.arg(script).arg(&broker.addr);
+    // .ci/run installs kafka-python, aiokafka and confluent-kafka.
+    assert_script_ok(command, name, &broker);
 }
 
 #[test]

@@ -77,8 +77,7 @@ fn tls_broker(certs: &Path, extra: &[String]) -> (BrokerProcess, String) {
         format!("ssl.truststore.location={}", certs.join("ca.pem").display()),
     ];
     settings.extend(extra.iter().cloned());
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let broker = BrokerProcess::start(&refs);
+    let broker = start_with(&settings);
     (broker, format!("127.0.0.1:{ssl_port}"))
 }
 
@@ -322,8 +321,7 @@ fn sasl_plain_over_plaintext_and_tls() {
         format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
         "connection.failed.authentication.delay.ms=50".to_string(),
     ];
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let broker = BrokerProcess::start(&refs);
+    let broker = start_with(&settings);
     let rt = runtime();
     create_topic(&rt, &broker.addr, "authed", 1, &[]);
     let sasl_addr = format!("127.0.0.1:{sasl_port}");
@@ -402,8 +400,7 @@ fn requests_before_sasl_authentication_close_the_connection() {
         format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{port}"),
         format!("listener.name.sasl_plaintext.plain.sasl.jaas.config={JAAS}"),
     ];
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let _broker = BrokerProcess::start(&refs);
+    let _broker = start_with(&settings);
     let addr = format!("127.0.0.1:{port}");
     let connect = || {
         let s = TcpStream::connect(&addr).unwrap();
@@ -455,21 +452,13 @@ fn kafka_python_uses_sasl_plain_over_tls() {
         ),
         format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
     ];
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    let broker = BrokerProcess::start(&refs);
+    let broker = start_with(&settings);
     create_topic(&runtime(), &broker.addr, "py-secure", 1, &[]);
     let script = format!("{}/tests/python/sasl_ssl.py", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("python3")
+    let mut command = std::process::Command::new("python3");
+    command
         .arg(script)
         .arg(format!("127.0.0.1:{port}"))
-        .arg(certs.join("ca.pem"))
-        .output()
-        .expect("python3 runs (.ci/run installs kafka-python)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.trim_end().ends_with("OK"),
-        "{stdout}\n{}\nbroker log:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        broker.log()
-    );
+        .arg(certs.join("ca.pem"));
+    assert_script_ok(command, "sasl_ssl.py (kafka-python)", &broker);
 }

@@ -57,8 +57,7 @@ fn tiered_broker(
         format!("storage.tiers.second.paths={}", slow.display()),
     ];
     settings.extend(extra.iter().map(|s| s.to_string()));
-    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
-    (BrokerProcess::start(&refs), fast, slow)
+    (start_with(&settings), fast, slow)
 }
 
 /// A tiered broker whose 400 kB first tier is kept at 50% (band 10%), checked every 50 ms, with

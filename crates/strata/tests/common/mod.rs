@@ -587,3 +587,26 @@ pub fn no_retry_producer(addr: &str) -> FutureProducer {
         ],
     )
 }
+
+/// Runs a client script (`command` with `args`, e.g. python3 or node), which prints OK at the
+/// end when all is well; fails the test with its output and the broker's log otherwise.
+#[allow(dead_code)]
+pub fn assert_script_ok(mut command: Command, what: &str, broker: &BrokerProcess) {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what} runs: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.trim_end().ends_with("OK"),
+        "{what} failed:\n{stdout}\n{}\nbroker log:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        broker.log()
+    );
+}
+
+/// Starts a broker with settings given as owned strings.
+#[allow(dead_code)]
+pub fn start_with(settings: &[String]) -> BrokerProcess {
+    let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+    BrokerProcess::start(&refs)
+}
