@@ -93,15 +93,17 @@ fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
             ("batch.size", "2000"),
         ],
     );
-    let records: Vec<KeyValue> = (0..800)
-        .map(|i| {
+    // First a tombstone of a key never written again: whatever offset the cleaner reaches, it
+    // is the latest of its key and stays (delete.retention.ms is a day).
+    let records: Vec<KeyValue> = std::iter::once((Some(b"gone".to_vec()), None))
+        .chain((0..800).map(|i| {
             // Values that do not compress away, so that the log spans many segments.
             let noise: String = (0..40)
                 .map(|j| char::from(b'a' + ((i * 7919 + j * 104_729) % 26) as u8))
                 .collect();
             let value = (i % 50 != 7).then(|| format!("value-{i}-{noise}").into_bytes());
             (Some(format!("key-{}", i % 40).into_bytes()), value)
-        })
+        }))
         .collect();
     let offsets = produce(&rt, &producer, "table", 0, &records);
     let written: Records = offsets
