@@ -258,16 +258,10 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        if let Some(s) = session.as_mut() {
-            match sasl_step(s, frame, &peer) {
-                Ok(SaslStep::Dispatch(f)) => match handlers::dispatch(&broker, f, &peer) {
-                    Ok(slot) => {
-                        if slots.send(slot).await.is_err() {
-                            break Ok(());
-                        }
-                    }
-                    Err(e) => break Err(e),
-                },
+        let frame = match session.as_mut() {
+            None => frame,
+            Some(s) => match sasl_step(s, frame, &peer) {
+                Ok(SaslStep::Dispatch(f)) => f,
                 Ok(SaslStep::Reply(slot, outcome)) => {
                     if matches!(outcome, Some(Authenticated::Failed)) {
                         tracing::info!(client = %peer.client_host, listener = %peer.listener, "SASL authentication failed");
@@ -284,11 +278,11 @@ async fn serve(
                     if slots.send(slot).await.is_err() || close {
                         break Ok(());
                     }
+                    continue;
                 }
                 Err(e) => break Err(e),
-            }
-            continue;
-        }
+            },
+        };
         match handlers::dispatch(&broker, frame, &peer) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);
