@@ -9,9 +9,8 @@ pub mod internal_log;
 pub mod metrics;
 pub mod producer_ids;
 pub mod replica;
-pub mod sasl;
+pub mod security;
 pub mod server;
-pub mod tls;
 pub mod txn;
 pub mod wire;
 

@@ -34,7 +34,7 @@ use crate::broker::Broker;
 use crate::config::listeners::SaslSettings;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
-use crate::sasl::{Authenticated, SaslSession};
+use crate::security::sasl::{Authenticated, SaslSession};
 use crate::wire::{ConnectionError, Part, Response, Slot};
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
@@ -64,7 +64,7 @@ impl Server {
         for config in broker.config.listeners.clone() {
             let addr = BrokerConfig::bind_addr(&config.bind).map_err(io::Error::other)?;
             let tls = match &config.tls {
-                Some(settings) => Some(crate::tls::acceptor(settings).map_err(|e| {
+                Some(settings) => Some(crate::security::tls::acceptor(settings).map_err(|e| {
                     io::Error::new(e.kind(), format!("listener {}: {e}", config.name))
                 })?),
                 None => None,
@@ -201,7 +201,7 @@ async fn connection(
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(crate::tls::subject_principal)
+        .and_then(crate::security::tls::subject_principal)
         .map(|dn| format!("User:{dn}"))
         .unwrap_or_else(|| ANONYMOUS.to_string());
     let peer = Peer {
