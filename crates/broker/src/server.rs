@@ -31,7 +31,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
-use crate::config::listeners::SaslSettings;
+use crate::config::sasl::SaslSettings;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
 use crate::security::sasl::{Authenticated, SaslSession};

@@ -14,6 +14,7 @@ use thiserror::Error;
 mod cleaner;
 mod group;
 pub mod listeners;
+pub mod sasl;
 mod tier;
 mod topic;
 mod txn;

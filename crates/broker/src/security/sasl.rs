@@ -14,7 +14,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use subtle::ConstantTimeEq;
 
-use crate::config::listeners::SaslSettings;
+use crate::config::sasl::SaslSettings;
 
 /// Where a connection is in its authentication.
 #[derive(Debug)]

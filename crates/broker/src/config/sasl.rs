@@ -1,0 +1,203 @@
+//! SASL settings of a listener: `sasl.enabled.mechanisms`, PLAIN's users from Kafka's JAAS line,
+//! the failed-authentication delay.
+
+use std::collections::BTreeMap;
+
+use super::listeners::listener_value;
+use super::{invalid, ConfigError};
+
+/// A SASL listener's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `sasl.enabled.mechanisms` (PLAIN here by default: Kafka's GSSAPI is not offered).
+    pub mechanisms: Vec<String>,
+    /// PLAIN's users and passwords, from the listener's JAAS line
+    /// (`listener.name.<name>.plain.sasl.jaas.config`, `user_<name>="<password>"`).
+    pub plain_users: BTreeMap<String, String>,
+    /// `connection.failed.authentication.delay.ms`
+    pub failed_authentication_delay_ms: u64,
+}
+
+impl std::fmt::Debug for SaslSettings {
+    // Passwords are secrets: only the user names are printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslSettings")
+            .field("mechanisms", &self.mechanisms)
+            .field("plain_users", &self.plain_users.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The mechanisms Strata offers.
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN"];
+
+pub(super) fn parse_sasl(
+    name: &str,
+    get: &dyn Fn(&str) -> String,
+    explicit: &dyn Fn(&str) -> Option<String>,
+) -> Result<SaslSettings, ConfigError> {
+    let (mech_key, raw) = listener_value(name, "sasl.enabled.mechanisms", get, explicit);
+    let mut mechanisms = Vec::new();
+    for m in raw.split(',').map(str::trim).filter(|m| !m.is_empty()) {
+        let m = m.to_ascii_uppercase();
+        if !SASL_MECHANISMS.contains(&m.as_str()) {
+            return Err(invalid(
+                &mech_key,
+                &raw,
+                format!(
+                    "SASL mechanism {m} is not supported (supported: {})",
+                    SASL_MECHANISMS.join(", ")
+                ),
+            ));
+        }
+        mechanisms.push(m);
+    }
+    if mechanisms.is_empty() {
+        return Err(invalid(&mech_key, &raw, "no SASL mechanism enabled"));
+    }
+    let mut plain_users = BTreeMap::new();
+    if mechanisms.iter().any(|m| m == "PLAIN") {
+        let prefixed = format!(
+            "listener.name.{}.plain.sasl.jaas.config",
+            name.to_ascii_lowercase()
+        );
+        let (key, jaas) = match explicit(&prefixed) {
+            Some(v) => (prefixed, v),
+            None => ("sasl.jaas.config".to_string(), get("sasl.jaas.config")),
+        };
+        if jaas.is_empty() {
+            return Err(ConfigError::Missing(format!(
+                "{key} (PLAIN on listener {name} needs its users)"
+            )));
+        }
+        plain_users =
+            parse_plain_jaas(&jaas).map_err(|reason| invalid(&key, "[hidden]", reason))?;
+    }
+    let delay = get("connection.failed.authentication.delay.ms");
+    let failed_authentication_delay_ms = delay.parse().map_err(|_| {
+        invalid(
+            "connection.failed.authentication.delay.ms",
+            &delay,
+            "Expected a number of milliseconds",
+        )
+    })?;
+    Ok(SaslSettings {
+        mechanisms,
+        plain_users,
+        failed_authentication_delay_ms,
+    })
+}
+
+/// The users of Kafka's PLAIN JAAS line:
+/// `org.apache.kafka.common.security.plain.PlainLoginModule required user_alice="secret" ...;`
+/// (`username`/`password`, the broker's own client identity, are allowed and not users). An
+/// error never quotes a password.
+pub fn parse_plain_jaas(line: &str) -> Result<BTreeMap<String, String>, String> {
+    let line = line.trim();
+    let rest = line
+        .strip_prefix("org.apache.kafka.common.security.plain.PlainLoginModule")
+        .ok_or("expected org.apache.kafka.common.security.plain.PlainLoginModule")?
+        .trim_start();
+    let rest = ["required", "requisite", "sufficient", "optional"]
+        .iter()
+        .find_map(|flag| rest.strip_prefix(flag))
+        .ok_or("expected a control flag (required) after the login module")?;
+    let rest = rest
+        .trim()
+        .strip_suffix(';')
+        .ok_or("a JAAS line ends with ';'")?;
+    let mut users = BTreeMap::new();
+    let mut chars = rest.trim().chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            break;
+        }
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_string();
+        if key.is_empty() {
+            return Err("expected option=\"value\"".to_string());
+        }
+        if chars.next() != Some('"') {
+            return Err(format!("the value of {key} must be in double quotes"));
+        }
+        let mut value = String::new();
+        let mut closed = false;
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => {
+                    if let Some(n) = chars.next() {
+                        value.push(n);
+                    }
+                }
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        if !closed {
+            return Err(format!("the value of {key} has no closing quote"));
+        }
+        if let Some(user) = key.strip_prefix("user_") {
+            users.insert(user.to_string(), value);
+        }
+    }
+    Ok(users)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::listeners::tests::parse;
+
+    #[test]
+    fn plain_users_come_from_the_jaas_line() {
+        let users = parse_plain_jaas(
+            r#"org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="admin-secret" user_admin="admin-secret" user_alice="al\"ice";"#,
+        )
+        .unwrap();
+        assert_eq!(
+            users.into_iter().collect::<Vec<_>>(),
+            [
+                ("admin".to_string(), "admin-secret".to_string()),
+                ("alice".to_string(), "al\"ice".to_string())
+            ]
+        );
+        for bad in [
+            "PlainLoginModule required user_a=\"b\";",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"b\"",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=b;",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required user_a=\"secret;",
+        ] {
+            let e = parse_plain_jaas(bad).unwrap_err();
+            assert!(!e.contains("secret"), "{e}");
+        }
+        let (ls, _) = parse(&[
+            ("listeners", "SASL_PLAINTEXT://a:1"),
+            ("inter.broker.listener.name", "SASL_PLAINTEXT"),
+            (
+                "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required user_bob=\"pw\";",
+            ),
+        ])
+        .unwrap();
+        let sasl = ls[0].sasl.as_ref().unwrap();
+        assert_eq!(sasl.mechanisms, ["PLAIN"]);
+        assert_eq!(sasl.plain_users["bob"], "pw");
+        assert!(!format!("{sasl:?}").contains("pw"));
+        let e = parse(&[
+            ("listeners", "SASL_PLAINTEXT://a:1"),
+            ("sasl.enabled.mechanisms", "GSSAPI"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("GSSAPI"), "{e}");
+    }
+}
