@@ -18,6 +18,8 @@ use crate::group::{Coordinator, OffsetStore, OFFSETS_TOPIC};
 use crate::internal_log;
 use crate::producer_ids::{ProducerIds, PRODUCER_ID_FILE};
 use crate::replica::ReplicaManager;
+use crate::security::authorizer::Authorizer;
+use crate::security::store::{SecurityStore, SECURITY_FILE};
 use crate::txn::TxnCoordinator;
 
 #[derive(Debug, Error)]
@@ -41,6 +43,10 @@ pub struct Broker {
     pub producer_ids: Arc<ProducerIds>,
     /// The transaction coordinator (every transactional id; state in `__transaction_state`).
     pub txns: Arc<TxnCoordinator>,
+    /// SCRAM credentials, ACLs and client quotas.
+    pub security: Arc<SecurityStore>,
+    /// ACL checks for every request.
+    pub authorizer: Authorizer,
     /// Each advertised listener: (name, host, port), the port filled in when it was 0 and the
     /// listener bound a free one.
     advertised: Vec<(String, String, AtomicU16)>,
@@ -177,6 +183,8 @@ impl Broker {
             "committed offsets loaded"
         );
         let producer_ids = Arc::new(ProducerIds::open(io.clone(), first.join(PRODUCER_ID_FILE))?);
+        let security = Arc::new(SecurityStore::open(io.clone(), first.join(SECURITY_FILE))?);
+        let authorizer = Authorizer::new(config.authorizer.clone(), security.clone());
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
         let started = std::time::Instant::now();
         let txns = TxnCoordinator::open(
@@ -210,6 +218,8 @@ impl Broker {
             replicas,
             producer_ids,
             txns,
+            authorizer,
+            security,
             advertised,
             all_dirs_offline,
         }))

@@ -244,11 +244,18 @@ async fn serve(
     sasl: Option<Arc<SaslSettings>>,
 ) -> Result<(), ConnectionError> {
     // On a SASL listener, the exchange that must come first; None once authenticated.
-    let mut session = sasl.map(SaslSession::new);
+    let mut session = sasl.map(|settings| SaslSession::new(settings, broker.security.clone()));
     let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
     let writer_task = tokio::spawn(write_responses(writer, queue));
-    let max = broker.config.socket_request_max_bytes;
     let result = loop {
+        // Until it has authenticated, a client's frames are bounded by
+        // `sasl.server.max.receive.size`, as in Kafka.
+        let max = session
+            .as_ref()
+            .map_or(broker.config.socket_request_max_bytes, |s| {
+                s.max_receive_size()
+                    .min(broker.config.socket_request_max_bytes)
+            });
         let frame = tokio::select! {
             f = read_frame(&mut reader, max) => f,
             _ = stop.changed() => break Ok(()),
@@ -271,6 +278,7 @@ async fn serve(
                         outcome,
                         Some(Authenticated::Failed | Authenticated::Illegal)
                     );
+                    // (Continue: the mechanism's next round trip follows.)
                     if let Some(Authenticated::Yes { principal }) = outcome {
                         peer.principal = Arc::from(principal);
                         session = None;

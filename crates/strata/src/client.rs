@@ -17,6 +17,27 @@ pub struct Client {
 }
 
 impl Client {
+    /// Connects with the client settings of a `--command-config` file, if given.
+    pub async fn connect_with(
+        bootstrap: &str,
+        command_config: Option<&std::path::Path>,
+    ) -> Result<Client> {
+        if let Some(path) = command_config {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let props = java_properties::read(&bytes[..])
+                .with_context(|| format!("cannot parse {}", path.display()))?;
+            let protocol = props
+                .get("security.protocol")
+                .map(String::as_str)
+                .unwrap_or("PLAINTEXT");
+            if !protocol.eq_ignore_ascii_case("PLAINTEXT") {
+                bail!("security.protocol={protocol} is not supported by the tools yet");
+            }
+        }
+        Client::connect(bootstrap).await
+    }
+
     pub async fn connect(bootstrap: &str) -> Result<Client> {
         let addr = bootstrap.split(',').next().unwrap_or(bootstrap).trim();
         let stream = TcpStream::connect(addr)

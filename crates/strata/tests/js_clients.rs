@@ -13,16 +13,7 @@ fn run_script(name: &str) {
 
 /// As [`run_script`], with broker settings.
 fn run_script_with(name: &str, overrides: &[&str]) {
-    let node_path = std::env::var("STRATA_NODE_PATH").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/strata-node/node_modules",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    assert!(
-        std::path::Path::new(&node_path).join("kafkajs").is_dir(),
-        "kafkajs is not installed in {node_path}: run .ci/run, or `npm install --prefix ~/.cache/strata-node kafkajs@2.2.4`"
-    );
+    let node_path = node_modules();
     let mut settings = vec!["group.initial.rebalance.delay.ms=0"];
     settings.extend_from_slice(overrides);
     let broker = BrokerProcess::start(&settings);

@@ -3,141 +3,17 @@
 //! client came in on, and hostile bytes on a TLS port. Certificates are made here (rcgen).
 
 mod common;
+mod security_support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-
-/// A CA, a server certificate for 127.0.0.1 and a client certificate for `CN=alice,O=corp`,
-/// written as PEM files in `dir`: `ca.pem`, `server.pem` (key and chain in one file, as
-/// `ssl.keystore.location` takes it), `client.pem` and `client.key`.
-fn make_certificates(dir: &Path) -> PathBuf {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "strata test CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-
-    let server_key = KeyPair::generate().unwrap();
-    let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
-        .unwrap()
-        .signed_by(&server_key, &ca_cert, &ca_key)
-        .unwrap();
-
-    let client_key = KeyPair::generate().unwrap();
-    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
-    client
-        .distinguished_name
-        .push(DnType::OrganizationName, "corp");
-    client.distinguished_name.push(DnType::CommonName, "alice");
-    let client = client.signed_by(&client_key, &ca_cert, &ca_key).unwrap();
-
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(
-        dir.join("server.pem"),
-        format!(
-            "{}{}{}",
-            server_key.serialize_pem(),
-            server.pem(),
-            ca_cert.pem()
-        ),
-    )
-    .unwrap();
-    std::fs::write(dir.join("client.pem"), client.pem()).unwrap();
-    std::fs::write(dir.join("client.key"), client_key.serialize_pem()).unwrap();
-    dir.to_path_buf()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A broker with a PLAINTEXT listener (first: the tests' harness finds it) and an SSL one.
-fn tls_broker(certs: &Path, extra: &[String]) -> (BrokerProcess, String) {
-    let ssl_port = free_port();
-    let mut settings = vec![
-        format!("listeners=PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:{ssl_port}"),
-        format!(
-            "ssl.keystore.location={}",
-            certs.join("server.pem").display()
-        ),
-        format!("ssl.truststore.location={}", certs.join("ca.pem").display()),
-    ];
-    settings.extend(extra.iter().cloned());
-    let broker = start_with(&settings);
-    (broker, format!("127.0.0.1:{ssl_port}"))
-}
-
-fn ssl_client(addr: &str, certs: &Path, with_certificate: bool) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", addr)
-        .set("security.protocol", "ssl")
-        .set("ssl.ca.location", certs.join("ca.pem").to_str().unwrap())
-        .set("message.timeout.ms", "10000")
-        .set("socket.timeout.ms", "5000");
-    if with_certificate {
-        c.set(
-            "ssl.certificate.location",
-            certs.join("client.pem").to_str().unwrap(),
-        )
-        .set(
-            "ssl.key.location",
-            certs.join("client.key").to_str().unwrap(),
-        );
-    }
-    c
-}
-
-fn produce_and_read(config: &ClientConfig, topic: &str, n: usize) -> Vec<String> {
-    let rt = runtime();
-    let producer: FutureProducer = config.create().unwrap();
-    rt.block_on(async {
-        for i in 0..n {
-            let value = format!("secret-{i}");
-            producer
-                .send(
-                    FutureRecord::<(), _>::to(topic)
-                        .partition(0)
-                        .payload(&value),
-                    Duration::from_secs(10),
-                )
-                .await
-                .map_err(|(e, _)| e)
-                .unwrap();
-        }
-    });
-    let mut config = config.clone();
-    config
-        .set("group.id", format!("{topic}-reader"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "true");
-    let consumer: BaseConsumer = config.create().unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
-        .unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut got = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while got.len() < n && std::time::Instant::now() < deadline {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            got.push(String::from_utf8(m.payload().unwrap().to_vec()).unwrap());
-        }
-    }
-    got
-}
+use security_support::*;
 
 /// librdkafka over SSL: it bootstraps on the SSL listener, Metadata sends it back to that
 /// listener (not the plaintext one), and records go both ways; the plaintext listener serves at
@@ -287,21 +163,6 @@ fn a_tls_listener_without_a_readable_key_stops_startup() {
         log.contains("listener SSL") && log.contains("missing.pem"),
         "{log}"
     );
-}
-
-const JAAS: &str = "org.apache.kafka.common.security.plain.PlainLoginModule required \
-     user_admin=\"admin-secret\" user_alice=\"alice-secret\";";
-
-fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", addr)
-        .set("security.protocol", protocol)
-        .set("sasl.mechanism", "PLAIN")
-        .set("sasl.username", user)
-        .set("sasl.password", password)
-        .set("message.timeout.ms", "10000")
-        .set("socket.timeout.ms", "5000");
-    c
 }
 
 /// SASL PLAIN on SASL_PLAINTEXT and SASL_SSL listeners (users from Kafka's JAAS line):

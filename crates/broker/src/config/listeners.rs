@@ -437,6 +437,7 @@ pub(super) mod tests {
             ("ssl.principal.mapping.rules", "DEFAULT"),
             ("sasl.enabled.mechanisms", "PLAIN"),
             ("connection.failed.authentication.delay.ms", "100"),
+            ("sasl.server.max.receive.size", "524288"),
         ]
         .into();
         let get = |k: &str| {

@@ -15,6 +15,7 @@ mod cleaner;
 mod group;
 pub mod listeners;
 pub mod sasl;
+pub mod security;
 mod tier;
 mod topic;
 mod txn;
@@ -126,6 +127,8 @@ pub struct BrokerConfig {
     pub metrics_listener: Option<SocketAddr>,
     /// The log cleaner (`log.cleaner.*`); None when `log.cleaner.enable=false`.
     pub cleaner: Option<strata_storage::log_manager::CleanerConfig>,
+    /// ACL checks (`authorizer.class.name`, `super.users`, ...).
+    pub authorizer: security::AuthorizerConfig,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -201,6 +204,10 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("sasl.enabled.mechanisms", "PLAIN"),
     ("sasl.jaas.config", ""),
     ("connection.failed.authentication.delay.ms", "100"),
+    ("sasl.server.max.receive.size", "524288"),
+    ("authorizer.class.name", ""),
+    ("super.users", ""),
+    ("allow.everyone.if.no.acl.found", "false"),
     ("socket.send.buffer.bytes", "102400"),
     ("metrics.prometheus.listener", ""),
     ("storage.tiers.types", "PMEM,HDD"),
@@ -418,6 +425,7 @@ impl BrokerConfig {
             groups: parse_groups(&get)?,
             txns: parse_txns(&get)?,
             cleaner: parse_cleaner(&get)?,
+            authorizer: security::parse_authorizer(&get)?,
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {

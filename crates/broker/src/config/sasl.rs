@@ -16,6 +16,8 @@ pub struct SaslSettings {
     pub plain_users: BTreeMap<String, String>,
     /// `connection.failed.authentication.delay.ms`
     pub failed_authentication_delay_ms: u64,
+    /// `sasl.server.max.receive.size`: the largest frame read before authentication.
+    pub max_receive_size: usize,
 }
 
 impl std::fmt::Debug for SaslSettings {
@@ -29,7 +31,7 @@ impl std::fmt::Debug for SaslSettings {
 }
 
 /// The mechanisms Strata offers.
-pub const SASL_MECHANISMS: &[&str] = &["PLAIN"];
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
 
 pub(super) fn parse_sasl(
     name: &str,
@@ -81,10 +83,23 @@ pub(super) fn parse_sasl(
             "Expected a number of milliseconds",
         )
     })?;
+    let raw = get("sasl.server.max.receive.size");
+    let max_receive_size = raw
+        .parse::<usize>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            invalid(
+                "sasl.server.max.receive.size",
+                &raw,
+                "Expected a positive number of bytes",
+            )
+        })?;
     Ok(SaslSettings {
         mechanisms,
         plain_users,
         failed_authentication_delay_ms,
+        max_receive_size,
     })
 }
 

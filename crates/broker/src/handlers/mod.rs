@@ -9,6 +9,7 @@ use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
 use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::wire::{encode_response, Response};
 use crate::wire::{ConnectionError, Slot};
 
@@ -31,6 +32,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
+pub mod scram_admin;
 pub mod txn;
 pub mod txn_admin;
 
@@ -83,6 +85,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // v0 of SaslHandshake is followed by unframed tokens; clients use v1 when it is offered.
     (ApiKey::SaslHandshake, 1, 1),
     (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -128,6 +132,24 @@ pub struct Peer {
 pub const ANONYMOUS: &str = "User:ANONYMOUS";
 
 impl Ctx {
+    /// The client's IP address, as ACL hosts name it.
+    pub fn host(&self) -> &str {
+        self.client_host.trim_start_matches('/')
+    }
+
+    /// Whether the client may do `op` on the resource (the configured authorizer decides).
+    pub fn allowed(
+        &self,
+        broker: &Broker,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        broker
+            .authorizer
+            .authorize(&self.principal, self.host(), op, resource_type, name)
+    }
+
     pub fn encode<R: Encodable + HeaderVersion>(
         &self,
         body: &R,
@@ -296,6 +318,12 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
                     "SaslAuthenticate on a connection that is not authenticating",
                 ))),
         ),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ready(&ctx, &scram_admin::describe(broker, &ctx, req))
+        }
+        RequestKind::AlterUserScramCredentials(req) => {
+            ready(&ctx, &scram_admin::alter(broker, &ctx, req))
+        }
         RequestKind::ListGroups(req) => ready(&ctx, &group_admin::list(broker, &ctx, req)),
         RequestKind::DescribeGroups(req) => ready(&ctx, &group_admin::describe(broker, &ctx, req)),
         RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, req)),

@@ -1,5 +1,10 @@
-//! Security: the listeners' TLS transport, SASL authentication, the durable store of
-//! credentials, ACLs and quotas, the authorizer and the quota manager.
+//! Security: the listeners' TLS transport, SASL authentication (PLAIN, SCRAM), the durable
+//! store of credentials, ACLs and quotas, and the authorizer.
 
+pub mod acl;
+pub mod authorizer;
+pub mod quota;
 pub mod sasl;
+pub mod scram;
+pub mod store;
 pub mod tls;

@@ -2,7 +2,8 @@
 //! ApiVersions, a client names its mechanism with SaslHandshake (v1) and sends its tokens in
 //! SaslAuthenticate requests; until it has authenticated, any other request closes the
 //! connection. PLAIN checks the user and password against the listener's JAAS users (compared
-//! in constant time). A failed authentication is answered with SASL_AUTHENTICATION_FAILED
+//! in constant time); SCRAM-SHA-256 and SCRAM-SHA-512 run their two round trips against the
+//! credentials in the security store. A failed authentication is answered with SASL_AUTHENTICATION_FAILED
 //! after `connection.failed.authentication.delay.ms`, and the connection is closed.
 
 use std::sync::Arc;
@@ -14,13 +15,24 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 use subtle::ConstantTimeEq;
 
+use super::scram::{ScramMechanism, ScramServer, ScramStep};
+use super::store::SecurityStore;
 use crate::config::sasl::SaslSettings;
 
 /// Where a connection is in its authentication.
 #[derive(Debug)]
 pub struct SaslSession {
     settings: Arc<SaslSettings>,
+    store: Arc<SecurityStore>,
     mechanism: Option<String>,
+    /// The SCRAM exchange under way.
+    scram: Option<ScramServer>,
+}
+
+impl std::fmt::Debug for ScramServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScramServer").finish_non_exhaustive()
+    }
 }
 
 /// What an authentication step came to.
@@ -28,6 +40,8 @@ pub struct SaslSession {
 pub enum Authenticated {
     /// The client is `principal` now.
     Yes { principal: String },
+    /// The mechanism needs another round trip.
+    Continue,
     /// Refused: answer, wait the failure delay, close.
     Failed,
     /// Out of order (no mechanism chosen): answer and close.
@@ -35,11 +49,18 @@ pub enum Authenticated {
 }
 
 impl SaslSession {
-    pub fn new(settings: Arc<SaslSettings>) -> SaslSession {
+    pub fn new(settings: Arc<SaslSettings>, store: Arc<SecurityStore>) -> SaslSession {
         SaslSession {
             settings,
+            store,
             mechanism: None,
+            scram: None,
         }
+    }
+
+    /// The largest frame accepted before authentication (`sasl.server.max.receive.size`).
+    pub fn max_receive_size(&self) -> usize {
+        self.settings.max_receive_size
     }
 
     /// How long to wait before answering a failed authentication.
@@ -58,6 +79,7 @@ impl SaslSession {
                 .collect(),
         );
         if self.settings.mechanisms.contains(&wanted) {
+            self.scram = ScramMechanism::from_name(&wanted).map(ScramServer::new);
             self.mechanism = Some(wanted);
         } else {
             response.error_code = ResponseError::UnsupportedSaslMechanism.code();
@@ -78,18 +100,35 @@ impl SaslSession {
                 )));
             return (response, Authenticated::Illegal);
         };
-        let outcome = match mechanism.as_str() {
-            "PLAIN" => self.plain(&req.auth_bytes),
-            _ => None,
+        let outcome = match (mechanism.as_str(), self.scram.as_mut()) {
+            ("PLAIN", _) => match self.plain(&req.auth_bytes) {
+                Some(user) => ScramStep::Done {
+                    user,
+                    server_final: Vec::new(),
+                },
+                None => ScramStep::Failed,
+            },
+            (_, Some(scram)) => {
+                let store = &self.store;
+                let mechanism = ScramMechanism::from_name(mechanism).expect("a SCRAM mechanism");
+                scram.step(&req.auth_bytes, |user| {
+                    store.scram_credential(user, mechanism)
+                })
+            }
+            _ => ScramStep::Failed,
         };
         match outcome {
-            Some(user) => (
-                SaslAuthenticateResponse::default(),
+            ScramStep::Challenge(bytes) => (
+                SaslAuthenticateResponse::default().with_auth_bytes(bytes.into()),
+                Authenticated::Continue,
+            ),
+            ScramStep::Done { user, server_final } => (
+                SaslAuthenticateResponse::default().with_auth_bytes(server_final.into()),
                 Authenticated::Yes {
                     principal: format!("User:{user}"),
                 },
             ),
-            None => (
+            ScramStep::Failed => (
                 SaslAuthenticateResponse::default()
                     .with_error_code(ResponseError::SaslAuthenticationFailed.code())
                     .with_error_message(Some(StrBytes::from_string(format!(
@@ -125,11 +164,21 @@ mod tests {
     use bytes::Bytes;
 
     fn session() -> SaslSession {
-        SaslSession::new(Arc::new(SaslSettings {
-            mechanisms: vec!["PLAIN".into()],
-            plain_users: [("alice".to_string(), "alice-secret".to_string())].into(),
-            failed_authentication_delay_ms: 100,
-        }))
+        let dir = tempfile::tempdir().unwrap();
+        let store = SecurityStore::open(
+            Arc::new(strata_storage::io::RealIo),
+            dir.path().join("security.metadata"),
+        )
+        .unwrap();
+        SaslSession::new(
+            Arc::new(SaslSettings {
+                mechanisms: vec!["PLAIN".into()],
+                plain_users: [("alice".to_string(), "alice-secret".to_string())].into(),
+                failed_authentication_delay_ms: 100,
+                max_receive_size: 524288,
+            }),
+            Arc::new(store),
+        )
     }
 
     fn auth(s: &mut SaslSession, token: &[u8]) -> (i16, Authenticated) {

@@ -610,3 +610,19 @@ pub fn start_with(settings: &[String]) -> BrokerProcess {
     let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
     BrokerProcess::start(&refs)
 }
+
+/// Where kafkajs is installed (.ci/run puts it under ~/.cache/strata-node; STRATA_NODE_PATH
+/// overrides), checked to be there.
+pub fn node_modules() -> String {
+    let node_path = std::env::var("STRATA_NODE_PATH").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/strata-node/node_modules",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    assert!(
+        std::path::Path::new(&node_path).join("kafkajs").is_dir(),
+        "kafkajs is not installed in {node_path}: run .ci/run, or `npm install --prefix ~/.cache/strata-node kafkajs@2.2.4`"
+    );
+    node_path
+}

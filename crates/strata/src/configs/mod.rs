@@ -5,6 +5,11 @@
 //! source (DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG) and synonyms, in Kafka's
 //! format. `--alter` sets (`--add-config k=v,k2=v2`) and removes (`--delete-config k,k2`) topic
 //! configs; broker configs are read from server.properties and cannot change at run time.
+//!
+//! For `--entity-type users`, `--alter --add-config 'SCRAM-SHA-512=[iterations=8192,password=…]'`
+//! salts and hashes the password here (the broker receives the salted password only) and sends
+//! AlterUserScramCredentials; `--delete-config SCRAM-SHA-512` removes the credential;
+//! `--describe` lists the mechanisms and iterations of a user's (or every user's) credentials.
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -16,6 +21,8 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{error_text, Client};
+
+mod users;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -52,6 +59,9 @@ pub struct ConfigsArgs {
     /// Configs to remove: `k1,k2`.
     #[arg(long)]
     pub delete_config: Option<String>,
+    /// Client settings for the connection (security.protocol, sasl.*, ssl.*), as Kafka's tools.
+    #[arg(long)]
+    pub command_config: Option<std::path::PathBuf>,
 }
 
 /// Splits `key=value`, refusing anything else with Kafka's message.
@@ -62,7 +72,7 @@ pub fn key_value(text: &str) -> Result<(&str, &str)> {
 }
 
 /// Splits kafka-configs.sh's `k1=v1,k2=[a,b]` into `k=v` pairs.
-fn split_add_config(text: &str) -> Vec<String> {
+pub fn split_add_config(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     let mut depth = 0;
@@ -159,8 +169,17 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
         (None, Some(b), None, None) => (BROKER, "broker", b.to_string()),
         (None, None, Some("topics"), Some(n)) => (TOPIC, "topic", n.to_string()),
         (None, None, Some("brokers"), Some(n)) => (BROKER, "broker", n.to_string()),
+        (None, None, Some("users"), name) => {
+            if args.describe == args.alter {
+                bail!("Command must include exactly one action: --describe or --alter");
+            }
+            let mut client =
+                Client::connect_with(&args.bootstrap_server, args.command_config.as_deref())
+                    .await?;
+            return users::run(&mut client, &args, name).await;
+        }
         (None, None, Some(other), _) if other != "topics" && other != "brokers" => {
-            bail!("--entity-type must be topics or brokers, got {other}")
+            bail!("--entity-type must be topics, brokers or users, got {other}")
         }
         _ => bail!(
             "name one entity: --topic T, --broker ID, or --entity-type topics|brokers \
@@ -170,7 +189,8 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
     if args.describe == args.alter {
         bail!("Command must include exactly one action: --describe or --alter");
     }
-    let mut client = Client::connect(&args.bootstrap_server).await?;
+    let mut client =
+        Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
     if args.alter {
         if resource_type == BROKER {
             bail!(

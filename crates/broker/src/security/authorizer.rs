@@ -1,0 +1,51 @@
+//! The authorizer: whether a principal may do an operation on a resource, from the ACLs in the
+//! security store, `super.users` and `allow.everyone.if.no.acl.found` (Kafka's
+//! StandardAuthorizer semantics, see [`super::acl`]). Without `authorizer.class.name`
+//! everything is allowed, as in Kafka.
+
+use std::sync::Arc;
+
+use super::acl::{AclOperation, Decision, ResourceType};
+use super::store::SecurityStore;
+use crate::config::security::AuthorizerConfig;
+
+#[derive(Debug)]
+pub struct Authorizer {
+    config: AuthorizerConfig,
+    store: Arc<SecurityStore>,
+}
+
+impl Authorizer {
+    pub fn new(config: AuthorizerConfig, store: Arc<SecurityStore>) -> Authorizer {
+        Authorizer { config, store }
+    }
+
+    /// Whether an authorizer is configured (the ACL APIs answer SECURITY_DISABLED otherwise).
+    pub fn enabled(&self) -> bool {
+        self.config.enabled
+    }
+
+    /// Whether `principal`, connected from `host` (an IP address), may do `op` on the resource.
+    pub fn authorize(
+        &self,
+        principal: &str,
+        host: &str,
+        op: AclOperation,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> bool {
+        if !self.config.enabled || self.config.super_users.iter().any(|u| u == principal) {
+            return true;
+        }
+        match self
+            .store
+            .image()
+            .acls
+            .authorize(principal, host, op, resource_type, name)
+        {
+            Decision::Allowed => true,
+            Decision::Denied => false,
+            Decision::NoAcls => self.config.allow_everyone_if_no_acl_found,
+        }
+    }
+}
