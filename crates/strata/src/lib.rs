@@ -1,5 +1,6 @@
 //! The `strata` tools: a small Kafka client for the admin commands, and the commands themselves.
 
+pub mod acls;
 pub mod client;
 pub mod configs;
 pub mod dump_log;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{configs, dump_log, groups, perf, tiers, topics, transactions};
+use strata::{acls, configs, dump_log, groups, perf, tiers, topics, transactions};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -31,6 +31,8 @@ enum Command {
     Server(ServerArgs),
     /// Create, list, describe, alter and delete topics (kafka-topics.sh).
     Topics(topics::TopicsArgs),
+    /// Add, list and remove ACLs (kafka-acls.sh).
+    Acls(acls::AclsArgs),
     /// Describe and alter topic and broker configs, with their sources (kafka-configs.sh).
     Configs(configs::ConfigsArgs),
     /// List, describe (with lag), delete consumer groups and reset their offsets
@@ -86,6 +88,7 @@ fn main() {
         None => run_server(cli.server),
         Some(Command::Server(args)) => run_server(args),
         Some(Command::Topics(args)) => runtime().and_then(|rt| rt.block_on(topics::run(args))),
+        Some(Command::Acls(args)) => runtime().and_then(|rt| rt.block_on(acls::run(args))),
         Some(Command::Configs(args)) => runtime().and_then(|rt| rt.block_on(configs::run(args))),
         Some(Command::Groups(args)) => runtime().and_then(|rt| rt.block_on(groups::run(args))),
         Some(Command::Transactions(args)) => {

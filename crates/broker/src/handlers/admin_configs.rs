@@ -18,6 +18,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::config::{topic_config_def, validate_topic_config, ConfigType, TOPIC_CONFIGS};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
@@ -115,6 +116,33 @@ fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<ConfigEntry> 
         .collect()
 }
 
+/// DESCRIBE_CONFIGS or ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for a
+/// broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
+fn refusal(
+    broker: &Broker,
+    ctx: &Ctx,
+    resource_type: i8,
+    name: &str,
+    op: AclOperation,
+) -> Result<(), (ResponseError, String)> {
+    let (allowed, code) = if resource_type == RESOURCE_TOPIC {
+        (
+            ctx.allowed(broker, op, ResourceType::Topic, name),
+            ResponseError::TopicAuthorizationFailed,
+        )
+    } else {
+        (
+            ctx.allowed(broker, op, ResourceType::Cluster, CLUSTER_NAME),
+            ResponseError::ClusterAuthorizationFailed,
+        )
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err((code, code.to_string()))
+    }
+}
+
 pub fn describe(
     broker: &Broker,
     ctx: &Ctx,
@@ -132,7 +160,15 @@ pub fn describe(
         let mut result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
+        let allowed = refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &name,
+            AclOperation::DescribeConfigs,
+        );
         let entries = match resource.resource_type {
+            _ if allowed.is_err() => Err(allowed.unwrap_err()),
             RESOURCE_TOPIC => match broker.logs.topic(&name) {
                 Some(t) => Ok(describe_topic_entries(
                     broker,
@@ -270,11 +306,19 @@ fn check_resource(
 }
 
 /// AlterConfigs: the given set replaces all of the topic's overrides.
-pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn alter(broker: &Broker, ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfigsResponse {
     let mut response = AlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let outcome = check_resource(broker, resource.resource_type, &name).and_then(|_| {
+        let outcome = refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &name,
+            AclOperation::AlterConfigs,
+        )
+        .and_then(|()| check_resource(broker, resource.resource_type, &name))
+        .and_then(|_| {
             let mut overrides = BTreeMap::new();
             for c in &resource.configs {
                 let value = c.value.as_ref().ok_or((
@@ -300,12 +344,15 @@ pub fn alter(broker: &Broker, req: AlterConfigsRequest) -> AlterConfigsResponse 
 /// IncrementalAlterConfigs: SET (0), DELETE (1), APPEND (2) and SUBTRACT (3) for list configs.
 pub fn incremental_alter(
     broker: &Broker,
+    ctx: &Ctx,
     req: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let outcome = check_resource(broker, resource.resource_type, &name).and_then(|mut overrides| {
+        let outcome = refusal(broker, ctx, resource.resource_type, &name, AclOperation::AlterConfigs)
+            .and_then(|()| check_resource(broker, resource.resource_type, &name))
+            .and_then(|mut overrides| {
             for c in &resource.configs {
                 let key = c.name.to_string();
                 let def = topic_config_def(&key).ok_or((ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;

@@ -11,6 +11,8 @@ use super::{str_bytes, topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
 use crate::group::consumer::TopicPartition;
 use crate::group::HeartbeatArgs;
+use crate::security::acl::{AclOperation, ResourceType};
+use kafka_protocol::ResponseError;
 
 fn topic_id(broker: &Broker, name: &str) -> Option<uuid::Uuid> {
     broker.logs.topic(name).map(|t| topic_uuid(&t.id))
@@ -36,6 +38,17 @@ pub fn heartbeat(
     ctx: &Ctx,
     req: ConsumerGroupHeartbeatRequest,
 ) -> ConsumerGroupHeartbeatResponse {
+    if !ctx.allowed(
+        broker,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code())
+            .with_member_id(Some(req.member_id.clone()))
+            .with_member_epoch(-1);
+    }
     let owned = req.topic_partitions.as_ref().map(|tps| {
         tps.iter()
             .filter_map(|tp| {
@@ -104,6 +117,7 @@ pub fn heartbeat(
 
 pub fn describe(
     broker: &Broker,
+    ctx: &Ctx,
     req: ConsumerGroupDescribeRequest,
 ) -> ConsumerGroupDescribeResponse {
     let assignment = |parts: &std::collections::BTreeSet<TopicPartition>| {
@@ -124,6 +138,14 @@ pub fn describe(
         let mut g = describe::DescribedGroup::default()
             .with_group_id(id.clone())
             .with_authorized_operations(i32::MIN);
+        if !ctx.allowed(broker, AclOperation::Describe, ResourceType::Group, &id) {
+            g.error_code = ResponseError::GroupAuthorizationFailed.code();
+            response.groups.push(g);
+            continue;
+        }
+        if req.include_authorized_operations {
+            g.authorized_operations = ctx.authorized_operations(broker, ResourceType::Group, &id);
+        }
         match broker.groups.describe_consumer(&id) {
             Ok(view) => {
                 g.group_state = str_bytes(view.state);

@@ -4,15 +4,27 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::ResponseError;
 
+use super::Ctx;
 use super::{is_internal, str_bytes};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 
-pub fn handle(broker: &Broker, req: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn handle(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
         let mut result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
         let outcome = (|| -> Result<(), (ResponseError, String)> {
+            if !ctx.allowed(broker, AclOperation::Alter, ResourceType::Topic, &name) {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.".into(),
+                ));
+            }
             let topic = broker.logs.topic(&name).ok_or((
                 ResponseError::UnknownTopicOrPartition,
                 format!("The topic '{name}' does not exist."),

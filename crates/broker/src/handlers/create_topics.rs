@@ -13,6 +13,7 @@ use super::admin_configs::{describe_topic_entries, ConfigEntry};
 use super::{create_topic, str_bytes, topic_uuid, validate_topic_name, Ctx};
 use crate::broker::Broker;
 use crate::config::validate_topic_config;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
@@ -20,6 +21,12 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTop
     for t in &req.topics {
         *seen.entry(t.name.0.to_string()).or_default() += 1;
     }
+    let cluster_create = ctx.allowed(
+        broker,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     for topic in req.topics {
         let name = topic.name.0.to_string();
         let mut result = CreatableTopicResult::default()
@@ -31,6 +38,14 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTop
                 return Err((
                     ResponseError::InvalidRequest,
                     format!("Create topics request from client contains a duplicate topic {name}"),
+                ));
+            }
+            if !cluster_create
+                && !ctx.allowed(broker, AclOperation::Create, ResourceType::Topic, &name)
+            {
+                return Err((
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.".into(),
                 ));
             }
             validate_topic_name(&name).map_err(|m| (ResponseError::InvalidTopicException, m))?;

@@ -6,18 +6,31 @@ use kafka_protocol::messages::delete_records_response::{
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use kafka_protocol::ResponseError;
 
+use super::Ctx;
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 use strata_storage::Offset;
 
-pub fn handle(broker: &Broker, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut response = DeleteRecordsResponse::default();
     for t in req.topics {
         let topic = broker.logs.topic(t.name.0.as_str());
         let mut out = DeleteRecordsTopicResult::default().with_name(t.name.clone());
+        let refused = !ctx.allowed(
+            broker,
+            AclOperation::Delete,
+            ResourceType::Topic,
+            t.name.0.as_str(),
+        );
         for p in t.partitions {
             let mut r = DeleteRecordsPartitionResult::default()
                 .with_partition_index(p.partition_index)
                 .with_low_watermark(-1);
+            if refused {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                out.partitions.push(r);
+                continue;
+            }
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(partition) => {

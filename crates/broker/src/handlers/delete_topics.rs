@@ -6,6 +6,7 @@ use kafka_protocol::ResponseError;
 
 use super::{is_internal, str_bytes, topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
@@ -28,7 +29,16 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTop
         let mut result = DeletableTopicResult::default()
             .with_name(name.as_deref().map(topic_name))
             .with_topic_id(id);
+        let refused = |t: &str| !ctx.allowed(broker, AclOperation::Delete, ResourceType::Topic, t);
         let error = match topic {
+            None if name.as_deref().is_some_and(refused) => Some((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            )),
+            Some(t) if refused(&t.name) => Some((
+                ResponseError::TopicAuthorizationFailed,
+                "Authorization failed.".to_string(),
+            )),
             None if name.is_none() => Some((
                 ResponseError::UnknownTopicId,
                 "This server does not host this topic ID.".to_string(),

@@ -8,16 +8,29 @@ use kafka_protocol::messages::describe_log_dirs_response::{
 };
 use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse};
 
+use super::Ctx;
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+use kafka_protocol::ResponseError;
 
 /// Strata's tag on a DescribeLogDirs partition: the dirty ratio of a compacted partition, an
 /// IEEE 754 double, big-endian. Far above the tags Kafka numbers from 0, so that none of its
 /// future ones collides.
 pub const DIRTY_RATIO_TAG: i32 = 1_000_000;
 
-pub fn handle(broker: &Broker, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
+pub fn handle(broker: &Broker, ctx: &Ctx, req: DescribeLogDirsRequest) -> DescribeLogDirsResponse {
     let mut response = DescribeLogDirsResponse::default();
+    // DESCRIBE on the cluster (Kafka answers an empty list, with the error from v3).
+    if !ctx.allowed(
+        broker,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
+    }
     let wanted = |topic: &str, partition: i32| match &req.topics {
         None => true,
         Some(list) => list

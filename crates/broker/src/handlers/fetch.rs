@@ -24,6 +24,7 @@ use strata_storage::{LeaderEpoch, Offset, ReadError};
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
 use crate::replica::{FetchError, Isolation, Read};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::wire::Slot;
 use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
 
@@ -58,8 +59,25 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
     let waiter = broker
         .replicas
         .waiter(names.iter().map(|(t, p)| (t.as_str(), *p)));
+    // READ on each topic, decided once for the whole wait (by name; an unknown id stays
+    // UNKNOWN_TOPIC_ID).
+    let refused: Vec<bool> = req
+        .topics
+        .iter()
+        .map(|t| {
+            let name = if ctx.version >= 13 {
+                match broker.logs.topic_by_id(t.topic_id.as_bytes()) {
+                    Some(topic) => topic.name.clone(),
+                    None => return false,
+                }
+            } else {
+                t.topic.0.to_string()
+            };
+            !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &name)
+        })
+        .collect();
     loop {
-        let (response, ranges, bytes, errors) = build(broker, ctx, req);
+        let (response, ranges, bytes, errors) = build(broker, ctx, req, &refused);
         let done = bytes >= req.min_bytes.max(0) as u64 || errors || Instant::now() >= deadline;
         if done {
             return match encode_response(
@@ -97,6 +115,7 @@ fn build(
     broker: &Broker,
     ctx: &Ctx,
     req: &FetchRequest,
+    refused: &[bool],
 ) -> (FetchResponse, Vec<FileRange>, u64, bool) {
     let mut response = FetchResponse::default();
     if req.session_id != 0 || req.session_epoch > 0 {
@@ -112,7 +131,7 @@ fn build(
     } else {
         req.max_bytes as u64
     };
-    for fetch_topic in &req.topics {
+    for (index, fetch_topic) in req.topics.iter().enumerate() {
         let topic = if use_ids {
             broker.logs.topic_by_id(fetch_topic.topic_id.as_bytes())
         } else {
@@ -130,6 +149,17 @@ fn build(
             } else {
                 out.topic = topic_name(&t.name);
             }
+        }
+        if refused.get(index).copied().unwrap_or(false) {
+            errors = true;
+            out.partitions.extend(
+                fetch_topic
+                    .partitions
+                    .iter()
+                    .map(|p| empty_partition(p.partition, ResponseError::TopicAuthorizationFailed)),
+            );
+            response.responses.push(out);
+            continue;
         }
         for p in &fetch_topic.partitions {
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {

@@ -11,15 +11,34 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
 
 fn lookup(
     broker: &Broker,
-    listener: &str,
+    ctx: &Ctx,
+    key: &str,
     key_type: i8,
 ) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
+    let listener: &str = &ctx.listener;
+    // DESCRIBE on the group or the transactional id.
+    let refusal = match key_type {
+        KEY_TYPE_GROUP => (!ctx.allowed(broker, AclOperation::Describe, ResourceType::Group, key))
+            .then_some(ResponseError::GroupAuthorizationFailed),
+        KEY_TYPE_TRANSACTION => (!ctx.allowed(
+            broker,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            key,
+        ))
+        .then_some(ResponseError::TransactionalIdAuthorizationFailed),
+        _ => None,
+    };
+    if let Some(code) = refusal {
+        return Err((code, code.to_string()));
+    }
     if key_type == KEY_TYPE_TRANSACTION {
         // As Kafka, the transaction state topic is created when first asked for.
         broker
@@ -50,7 +69,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCo
                 .with_key(key)
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
-            match lookup(broker, &ctx.listener, req.key_type) {
+            match lookup(broker, ctx, &c.key, req.key_type) {
                 Ok((node, host, port)) => {
                     c.node_id = node;
                     c.host = host;
@@ -65,7 +84,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCo
         }
         return response;
     }
-    match lookup(broker, &ctx.listener, req.key_type) {
+    match lookup(broker, ctx, &req.key, req.key_type) {
         Ok((node, host, port)) => {
             response.node_id = node;
             response.host = host;

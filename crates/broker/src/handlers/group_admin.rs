@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub fn list(broker: &Broker, ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsResponse {
     let states: Vec<String> = req
@@ -21,7 +22,24 @@ pub fn list(broker: &Broker, ctx: &Ctx, req: ListGroupsRequest) -> ListGroupsRes
         .map(|s| s.to_ascii_lowercase())
         .collect();
     let mut response = ListGroupsResponse::default();
+    // DESCRIBE on the cluster lists every group; otherwise the groups the client may describe.
+    let all = ctx.allowed(
+        broker,
+        AclOperation::Describe,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     for g in broker.groups.list() {
+        if !all
+            && !ctx.allowed(
+                broker,
+                AclOperation::Describe,
+                ResourceType::Group,
+                &g.group_id,
+            )
+        {
+            continue;
+        }
         if !states.is_empty() && !states.contains(&g.state.to_ascii_lowercase()) {
             continue;
         }
@@ -46,6 +64,15 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeGroupsRequest) -> Descr
     let mut response = DescribeGroupsResponse::default();
     for id in req.groups {
         let mut described = DescribedGroup::default().with_group_id(id.clone());
+        if !ctx.allowed(broker, AclOperation::Describe, ResourceType::Group, &id) {
+            described.error_code = ResponseError::GroupAuthorizationFailed.code();
+            response.groups.push(described);
+            continue;
+        }
+        if req.include_authorized_operations {
+            described.authorized_operations =
+                ctx.authorized_operations(broker, ResourceType::Group, &id);
+        }
         match broker.groups.describe(&id) {
             Some(g) => {
                 described.group_state = str_bytes(g.state);
@@ -80,10 +107,14 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeGroupsRequest) -> Descr
     response
 }
 
-pub fn delete(broker: &Broker, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
+pub fn delete(broker: &Broker, ctx: &Ctx, req: DeleteGroupsRequest) -> DeleteGroupsResponse {
     let mut response = DeleteGroupsResponse::default();
     for id in req.groups_names {
-        let error = broker.groups.delete_group(&id);
+        let error = if ctx.allowed(broker, AclOperation::Delete, ResourceType::Group, &id) {
+            broker.groups.delete_group(&id)
+        } else {
+            Some(ResponseError::GroupAuthorizationFailed)
+        };
         response.results.push(
             DeletableGroupResult::default()
                 .with_group_id(id)

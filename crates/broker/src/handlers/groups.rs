@@ -11,6 +11,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::group::{JoinArgs, JoinOutcome, Reply, SyncOutcome};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::wire::{ConnectionError, Slot};
 
 fn code(e: Option<ResponseError>) -> i16 {
@@ -86,7 +87,21 @@ where
     }
 }
 
+/// READ on the group, which every classic group API needs.
+fn group_refused(broker: &Broker, ctx: &Ctx, group: &str) -> bool {
+    !ctx.allowed(broker, AclOperation::Read, ResourceType::Group, group)
+}
+
 pub fn join(broker: &Broker, ctx: Ctx, req: JoinGroupRequest) -> Result<Slot, ConnectionError> {
+    if group_refused(broker, &ctx, &req.group_id) {
+        let refused = JoinOutcome {
+            error: Some(ResponseError::GroupAuthorizationFailed),
+            generation: -1,
+            member_id: req.member_id.to_string(),
+            ..Default::default()
+        };
+        return reply(ctx, Reply::Now(refused.clone()), join_response, refused);
+    }
     let args = JoinArgs {
         group_id: req.group_id.to_string(),
         member_id: req.member_id.to_string(),
@@ -119,6 +134,13 @@ pub fn join(broker: &Broker, ctx: Ctx, req: JoinGroupRequest) -> Result<Slot, Co
 }
 
 pub fn sync(broker: &Broker, ctx: Ctx, req: SyncGroupRequest) -> Result<Slot, ConnectionError> {
+    if group_refused(broker, &ctx, &req.group_id) {
+        let refused = SyncOutcome {
+            error: Some(ResponseError::GroupAuthorizationFailed),
+            ..Default::default()
+        };
+        return reply(ctx, Reply::Now(refused.clone()), sync_response, refused);
+    }
     let outcome = broker.groups.sync(
         &req.group_id,
         req.generation_id,
@@ -138,7 +160,11 @@ pub fn sync(broker: &Broker, ctx: Ctx, req: SyncGroupRequest) -> Result<Slot, Co
     reply(ctx, outcome, sync_response, gone)
 }
 
-pub fn heartbeat(broker: &Broker, req: HeartbeatRequest) -> HeartbeatResponse {
+pub fn heartbeat(broker: &Broker, ctx: &Ctx, req: HeartbeatRequest) -> HeartbeatResponse {
+    if group_refused(broker, ctx, &req.group_id) {
+        return HeartbeatResponse::default()
+            .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+    }
     let error = broker.groups.heartbeat(
         &req.group_id,
         req.generation_id,
@@ -158,6 +184,10 @@ pub fn leave(broker: &Broker, ctx: &Ctx, req: LeaveGroupRequest) -> LeaveGroupRe
         vec![(req.member_id.to_string(), None)]
     };
     let mut response = LeaveGroupResponse::default();
+    if group_refused(broker, ctx, &req.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     match broker.groups.leave(&req.group_id, &members) {
         Err(e) => response.error_code = e.code(),
         Ok(errors) if ctx.version >= 3 => {

@@ -8,6 +8,7 @@ use kafka_protocol::ResponseError;
 use super::txn::fenced_for;
 use super::Ctx;
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: InitProducerIdRequest) -> InitProducerIdResponse {
     let mut response = InitProducerIdResponse::default()
@@ -17,6 +18,17 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: InitProducerIdRequest) -> InitPro
         None => {}
         Some("") => {
             response.error_code = ResponseError::InvalidRequest.code();
+            return response;
+        }
+        Some(id)
+            if !ctx.allowed(
+                broker,
+                AclOperation::Write,
+                ResourceType::TransactionalId,
+                id,
+            ) =>
+        {
+            response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
             return response;
         }
         Some(id) => {
@@ -34,6 +46,21 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: InitProducerIdRequest) -> InitPro
             }
             return response;
         }
+    }
+    // An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic (KIP-679).
+    if !ctx.allowed(
+        broker,
+        AclOperation::IdempotentWrite,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) && !broker.authorizer.authorize_any(
+        &ctx.principal,
+        ctx.host(),
+        AclOperation::Write,
+        ResourceType::Topic,
+    ) {
+        response.error_code = ResponseError::ClusterAuthorizationFailed.code();
+        return response;
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         response.producer_id = req.producer_id;

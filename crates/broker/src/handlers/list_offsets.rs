@@ -10,6 +10,7 @@ use kafka_protocol::ResponseError;
 
 use super::Ctx;
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType};
 use strata_storage::Offset;
 
 pub const LATEST: i64 = -1;
@@ -23,12 +24,23 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
     for topic in req.topics {
         let found = broker.logs.topic(topic.name.0.as_str());
         let mut out = ListOffsetsTopicResponse::default().with_name(topic.name.clone());
+        let refused = !ctx.allowed(
+            broker,
+            AclOperation::Describe,
+            ResourceType::Topic,
+            topic.name.0.as_str(),
+        );
         for p in topic.partitions {
             let mut r = ListOffsetsPartitionResponse::default()
                 .with_partition_index(p.partition_index)
                 .with_timestamp(-1)
                 .with_offset(-1)
                 .with_leader_epoch(-1);
+            if refused {
+                r.error_code = ResponseError::TopicAuthorizationFailed.code();
+                out.partitions.push(r);
+                continue;
+            }
             let Some(partition) = found.as_ref().and_then(|t| t.partition(p.partition_index))
             else {
                 r.error_code = ResponseError::UnknownTopicOrPartition.code();

@@ -10,6 +10,13 @@ use strata_storage::Topic;
 
 use super::{create_topic, is_internal, str_bytes, topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
+
+/// A topic the client may not describe: named, it gets TOPIC_AUTHORIZATION_FAILED; in an
+/// all-topics request, it is left out.
+fn refused(name: Option<&str>, id: uuid::Uuid) -> MetadataResponseTopic {
+    error_topic(name, id, ResponseError::TopicAuthorizationFailed)
+}
 
 fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let me = BrokerId(broker.config.broker_id);
@@ -66,12 +73,28 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataRespo
         None => true,
         Some(t) => t.is_empty() && ctx.version == 0,
     };
+    if req.include_cluster_authorized_operations {
+        response.cluster_authorized_operations =
+            ctx.authorized_operations(broker, ResourceType::Cluster, CLUSTER_NAME);
+    }
+    let describable =
+        |name: &str| ctx.allowed(broker, AclOperation::Describe, ResourceType::Topic, name);
+    let with_operations = |mut t: MetadataResponseTopic| {
+        if req.include_topic_authorized_operations && t.error_code == 0 {
+            if let Some(name) = &t.name {
+                t.topic_authorized_operations =
+                    ctx.authorized_operations(broker, ResourceType::Topic, name.0.as_str());
+            }
+        }
+        t
+    };
     if all {
         response.topics = broker
             .logs
             .topics()
             .iter()
-            .map(|t| topic_response(broker, t))
+            .filter(|t| describable(&t.name))
+            .map(|t| with_operations(topic_response(broker, t)))
             .collect();
         return response;
     }
@@ -83,8 +106,20 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataRespo
         let topic = match &requested.name {
             Some(name) if !by_id => {
                 let name = name.0.as_str();
+                let may_create = || {
+                    ctx.allowed(
+                        broker,
+                        AclOperation::Create,
+                        ResourceType::Cluster,
+                        CLUSTER_NAME,
+                    ) || ctx.allowed(broker, AclOperation::Create, ResourceType::Topic, name)
+                };
                 match broker.logs.topic(name) {
+                    _ if !describable(name) => refused(Some(name), uuid::Uuid::nil()),
                     Some(t) => topic_response(broker, &t),
+                    None if auto_create && !is_internal(name) && !may_create() => {
+                        refused(Some(name), uuid::Uuid::nil())
+                    }
                     None if auto_create && !is_internal(name) => {
                         match create_topic(
                             broker,
@@ -117,11 +152,12 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataRespo
                 }
             }
             _ => match broker.logs.topic_by_id(requested.topic_id.as_bytes()) {
+                Some(t) if !describable(&t.name) => refused(None, requested.topic_id),
                 Some(t) => topic_response(broker, &t),
                 None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
             },
         };
-        response.topics.push(topic);
+        response.topics.push(with_operations(topic));
     }
     response
 }

@@ -13,6 +13,7 @@ use crate::security::acl::{AclOperation, ResourceType};
 use crate::wire::{encode_response, Response};
 use crate::wire::{ConnectionError, Slot};
 
+pub mod acls;
 pub mod admin_configs;
 pub mod api_versions;
 pub mod consumer_group;
@@ -87,6 +88,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeAcls, 0, 3),
+    (ApiKey::CreateAcls, 0, 3),
+    (ApiKey::DeleteAcls, 0, 3),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -148,6 +152,45 @@ impl Ctx {
         broker
             .authorizer
             .authorize(&self.principal, self.host(), op, resource_type, name)
+    }
+
+    /// Kafka's bit field of the operations the client may do on a resource (bit n: operation
+    /// code n), over the operations that apply to the resource type.
+    pub fn authorized_operations(
+        &self,
+        broker: &Broker,
+        resource_type: ResourceType,
+        name: &str,
+    ) -> i32 {
+        use AclOperation::*;
+        let applicable: &[AclOperation] = match resource_type {
+            ResourceType::Topic => &[
+                Read,
+                Write,
+                Create,
+                Delete,
+                Alter,
+                Describe,
+                DescribeConfigs,
+                AlterConfigs,
+            ],
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::Cluster => &[
+                Create,
+                ClusterAction,
+                DescribeConfigs,
+                AlterConfigs,
+                IdempotentWrite,
+                Alter,
+                Describe,
+            ],
+            ResourceType::TransactionalId => &[Describe, Write],
+            _ => &[],
+        };
+        applicable
+            .iter()
+            .filter(|op| self.allowed(broker, **op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
     }
 
     pub fn encode<R: Encodable + HeaderVersion>(
@@ -258,8 +301,10 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
         RequestKind::ListOffsets(req) => ready(&ctx, &list_offsets::handle(broker, &ctx, req)),
         RequestKind::CreateTopics(req) => ready(&ctx, &create_topics::handle(broker, &ctx, req)),
         RequestKind::DeleteTopics(req) => ready(&ctx, &delete_topics::handle(broker, &ctx, req)),
-        RequestKind::CreatePartitions(req) => ready(&ctx, &create_partitions::handle(broker, req)),
-        RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, req)),
+        RequestKind::CreatePartitions(req) => {
+            ready(&ctx, &create_partitions::handle(broker, &ctx, req))
+        }
+        RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, &ctx, req)),
         RequestKind::InitProducerId(req) => {
             ready(&ctx, &init_producer_id::handle(broker, &ctx, req))
         }
@@ -275,21 +320,25 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
             ready(&ctx, &txn_admin::write_markers(broker, &ctx, req))
         }
         RequestKind::DescribeProducers(req) => {
-            ready(&ctx, &txn_admin::describe_producers(broker, req))
+            ready(&ctx, &txn_admin::describe_producers(broker, &ctx, req))
         }
-        RequestKind::DescribeTransactions(req) => ready(&ctx, &txn_admin::describe(broker, req)),
-        RequestKind::ListTransactions(req) => ready(&ctx, &txn_admin::list(broker, req)),
+        RequestKind::DescribeTransactions(req) => {
+            ready(&ctx, &txn_admin::describe(broker, &ctx, req))
+        }
+        RequestKind::ListTransactions(req) => ready(&ctx, &txn_admin::list(broker, &ctx, req)),
         RequestKind::OffsetForLeaderEpoch(req) => {
-            ready(&ctx, &offset_for_leader_epoch::handle(broker, req))
+            ready(&ctx, &offset_for_leader_epoch::handle(broker, &ctx, req))
         }
         RequestKind::DescribeConfigs(req) => {
             ready(&ctx, &admin_configs::describe(broker, &ctx, req))
         }
-        RequestKind::AlterConfigs(req) => ready(&ctx, &admin_configs::alter(broker, req)),
+        RequestKind::AlterConfigs(req) => ready(&ctx, &admin_configs::alter(broker, &ctx, req)),
         RequestKind::IncrementalAlterConfigs(req) => {
-            ready(&ctx, &admin_configs::incremental_alter(broker, req))
+            ready(&ctx, &admin_configs::incremental_alter(broker, &ctx, req))
         }
-        RequestKind::DescribeLogDirs(req) => ready(&ctx, &describe_log_dirs::handle(broker, req)),
+        RequestKind::DescribeLogDirs(req) => {
+            ready(&ctx, &describe_log_dirs::handle(broker, &ctx, req))
+        }
         RequestKind::DescribeCluster(req) => {
             ready(&ctx, &describe_cluster::handle(broker, &ctx, req))
         }
@@ -298,11 +347,11 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
         }
         RequestKind::JoinGroup(req) => groups::join(broker, ctx, req),
         RequestKind::SyncGroup(req) => groups::sync(broker, ctx, req),
-        RequestKind::Heartbeat(req) => ready(&ctx, &groups::heartbeat(broker, req)),
+        RequestKind::Heartbeat(req) => ready(&ctx, &groups::heartbeat(broker, &ctx, req)),
         RequestKind::LeaveGroup(req) => ready(&ctx, &groups::leave(broker, &ctx, req)),
         RequestKind::OffsetCommit(req) => ready(&ctx, &offsets::commit(broker, &ctx, req)),
         RequestKind::OffsetFetch(req) => ready(&ctx, &offsets::fetch(broker, &ctx, req)),
-        RequestKind::OffsetDelete(req) => ready(&ctx, &offsets::delete(broker, req)),
+        RequestKind::OffsetDelete(req) => ready(&ctx, &offsets::delete(broker, &ctx, req)),
         // The SASL exchange is the connection's (server.rs) before it authenticates; here it
         // comes on a listener without SASL or a second time, as Kafka answers then.
         RequestKind::SaslHandshake(_) => ready(
@@ -324,14 +373,17 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
         RequestKind::AlterUserScramCredentials(req) => {
             ready(&ctx, &scram_admin::alter(broker, &ctx, req))
         }
+        RequestKind::CreateAcls(req) => ready(&ctx, &acls::create(broker, &ctx, req)),
+        RequestKind::DescribeAcls(req) => ready(&ctx, &acls::describe(broker, &ctx, req)),
+        RequestKind::DeleteAcls(req) => ready(&ctx, &acls::delete(broker, &ctx, req)),
         RequestKind::ListGroups(req) => ready(&ctx, &group_admin::list(broker, &ctx, req)),
         RequestKind::DescribeGroups(req) => ready(&ctx, &group_admin::describe(broker, &ctx, req)),
-        RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, req)),
+        RequestKind::DeleteGroups(req) => ready(&ctx, &group_admin::delete(broker, &ctx, req)),
         RequestKind::ConsumerGroupHeartbeat(req) => {
             ready(&ctx, &consumer_group::heartbeat(broker, &ctx, req))
         }
         RequestKind::ConsumerGroupDescribe(req) => {
-            ready(&ctx, &consumer_group::describe(broker, req))
+            ready(&ctx, &consumer_group::describe(broker, &ctx, req))
         }
         _ => Err(ConnectionError::InvalidRequest(format!(
             "API {:?} is not implemented",

@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, topic_name, Ctx};
 use crate::broker::Broker;
 use crate::group::{CommitArgs, Committed};
+use crate::security::acl::{AclOperation, ResourceType};
 
 fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker
@@ -47,19 +48,54 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
     } else {
         -1
     };
-    let results = broker.groups.commit(
+    let n = args.len();
+    // READ on the group refuses the whole commit; a topic without READ is refused alone.
+    let refused: Vec<bool> = args
+        .iter()
+        .map(|a| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &a.topic))
+        .collect();
+    let mut errors = if !ctx.allowed(
+        broker,
+        AclOperation::Read,
+        ResourceType::Group,
         &req.group_id,
-        generation,
-        &req.member_id,
-        req.group_instance_id.as_deref(),
-        args,
-        &|t, p| partition_exists(broker, t, p),
-    );
-    let mut errors = match results {
-        Ok(per_partition) => per_partition.into_iter(),
-        Err(e) => {
-            let n = req.topics.iter().map(|t| t.partitions.len()).sum();
-            vec![Some(e); n].into_iter()
+    ) {
+        vec![Some(ResponseError::GroupAuthorizationFailed); n].into_iter()
+    } else {
+        let allowed: Vec<CommitArgs> = args
+            .into_iter()
+            .zip(&refused)
+            .filter(|(_, r)| !**r)
+            .map(|(a, _)| a)
+            .collect();
+        let results = if allowed.is_empty() && n > 0 {
+            Ok(Vec::new())
+        } else {
+            broker.groups.commit(
+                &req.group_id,
+                generation,
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                allowed,
+                &|t, p| partition_exists(broker, t, p),
+            )
+        };
+        match results {
+            Ok(per_partition) => {
+                let mut committed = per_partition.into_iter();
+                refused
+                    .iter()
+                    .map(|r| {
+                        if *r {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else {
+                            committed.next().flatten()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .into_iter()
+            }
+            Err(e) => vec![Some(e); n].into_iter(),
         }
     };
     let mut response = OffsetCommitResponse::default();
@@ -87,18 +123,40 @@ type ByTopic = Vec<(String, Vec<(i32, Result<Option<Committed>, ResponseError>)>
 
 /// A group's committed offsets; with `require_stable`, those a transaction may still change
 /// come back as UNSTABLE_OFFSET_COMMIT errors.
+///
+/// Topics the client may not describe: named, their partitions get TOPIC_AUTHORIZATION_FAILED;
+/// in an all-topics fetch, they are left out.
 fn fetch_group(
     broker: &Broker,
+    ctx: &Ctx,
     group: &str,
     topics: Option<Vec<(String, Vec<i32>)>>,
     require_stable: bool,
 ) -> Fetched {
+    let describable = |t: &str| ctx.allowed(broker, AclOperation::Describe, ResourceType::Topic, t);
     let wanted: Option<Vec<(String, i32)>> = topics.map(|ts| {
         ts.into_iter()
             .flat_map(|(t, ps)| ps.into_iter().map(move |p| (t.clone(), p)))
             .collect()
     });
+    let named = wanted.is_some();
     let rows = broker.groups.fetch(group, wanted.as_deref());
+    let (rows, refused): (Vec<_>, Vec<_>) =
+        rows.into_iter().partition(|((t, _), _)| describable(t));
+    let refused = refused
+        .into_iter()
+        .filter(|_| named)
+        .map(|(k, _)| (k, Err(ResponseError::TopicAuthorizationFailed)));
+    let rows = fetch_stable(broker, group, rows, require_stable);
+    rows.into_iter().chain(refused).collect()
+}
+
+fn fetch_stable(
+    broker: &Broker,
+    group: &str,
+    rows: Vec<((String, i32), Option<Committed>)>,
+    require_stable: bool,
+) -> Fetched {
     if !require_stable {
         return rows.into_iter().map(|(k, c)| (k, Ok(c))).collect();
     }
@@ -135,14 +193,24 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
         Ok(None) => (-1, -1, String::new(), 0),
         Err(e) => (-1, -1, String::new(), e.code()),
     };
+    let group_refused =
+        |g: &str| !ctx.allowed(broker, AclOperation::Describe, ResourceType::Group, g);
     if ctx.version >= 8 {
         for g in req.groups {
+            if group_refused(&g.group_id) {
+                response.groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(ResponseError::GroupAuthorizationFailed.code()),
+                );
+                continue;
+            }
             let topics = g.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name.to_string(), t.partition_indexes))
                     .collect()
             });
-            let rows = fetch_group(broker, &g.group_id, topics, req.require_stable);
+            let rows = fetch_group(broker, ctx, &g.group_id, topics, req.require_stable);
             let topics = by_topic(rows)
                 .into_iter()
                 .map(|(t, ps)| {
@@ -171,12 +239,16 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
         }
         return response;
     }
+    if group_refused(&req.group_id) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     let topics = req.topics.map(|ts| {
         ts.into_iter()
             .map(|t| (t.name.to_string(), t.partition_indexes))
             .collect()
     });
-    let rows = fetch_group(broker, &req.group_id, topics, req.require_stable);
+    let rows = fetch_group(broker, ctx, &req.group_id, topics, req.require_stable);
     response.topics = by_topic(rows)
         .into_iter()
         .map(|(t, ps)| {
@@ -203,27 +275,44 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
     response
 }
 
-pub fn delete(broker: &Broker, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub fn delete(broker: &Broker, ctx: &Ctx, req: OffsetDeleteRequest) -> OffsetDeleteResponse {
+    let mut response = OffsetDeleteResponse::default();
+    if !ctx.allowed(
+        broker,
+        AclOperation::Delete,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    let topic_refused = |t: &str| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, t);
+    // Partitions of refused topics are not deleted (they answer TOPIC_AUTHORIZATION_FAILED).
     let partitions: Vec<(String, i32)> = req
         .topics
         .iter()
+        .filter(|t| !topic_refused(&t.name))
         .flat_map(|t| {
             t.partitions
                 .iter()
                 .map(move |p| (t.name.to_string(), p.partition_index))
         })
         .collect();
-    let mut response = OffsetDeleteResponse::default();
     match broker.groups.delete_offsets(&req.group_id, &partitions) {
         Err(e) => response.error_code = e.code(),
         Ok(errors) => {
             let mut errors = errors.into_iter();
             for t in req.topics {
+                let refused = topic_refused(&t.name);
                 let rows = t
                     .partitions
                     .iter()
                     .map(|p| {
-                        let e = errors.next().flatten();
+                        let e = if refused {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else {
+                            errors.next().flatten()
+                        };
                         let e = if e.is_none()
                             && !partition_exists(broker, &t.name, p.partition_index)
                         {

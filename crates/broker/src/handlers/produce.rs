@@ -18,6 +18,7 @@ use strata_storage::now_ms;
 use super::{append_error_code, is_internal, str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::replica::{ProduceError, ReplicaManager};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::wire::{ConnectionError, Slot};
 
 pub fn handle(
@@ -30,8 +31,24 @@ pub fn handle(
     let mut flushes = Vec::new();
     let mut any_error = false;
     let now = now_ms();
+    // WRITE on the transactional id, then on each topic (Kafka's order and codes).
+    let txn_refused = req.transactional_id.as_ref().is_some_and(|id| {
+        !ctx.allowed(
+            broker,
+            AclOperation::Write,
+            ResourceType::TransactionalId,
+            id,
+        )
+    });
     for topic_data in req.topic_data {
         let name = topic_data.name.0.as_str().to_string();
+        let refused = if txn_refused {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        } else if !ctx.allowed(broker, AclOperation::Write, ResourceType::Topic, &name) {
+            Some(ResponseError::TopicAuthorizationFailed)
+        } else {
+            None
+        };
         let mut topic_response = TopicProduceResponse::default().with_name(topic_data.name.clone());
         let mut appended_any = Vec::new();
         for data in topic_data.partition_data {
@@ -40,7 +57,9 @@ pub fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
-            let result = if !(acks == 0 || acks == 1 || acks == -1) {
+            let result = if let Some(code) = refused {
+                Err((code, code.to_string()))
+            } else if !(acks == 0 || acks == 1 || acks == -1) {
                 Err((
                     ResponseError::InvalidRequiredAcks,
                     format!("invalid acks {acks}"),

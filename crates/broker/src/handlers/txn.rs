@@ -13,6 +13,7 @@ use kafka_protocol::ResponseError;
 use super::{is_internal, Ctx};
 use crate::broker::Broker;
 use crate::group::{CommitArgs, TxnCommitArgs, OFFSETS_TOPIC};
+use crate::security::acl::{AclOperation, ResourceType};
 use crate::txn::TxnResult;
 
 /// PRODUCER_FENCED exists from these versions on (KIP-588); older clients hear
@@ -32,8 +33,10 @@ fn code(r: Result<(), ResponseError>) -> i16 {
 /// One transaction's partitions: every partition gets the transaction's answer, unless some
 /// are unknown (those get UNKNOWN_TOPIC_OR_PARTITION, the rest OPERATION_NOT_ATTEMPTED, and
 /// nothing is added).
+#[allow(clippy::too_many_arguments)]
 fn add_one(
     broker: &Broker,
+    ctx: &Ctx,
     version: i16,
     transactional_id: &str,
     producer_id: i64,
@@ -47,10 +50,21 @@ fn add_one(
             .topic(t)
             .is_some_and(|topic| topic.partition(p).is_some())
     };
+    // WRITE on the transactional id, then on each topic: refused topics get
+    // TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED, as Kafka answers.
+    let txn_refused = !ctx.allowed(
+        broker,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        transactional_id,
+    );
+    let refused =
+        |t: &str| txn_refused || !ctx.allowed(broker, AclOperation::Write, ResourceType::Topic, t);
+    let any_refused = topics.iter().any(|(t, _)| refused(t));
     let unknown = topics
         .iter()
         .any(|(t, ps)| ps.iter().any(|p| !known(t, *p)));
-    let answer = if unknown {
+    let answer = if unknown || any_refused {
         Err(ResponseError::OperationNotAttempted)
     } else {
         let partitions: Vec<(String, i32)> = topics
@@ -76,7 +90,11 @@ fn add_one(
                 .with_results_by_partition(
                     ps.iter()
                         .map(|p| {
-                            let error = if unknown && !known(t, *p) {
+                            let error = if txn_refused {
+                                ResponseError::TransactionalIdAuthorizationFailed.code()
+                            } else if refused(t) {
+                                ResponseError::TopicAuthorizationFailed.code()
+                            } else if unknown && !known(t, *p) {
                                 ResponseError::UnknownTopicOrPartition.code()
                             } else {
                                 code(answer)
@@ -105,6 +123,7 @@ pub fn add_partitions(
     if ctx.version <= 3 {
         response.results_by_topic_v3_and_below = add_one(
             broker,
+            ctx,
             ctx.version,
             &req.v3_and_below_transactional_id,
             req.v3_and_below_producer_id.0,
@@ -117,6 +136,7 @@ pub fn add_partitions(
     for t in req.transactions {
         let results = add_one(
             broker,
+            ctx,
             ctx.version,
             &t.transactional_id,
             t.producer_id.0,
@@ -139,6 +159,24 @@ pub fn add_offsets(
     req: AddOffsetsToTxnRequest,
 ) -> AddOffsetsToTxnResponse {
     let mut response = AddOffsetsToTxnResponse::default();
+    if !ctx.allowed(
+        broker,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        response.error_code = ResponseError::TransactionalIdAuthorizationFailed.code();
+        return response;
+    }
+    if !ctx.allowed(
+        broker,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
     if req.group_id.is_empty() {
         response.error_code = ResponseError::InvalidGroupId.code();
         return response;
@@ -159,6 +197,17 @@ pub fn add_offsets(
 }
 
 pub fn end_txn(broker: &Broker, ctx: &Ctx, req: EndTxnRequest) -> EndTxnResponse {
+    if !ctx.allowed(
+        broker,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        return EndTxnResponse::default()
+            .with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1);
+    }
     let result = if req.committed {
         TxnResult::Commit
     } else {
@@ -218,11 +267,61 @@ pub fn txn_offset_commit(
             offsets_partition,
         )
     };
-    let results = broker.groups.txn_commit(args, &exists, &in_txn);
     let n: usize = req.topics.iter().map(|t| t.partitions.len()).sum();
-    let mut errors = match results {
-        Ok(errors) => errors.into_iter(),
-        Err(e) => vec![Some(fenced_for(ctx.version, 3, e)); n].into_iter(),
+    // WRITE on the transactional id and READ on the group refuse everything; a topic without
+    // READ is refused alone (TOPIC_AUTHORIZATION_FAILED) and the rest commit.
+    let whole_refusal = if !ctx.allowed(
+        broker,
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &req.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !ctx.allowed(
+        broker,
+        AclOperation::Read,
+        ResourceType::Group,
+        &req.group_id,
+    ) {
+        Some(ResponseError::GroupAuthorizationFailed)
+    } else {
+        None
+    };
+    let topic_refused = |t: &str| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, t);
+    let mut errors = match whole_refusal {
+        Some(e) => vec![Some(e); n].into_iter(),
+        None => {
+            let mut args = args;
+            let refused: Vec<bool> = args
+                .offsets
+                .iter()
+                .map(|o| topic_refused(&o.topic))
+                .collect();
+            args.offsets = args
+                .offsets
+                .into_iter()
+                .zip(&refused)
+                .filter(|(_, r)| !**r)
+                .map(|(o, _)| o)
+                .collect();
+            match broker.groups.txn_commit(args, &exists, &in_txn) {
+                Ok(errors) => {
+                    let mut committed = errors.into_iter();
+                    refused
+                        .iter()
+                        .map(|r| {
+                            if *r {
+                                Some(ResponseError::TopicAuthorizationFailed)
+                            } else {
+                                committed.next().flatten()
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                        .into_iter()
+                }
+                Err(e) => vec![Some(fenced_for(ctx.version, 3, e)); n].into_iter(),
+            }
+        }
     };
     let mut response = TxnOffsetCommitResponse::default();
     for t in req.topics {

@@ -16,10 +16,15 @@ use kafka_protocol::ResponseError;
 use super::{str_bytes, topic_name, Ctx};
 use crate::broker::Broker;
 use crate::replica::ReplicaManager;
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::txn::markers::MarkerError;
 use crate::txn::{TxnResult, TxnState};
 
-pub fn describe(broker: &Broker, req: DescribeTransactionsRequest) -> DescribeTransactionsResponse {
+pub fn describe(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: DescribeTransactionsRequest,
+) -> DescribeTransactionsResponse {
     let mut response = DescribeTransactionsResponse::default();
     for id in req.transactional_ids {
         let mut state = describe_transactions_response::TransactionState::default()
@@ -29,6 +34,15 @@ pub fn describe(broker: &Broker, req: DescribeTransactionsRequest) -> DescribeTr
             .with_transaction_start_time_ms(-1);
         match broker.txns.describe(&id) {
             _ if id.is_empty() => state.error_code = ResponseError::InvalidRequest.code(),
+            _ if !ctx.allowed(
+                broker,
+                AclOperation::Describe,
+                ResourceType::TransactionalId,
+                &id,
+            ) =>
+            {
+                state.error_code = ResponseError::TransactionalIdAuthorizationFailed.code()
+            }
             None => state.error_code = ResponseError::TransactionalIdNotFound.code(),
             Some(m) => {
                 state.transaction_state = str_bytes(m.state.name());
@@ -36,7 +50,11 @@ pub fn describe(broker: &Broker, req: DescribeTransactionsRequest) -> DescribeTr
                 state.transaction_start_time_ms = m.start_ms;
                 state.producer_id = ProducerId(m.producer_id);
                 state.producer_epoch = m.producer_epoch;
+                // Only the topics the client may describe are shown.
                 for (t, p) in &m.partitions {
+                    if !ctx.allowed(broker, AclOperation::Describe, ResourceType::Topic, t) {
+                        continue;
+                    }
                     match state.topics.iter_mut().find(|d| d.topic.0.as_str() == t) {
                         Some(d) => d.partitions.push(*p),
                         None => state.topics.push(
@@ -53,7 +71,7 @@ pub fn describe(broker: &Broker, req: DescribeTransactionsRequest) -> DescribeTr
     response
 }
 
-pub fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsResponse {
+pub fn list(broker: &Broker, ctx: &Ctx, req: ListTransactionsRequest) -> ListTransactionsResponse {
     let mut response = ListTransactionsResponse::default();
     let mut states = Vec::new();
     for name in &req.state_filters {
@@ -88,6 +106,14 @@ pub fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsRe
         {
             continue;
         }
+        if !ctx.allowed(
+            broker,
+            AclOperation::Describe,
+            ResourceType::TransactionalId,
+            &t.transactional_id,
+        ) {
+            continue;
+        }
         response.transaction_states.push(
             list_transactions_response::TransactionState::default()
                 .with_transactional_id(str_bytes(t.transactional_id).into())
@@ -100,15 +126,18 @@ pub fn list(broker: &Broker, req: ListTransactionsRequest) -> ListTransactionsRe
 
 pub fn describe_producers(
     broker: &Broker,
+    ctx: &Ctx,
     req: DescribeProducersRequest,
 ) -> DescribeProducersResponse {
     let mut response = DescribeProducersResponse::default();
     for t in req.topics {
         let topic = broker.logs.topic(&t.name);
         let mut out = TopicResponse::default().with_name(t.name.clone());
+        let refused = !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &t.name);
         for index in t.partition_indexes {
             let mut r = PartitionResponse::default().with_partition_index(index);
             match topic.as_ref().and_then(|t| t.partition(index)) {
+                _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
                 None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
                 Some(p) => {
                     let log = p.log();
@@ -141,11 +170,46 @@ pub fn describe_producers(
 /// sends an ABORT for a hanging transaction).
 pub fn write_markers(
     broker: &Broker,
-    _ctx: &Ctx,
+    ctx: &Ctx,
     req: WriteTxnMarkersRequest,
 ) -> WriteTxnMarkersResponse {
     let mut response = WriteTxnMarkersResponse::default();
+    let refused = !ctx.allowed(
+        broker,
+        AclOperation::ClusterAction,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    );
     for m in req.markers {
+        if refused {
+            response.markers.push(
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(m.producer_id)
+                    .with_topics(
+                        m.topics
+                            .iter()
+                            .map(|t| {
+                                WritableTxnMarkerTopicResult::default()
+                                    .with_name(t.name.clone())
+                                    .with_partitions(
+                                        t.partition_indexes
+                                            .iter()
+                                            .map(|i| {
+                                                WritableTxnMarkerPartitionResult::default()
+                                                    .with_partition_index(*i)
+                                                    .with_error_code(
+                                                        ResponseError::ClusterAuthorizationFailed
+                                                            .code(),
+                                                    )
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    ),
+            );
+            continue;
+        }
         let result = if m.transaction_result {
             TxnResult::Commit
         } else {

@@ -373,6 +373,43 @@ impl AclImage {
         self.bindings.iter().filter(move |b| filter.matches(b))
     }
 
+    /// Whether `principal` from `host` may do `op` on some resource of the type: an ALLOW that
+    /// applies exists and no DENY applies to every name (a LITERAL `*` or an empty PREFIXED).
+    pub fn authorize_any(
+        &self,
+        principal: &str,
+        host: &str,
+        op: AclOperation,
+        resource_type: ResourceType,
+    ) -> Decision {
+        let mut any = false;
+        let mut allowed = false;
+        for b in self
+            .bindings
+            .iter()
+            .filter(|b| b.resource_type == resource_type)
+        {
+            any = true;
+            let entry = Entry::of(b);
+            if !entry.applies(principal, host, op) {
+                continue;
+            }
+            let covers_all = (b.pattern_type == PatternType::Literal
+                && b.resource_name == WILDCARD)
+                || (b.pattern_type == PatternType::Prefixed && b.resource_name.is_empty());
+            match b.permission {
+                PermissionType::Deny if covers_all => return Decision::Denied,
+                PermissionType::Allow => allowed = true,
+                _ => {}
+            }
+        }
+        match (any, allowed) {
+            (false, _) => Decision::NoAcls,
+            (true, true) => Decision::Allowed,
+            (true, false) => Decision::Denied,
+        }
+    }
+
     /// Whether `principal` from `host` may do `op` on the named resource.
     pub fn authorize(
         &self,

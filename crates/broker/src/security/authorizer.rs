@@ -25,6 +25,30 @@ impl Authorizer {
         self.config.enabled
     }
 
+    /// Whether `principal` may do `op` on some resource of the type (Kafka's
+    /// `authorizeByResourceType`: an applicable ALLOW exists, and no DENY covers every name).
+    pub fn authorize_any(
+        &self,
+        principal: &str,
+        host: &str,
+        op: AclOperation,
+        resource_type: ResourceType,
+    ) -> bool {
+        if !self.config.enabled || self.config.super_users.iter().any(|u| u == principal) {
+            return true;
+        }
+        match self
+            .store
+            .image()
+            .acls
+            .authorize_any(principal, host, op, resource_type)
+        {
+            Decision::Allowed => true,
+            Decision::Denied => false,
+            Decision::NoAcls => self.config.allow_everyone_if_no_acl_found,
+        }
+    }
+
     /// Whether `principal`, connected from `host` (an IP address), may do `op` on the resource.
     pub fn authorize(
         &self,
