@@ -21,6 +21,9 @@ pub struct TopicsArgs {
     /// The broker to connect to (host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
+    /// Client settings for the connection (security.protocol, sasl.*, ssl.*), as Kafka's tools.
+    #[arg(long)]
+    pub command_config: Option<std::path::PathBuf>,
     /// Create a new topic (--topic, optionally --partitions, --replication-factor, --config).
     #[arg(long)]
     pub create: bool,
@@ -351,7 +354,8 @@ pub async fn run(args: TopicsArgs) -> Result<()> {
     if !args.configs.is_empty() && !configs_allowed {
         bail!("Option --config is only valid with --create or --alter");
     }
-    let mut client = Client::connect(&args.bootstrap_server).await?;
+    let mut client =
+        Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
     if args.list {
         for t in matching_topics(&mut client, &args).await? {
             println!("{}", name_of(&t));

@@ -22,6 +22,9 @@ pub struct TransactionsArgs {
     /// The broker to connect to (host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
+    /// Client settings for the connection (security.protocol, sasl.*, ssl.*), as Kafka's tools.
+    #[arg(long)]
+    pub command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     pub command: TxnCommand,
 }
@@ -102,7 +105,8 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) {
 }
 
 pub async fn run(args: TransactionsArgs) -> Result<()> {
-    let mut client = Client::connect(&args.bootstrap_server).await?;
+    let mut client =
+        Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

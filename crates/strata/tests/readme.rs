@@ -105,6 +105,7 @@ fn the_readme_commands_name_a_binary_that_exists() {
                     "tiers",
                     "dump-log",
                     "configs",
+                    "acls",
                     "--config",
                     "--override",
                     "--help",

@@ -145,6 +145,39 @@ fn scram_credentials_from_the_tool_authenticate_librdkafka_over_tls() {
         &scram_client(&addr, &ca, "SCRAM-SHA-512", "alice", "alice-secret"),
         "scrammed"
     ));
+
+    // The tools connect as a SCRAM user over TLS with --command-config (Kafka's client keys).
+    let command_config = |password: &str| {
+        let path = dir.path().join(format!("client-{password}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_SSL\nssl.truststore.location={}\nsasl.mechanism=SCRAM-SHA-512\n\
+                 sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"alice\" password=\"{password}\";\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let good = command_config("alice-secret");
+    let (ok, out, err) = strata_tool(
+        "topics",
+        &addr,
+        &["--command-config", good.to_str().unwrap(), "--list"],
+    );
+    assert!(ok && out.lines().any(|l| l == "scrammed"), "{out}{err}");
+    let bad = command_config("not-alices");
+    let (ok, out, err) = strata_tool(
+        "topics",
+        &addr,
+        &["--command-config", bad.to_str().unwrap(), "--list"],
+    );
+    assert!(
+        !ok && err.contains("SASL authentication failed"),
+        "{out}{err}"
+    );
+
     let log = broker.log();
     assert!(log.contains("SASL authentication failed"), "{log}");
     assert!(!log.contains("alice-secret"), "a password in the log");

@@ -297,6 +297,51 @@ fn requests_before_sasl_authentication_close_the_connection() {
         call(&mut s, &ApiVersionsRequest::default(), 0).is_none(),
         "closed after"
     );
+    // A 100 MB SaslAuthenticate announced after the handshake: closed before any of it is read
+    // (sasl.server.max.receive.size), and the broker stays well.
+    let mut s = connect();
+    assert!(call(&mut s, &ApiVersionsRequest::default(), 0).is_some());
+    assert!(call(
+        &mut s,
+        &SaslHandshakeRequest::default().with_mechanism("PLAIN".into()),
+        1
+    )
+    .is_some());
+    s.write_all(&(100 * 1024 * 1024i32).to_be_bytes()).unwrap();
+    let _ = s.write_all(&[0, 36, 0, 1, 0, 0, 0, 9]);
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "a 100 MB token was answered"
+    );
+    let mut s = connect();
+    assert!(call(&mut s, &ApiVersionsRequest::default(), 0).is_some());
+}
+
+/// A TLS ClientHello sent to a plaintext listener: its first bytes read as a frame size far
+/// above socket.request.max.bytes, so the connection closes; the broker serves on.
+#[test]
+fn tls_to_a_plaintext_port_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let (broker, _) = tls_broker(&certs, &[]);
+    let mut s = TcpStream::connect(&broker.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+    ];
+    hello.extend_from_slice(&[0u8; 64]);
+    s.write_all(&hello).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        s.read(&mut buf).unwrap_or(0),
+        0,
+        "a ClientHello was answered"
+    );
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "still-serving", 1, &[]);
+    assert!(broker.log().contains("closing connection"));
 }
 
 /// kafka-python (a client not built on librdkafka) over SASL_SSL with PLAIN.

@@ -108,11 +108,24 @@ pub(super) fn parse_sasl(
 /// (`username`/`password`, the broker's own client identity, are allowed and not users). An
 /// error never quotes a password.
 pub fn parse_plain_jaas(line: &str) -> Result<BTreeMap<String, String>, String> {
+    let (module, options) = parse_jaas(line)?;
+    if module != "org.apache.kafka.common.security.plain.PlainLoginModule" {
+        return Err("expected org.apache.kafka.common.security.plain.PlainLoginModule".into());
+    }
+    Ok(options
+        .into_iter()
+        .filter_map(|(k, v)| k.strip_prefix("user_").map(|u| (u.to_string(), v)))
+        .collect())
+}
+
+/// One JAAS login module line, `<module> <flag> key="value" ...;`: the module's class name and
+/// its options. An error never quotes a value.
+pub fn parse_jaas(line: &str) -> Result<(String, BTreeMap<String, String>), String> {
     let line = line.trim();
-    let rest = line
-        .strip_prefix("org.apache.kafka.common.security.plain.PlainLoginModule")
-        .ok_or("expected org.apache.kafka.common.security.plain.PlainLoginModule")?
-        .trim_start();
+    let (module, rest) = line
+        .split_once(char::is_whitespace)
+        .ok_or("expected a login module and a control flag")?;
+    let rest = rest.trim_start();
     let rest = ["required", "requisite", "sufficient", "optional"]
         .iter()
         .find_map(|flag| rest.strip_prefix(flag))
@@ -121,7 +134,7 @@ pub fn parse_plain_jaas(line: &str) -> Result<BTreeMap<String, String>, String> 
         .trim()
         .strip_suffix(';')
         .ok_or("a JAAS line ends with ';'")?;
-    let mut users = BTreeMap::new();
+    let mut options = BTreeMap::new();
     let mut chars = rest.trim().chars().peekable();
     loop {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
@@ -161,11 +174,9 @@ pub fn parse_plain_jaas(line: &str) -> Result<BTreeMap<String, String>, String> 
         if !closed {
             return Err(format!("the value of {key} has no closing quote"));
         }
-        if let Some(user) = key.strip_prefix("user_") {
-            users.insert(user.to_string(), value);
-        }
+        options.insert(key, value);
     }
-    Ok(users)
+    Ok((module.to_string(), options))
 }
 
 #[cfg(test)]

@@ -372,6 +372,95 @@ impl ScramServer {
     }
 }
 
+/// Encodes a user name as a SCRAM `saslname`.
+fn encode_sasl_name(name: &str) -> String {
+    name.replace('=', "=3D").replace(',', "=2C")
+}
+
+/// The client side of one SCRAM exchange (the `strata` tools' `--command-config`).
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    password: String,
+    client_first_bare: String,
+    client_nonce: String,
+    /// The server signature the server-final message must carry, once computed.
+    expected: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramClient").finish_non_exhaustive()
+    }
+}
+
+impl ScramClient {
+    pub fn new(mechanism: ScramMechanism, user: &str, password: &str) -> ScramClient {
+        let client_nonce = BASE64.encode(random_bytes(24));
+        ScramClient {
+            mechanism,
+            password: password.to_string(),
+            client_first_bare: format!("n={},r={client_nonce}", encode_sasl_name(user)),
+            client_nonce,
+            expected: None,
+        }
+    }
+
+    /// client-first.
+    pub fn first_message(&self) -> Vec<u8> {
+        format!("n,,{}", self.client_first_bare).into_bytes()
+    }
+
+    /// client-final, answering the server-first message.
+    pub fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, String> {
+        let server_first =
+            std::str::from_utf8(server_first).map_err(|_| "server-first is not UTF-8")?;
+        let mut nonce = None;
+        let mut salt = None;
+        let mut iterations = None;
+        for field in server_first.split(',') {
+            match field.split_at_checked(2) {
+                Some(("r=", v)) => nonce = Some(v),
+                Some(("s=", v)) => salt = BASE64.decode(v).ok(),
+                Some(("i=", v)) => iterations = v.parse::<i32>().ok(),
+                _ => {}
+            }
+        }
+        let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+            return Err(format!("malformed server-first message: {server_first}"));
+        };
+        if !nonce.starts_with(&self.client_nonce) || iterations < 1 {
+            return Err("the server's nonce or iterations are not acceptable".into());
+        }
+        let m = self.mechanism;
+        let salted = m.salted_password(&self.password, &salt, iterations);
+        let client_key = m.hmac_of(&salted, b"Client Key");
+        let stored_key = digest::digest(m.digest(), &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{server_first},{without_proof}", self.client_first_bare);
+        let signature = m.hmac_of(stored_key.as_ref(), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let server_key = m.hmac_of(&salted, b"Server Key");
+        self.expected = Some(m.hmac_of(&server_key, auth_message.as_bytes()));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message: the server knew the credential.
+    pub fn verify_server(&self, server_final: &[u8]) -> Result<(), String> {
+        let signature = std::str::from_utf8(server_final)
+            .ok()
+            .and_then(|s| s.strip_prefix("v="))
+            .and_then(|v| BASE64.decode(v).ok());
+        match (&self.expected, signature) {
+            (Some(expected), Some(got)) if bool::from(expected.ct_eq(&got)) => Ok(()),
+            _ => Err("the server's SCRAM signature does not verify".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -419,6 +508,34 @@ mod tests {
             }
         );
         assert_eq!(server.step(b"again", |_| None), ScramStep::Failed);
+    }
+
+    #[test]
+    fn the_client_and_the_server_agree() {
+        for m in ScramMechanism::ALL {
+            let salt = random_bytes(32);
+            let salted = m.salted_password("pa,ss=word", &salt, 4096);
+            let credential = m.credential(salt, &salted, 4096);
+            let lookup = |u: &str| (u == "us,er=1").then(|| credential.clone());
+            for (password, ok) in [("pa,ss=word", true), ("wrong", false)] {
+                let mut client = ScramClient::new(m, "us,er=1", password);
+                let mut server = ScramServer::new(m);
+                let ScramStep::Challenge(first) = server.step(&client.first_message(), lookup)
+                else {
+                    panic!("{m}: no challenge")
+                };
+                let last = client.final_message(&first).unwrap();
+                match server.step(&last, lookup) {
+                    ScramStep::Done { user, server_final } => {
+                        assert!(ok, "{m}: a wrong password authenticated");
+                        assert_eq!(user, "us,er=1");
+                        client.verify_server(&server_final).unwrap();
+                        assert!(client.verify_server(b"v=AAAA").is_err());
+                    }
+                    step => assert!(!ok && step == ScramStep::Failed, "{m}: {step:?}"),
+                }
+            }
+        }
     }
 
     #[test]

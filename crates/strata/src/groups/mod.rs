@@ -25,6 +25,9 @@ pub struct GroupsArgs {
     /// The broker to connect to (host:port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     pub bootstrap_server: String,
+    /// Client settings for the connection (security.protocol, sasl.*, ssl.*), as Kafka's tools.
+    #[arg(long)]
+    pub command_config: Option<std::path::PathBuf>,
     /// List all consumer groups.
     #[arg(long)]
     pub list: bool,
@@ -303,7 +306,8 @@ pub async fn run(args: GroupsArgs) -> Result<()> {
              --reset-offsets, --delete-offsets"
         );
     }
-    let mut client = Client::connect(&args.bootstrap_server).await?;
+    let mut client =
+        Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
     if args.list {
         let groups = list_groups(&mut client).await?;
         if args.state {

@@ -7,43 +7,50 @@ use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+mod secure;
+
+/// A connection's byte stream: TCP, or TLS over it.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 pub struct Client {
-    stream: TcpStream,
+    stream: Box<dyn Stream>,
     correlation_id: i32,
     versions: Vec<(i16, i16, i16)>,
 }
 
 impl Client {
-    /// Connects with the client settings of a `--command-config` file, if given.
+    /// Connects over plaintext.
+    pub async fn connect(bootstrap: &str) -> Result<Client> {
+        Client::connect_with(bootstrap, None).await
+    }
+
+    /// Connects with the client settings of a `--command-config` file, if given: TLS
+    /// (`security.protocol=SSL`/`SASL_SSL`) and SASL PLAIN or SCRAM, as Kafka's tools take them.
     pub async fn connect_with(
         bootstrap: &str,
         command_config: Option<&std::path::Path>,
     ) -> Result<Client> {
-        if let Some(path) = command_config {
-            let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            let props = java_properties::read(&bytes[..])
-                .with_context(|| format!("cannot parse {}", path.display()))?;
-            let protocol = props
-                .get("security.protocol")
-                .map(String::as_str)
-                .unwrap_or("PLAINTEXT");
-            if !protocol.eq_ignore_ascii_case("PLAINTEXT") {
-                bail!("security.protocol={protocol} is not supported by the tools yet");
-            }
-        }
-        Client::connect(bootstrap).await
-    }
-
-    pub async fn connect(bootstrap: &str) -> Result<Client> {
+        let settings = match command_config {
+            Some(path) => secure::ClientSecurity::load(path)?,
+            None => secure::ClientSecurity::default(),
+        };
         let addr = bootstrap.split(',').next().unwrap_or(bootstrap).trim();
-        let stream = TcpStream::connect(addr)
+        let tcp = TcpStream::connect(addr)
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
-        stream.set_nodelay(true)?;
+        tcp.set_nodelay(true)?;
+        let stream: Box<dyn Stream> = match &settings.tls {
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Box::new(tls.connect(tcp, host).await?)
+            }
+            None => Box::new(tcp),
+        };
         let mut client = Client {
             stream,
             correlation_id: 0,
@@ -67,6 +74,9 @@ impl Client {
             .iter()
             .map(|k| (k.api_key, k.min_version, k.max_version))
             .collect();
+        if let Some(sasl) = &settings.sasl {
+            sasl.authenticate(&mut client).await?;
+        }
         Ok(client)
     }
 
