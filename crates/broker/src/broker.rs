@@ -47,6 +47,10 @@ pub struct Broker {
     pub security: Arc<SecurityStore>,
     /// ACL checks for every request.
     pub authorizer: Authorizer,
+    /// Client quotas' measurements.
+    pub quotas: crate::security::quota::QuotaManager,
+    /// Connection counts and limits.
+    pub connections: Arc<crate::security::connections::ConnectionQuotas>,
     /// Each advertised listener: (name, host, port), the port filled in when it was 0 and the
     /// listener bound a free one.
     advertised: Vec<(String, String, AtomicU16)>,
@@ -185,6 +189,8 @@ impl Broker {
         let producer_ids = Arc::new(ProducerIds::open(io.clone(), first.join(PRODUCER_ID_FILE))?);
         let security = Arc::new(SecurityStore::open(io.clone(), first.join(SECURITY_FILE))?);
         let authorizer = Authorizer::new(config.authorizer.clone(), security.clone());
+        let quota_window = config.quota_window;
+        let connection_limits = config.connection_limits.clone();
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
         let started = std::time::Instant::now();
         let txns = TxnCoordinator::open(
@@ -219,6 +225,8 @@ impl Broker {
             producer_ids,
             txns,
             authorizer,
+            quotas: crate::security::quota::QuotaManager::new(quota_window),
+            connections: crate::security::connections::ConnectionQuotas::new(connection_limits),
             security,
             advertised,
             all_dirs_offline,

@@ -138,9 +138,22 @@ async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<
     let listener: Arc<str> = Arc::from(bound.config.name.as_str());
     let bound = Arc::new(bound);
     loop {
+        // At max.connections, or over max.connection.creation.rate: not accepting for now.
+        tokio::select! {
+            _ = broker.connections.wait_to_accept() => {}
+            _ = stop.changed() => break,
+        }
         tokio::select! {
             accepted = bound.socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let slot = match broker.connections.admit(peer.ip(), &broker.security.image().quotas) {
+                        Ok(slot) => slot,
+                        Err(reason) => {
+                            tracing::info!(%peer, "connection refused: {reason}");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let broker = broker.clone();
                     let stop = shutdown.subscribe();
                     let tls = bound.tls.clone();
@@ -150,6 +163,7 @@ async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<
                         if let Err(e) = connection(broker, stream, tls, sasl, listener, stop, peer).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
+                        drop(slot);
                     });
                 }
                 Err(e) => {
@@ -181,6 +195,7 @@ async fn connection(
             client_host,
             listener,
             principal: Arc::from(ANONYMOUS),
+            mute: Default::default(),
         };
         let (reader, writer) = stream.into_split();
         return serve(broker, reader, Writer::Plain(writer), stop, peer, sasl).await;
@@ -208,6 +223,7 @@ async fn connection(
         client_host,
         listener,
         principal: Arc::from(principal),
+        mute: Default::default(),
     };
     let (reader, writer) = tokio::io::split(stream);
     serve(broker, reader, Writer::Tls(writer), stop, peer, sasl).await
@@ -291,6 +307,14 @@ async fn serve(
                 Err(e) => break Err(e),
             },
         };
+        // A throttled client's next request waits out its throttle time (KIP-219: the response
+        // went at once, the connection is muted).
+        if let Some(wait) = peer.mute.remaining() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => break Ok(()),
+            }
+        }
         match handlers::dispatch(&broker, frame, &peer) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);

@@ -129,6 +129,10 @@ pub struct BrokerConfig {
     pub cleaner: Option<strata_storage::log_manager::CleanerConfig>,
     /// ACL checks (`authorizer.class.name`, `super.users`, ...).
     pub authorizer: security::AuthorizerConfig,
+    /// How client quotas measure rates (`quota.window.*`).
+    pub quota_window: crate::security::quota::QuotaWindow,
+    /// `max.connections`, `max.connections.per.ip`, ...
+    pub connection_limits: security::ConnectionLimits,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -208,6 +212,12 @@ const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("authorizer.class.name", ""),
     ("super.users", ""),
     ("allow.everyone.if.no.acl.found", "false"),
+    ("quota.window.num", "11"),
+    ("quota.window.size.seconds", "1"),
+    ("max.connections", "2147483647"),
+    ("max.connections.per.ip", "2147483647"),
+    ("max.connections.per.ip.overrides", ""),
+    ("max.connection.creation.rate", "2147483647"),
     ("socket.send.buffer.bytes", "102400"),
     ("metrics.prometheus.listener", ""),
     ("storage.tiers.types", "PMEM,HDD"),
@@ -426,6 +436,8 @@ impl BrokerConfig {
             txns: parse_txns(&get)?,
             cleaner: parse_cleaner(&get)?,
             authorizer: security::parse_authorizer(&get)?,
+            quota_window: security::parse_quota_window(&get)?,
+            connection_limits: security::parse_connection_limits(&get)?,
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {

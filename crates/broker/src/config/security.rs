@@ -1,5 +1,8 @@
 //! The authorizer's keys (`authorizer.class.name`, `super.users`,
-//! `allow.everyone.if.no.acl.found`), with Kafka's names and defaults.
+//! `allow.everyone.if.no.acl.found`), the quota window (`quota.window.num`,
+//! `quota.window.size.seconds`) and the connection limits (`max.connections`,
+//! `max.connections.per.ip`, `max.connections.per.ip.overrides`, `max.connection.creation.rate`),
+//! with Kafka's names and defaults.
 
 use super::*;
 
@@ -59,6 +62,58 @@ pub(super) fn parse_authorizer(
             "allow.everyone.if.no.acl.found",
             &get("allow.everyone.if.no.acl.found"),
         )?,
+    })
+}
+
+pub(super) fn parse_quota_window(
+    get: &dyn Fn(&str) -> String,
+) -> Result<crate::security::quota::QuotaWindow, ConfigError> {
+    Ok(crate::security::quota::QuotaWindow {
+        samples: int_at_least(get, "quota.window.num", 2)? as usize,
+        sample_ms: int_at_least(get, "quota.window.size.seconds", 1)? as u64 * 1000,
+    })
+}
+
+/// Limits on connections, broker-wide and per client address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `max.connections`: open connections over all listeners.
+    pub max_connections: u64,
+    /// `max.connections.per.ip`
+    pub max_per_ip: u64,
+    /// `max.connections.per.ip.overrides`: `host:count,...` (an address or a host name).
+    pub per_ip_overrides: BTreeMap<String, u64>,
+    /// `max.connection.creation.rate`: new connections per second, broker-wide.
+    pub max_creation_rate: u64,
+}
+
+pub(super) fn parse_connection_limits(
+    get: &dyn Fn(&str) -> String,
+) -> Result<ConnectionLimits, ConfigError> {
+    let raw = get("max.connections.per.ip.overrides");
+    let mut per_ip_overrides = BTreeMap::new();
+    for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let parsed = entry
+            .rsplit_once(':')
+            .and_then(|(host, n)| Some((host.trim(), n.trim().parse::<u64>().ok()?)));
+        match parsed {
+            Some((host, n)) if !host.is_empty() => {
+                per_ip_overrides.insert(host.to_string(), n);
+            }
+            _ => {
+                return Err(invalid(
+                    "max.connections.per.ip.overrides",
+                    &raw,
+                    format!("{entry} is not host:count"),
+                ))
+            }
+        }
+    }
+    Ok(ConnectionLimits {
+        max_connections: int_at_least(get, "max.connections", 0)? as u64,
+        max_per_ip: int_at_least(get, "max.connections.per.ip", 0)? as u64,
+        per_ip_overrides,
+        max_creation_rate: int_at_least(get, "max.connection.creation.rate", 0)? as u64,
     })
 }
 

@@ -14,6 +14,19 @@ pub fn handle(
     ctx: &Ctx,
     req: CreatePartitionsRequest,
 ) -> CreatePartitionsResponse {
+    // controller_mutation_rate: the partitions added (THROTTLING_QUOTA_EXCEEDED from v3).
+    let (mut response, throttle) =
+        ctx.with_mutation_quota(broker, 3, |take| create(broker, ctx, req, take));
+    response.throttle_time_ms = throttle;
+    response
+}
+
+fn create(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: CreatePartitionsRequest,
+    take: &dyn Fn(f64) -> bool,
+) -> CreatePartitionsResponse {
     let mut response = CreatePartitionsResponse::default();
     for t in req.topics {
         let name = t.name.0.to_string();
@@ -63,6 +76,12 @@ pub fn handle(
             }
             if req.validate_only {
                 return Ok(());
+            }
+            if !take((t.count - current) as f64) {
+                return Err((
+                    ResponseError::ThrottlingQuotaExceeded,
+                    "The throttling quota has been exceeded.".into(),
+                ));
             }
             broker
                 .logs

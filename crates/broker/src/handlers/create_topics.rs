@@ -16,6 +16,19 @@ use crate::config::validate_topic_config;
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTopicsResponse {
+    // controller_mutation_rate: each topic's partitions (THROTTLING_QUOTA_EXCEEDED from v6).
+    let (mut response, throttle) =
+        ctx.with_mutation_quota(broker, 6, |take| create(broker, ctx, req, take));
+    response.throttle_time_ms = throttle;
+    response
+}
+
+fn create(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: CreateTopicsRequest,
+    take: &dyn Fn(f64) -> bool,
+) -> CreateTopicsResponse {
     let mut response = CreateTopicsResponse::default();
     let mut seen: HashMap<String, usize> = HashMap::new();
     for t in &req.topics {
@@ -129,6 +142,11 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: CreateTopicsRequest) -> CreateTop
             Ok((partitions, overrides)) => {
                 let created = if req.validate_only {
                     Ok(None)
+                } else if !take(partitions as f64) {
+                    Err((
+                        ResponseError::ThrottlingQuotaExceeded,
+                        "The throttling quota has been exceeded.".to_string(),
+                    ))
                 } else {
                     create_topic(broker, &name, partitions, overrides.clone()).map(Some)
                 };

@@ -9,6 +9,19 @@ use crate::broker::Broker;
 use crate::security::acl::{AclOperation, ResourceType};
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTopicsResponse {
+    // controller_mutation_rate: each topic's partitions (THROTTLING_QUOTA_EXCEEDED from v5).
+    let (mut response, throttle) =
+        ctx.with_mutation_quota(broker, 5, |take| delete(broker, ctx, req, take));
+    response.throttle_time_ms = throttle;
+    response
+}
+
+fn delete(
+    broker: &Broker,
+    ctx: &Ctx,
+    req: DeleteTopicsRequest,
+    take: &dyn Fn(f64) -> bool,
+) -> DeleteTopicsResponse {
     let mut response = DeleteTopicsResponse::default();
     let requested: Vec<(Option<String>, uuid::Uuid)> = if ctx.version >= 6 {
         req.topics
@@ -54,6 +67,10 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteTopicsRequest) -> DeleteTop
             Some(t) if is_internal(&t.name) => Some((
                 ResponseError::TopicAuthorizationFailed,
                 "Internal topics cannot be deleted.".to_string(),
+            )),
+            Some(t) if !take(t.partition_count() as f64) => Some((
+                ResponseError::ThrottlingQuotaExceeded,
+                "The throttling quota has been exceeded.".to_string(),
             )),
             Some(t) => {
                 result.name = Some(topic_name(&t.name));

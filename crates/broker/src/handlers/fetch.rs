@@ -25,6 +25,7 @@ use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
 use crate::replica::{FetchError, Isolation, Read};
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::quota::QuotaKind;
 use crate::wire::Slot;
 use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
 
@@ -77,9 +78,31 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
         })
         .collect();
     loop {
-        let (response, ranges, bytes, errors) = build(broker, ctx, req, &refused);
+        let (mut response, mut ranges, bytes, errors) = build(broker, ctx, req, &refused);
         let done = bytes >= req.min_bytes.max(0) as u64 || errors || Instant::now() >= deadline;
         if done {
+            // consumer_byte_rate (a follower's fetch is not a client's): over the quota, the
+            // answer is empty with the throttle time, its bytes not counted, and the connection
+            // muted for that time (Kafka's throttled fetch).
+            if req.replica_id.0 < 0 {
+                let throttle = ctx.throttle(broker, QuotaKind::Fetch, bytes as f64);
+                if throttle > 0 && bytes > 0 {
+                    let image = broker.security.image();
+                    broker.quotas.unrecord(
+                        &image.quotas,
+                        QuotaKind::Fetch,
+                        &ctx.principal,
+                        ctx.client_id.as_deref().unwrap_or(""),
+                        bytes as f64,
+                        strata_storage::now_ms().max(0) as u64,
+                    );
+                    response = FetchResponse::default();
+                    ranges = Vec::new();
+                }
+                if ctx.version >= 1 {
+                    response.throttle_time_ms = throttle;
+                }
+            }
             return match encode_response(
                 ctx.api_key,
                 ctx.version,

@@ -10,12 +10,14 @@ use kafka_protocol::ResponseError;
 
 use crate::broker::Broker;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::quota::QuotaKind;
 use crate::wire::{encode_response, Response};
 use crate::wire::{ConnectionError, Slot};
 
 pub mod acls;
 pub mod admin_configs;
 pub mod api_versions;
+pub mod client_quotas;
 pub mod consumer_group;
 pub mod create_partitions;
 pub mod create_topics;
@@ -91,6 +93,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 0, 3),
     (ApiKey::CreateAcls, 0, 3),
     (ApiKey::DeleteAcls, 0, 3),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// The version range advertised for `key`, if the API is implemented.
@@ -122,6 +126,10 @@ pub struct Ctx {
     pub listener: Arc<str>,
     /// Who sent it, as Kafka names principals (`User:ANONYMOUS`, `User:CN=alice,O=corp`).
     pub principal: Arc<str>,
+    /// The request's size in bytes (what a produce quota counts).
+    pub request_bytes: usize,
+    /// The connection's mute, for throttling (None outside a connection).
+    pub mute: Option<Arc<Mute>>,
 }
 
 /// The other end of a connection: its address, the listener it came in on, who it is.
@@ -130,6 +138,29 @@ pub struct Peer {
     pub client_host: String,
     pub listener: Arc<str>,
     pub principal: Arc<str>,
+    /// Until when the connection reads nothing (a throttled client, KIP-219).
+    pub mute: Arc<Mute>,
+}
+
+/// A connection muted for a throttled client: the time (ms since the Unix epoch) until which
+/// its next request is not read.
+#[derive(Debug, Default)]
+pub struct Mute(std::sync::atomic::AtomicU64);
+
+impl Mute {
+    /// Mutes the connection for `ms` from now (or longer, if it already is).
+    pub fn mute_for(&self, ms: u64) {
+        let until = strata_storage::now_ms().max(0) as u64 + ms;
+        self.0
+            .fetch_max(until, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long the connection stays muted.
+    pub fn remaining(&self) -> Option<std::time::Duration> {
+        let until = self.0.load(std::sync::atomic::Ordering::Relaxed);
+        let now = strata_storage::now_ms().max(0) as u64;
+        (until > now).then(|| std::time::Duration::from_millis(until - now))
+    }
 }
 
 /// Kafka's principal of a client that did not authenticate.
@@ -139,6 +170,55 @@ impl Ctx {
     /// The client's IP address, as ACL hosts name it.
     pub fn host(&self) -> &str {
         self.client_host.trim_start_matches('/')
+    }
+
+    /// Records the client's use of a quota (Kafka's user / client-id quotas); when it went
+    /// over, the connection is muted for the throttle time, which is returned for the
+    /// response's `throttle_time_ms`.
+    pub fn throttle(&self, broker: &Broker, kind: QuotaKind, value: f64) -> i32 {
+        let image = broker.security.image();
+        let ms = broker.quotas.record(
+            &image.quotas,
+            kind,
+            &self.principal,
+            self.client_id.as_deref().unwrap_or(""),
+            value,
+            strata_storage::now_ms().max(0) as u64,
+        );
+        if ms > 0 {
+            if let Some(mute) = &self.mute {
+                mute.mute_for(ms);
+            }
+        }
+        ms.min(i32::MAX as u64) as i32
+    }
+
+    /// The client's `controller_mutation_rate` for this request (strict from `strict_from`,
+    /// the first version with THROTTLING_QUOTA_EXCEEDED), run over `work`; the connection is
+    /// muted for the throttle time `work`'s mutations leave, which is returned.
+    pub fn with_mutation_quota<R>(
+        &self,
+        broker: &Broker,
+        strict_from: i16,
+        work: impl FnOnce(&dyn Fn(f64) -> bool) -> R,
+    ) -> (R, i32) {
+        let image = broker.security.image();
+        let quota = broker.quotas.mutations(
+            &image.quotas,
+            &self.principal,
+            self.client_id.as_deref().unwrap_or(""),
+            self.version >= strict_from,
+        );
+        let now = || strata_storage::now_ms().max(0) as u64;
+        let take = |partitions: f64| quota.as_ref().is_none_or(|q| q.take(partitions, now()));
+        let result = work(&take);
+        let throttle = quota.as_ref().map_or(0, |q| q.throttle_ms(now()));
+        if throttle > 0 {
+            if let Some(mute) = &self.mute {
+                mute.mute_for(throttle);
+            }
+        }
+        (result, throttle.min(i32::MAX as u64) as i32)
     }
 
     /// Whether the client may do `op` on the resource (the configured authorizer decides).
@@ -248,6 +328,7 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
             "unsupported version {version} of {api_key:?}"
         )));
     }
+    let body_len = frame.len();
     let mut body = frame;
     let header = RequestHeader::decode(&mut body, api_key.request_header_version(version))
         .map_err(|e| ConnectionError::InvalidRequest(format!("bad request header: {e}")))?;
@@ -262,6 +343,8 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, ConnectionError> {
         client_host: String::new(),
         listener: Arc::from(""),
         principal: Arc::from(ANONYMOUS),
+        request_bytes: body_len,
+        mute: None,
     };
     Ok(Decoded::Request {
         ctx,
@@ -283,6 +366,8 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
                 client_host: String::new(),
                 listener: peer.listener.clone(),
                 principal: peer.principal.clone(),
+                request_bytes: 0,
+                mute: None,
             };
             let mut response = api_versions::response();
             response.error_code = ResponseError::UnsupportedVersion.code();
@@ -293,7 +378,25 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
     ctx.client_host = peer.client_host.clone();
     ctx.listener = peer.listener.clone();
     ctx.principal = peer.principal.clone();
-    match *request {
+    ctx.mute = Some(peer.mute.clone());
+    // request_percentage: the time the request takes here, in percent of one thread, measured
+    // only when some quota is configured.
+    let timed = (!broker.security.image().quotas.is_empty())
+        .then(|| (std::time::Instant::now(), ctx.clone()));
+    let slot = route(broker, ctx, *request);
+    if let Some((started, ctx)) = timed {
+        ctx.throttle(
+            broker,
+            QuotaKind::Request,
+            started.elapsed().as_nanos() as f64 * 100.0 / 1e9,
+        );
+    }
+    slot
+}
+
+/// Starts a decoded request's work in its handler.
+fn route(broker: &Arc<Broker>, ctx: Ctx, request: RequestKind) -> Result<Slot, ConnectionError> {
+    match request {
         RequestKind::ApiVersions(_) => ready(&ctx, &api_versions::response()),
         RequestKind::Metadata(req) => ready(&ctx, &metadata::handle(broker, &ctx, req)),
         RequestKind::Produce(req) => produce::handle(broker, ctx, req),
@@ -372,6 +475,12 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
         }
         RequestKind::AlterUserScramCredentials(req) => {
             ready(&ctx, &scram_admin::alter(broker, &ctx, req))
+        }
+        RequestKind::DescribeClientQuotas(req) => {
+            ready(&ctx, &client_quotas::describe(broker, &ctx, req))
+        }
+        RequestKind::AlterClientQuotas(req) => {
+            ready(&ctx, &client_quotas::alter(broker, &ctx, req))
         }
         RequestKind::CreateAcls(req) => ready(&ctx, &acls::create(broker, &ctx, req)),
         RequestKind::DescribeAcls(req) => ready(&ctx, &acls::describe(broker, &ctx, req)),

@@ -19,6 +19,7 @@ use super::{append_error_code, is_internal, str_bytes, Ctx};
 use crate::broker::Broker;
 use crate::replica::{ProduceError, ReplicaManager};
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::quota::QuotaKind;
 use crate::wire::{ConnectionError, Slot};
 
 pub fn handle(
@@ -111,6 +112,12 @@ pub fn handle(
             broker.replicas.appended(&name, partition);
         }
         response.responses.push(topic_response);
+    }
+    // producer_byte_rate: the request's bytes; a throttled producer is answered at once with
+    // the throttle time and its connection muted for it (KIP-219).
+    let throttle = ctx.throttle(broker, QuotaKind::Produce, ctx.request_bytes as f64);
+    if ctx.version >= 1 {
+        response.throttle_time_ms = throttle;
     }
     // Syncs in memory (a PMEM tier) cost less than a hop to another task: run them here.
     let flushes = match ReplicaManager::complete_cheap_flushes(flushes) {

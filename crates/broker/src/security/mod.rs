@@ -3,6 +3,7 @@
 
 pub mod acl;
 pub mod authorizer;
+pub mod connections;
 pub mod quota;
 pub mod sasl;
 pub mod scram;

@@ -22,7 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::client::{error_text, Client};
 
-mod users;
+mod quotas;
 
 const TOPIC: i8 = 2;
 const BROKER: i8 = 4;
@@ -41,12 +41,25 @@ pub struct ConfigsArgs {
     /// With --describe: every config with its source, not only those set on the entity.
     #[arg(long)]
     pub all: bool,
-    /// `topics` or `brokers`.
+    /// `topics`, `brokers`, `users`, `clients` or `ips` (users and clients together for a
+    /// quota of both).
     #[arg(long)]
-    pub entity_type: Option<String>,
+    pub entity_type: Vec<String>,
     /// The topic name or broker id.
     #[arg(long)]
-    pub entity_name: Option<String>,
+    pub entity_name: Vec<String>,
+    /// The default entity of the type(s) given after the named ones (quotas).
+    #[arg(long)]
+    pub entity_default: bool,
+    /// Short for --entity-type users --entity-name USER.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Short for --entity-type clients --entity-name CLIENT_ID.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Short for --entity-type ips --entity-name IP.
+    #[arg(long)]
+    pub ip: Option<String>,
     /// Short for --entity-type topics --entity-name TOPIC.
     #[arg(long)]
     pub topic: Option<String>,
@@ -159,27 +172,26 @@ fn source_name(source: i8) -> &'static str {
 }
 
 pub async fn run(args: ConfigsArgs) -> Result<()> {
+    if let Some(entity) = quotas::entity(&args)? {
+        if args.describe == args.alter {
+            bail!("Command must include exactly one action: --describe or --alter");
+        }
+        let mut client =
+            Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
+        return quotas::run(&mut client, &args, entity).await;
+    }
     let (resource_type, kind, name) = match (
         args.topic.as_deref(),
         args.broker.as_deref(),
-        args.entity_type.as_deref(),
-        args.entity_name.as_deref(),
+        args.entity_type.first().map(String::as_str),
+        args.entity_name.first().map(String::as_str),
     ) {
         (Some(t), None, None, None) => (TOPIC, "topic", t.to_string()),
         (None, Some(b), None, None) => (BROKER, "broker", b.to_string()),
         (None, None, Some("topics"), Some(n)) => (TOPIC, "topic", n.to_string()),
         (None, None, Some("brokers"), Some(n)) => (BROKER, "broker", n.to_string()),
-        (None, None, Some("users"), name) => {
-            if args.describe == args.alter {
-                bail!("Command must include exactly one action: --describe or --alter");
-            }
-            let mut client =
-                Client::connect_with(&args.bootstrap_server, args.command_config.as_deref())
-                    .await?;
-            return users::run(&mut client, &args, name).await;
-        }
         (None, None, Some(other), _) if other != "topics" && other != "brokers" => {
-            bail!("--entity-type must be topics, brokers or users, got {other}")
+            bail!("--entity-type must be topics, brokers, users, clients or ips, got {other}")
         }
         _ => bail!(
             "name one entity: --topic T, --broker ID, or --entity-type topics|brokers \
