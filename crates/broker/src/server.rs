@@ -34,9 +34,13 @@ use crate::broker::Broker;
 use crate::config::sasl::SaslSettings;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
+use crate::security::principal::PrincipalMapper;
 use crate::security::sasl::{Authenticated, SaslSession};
 use crate::wire::{ConnectionError, Part, Response, Slot};
 use kafka_protocol::messages::{ApiKey, RequestKind};
+
+/// A TLS listener's acceptor and its `ssl.principal.mapping.rules`.
+type Tls = (TlsAcceptor, Arc<PrincipalMapper>);
 
 /// How long a client has to finish its TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -45,7 +49,7 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 struct Bound {
     config: ListenerConfig,
     socket: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Tls>,
     sasl: Option<Arc<SaslSettings>>,
 }
 
@@ -64,9 +68,15 @@ impl Server {
         for config in broker.config.listeners.clone() {
             let addr = BrokerConfig::bind_addr(&config.bind).map_err(io::Error::other)?;
             let tls = match &config.tls {
-                Some(settings) => Some(crate::security::tls::acceptor(settings).map_err(|e| {
-                    io::Error::new(e.kind(), format!("listener {}: {e}", config.name))
-                })?),
+                Some(settings) => Some((
+                    crate::security::tls::acceptor(settings).map_err(|e| {
+                        io::Error::new(e.kind(), format!("listener {}: {e}", config.name))
+                    })?,
+                    Arc::new(
+                        PrincipalMapper::parse(&settings.principal_mapping_rules)
+                            .map_err(io::Error::other)?,
+                    ),
+                )),
                 None => None,
             };
             let socket = TcpListener::bind(addr).await.map_err(|e| {
@@ -181,7 +191,7 @@ async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<
 async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Tls>,
     sasl: Option<Arc<SaslSettings>>,
     listener: Arc<str>,
     stop: watch::Receiver<bool>,
@@ -190,7 +200,7 @@ async fn connection(
     stream.set_nodelay(true)?;
     // How Kafka shows a client's host (DescribeGroups).
     let client_host = format!("/{}", addr.ip());
-    let Some(acceptor) = tls else {
+    let Some((acceptor, mapper)) = tls else {
         let peer = Peer {
             client_host,
             listener,
@@ -216,9 +226,22 @@ async fn connection(
         .1
         .peer_certificates()
         .and_then(|certs| certs.first())
-        .and_then(crate::security::tls::subject_principal)
-        .map(|dn| format!("User:{dn}"))
-        .unwrap_or_else(|| ANONYMOUS.to_string());
+        .and_then(crate::security::tls::subject_principal);
+    // The subject's name through ssl.principal.mapping.rules; a name no rule applies to is
+    // refused, as Kafka does.
+    let principal = match principal {
+        None => ANONYMOUS.to_string(),
+        Some(dn) => match mapper.map(&dn) {
+            Some(name) => {
+                tracing::debug!(peer = %addr, subject = %dn, principal = %name, "TLS client certificate");
+                format!("User:{name}")
+            }
+            None => {
+                tracing::info!(peer = %addr, listener = %listener, "no ssl.principal.mapping.rules rule applies to the client certificate's subject; closing");
+                return Ok(());
+            }
+        },
+    };
     let peer = Peer {
         client_host,
         listener,

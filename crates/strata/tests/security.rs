@@ -113,6 +113,120 @@ fn mutual_tls_requires_a_trusted_client_certificate() {
     );
 }
 
+/// ssl.principal.mapping.rules (Kafka's RULE syntax) turns the client certificate's subject
+/// (`O=corp,CN=alice` as RFC 2253 writes the one the tests make) into `User:ALICE`, which ACLs
+/// then name; a certificate no rule applies to is refused.
+#[test]
+fn certificate_principals_follow_the_mapping_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = make_certificates(dir.path());
+    let produce_one = |addr: &str| {
+        let mut config = ssl_client(addr, &certs, true);
+        config.set("message.timeout.ms", "5000");
+        let producer: FutureProducer = config.create().unwrap();
+        runtime().block_on(async {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("mapped")
+                        .partition(0)
+                        .payload("x"),
+                    Duration::from_secs(6),
+                )
+                .await
+                .is_ok()
+        })
+    };
+    let (broker, ssl_addr) = tls_broker(
+        &certs,
+        &[
+            "listener.name.ssl.ssl.client.auth=required".to_string(),
+            r"ssl.principal.mapping.rules=RULE:^O=corp,CN=([^,]*)$/$1/U,DEFAULT".to_string(),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+                .to_string(),
+            "super.users=User:ANONYMOUS".to_string(),
+        ],
+    );
+    create_topic(&runtime(), &broker.addr, "mapped", 1, &[]);
+    assert!(!produce_one(&ssl_addr), "produced before any ACL");
+    let (ok, out, err) = strata_tool(
+        "acls",
+        &broker.addr,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:ALICE",
+            "--producer",
+            "--topic",
+            "mapped",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(produce_one(&ssl_addr), "User:ALICE's ACL did not apply");
+
+    let (mut broker, ssl_addr) = tls_broker(
+        &certs,
+        &[
+            "listener.name.ssl.ssl.client.auth=required".to_string(),
+            r"ssl.principal.mapping.rules=RULE:^O=other,CN=([^,]*)$/$1/".to_string(),
+        ],
+    );
+    create_topic(&runtime(), &broker.addr, "mapped", 1, &[]);
+    assert!(
+        !produce_one(&ssl_addr),
+        "a certificate no rule applies to produced"
+    );
+    assert!(broker
+        .log()
+        .contains("no ssl.principal.mapping.rules rule applies"));
+    // A rule that does not parse stops startup, naming the key.
+    broker.stop();
+    broker.set_override("ssl.principal.mapping.rules=RULE:broken");
+    let out = broker.start_refused();
+    assert!(out.contains("ssl.principal.mapping.rules"), "{out}");
+}
+
+/// A renewed key and certificate written over the keystore file are served to the next
+/// clients without a restart (the file is checked at most once a second).
+#[test]
+fn a_renewed_certificate_file_is_picked_up_without_a_restart() {
+    let first = tempfile::tempdir().unwrap();
+    let second = tempfile::tempdir().unwrap();
+    let certs = make_certificates(first.path());
+    let renewed = make_certificates(second.path());
+    let (broker, ssl_addr) = tls_broker(&certs, &[]);
+    create_topic(&runtime(), &broker.addr, "renewed", 1, &[]);
+    let trusting = |ca_dir: &std::path::Path| {
+        let mut c = ssl_client(&ssl_addr, ca_dir, false);
+        c.set("message.timeout.ms", "4000");
+        let producer: FutureProducer = c.create().unwrap();
+        runtime().block_on(async {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("renewed")
+                        .partition(0)
+                        .payload("x"),
+                    Duration::from_secs(5),
+                )
+                .await
+                .is_ok()
+        })
+    };
+    assert!(trusting(&certs));
+    assert!(
+        !trusting(&renewed),
+        "a client trusting only the new CA connected early"
+    );
+    // A new key and chain from another CA, over the same file (its mtime moves on).
+    std::thread::sleep(Duration::from_millis(1100));
+    let tmp = certs.join("server.pem.new");
+    std::fs::copy(renewed.join("server.pem"), &tmp).unwrap();
+    std::fs::rename(&tmp, certs.join("server.pem")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    assert!(trusting(&renewed), "the renewed certificate was not served");
+    assert!(!trusting(&certs), "the old certificate is still served");
+    assert!(broker.log().contains("TLS certificate reloaded"));
+}
+
 /// Plaintext Kafka bytes sent to the TLS port, and a handshake cut short, close the connection;
 /// the broker keeps serving on both listeners.
 #[test]

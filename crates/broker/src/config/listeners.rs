@@ -404,7 +404,9 @@ fn parse_tls(
             "at least one of TLSv1.2 and TLSv1.3 must be enabled",
         ));
     }
-    let (_, principal_mapping_rules) = value("ssl.principal.mapping.rules");
+    let (rules_key, principal_mapping_rules) = value("ssl.principal.mapping.rules");
+    crate::security::principal::PrincipalMapper::parse(&principal_mapping_rules)
+        .map_err(|reason| invalid(&rules_key, &principal_mapping_rules, reason))?;
     Ok(TlsSettings {
         keystore,
         inline_chain: (!inline_chain.is_empty()).then_some(inline_chain),

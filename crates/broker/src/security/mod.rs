@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod connections;
+pub mod principal;
 pub mod quota;
 pub mod sasl;
 pub mod scram;
