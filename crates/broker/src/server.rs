@@ -31,11 +31,10 @@ use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
-use crate::config::sasl::SaslSettings;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
 use crate::security::principal::PrincipalMapper;
-use crate::security::sasl::{Authenticated, SaslSession};
+use crate::security::sasl::{Authenticated, SaslListener, SaslSession};
 use crate::wire::{ConnectionError, Part, Response, Slot};
 use kafka_protocol::messages::{ApiKey, RequestKind};
 
@@ -50,7 +49,7 @@ struct Bound {
     config: ListenerConfig,
     socket: TcpListener,
     tls: Option<Tls>,
-    sasl: Option<Arc<SaslSettings>>,
+    sasl: Option<Arc<SaslListener>>,
 }
 
 /// A running broker's listeners.
@@ -83,7 +82,13 @@ impl Server {
                 io::Error::new(e.kind(), format!("listener {} on {addr}: {e}", config.name))
             })?;
             broker.set_bound_port(&config.name, socket.local_addr()?.port());
-            let sasl = config.sasl.clone().map(Arc::new);
+            let sasl =
+                match config.sasl.clone() {
+                    Some(settings) => Some(Arc::new(SaslListener::new(settings).map_err(|e| {
+                        io::Error::other(format!("listener {}: {e}", config.name))
+                    })?)),
+                    None => None,
+                };
             listeners.push(Bound {
                 config,
                 socket,
@@ -192,7 +197,7 @@ async fn connection(
     broker: Arc<Broker>,
     stream: TcpStream,
     tls: Option<Tls>,
-    sasl: Option<Arc<SaslSettings>>,
+    sasl: Option<Arc<SaslListener>>,
     listener: Arc<str>,
     stop: watch::Receiver<bool>,
     addr: SocketAddr,
@@ -280,10 +285,16 @@ async fn serve(
     writer: Writer,
     mut stop: watch::Receiver<bool>,
     mut peer: Peer,
-    sasl: Option<Arc<SaslSettings>>,
+    sasl: Option<Arc<SaslListener>>,
 ) -> Result<(), ConnectionError> {
     // On a SASL listener, the exchange that must come first; None once authenticated.
-    let mut session = sasl.map(|settings| SaslSession::new(settings, broker.security.clone()));
+    let mut session = sasl
+        .clone()
+        .map(|listener| SaslSession::new(listener, broker.security.clone()));
+    // With connections.max.reauth.ms (KIP-368): when the authentication stops holding, and
+    // whether the exchange under way is a re-authentication.
+    let mut expires_at: Option<i64> = None;
+    let mut reauthenticating = false;
     let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
     let writer_task = tokio::spawn(write_responses(writer, queue));
     let result = loop {
@@ -304,6 +315,17 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
+        if let (None, Some(listener)) = (&session, &sasl) {
+            let key = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
+            if key == Some(ApiKey::SaslHandshake as i16) && listener.settings.max_reauth_ms > 0 {
+                session = Some(SaslSession::new(listener.clone(), broker.security.clone()));
+                reauthenticating = true;
+            } else if expires_at.is_some_and(|t| strata_storage::now_ms() > t) {
+                // KIP-368: a request after the session ended closes the connection.
+                tracing::info!(client = %peer.client_host, listener = %peer.listener, "SASL session expired without re-authentication; closing");
+                break Ok(());
+            }
+        }
         let frame = match session.as_mut() {
             None => frame,
             Some(s) => match sasl_step(s, frame, &peer) {
@@ -318,9 +340,19 @@ async fn serve(
                         Some(Authenticated::Failed | Authenticated::Illegal)
                     );
                     // (Continue: the mechanism's next round trip follows.)
-                    if let Some(Authenticated::Yes { principal }) = outcome {
+                    if let Some(Authenticated::Yes {
+                        principal,
+                        expires_ms,
+                    }) = outcome
+                    {
+                        if reauthenticating && *peer.principal != *principal {
+                            tracing::info!(client = %peer.client_host, listener = %peer.listener, "re-authentication as another principal; closing");
+                            break Ok(());
+                        }
                         peer.principal = Arc::from(principal);
+                        expires_at = expires_ms;
                         session = None;
+                        reauthenticating = false;
                     }
                     if slots.send(slot).await.is_err() || close {
                         break Ok(());

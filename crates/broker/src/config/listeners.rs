@@ -440,6 +440,13 @@ pub(super) mod tests {
             ("sasl.enabled.mechanisms", "PLAIN"),
             ("connection.failed.authentication.delay.ms", "100"),
             ("sasl.server.max.receive.size", "524288"),
+            ("sasl.oauthbearer.jwks.endpoint.url", ""),
+            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "3600000"),
+            ("sasl.oauthbearer.expected.audience", ""),
+            ("sasl.oauthbearer.expected.issuer", ""),
+            ("sasl.oauthbearer.sub.claim.name", "sub"),
+            ("sasl.oauthbearer.clock.skew.seconds", "30"),
+            ("connections.max.reauth.ms", "0"),
         ]
         .into();
         let get = |k: &str| {

@@ -18,6 +18,27 @@ pub struct SaslSettings {
     pub failed_authentication_delay_ms: u64,
     /// `sasl.server.max.receive.size`: the largest frame read before authentication.
     pub max_receive_size: usize,
+    /// OAUTHBEARER's token validation, when that mechanism is enabled.
+    pub oauth: Option<OAuthSettings>,
+    /// `connections.max.reauth.ms`: how long an authentication holds (KIP-368); 0: forever.
+    pub max_reauth_ms: i64,
+}
+
+/// OAUTHBEARER's JWT validation (Kafka's `sasl.oauthbearer.*` keys, KIP-768).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// `sasl.oauthbearer.jwks.endpoint.url`: a `file:` URL or path, or an http(s) endpoint.
+    pub jwks_url: String,
+    /// `sasl.oauthbearer.jwks.endpoint.refresh.ms`
+    pub jwks_refresh_ms: u64,
+    /// `sasl.oauthbearer.expected.audience` (any of them); empty: not checked.
+    pub expected_audience: Vec<String>,
+    /// `sasl.oauthbearer.expected.issuer`; None: not checked.
+    pub expected_issuer: Option<String>,
+    /// `sasl.oauthbearer.sub.claim.name`: the claim naming the principal.
+    pub sub_claim_name: String,
+    /// `sasl.oauthbearer.clock.skew.seconds`
+    pub clock_skew_seconds: u64,
 }
 
 impl std::fmt::Debug for SaslSettings {
@@ -31,7 +52,7 @@ impl std::fmt::Debug for SaslSettings {
 }
 
 /// The mechanisms Strata offers.
-pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const SASL_MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 pub(super) fn parse_sasl(
     name: &str,
@@ -95,11 +116,60 @@ pub(super) fn parse_sasl(
                 "Expected a positive number of bytes",
             )
         })?;
+    let oauth = if mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+        let value = |key: &str| listener_value(name, key, get, explicit);
+        let (url_key, jwks_url) = value("sasl.oauthbearer.jwks.endpoint.url");
+        if jwks_url.trim().is_empty() {
+            return Err(ConfigError::Missing(format!(
+                "{url_key} (OAUTHBEARER on listener {name} checks tokens' signatures against it; \
+                 unsigned tokens are not accepted)"
+            )));
+        }
+        let number = |key: &str| -> Result<u64, ConfigError> {
+            let (k, raw) = value(key);
+            raw.trim()
+                .parse::<u64>()
+                .map_err(|_| invalid(&k, &raw, "Expected a non-negative number"))
+        };
+        let (_, audience) = value("sasl.oauthbearer.expected.audience");
+        let (_, issuer) = value("sasl.oauthbearer.expected.issuer");
+        let (_, sub) = value("sasl.oauthbearer.sub.claim.name");
+        Some(OAuthSettings {
+            jwks_url: jwks_url.trim().to_string(),
+            jwks_refresh_ms: number("sasl.oauthbearer.jwks.endpoint.refresh.ms")?,
+            expected_audience: audience
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect(),
+            expected_issuer: Some(issuer.trim().to_string()).filter(|i| !i.is_empty()),
+            sub_claim_name: sub.trim().to_string(),
+            clock_skew_seconds: number("sasl.oauthbearer.clock.skew.seconds")?,
+        })
+    } else {
+        None
+    };
+    let (reauth_key, raw) = listener_value(name, "connections.max.reauth.ms", get, explicit);
+    let max_reauth_ms = raw
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| {
+            invalid(
+                &reauth_key,
+                &raw,
+                "Expected a non-negative number of milliseconds",
+            )
+        })?;
     Ok(SaslSettings {
         mechanisms,
         plain_users,
         failed_authentication_delay_ms,
         max_receive_size,
+        oauth,
+        max_reauth_ms,
     })
 }
 

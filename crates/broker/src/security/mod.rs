@@ -4,6 +4,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod connections;
+pub mod oauth;
 pub mod principal;
 pub mod quota;
 pub mod sasl;
