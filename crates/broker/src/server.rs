@@ -274,8 +274,19 @@ async fn read_frame(
             max,
         });
     }
-    let mut frame = BytesMut::zeroed(size as usize);
-    reader.read_exact(&mut frame).await?;
+    // Read into uninitialised capacity (no zeroing of what the socket is about to fill).
+    let size = size as usize;
+    let mut frame = BytesMut::with_capacity(size);
+    while frame.len() < size {
+        let mut limited = (&mut *reader).take((size - frame.len()) as u64);
+        if limited.read_buf(&mut frame).await? == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed mid-request",
+            )
+            .into());
+        }
+    }
     Ok(Some(frame.freeze()))
 }
 
@@ -459,6 +470,9 @@ impl Writer {
 }
 
 async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
+    // Record bytes going out over TLS pass through this buffer, kept for the connection's life
+    // (allocated at its first file range).
+    let mut chunk = Vec::new();
     while let Some(slot) = queue.recv().await {
         let response = match slot {
             Slot::Ready(r) => r,
@@ -472,7 +486,7 @@ async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
             Slot::Close => break,
         };
         if let Some(response) = response {
-            if let Err(e) = write_response(&mut writer, response).await {
+            if let Err(e) = write_response(&mut writer, response, &mut chunk).await {
                 tracing::debug!(error = %e, "write failed");
                 break;
             }
@@ -481,7 +495,11 @@ async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
     let _ = writer.shutdown().await;
 }
 
-async fn write_response(writer: &mut Writer, response: Response) -> io::Result<()> {
+async fn write_response(
+    writer: &mut Writer,
+    response: Response,
+    chunk: &mut Vec<u8>,
+) -> io::Result<()> {
     for part in response.parts {
         match part {
             Part::Bytes(b) => writer.write_all(&b).await?,
@@ -522,11 +540,13 @@ async fn write_response(writer: &mut Writer, response: Response) -> io::Result<(
                     // are read a chunk at a time and written.
                     let mut at = position;
                     let end = position + len;
-                    let mut buf = vec![0u8; len.min(1 << 20) as usize];
+                    if chunk.is_empty() {
+                        chunk.resize(1 << 20, 0);
+                    }
                     while at < end {
-                        let n = (end - at).min(buf.len() as u64) as usize;
-                        file.read_exact_at(&mut buf[..n], at)?;
-                        writer.write_all(&buf[..n]).await?;
+                        let n = (end - at).min(chunk.len() as u64) as usize;
+                        file.read_exact_at(&mut chunk[..n], at)?;
+                        writer.write_all(&chunk[..n]).await?;
                         at += n as u64;
                     }
                 }
