@@ -189,6 +189,11 @@ fn entry_text(principal: &str, host: &str, op: i8, permission: i8) -> String {
     )
 }
 
+/// One entry as kafka-acls.sh prints it, indented under its resource.
+fn print_entry(principal: &str, host: &str, op: i8, permission: i8) {
+    println!(" \t{} ", entry_text(principal, host, op, permission));
+}
+
 /// Prints the ACLs of each resource matching the filter, as kafka-acls.sh does.
 async fn list(
     client: &mut Client,
@@ -235,15 +240,7 @@ async fn list(
             pattern_text(t, r.resource_name.as_str(), p)
         );
         for a in r.acls {
-            println!(
-                " \t{} ",
-                entry_text(
-                    a.principal.as_str(),
-                    a.host.as_str(),
-                    a.operation,
-                    a.permission_type
-                )
-            );
+            print_entry(&a.principal, &a.host, a.operation, a.permission_type);
         }
         println!();
     }
@@ -377,15 +374,7 @@ pub async fn run(args: AclsArgs) -> Result<()> {
                 );
             }
             for a in r.matching_acls {
-                println!(
-                    " \t{} ",
-                    entry_text(
-                        a.principal.as_str(),
-                        a.host.as_str(),
-                        a.operation,
-                        a.permission_type
-                    )
-                );
+                print_entry(&a.principal, &a.host, a.operation, a.permission_type);
             }
         }
         println!();

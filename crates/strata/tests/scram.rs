@@ -48,17 +48,13 @@ fn scram_credentials_from_the_tool_authenticate_librdkafka_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certificates(dir.path());
     let ca = certs.join("ca.pem");
-    let port = free_port();
-    let settings = [
-        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}"),
-        format!(
-            "ssl.keystore.location={}",
-            certs.join("server.pem").display()
-        ),
-        "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512".to_string(),
-        "connection.failed.authentication.delay.ms=50".to_string(),
-    ];
-    let mut broker = start_with(&settings);
+    let (mut broker, addr) = sasl_ssl_broker(
+        &certs,
+        &[
+            "sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512",
+            "connection.failed.authentication.delay.ms=50",
+        ],
+    );
     let rt = runtime();
     create_topic(&rt, &broker.addr, "scrammed", 1, &[]);
     let users = ["--entity-type", "users", "--entity-name", "alice"];
@@ -98,7 +94,6 @@ fn scram_credentials_from_the_tool_authenticate_librdkafka_over_tls() {
     );
     assert!(!ok && err.contains("Too few iterations"), "{out}{err}");
 
-    let addr = format!("127.0.0.1:{port}");
     for mechanism in ["SCRAM-SHA-256", "SCRAM-SHA-512"] {
         let got = produce_and_read(
             &scram_client(&addr, &ca, mechanism, "alice", "alice-secret"),
@@ -188,16 +183,7 @@ fn scram_credentials_from_the_tool_authenticate_librdkafka_over_tls() {
 fn kafkajs_uses_scram_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certificates(dir.path());
-    let port = free_port();
-    let settings = [
-        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}"),
-        format!(
-            "ssl.keystore.location={}",
-            certs.join("server.pem").display()
-        ),
-        "sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
-    ];
-    let broker = start_with(&settings);
+    let (broker, addr) = sasl_ssl_broker(&certs, &["sasl.enabled.mechanisms=SCRAM-SHA-512"]);
     let (ok, out, err) = strata_tool(
         "configs",
         &broker.addr,
@@ -217,7 +203,7 @@ fn kafkajs_uses_scram_over_tls() {
     let mut command = std::process::Command::new("node");
     command
         .arg(script)
-        .arg(format!("127.0.0.1:{port}"))
+        .arg(&addr)
         .arg(certs.join("ca.pem"))
         .env("NODE_PATH", &node_path)
         .env("KAFKAJS_NO_PARTITIONER_WARNING", "1");

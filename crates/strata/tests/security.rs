@@ -344,32 +344,7 @@ fn sasl_plain_over_plaintext_and_tls() {
 #[test]
 fn requests_before_sasl_authentication_close_the_connection() {
     use kafka_protocol::messages::*;
-    use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request};
-    fn call<R: Request + Encodable + HeaderVersion>(
-        s: &mut TcpStream,
-        req: &R,
-        version: i16,
-    ) -> Option<bytes::Bytes> {
-        let mut body = bytes::BytesMut::new();
-        RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(7)
-            .with_client_id(Some(kafka_protocol::protocol::StrBytes::from_static_str(
-                "t",
-            )))
-            .encode(&mut body, R::header_version(version))
-            .unwrap();
-        req.encode(&mut body, version).unwrap();
-        let mut frame = (body.len() as i32).to_be_bytes().to_vec();
-        frame.extend_from_slice(&body);
-        s.write_all(&frame).unwrap();
-        let mut size = [0u8; 4];
-        s.read_exact(&mut size).ok()?;
-        let mut reply = vec![0u8; i32::from_be_bytes(size) as usize];
-        s.read_exact(&mut reply).ok()?;
-        Some(bytes::Bytes::from(reply))
-    }
+    use kafka_protocol::protocol::Decodable;
     let port = free_port();
     let settings = [
         format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{port}"),
@@ -463,22 +438,11 @@ fn tls_to_a_plaintext_port_is_closed() {
 fn kafka_python_uses_sasl_plain_over_tls() {
     let dir = tempfile::tempdir().unwrap();
     let certs = make_certificates(dir.path());
-    let port = free_port();
-    let settings = [
-        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}"),
-        format!(
-            "ssl.keystore.location={}",
-            certs.join("server.pem").display()
-        ),
-        format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}"),
-    ];
-    let broker = start_with(&settings);
+    let jaas = format!("listener.name.sasl_ssl.plain.sasl.jaas.config={JAAS}");
+    let (broker, addr) = sasl_ssl_broker(&certs, &[&jaas]);
     create_topic(&runtime(), &broker.addr, "py-secure", 1, &[]);
     let script = format!("{}/tests/python/sasl_ssl.py", env!("CARGO_MANIFEST_DIR"));
     let mut command = std::process::Command::new("python3");
-    command
-        .arg(script)
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(certs.join("ca.pem"));
+    command.arg(script).arg(&addr).arg(certs.join("ca.pem"));
     assert_script_ok(command, "sasl_ssl.py (kafka-python)", &broker);
 }

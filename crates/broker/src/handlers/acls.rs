@@ -51,22 +51,22 @@ fn filter(
     })
 }
 
-pub fn create(broker: &Broker, ctx: &Ctx, req: CreateAclsRequest) -> CreateAclsResponse {
-    let refusal = if !broker.authorizer.enabled() {
+/// Why the client may not use the ACL APIs (no authorizer, or `op` on the cluster refused).
+fn refusal(broker: &Broker, ctx: &Ctx, op: AclOperation) -> Option<(i16, Option<StrBytes>)> {
+    if !broker.authorizer.enabled() {
         Some(error(ResponseError::SecurityDisabled, NO_AUTHORIZER))
-    } else if !ctx.allowed(
-        broker,
-        AclOperation::Alter,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
+    } else if !ctx.allowed(broker, op, ResourceType::Cluster, CLUSTER_NAME) {
         Some(error(
             ResponseError::ClusterAuthorizationFailed,
             "Cluster authorization failed.",
         ))
     } else {
         None
-    };
+    }
+}
+
+pub fn create(broker: &Broker, ctx: &Ctx, req: CreateAclsRequest) -> CreateAclsResponse {
+    let refusal = refusal(broker, ctx, AclOperation::Alter);
     let mut outcomes: Vec<Result<AclBinding, (i16, Option<StrBytes>)>> = req
         .creations
         .iter()
@@ -139,19 +139,8 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeAclsRequest) -> Describ
             .with_error_code(code)
             .with_error_message(message)
     };
-    if !broker.authorizer.enabled() {
-        return refuse(error(ResponseError::SecurityDisabled, NO_AUTHORIZER));
-    }
-    if !ctx.allowed(
-        broker,
-        AclOperation::Describe,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
-        return refuse(error(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        ));
+    if let Some(e) = refusal(broker, ctx, AclOperation::Describe) {
+        return refuse(e);
     }
     let f = match filter(
         req.resource_type_filter,
@@ -195,21 +184,7 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeAclsRequest) -> Describ
 }
 
 pub fn delete(broker: &Broker, ctx: &Ctx, req: DeleteAclsRequest) -> DeleteAclsResponse {
-    let refusal = if !broker.authorizer.enabled() {
-        Some(error(ResponseError::SecurityDisabled, NO_AUTHORIZER))
-    } else if !ctx.allowed(
-        broker,
-        AclOperation::Alter,
-        ResourceType::Cluster,
-        CLUSTER_NAME,
-    ) {
-        Some(error(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        ))
-    } else {
-        None
-    };
+    let refusal = refusal(broker, ctx, AclOperation::Alter);
     let filters: Vec<Result<AclFilter, (i16, Option<StrBytes>)>> = req
         .filters
         .iter()

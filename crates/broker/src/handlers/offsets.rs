@@ -50,27 +50,18 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
     };
     let n = args.len();
     // READ on the group refuses the whole commit; a topic without READ is refused alone.
-    let refused: Vec<bool> = args
-        .iter()
-        .map(|a| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &a.topic))
-        .collect();
-    let mut errors = if !ctx.allowed(
+    let errors = if !ctx.allowed(
         broker,
         AclOperation::Read,
         ResourceType::Group,
         &req.group_id,
     ) {
-        vec![Some(ResponseError::GroupAuthorizationFailed); n].into_iter()
+        vec![Some(ResponseError::GroupAuthorizationFailed); n]
     } else {
-        let allowed: Vec<CommitArgs> = args
-            .into_iter()
-            .zip(&refused)
-            .filter(|(_, r)| !**r)
-            .map(|(a, _)| a)
-            .collect();
-        let results = if allowed.is_empty() && n > 0 {
-            Ok(Vec::new())
-        } else {
+        commit_readable(broker, ctx, args, |allowed| {
+            if allowed.is_empty() {
+                return Ok(Vec::new());
+            }
             broker.groups.commit(
                 &req.group_id,
                 generation,
@@ -79,25 +70,10 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
                 allowed,
                 &|t, p| partition_exists(broker, t, p),
             )
-        };
-        match results {
-            Ok(per_partition) => {
-                let mut committed = per_partition.into_iter();
-                refused
-                    .iter()
-                    .map(|r| {
-                        if *r {
-                            Some(ResponseError::TopicAuthorizationFailed)
-                        } else {
-                            committed.next().flatten()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .into_iter()
-            }
-            Err(e) => vec![Some(e); n].into_iter(),
-        }
+        })
+        .unwrap_or_else(|e| vec![Some(e); n])
     };
+    let mut errors = errors.into_iter();
     let mut response = OffsetCommitResponse::default();
     for t in req.topics {
         let partitions = t
@@ -116,6 +92,38 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
         );
     }
     response
+}
+
+/// Commits (through `commit`) the offsets of the topics the client may READ; each refused
+/// one answers TOPIC_AUTHORIZATION_FAILED in its place, the rest what `commit` answered, in
+/// the order requested.
+pub(super) fn commit_readable(
+    broker: &Broker,
+    ctx: &Ctx,
+    offsets: Vec<CommitArgs>,
+    commit: impl FnOnce(Vec<CommitArgs>) -> Result<Vec<Option<ResponseError>>, ResponseError>,
+) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+    let refused: Vec<bool> = offsets
+        .iter()
+        .map(|o| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &o.topic))
+        .collect();
+    let allowed = offsets
+        .into_iter()
+        .zip(&refused)
+        .filter(|(_, r)| !**r)
+        .map(|(o, _)| o)
+        .collect();
+    let mut committed = commit(allowed)?.into_iter();
+    Ok(refused
+        .iter()
+        .map(|r| {
+            if *r {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else {
+                committed.next().flatten()
+            }
+        })
+        .collect())
 }
 
 type Fetched = Vec<((String, i32), Result<Option<Committed>, ResponseError>)>;

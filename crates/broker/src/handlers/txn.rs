@@ -10,6 +10,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::*;
 use kafka_protocol::ResponseError;
 
+use super::offsets::commit_readable;
 use super::{is_internal, Ctx};
 use crate::broker::Broker;
 use crate::group::{CommitArgs, TxnCommitArgs, OFFSETS_TOPIC};
@@ -287,40 +288,17 @@ pub fn txn_offset_commit(
     } else {
         None
     };
-    let topic_refused = |t: &str| !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, t);
     let mut errors = match whole_refusal {
         Some(e) => vec![Some(e); n].into_iter(),
         None => {
             let mut args = args;
-            let refused: Vec<bool> = args
-                .offsets
-                .iter()
-                .map(|o| topic_refused(&o.topic))
-                .collect();
-            args.offsets = args
-                .offsets
-                .into_iter()
-                .zip(&refused)
-                .filter(|(_, r)| !**r)
-                .map(|(o, _)| o)
-                .collect();
-            match broker.groups.txn_commit(args, &exists, &in_txn) {
-                Ok(errors) => {
-                    let mut committed = errors.into_iter();
-                    refused
-                        .iter()
-                        .map(|r| {
-                            if *r {
-                                Some(ResponseError::TopicAuthorizationFailed)
-                            } else {
-                                committed.next().flatten()
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                        .into_iter()
-                }
-                Err(e) => vec![Some(fenced_for(ctx.version, 3, e)); n].into_iter(),
-            }
+            let offsets = std::mem::take(&mut args.offsets);
+            commit_readable(broker, ctx, offsets, |allowed| {
+                args.offsets = allowed;
+                broker.groups.txn_commit(args, &exists, &in_txn)
+            })
+            .unwrap_or_else(|e| vec![Some(fenced_for(ctx.version, 3, e)); n])
+            .into_iter()
         }
     };
     let mut response = TxnOffsetCommitResponse::default();

@@ -2,8 +2,13 @@
 //! settings for SSL and SASL, and a produce-then-read round trip.
 #![allow(dead_code)]
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use kafka_protocol::messages::RequestHeader;
+use kafka_protocol::protocol::{Encodable, HeaderVersion, Request, StrBytes};
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use rdkafka::config::ClientConfig;
@@ -149,4 +154,45 @@ pub fn sasl_client(addr: &str, protocol: &str, user: &str, password: &str) -> Cl
         .set("message.timeout.ms", "10000")
         .set("socket.timeout.ms", "5000");
     c
+}
+
+/// A broker with a PLAINTEXT listener (first: the tests' tools use it) and a SASL_SSL one on a
+/// free port keyed with `certs`, then `extra`; the broker and the SASL_SSL address.
+pub fn sasl_ssl_broker(certs: &Path, extra: &[&str]) -> (BrokerProcess, String) {
+    let port = free_port();
+    let mut settings = vec![
+        format!("listeners=PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:{port}"),
+        format!(
+            "ssl.keystore.location={}",
+            certs.join("server.pem").display()
+        ),
+    ];
+    settings.extend(extra.iter().map(|s| s.to_string()));
+    (start_with(&settings), format!("127.0.0.1:{port}"))
+}
+
+/// Sends one request on a raw connection; the response's bytes (header included), or None
+/// when the connection closed.
+pub fn call<R: Request + Encodable + HeaderVersion>(
+    s: &mut TcpStream,
+    req: &R,
+    version: i16,
+) -> Option<bytes::Bytes> {
+    let mut body = bytes::BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(7)
+        .with_client_id(Some(StrBytes::from_static_str("t")))
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    req.encode(&mut body, version).unwrap();
+    let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&body);
+    s.write_all(&frame).unwrap();
+    let mut size = [0u8; 4];
+    s.read_exact(&mut size).ok()?;
+    let mut reply = vec![0u8; i32::from_be_bytes(size) as usize];
+    s.read_exact(&mut reply).ok()?;
+    Some(bytes::Bytes::from(reply))
 }
