@@ -429,26 +429,8 @@ pub(super) mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let defaults: BTreeMap<&str, &str> = [
-            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-            ("security.inter.broker.protocol", "PLAINTEXT"),
-            ("ssl.keystore.type", "PEM"),
-            ("ssl.truststore.type", "PEM"),
-            ("ssl.client.auth", "none"),
-            ("ssl.enabled.protocols", "TLSv1.2,TLSv1.3"),
-            ("ssl.principal.mapping.rules", "DEFAULT"),
-            ("sasl.enabled.mechanisms", "PLAIN"),
-            ("connection.failed.authentication.delay.ms", "100"),
-            ("sasl.server.max.receive.size", "524288"),
-            ("sasl.oauthbearer.jwks.endpoint.url", ""),
-            ("sasl.oauthbearer.jwks.endpoint.refresh.ms", "3600000"),
-            ("sasl.oauthbearer.expected.audience", ""),
-            ("sasl.oauthbearer.expected.issuer", ""),
-            ("sasl.oauthbearer.sub.claim.name", "sub"),
-            ("sasl.oauthbearer.clock.skew.seconds", "30"),
-            ("connections.max.reauth.ms", "0"),
-        ]
-        .into();
+        let defaults: BTreeMap<&str, &str> =
+            crate::config::BROKER_DEFAULTS.iter().copied().collect();
         let get = |k: &str| {
             map.get(k)
                 .cloned()

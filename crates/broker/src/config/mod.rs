@@ -136,7 +136,7 @@ pub struct BrokerConfig {
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
-const BROKER_DEFAULTS: &[(&str, &str)] = &[
+pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("broker.id", "0"),
     ("node.id", ""),
     ("listeners", "PLAINTEXT://127.0.0.1:9092"),

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::acl::{AclOperation, Decision, ResourceType};
+use super::acl::{AclImage, AclOperation, Decision, ResourceType};
 use super::store::SecurityStore;
 use crate::config::security::AuthorizerConfig;
 
@@ -34,15 +34,18 @@ impl Authorizer {
         op: AclOperation,
         resource_type: ResourceType,
     ) -> bool {
+        self.decide(principal, |acls| {
+            acls.authorize_any(principal, host, op, resource_type)
+        })
+    }
+
+    /// Super users and a broker without an authorizer may do anything; otherwise the ACLs
+    /// decide, and `allow.everyone.if.no.acl.found` where none applies.
+    fn decide(&self, principal: &str, acls: impl FnOnce(&AclImage) -> Decision) -> bool {
         if !self.config.enabled || self.config.super_users.iter().any(|u| u == principal) {
             return true;
         }
-        match self
-            .store
-            .image()
-            .acls
-            .authorize_any(principal, host, op, resource_type)
-        {
+        match acls(&self.store.image().acls) {
             Decision::Allowed => true,
             Decision::Denied => false,
             Decision::NoAcls => self.config.allow_everyone_if_no_acl_found,
@@ -58,18 +61,8 @@ impl Authorizer {
         resource_type: ResourceType,
         name: &str,
     ) -> bool {
-        if !self.config.enabled || self.config.super_users.iter().any(|u| u == principal) {
-            return true;
-        }
-        match self
-            .store
-            .image()
-            .acls
-            .authorize(principal, host, op, resource_type, name)
-        {
-            Decision::Allowed => true,
-            Decision::Denied => false,
-            Decision::NoAcls => self.config.allow_everyone_if_no_acl_found,
-        }
+        self.decide(principal, |acls| {
+            acls.authorize(principal, host, op, resource_type, name)
+        })
     }
 }

@@ -293,6 +293,28 @@ impl QuotaImage {
     }
 }
 
+/// The quota that applies to a client and the sensor its usage goes to; None without one.
+fn sensor_of(
+    image: &QuotaImage,
+    kind: QuotaKind,
+    principal: &str,
+    client_id: &str,
+) -> Option<(f64, SensorKey)> {
+    if image.is_empty() {
+        return None;
+    }
+    let user = quota_user(principal);
+    let (bound, by_user, by_client) = image.resolve(kind.key(), user, client_id)?;
+    Some((
+        bound,
+        (
+            kind,
+            by_user.then(|| user.to_string()),
+            by_client.then(|| client_id.to_string()),
+        ),
+    ))
+}
+
 impl QuotaManager {
     pub fn new(window: QuotaWindow) -> QuotaManager {
         QuotaManager {
@@ -338,18 +360,9 @@ impl QuotaManager {
         value: f64,
         now_ms: u64,
     ) -> u64 {
-        if image.is_empty() {
-            return 0;
-        }
-        let user = quota_user(principal);
-        let Some((bound, by_user, by_client)) = image.resolve(kind.key(), user, client_id) else {
+        let Some((bound, key)) = sensor_of(image, kind, principal, client_id) else {
             return 0;
         };
-        let key = (
-            kind,
-            by_user.then(|| user.to_string()),
-            by_client.then(|| client_id.to_string()),
-        );
         let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
         let sensor = sensors.entry(key).or_insert_with(Sensor::new);
         sensor.record(self.window, value, now_ms);
@@ -383,16 +396,7 @@ impl QuotaManager {
         value: f64,
         now_ms: u64,
     ) {
-        if image.is_empty() {
-            return;
-        }
-        let user = quota_user(principal);
-        if let Some((_, by_user, by_client)) = image.resolve(kind.key(), user, client_id) {
-            let key = (
-                kind,
-                by_user.then(|| user.to_string()),
-                by_client.then(|| client_id.to_string()),
-            );
+        if let Some((_, key)) = sensor_of(image, kind, principal, client_id) {
             let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(s) = sensors.get_mut(&key) {
                 s.record(self.window, -value, now_ms);
