@@ -320,3 +320,62 @@ fn acl_apis_without_an_authorizer_are_security_disabled() {
     );
     assert!(!ok && err.contains("SecurityDisabled"), "{out}{err}");
 }
+
+/// A fetch that claims a replica id is a follower's: it needs CLUSTER_ACTION on the cluster
+/// (and is then not a consumer's for quotas); refused, every partition answers
+/// TOPIC_AUTHORIZATION_FAILED while the same principal's consumer fetch is served.
+#[test]
+fn a_follower_fetch_needs_cluster_action() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::Decodable;
+    let broker = BrokerProcess::start(&[
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found=true",
+    ]);
+    create_topic(&runtime(), &broker.addr, "t", 1, &[]);
+    // (Once the cluster has ACLs, the tools' own ALTER and DESCRIBE need one.)
+    acls(
+        &broker,
+        &[
+            "--add",
+            "--allow-principal",
+            "User:ANONYMOUS",
+            "--operation",
+            "Alter",
+            "--operation",
+            "Describe",
+            "--cluster",
+        ],
+    );
+    acls(
+        &broker,
+        &[
+            "--add",
+            "--deny-principal",
+            "User:ANONYMOUS",
+            "--operation",
+            "ClusterAction",
+            "--cluster",
+        ],
+    );
+    let fetch = |replica: i32| {
+        let mut s = std::net::TcpStream::connect(&broker.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = FetchRequest::default()
+            .with_replica_id(BrokerId(replica))
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName("t".into()))
+                .with_partitions(vec![FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20)])]);
+        let mut r = security_support::call(&mut s, &req, 12).unwrap();
+        kafka_protocol::messages::ResponseHeader::decode(&mut r, 1).unwrap();
+        FetchResponse::decode(&mut r, 12).unwrap().responses[0].partitions[0].error_code
+    };
+    assert_eq!(fetch(-1), 0, "a consumer fetch");
+    assert_eq!(fetch(1), 29, "a follower fetch without CLUSTER_ACTION");
+}

@@ -24,7 +24,7 @@ use strata_storage::{LeaderEpoch, Offset, ReadError};
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
 use crate::replica::{FetchError, Isolation, Read};
-use crate::security::acl::{AclOperation, ResourceType};
+use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::security::quota::QuotaKind;
 use crate::wire::Slot;
 use crate::wire::{encode_response, placeholder_for, FileRange, Response, MAX_SPLICE_BYTES};
@@ -60,8 +60,23 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
     let waiter = broker
         .replicas
         .waiter(names.iter().map(|(t, p)| (t.as_str(), *p)));
-    // READ on each topic, decided once for the whole wait (by name; an unknown id stays
+    // A follower's fetch (a replica id, from the request's replica state from v15) needs
+    // CLUSTER_ACTION on the cluster, and is not a client's for quotas; a consumer's needs READ
+    // on each topic, decided once for the whole wait (by name; an unknown id stays
     // UNKNOWN_TOPIC_ID).
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    let from_follower = replica_id >= 0;
+    let follower_refused = from_follower
+        && !ctx.allowed(
+            broker,
+            AclOperation::ClusterAction,
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+        );
     let refused: Vec<bool> = req
         .topics
         .iter()
@@ -74,7 +89,9 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
             } else {
                 t.topic.0.to_string()
             };
-            !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &name)
+            follower_refused
+                || (!from_follower
+                    && !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &name))
         })
         .collect();
     loop {
@@ -84,7 +101,7 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
             // consumer_byte_rate (a follower's fetch is not a client's): over the quota, the
             // answer is empty with the throttle time, its bytes not counted, and the connection
             // muted for that time (Kafka's throttled fetch).
-            if req.replica_id.0 < 0 {
+            if !from_follower {
                 let throttle = ctx.throttle(broker, QuotaKind::Fetch, bytes as f64);
                 if throttle > 0 && bytes > 0 {
                     let image = broker.security.image();
