@@ -333,8 +333,14 @@ pub fn run_job(job: ProducerJob, progress: Arc<Progress>) -> Result<ProducerResu
             match producer.send(record) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                    // The queue drains in librdkafka's threads: serve what is ready and sleep.
+                    // (The binding's poll with a timeout re-polls without blocking once less
+                    // than a millisecond remains, so a 1 ms poll would spin the core the broker
+                    // and librdkafka need, more so the slower the broker: over TLS it took
+                    // most of a core.)
                     record = r;
-                    producer.poll(Duration::from_millis(1));
+                    producer.poll(Duration::ZERO);
+                    std::thread::sleep(Duration::from_micros(500));
                 }
                 Err((e, _)) => bail!("cannot send: {e}"),
             }
