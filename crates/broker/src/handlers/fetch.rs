@@ -104,15 +104,7 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
             if !from_follower {
                 let throttle = ctx.throttle(broker, QuotaKind::Fetch, bytes as f64);
                 if throttle > 0 && bytes > 0 {
-                    let image = broker.security.image();
-                    broker.quotas.unrecord(
-                        &image.quotas,
-                        QuotaKind::Fetch,
-                        &ctx.principal,
-                        ctx.client_id.as_deref().unwrap_or(""),
-                        bytes as f64,
-                        strata_storage::now_ms().max(0) as u64,
-                    );
+                    ctx.record_usage(broker, QuotaKind::Fetch, -(bytes as f64));
                     response = FetchResponse::default();
                     ranges = Vec::new();
                 }

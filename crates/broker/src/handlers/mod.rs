@@ -176,21 +176,27 @@ impl Ctx {
     /// over, the connection is muted for the throttle time, which is returned for the
     /// response's `throttle_time_ms`.
     pub fn throttle(&self, broker: &Broker, kind: QuotaKind, value: f64) -> i32 {
-        let image = broker.security.image();
-        let ms = broker.quotas.record(
-            &image.quotas,
-            kind,
-            &self.principal,
-            self.client_id.as_deref().unwrap_or(""),
-            value,
-            strata_storage::now_ms().max(0) as u64,
-        );
+        let ms = self.record_usage(broker, kind, value);
         if ms > 0 {
             if let Some(mute) = &self.mute {
                 mute.mute_for(ms);
             }
         }
         ms.min(i32::MAX as u64) as i32
+    }
+
+    /// Records the client's use of a quota (negative: taking back a use not given); the
+    /// throttle time in ms it comes to.
+    pub fn record_usage(&self, broker: &Broker, kind: QuotaKind, value: f64) -> u64 {
+        let image = broker.security.image();
+        broker.quotas.record(
+            &image.quotas,
+            kind,
+            &self.principal,
+            self.client_id.as_deref().unwrap_or(""),
+            value,
+            strata_storage::now_ms().max(0) as u64,
+        )
     }
 
     /// The client's `controller_mutation_rate` for this request (strict from `strict_from`,

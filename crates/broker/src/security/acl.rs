@@ -302,6 +302,17 @@ pub enum Decision {
     NoAcls,
 }
 
+impl Decision {
+    /// What applicable ACLs (`any`) with an ALLOW and no DENY among them (`allowed`) decide.
+    fn of(any: bool, allowed: bool) -> Decision {
+        match (any, allowed) {
+            (false, _) => Decision::NoAcls,
+            (true, true) => Decision::Allowed,
+            (true, false) => Decision::Denied,
+        }
+    }
+}
+
 impl AclImage {
     /// Adds a binding; false when it was there already.
     pub fn add(&mut self, b: AclBinding) -> bool {
@@ -403,11 +414,7 @@ impl AclImage {
                 _ => {}
             }
         }
-        match (any, allowed) {
-            (false, _) => Decision::NoAcls,
-            (true, true) => Decision::Allowed,
-            (true, false) => Decision::Denied,
-        }
+        Decision::of(any, allowed)
     }
 
     /// Whether `principal` from `host` may do `op` on the named resource.
@@ -455,11 +462,7 @@ impl AclImage {
                 }
             }
         }
-        match (any, allowed) {
-            (false, _) => Decision::NoAcls,
-            (true, true) => Decision::Allowed,
-            (true, false) => Decision::Denied,
-        }
+        Decision::of(any, allowed)
     }
 }
 

@@ -349,8 +349,9 @@ impl QuotaManager {
         })
     }
 
-    /// Records `value` for the client; the time in ms to throttle it for, 0 when within its
-    /// quota (or none applies).
+    /// Records `value` for the client (negative: taking back what a request recorded but was
+    /// not given); the time in ms to throttle it for, 0 when within its quota (or none
+    /// applies).
     pub fn record(
         &self,
         image: &QuotaImage,
@@ -383,25 +384,6 @@ impl QuotaManager {
         }
         // O * W / (W + X) = T  =>  X = (O - T) / T * W
         ((rate - bound) / bound * window_ms as f64).round() as u64
-    }
-
-    /// Takes back a value recorded for a request whose answer was not given (a throttled
-    /// fetch is answered empty).
-    pub fn unrecord(
-        &self,
-        image: &QuotaImage,
-        kind: QuotaKind,
-        principal: &str,
-        client_id: &str,
-        value: f64,
-        now_ms: u64,
-    ) {
-        if let Some((_, key)) = sensor_of(image, kind, principal, client_id) {
-            let mut sensors = self.sensors.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(s) = sensors.get_mut(&key) {
-                s.record(self.window, -value, now_ms);
-            }
-        }
     }
 }
 
@@ -472,7 +454,8 @@ mod tests {
             quotas.record(&image, QuotaKind::Fetch, "User:a", "c", 1e9, now),
             0
         );
-        quotas.unrecord(&image, QuotaKind::Produce, "User:a", "c", 11000.0, now);
+        // A value taken back (a throttled fetch answered empty) is recorded negative.
+        quotas.record(&image, QuotaKind::Produce, "User:a", "c", -11000.0, now);
         assert_eq!(
             quotas.record(&image, QuotaKind::Produce, "User:a", "c", 0.0, now),
             0
