@@ -1,8 +1,6 @@
 //! The broker's shared state: configuration, the log manager, the coordinators, producer ids,
 //! the cluster id and the wake-up signal for long-polling fetches.
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
@@ -16,7 +14,9 @@ use thiserror::Error;
 use crate::config::{BrokerConfig, ChannelType, ConfigError};
 use crate::group::{Coordinator, OffsetStore, OFFSETS_TOPIC};
 use crate::internal_log;
+use crate::meta_properties::{self, MetaProperties};
 use crate::producer_ids::{ProducerIds, PRODUCER_ID_FILE};
+use crate::quorum::{BrokerRegistration, Endpoint, MetadataQuorum, MetadataRecord};
 use crate::replica::ReplicaManager;
 use crate::security::authorizer::Authorizer;
 use crate::security::store::{SecurityStore, SECURITY_FILE};
@@ -30,6 +30,8 @@ pub enum StartError {
     Log(#[from] LogError),
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Unformatted(String),
 }
 
 pub struct Broker {
@@ -54,6 +56,8 @@ pub struct Broker {
     /// Each advertised listener: (name, host, port), the port filled in when it was 0 and the
     /// listener bound a free one.
     advertised: Vec<(String, String, AtomicU16)>,
+    /// This node's replica of the metadata quorum, once started (`process.roles` set).
+    quorum: std::sync::OnceLock<Arc<MetadataQuorum>>,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
     all_dirs_offline: tokio::sync::watch::Sender<bool>,
@@ -67,12 +71,6 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-fn read_meta_properties(io: &dyn Io, dir: &Path) -> Option<BTreeMap<String, String>> {
-    let bytes = io.read_all(&dir.join("meta.properties")).ok()?;
-    let map = java_properties::read(&bytes[..]).ok()?;
-    Some(map.into_iter().collect())
-}
-
 impl Broker {
     /// Opens (or initialises) the broker's storage.
     pub fn open(config: BrokerConfig, io: Arc<dyn Io>) -> Result<Arc<Broker>, StartError> {
@@ -84,19 +82,31 @@ impl Broker {
                 .map_err(|e| LogError::dir(dir, e))?;
         }
         let first = &config.log_dirs[0];
-        let cluster_id = match read_meta_properties(&*io, first)
-            .and_then(|m| m.get("cluster.id").cloned())
-        {
-            Some(id) => id,
-            None => {
-                let id = base64_url(uuid::Uuid::new_v4().as_bytes());
-                let text = format!("version=1\ncluster.id={id}\nnode.id={}\n", config.broker_id);
-                for dir in &config.log_dirs {
-                    io.write_atomic(&dir.join("meta.properties"), text.as_bytes())
-                        .map_err(|e| LogError::dir(dir, e))?;
-                }
-                id
+        let cluster_id = match &config.quorum {
+            // A node of a cluster starts only from directories formatted for it.
+            Some(quorum) => {
+                let mut dirs = config.log_dirs.clone();
+                dirs.push(quorum.metadata_log_dir.clone());
+                meta_properties::check_formatted(&*io, &dirs, config.broker_id)
+                    .map_err(StartError::Unformatted)?
             }
+            // A broker alone formats itself at its first start.
+            None => match meta_properties::read(&*io, first).map_err(StartError::Unformatted)? {
+                Some(meta) => meta.cluster_id,
+                None => {
+                    let id = meta_properties::random_uuid();
+                    for dir in &config.log_dirs {
+                        let meta = MetaProperties {
+                            cluster_id: id.clone(),
+                            node_id: config.broker_id,
+                            directory_id: Some(meta_properties::random_uuid()),
+                        };
+                        meta_properties::write(&*io, dir, &meta)
+                            .map_err(|e| LogError::dir(dir, e))?;
+                    }
+                    id
+                }
+            },
         };
         let resolver_config = config.clone();
         let resolver: ConfigResolver =
@@ -229,8 +239,120 @@ impl Broker {
             connections: crate::security::connections::ConnectionQuotas::new(connection_limits),
             security,
             advertised,
+            quorum: std::sync::OnceLock::new(),
             all_dirs_offline,
         }))
+    }
+
+    /// Starts this node's replica of the metadata quorum (when `process.roles` is set): opens
+    /// the metadata log and binds the controller listener.
+    pub async fn start_quorum(&self, io: Arc<dyn Io>) -> Result<(), StartError> {
+        let Some(config) = self.config.quorum.clone() else {
+            return Ok(());
+        };
+        let quorum =
+            MetadataQuorum::start(config, self.config.broker_id, &self.cluster_id, io).await?;
+        let _ = self.quorum.set(quorum);
+        Ok(())
+    }
+
+    /// This node's replica of the metadata quorum; None for a broker alone.
+    pub fn quorum(&self) -> Option<&Arc<MetadataQuorum>> {
+        self.quorum.get()
+    }
+
+    /// This broker's registration: its advertised listeners and rack, a new incarnation.
+    fn registration(&self) -> BrokerRegistration {
+        BrokerRegistration {
+            broker_id: self.config.broker_id,
+            incarnation_id: crate::meta_properties::random_uuid(),
+            rack: self.config.quorum.as_ref().and_then(|q| q.rack.clone()),
+            endpoints: self
+                .config
+                .listeners
+                .iter()
+                .filter(|l| l.advertised.is_some())
+                .map(|l| {
+                    let (host, port) = self.advertised_for(&l.name);
+                    Endpoint {
+                        name: l.name.clone(),
+                        host,
+                        port,
+                        security_protocol: l.protocol.name().to_string(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Registers this broker with the active controller, retrying until it is registered
+    /// (after the listeners are bound: the registration carries their ports).
+    pub async fn register(&self) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let record = MetadataRecord::RegisterBroker(self.registration());
+        loop {
+            match quorum.append(record.clone()).await {
+                Ok(()) => {
+                    tracing::info!(
+                        broker_id = self.config.broker_id,
+                        "registered with the controller"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "broker registration failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// The brokers clients are told of on `listener`: (id, host, port, rack). A broker alone
+    /// names itself; a node of a cluster, every broker registered in the metadata image with
+    /// an endpoint on that listener.
+    pub fn brokers_for(&self, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+        let Some(quorum) = self.quorum() else {
+            let (host, port) = self.advertised_for(listener);
+            return vec![(self.config.broker_id, host, port, None)];
+        };
+        let wanted = if self.config.listeners.iter().any(|l| l.name == listener) {
+            listener
+        } else {
+            &self.config.inter_broker_listener
+        };
+        quorum
+            .image()
+            .brokers
+            .values()
+            .filter_map(|b| {
+                let r = &b.registration;
+                r.endpoints
+                    .iter()
+                    .find(|e| e.name == wanted)
+                    .map(|e| (r.broker_id, e.host.clone(), e.port, r.rack.clone()))
+            })
+            .collect()
+    }
+
+    /// The controller id clients are told: the active controller when it is a registered
+    /// broker, else some registered broker (as Kafka's KRaft brokers answer, since clients
+    /// cannot reach controllers); this broker when alone or when none is known yet.
+    pub fn controller_id(&self) -> i32 {
+        let Some(quorum) = self.quorum() else {
+            return self.config.broker_id;
+        };
+        let image = quorum.image();
+        match quorum.leader() {
+            Some(leader) if image.brokers.contains_key(&(leader as i32)) => leader as i32,
+            _ => image
+                .brokers
+                .keys()
+                .next()
+                .copied()
+                .unwrap_or(self.config.broker_id),
+        }
     }
 
     /// Resolves once every data directory has gone offline after I/O errors.

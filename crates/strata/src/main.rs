@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata::{acls, configs, dump_log, groups, perf, tiers, topics, transactions};
+use strata::{
+    acls, configs, dump_log, groups, metadata_quorum, perf, storage, tiers, topics, transactions,
+};
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
 
@@ -51,6 +53,11 @@ enum Command {
     Bench(perf::bench::BenchArgs),
     /// Where every segment lives: tiers, usage, migrations under way (reads the directories).
     Tiers(tiers::TiersArgs),
+    /// Describe the metadata quorum: leader, epoch, voters' progress (kafka-metadata-quorum.sh).
+    #[command(name = "metadata-quorum")]
+    MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
+    /// Format storage for a node of a cluster, make cluster ids (kafka-storage.sh).
+    Storage(storage::StorageArgs),
     /// Decode segment files (.log, .index, .timeindex) offline (kafka-dump-log.sh).
     #[command(name = "dump-log")]
     DumpLog(dump_log::DumpLogArgs),
@@ -69,7 +76,8 @@ struct ServerArgs {
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,openraft=off".into()),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -99,6 +107,10 @@ fn main() {
         Some(Command::Bench(args)) => perf::bench::run(args),
         Some(Command::DumpLog(args)) => dump_log::run(args),
         Some(Command::Tiers(args)) => tiers::run(args),
+        Some(Command::Storage(args)) => storage::run(args),
+        Some(Command::MetadataQuorum(args)) => {
+            runtime().and_then(|rt| rt.block_on(metadata_quorum::run(args)))
+        }
     };
     if let Err(e) = result {
         eprintln!("Error: {e:#}");
@@ -124,9 +136,17 @@ fn run_server(args: ServerArgs) -> Result<()> {
     let rt = runtime()?;
     rt.block_on(async move {
         let broker = Broker::open(config, Arc::new(RealIo)).context("cannot start the broker")?;
+        broker
+            .start_quorum(Arc::new(RealIo))
+            .await
+            .context("cannot start the metadata quorum")?;
         let server = Server::bind(broker.clone())
             .await
             .context("cannot bind the listener")?;
+        {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.register().await });
+        }
         let addr = server.local_addr()?;
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
         let signalled = signals();
@@ -158,6 +178,9 @@ fn run_server(args: ServerArgs) -> Result<()> {
         }
         let _ = stop.send(true);
         let _ = serving.await;
+        if let Some(quorum) = broker.quorum() {
+            quorum.shutdown().await;
+        }
         let logs = broker.clone();
         tokio::task::spawn_blocking(move || logs.shutdown()).await??;
         if failed {

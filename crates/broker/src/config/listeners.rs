@@ -188,8 +188,22 @@ fn parse_protocol_map(value: &str) -> Result<BTreeMap<String, SecurityProtocol>,
 pub fn parse_listeners(
     get: &dyn Fn(&str) -> String,
     explicit: &dyn Fn(&str) -> Option<String>,
-) -> Result<(Vec<ListenerConfig>, String), ConfigError> {
-    let binds = parse_endpoints("listeners", &get("listeners"))?;
+) -> Result<(Vec<ListenerConfig>, String, Vec<Listener>), ConfigError> {
+    let all = parse_endpoints("listeners", &get("listeners"))?;
+    // The controller listeners (`controller.listener.names`) carry the metadata quorum, not
+    // clients' requests: they are set apart (PLAINTEXT, as Kafka assumes them when the protocol
+    // map leaves them out).
+    let controller_names = super::quorum::controller_listener_names(get);
+    let (controller, binds): (Vec<Listener>, Vec<Listener>) = all
+        .into_iter()
+        .partition(|l| controller_names.contains(&l.name));
+    if binds.is_empty() {
+        return Err(invalid(
+            "listeners",
+            &get("listeners"),
+            "At least one listener besides the controller listeners is required",
+        ));
+    }
     let map_raw = get("listener.security.protocol.map");
     let map = parse_protocol_map(if map_raw.is_empty() {
         DEFAULT_PROTOCOL_MAP
@@ -211,6 +225,10 @@ pub fn parse_listeners(
     } else {
         parse_endpoints("advertised.listeners", &advertised_raw)?
     };
+    let advertised: Vec<Listener> = advertised
+        .into_iter()
+        .filter(|a| !controller_names.contains(&a.name))
+        .collect();
     for a in &advertised {
         if !binds.iter().any(|b| b.name == a.name) {
             return Err(invalid(
@@ -285,7 +303,14 @@ pub fn parse_listeners(
             "inter.broker.listener.name must be a listener name defined in advertised.listeners",
         ));
     }
-    Ok((out, inter_broker))
+    if controller_names.contains(&inter_broker) {
+        return Err(invalid(
+            "inter.broker.listener.name",
+            &inter_broker,
+            "controller.listener.names must not contain the inter-broker listener",
+        ));
+    }
+    Ok((out, inter_broker, controller))
 }
 
 /// A listener's value of an `ssl.*` key: `listener.name.<name>.<key>` when set, else `key`.
@@ -438,7 +463,7 @@ pub(super) mod tests {
                 .unwrap_or_default()
         };
         let explicit = |k: &str| map.get(k).cloned();
-        parse_listeners(&get, &explicit)
+        parse_listeners(&get, &explicit).map(|(l, inter, _)| (l, inter))
     }
 
     #[test]

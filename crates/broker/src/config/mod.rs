@@ -14,6 +14,7 @@ use thiserror::Error;
 mod cleaner;
 mod group;
 pub mod listeners;
+pub mod quorum;
 pub mod sasl;
 pub mod security;
 mod tier;
@@ -133,6 +134,9 @@ pub struct BrokerConfig {
     pub quota_window: crate::security::quota::QuotaWindow,
     /// `max.connections`, `max.connections.per.ip`, ...
     pub connection_limits: security::ConnectionLimits,
+    /// The node's part in a cluster (`process.roles`, `controller.quorum.voters`, ...); None:
+    /// a broker alone.
+    pub quorum: Option<quorum::QuorumConfig>,
 }
 
 /// Broker keys Strata reads (beyond the topic synonyms) and their defaults.
@@ -188,6 +192,14 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("process.roles", ""),
     ("controller.quorum.voters", ""),
     ("controller.listener.names", ""),
+    ("controller.quorum.bootstrap.servers", ""),
+    ("controller.quorum.election.timeout.ms", "1000"),
+    ("controller.quorum.fetch.timeout.ms", "2000"),
+    ("controller.quorum.request.timeout.ms", "2000"),
+    ("metadata.log.dir", ""),
+    ("broker.rack", ""),
+    ("broker.session.timeout.ms", "9000"),
+    ("broker.heartbeat.interval.ms", "2000"),
     ("inter.broker.listener.name", ""),
     ("security.inter.broker.protocol", "PLAINTEXT"),
     (
@@ -359,7 +371,7 @@ impl BrokerConfig {
                 "Value must be at least 0",
             ));
         }
-        let (listeners, inter_broker_listener) =
+        let (listeners, inter_broker_listener, controller_binds) =
             listeners::parse_listeners(&get, &|k: &str| values.get(k).cloned())?;
         let dirs_raw = if get("log.dirs").is_empty() {
             get("log.dir")
@@ -418,7 +430,9 @@ impl BrokerConfig {
                 _ => Err(invalid(k, &v, "Value must be at least 1")),
             }
         };
+        let quorum = quorum::parse_quorum(&get, broker_id, controller_binds, &log_dirs[0])?;
         let config = BrokerConfig {
+            quorum,
             broker_id,
             listeners,
             inter_broker_listener,

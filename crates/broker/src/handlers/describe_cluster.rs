@@ -1,4 +1,5 @@
-//! DescribeCluster: this broker, which is also the controller.
+//! DescribeCluster: the brokers (this one when alone, the registered ones in a cluster) and
+//! the controller clients are told of.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -9,7 +10,6 @@ use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use kafka_protocol::ResponseError;
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: DescribeClusterRequest) -> DescribeClusterResponse {
-    let me = BrokerId(broker.config.broker_id);
     if !ctx.allowed(
         broker,
         AclOperation::Describe,
@@ -21,7 +21,6 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DescribeClusterRequest) -> Descri
             .with_controller_id(BrokerId(-1))
             .with_cluster_authorized_operations(i32::MIN);
     }
-    let (host, port) = broker.advertised_for(&ctx.listener);
     let operations = if req.include_cluster_authorized_operations {
         ctx.authorized_operations(broker, ResourceType::Cluster, CLUSTER_NAME)
     } else {
@@ -29,11 +28,20 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DescribeClusterRequest) -> Descri
     };
     DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(&broker.cluster_id))
-        .with_controller_id(me)
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_endpoint_type(req.endpoint_type)
         .with_cluster_authorized_operations(operations)
-        .with_brokers(vec![DescribeClusterBroker::default()
-            .with_broker_id(me)
-            .with_host(str_bytes(host))
-            .with_port(port as i32)])
+        .with_brokers(
+            broker
+                .brokers_for(&ctx.listener)
+                .into_iter()
+                .map(|(id, host, port, rack)| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(id))
+                        .with_host(str_bytes(host))
+                        .with_port(port as i32)
+                        .with_rack(rack.map(str_bytes))
+                })
+                .collect(),
+        )
 }

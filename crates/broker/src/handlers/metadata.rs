@@ -1,5 +1,6 @@
-//! Metadata: the one broker, and the topics asked for (all when the list is null). A topic that
-//! does not exist is created when both the request and `auto.create.topics.enable` allow it.
+//! Metadata: the brokers (this one alone, or those registered in the cluster), and the topics
+//! asked for (all when the list is null). A topic that does not exist is created when both the
+//! request and `auto.create.topics.enable` allow it.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -58,15 +59,21 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> Meta
 }
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: MetadataRequest) -> MetadataResponse {
-    let me = BrokerId(broker.config.broker_id);
-    let (host, port) = broker.advertised_for(&ctx.listener);
+    let brokers = broker
+        .brokers_for(&ctx.listener)
+        .into_iter()
+        .map(|(id, host, port, rack)| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(id))
+                .with_host(str_bytes(host))
+                .with_port(port as i32)
+                .with_rack(rack.map(str_bytes))
+        })
+        .collect();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![MetadataResponseBroker::default()
-            .with_node_id(me)
-            .with_host(str_bytes(host))
-            .with_port(port as i32)])
+        .with_brokers(brokers)
         .with_cluster_id(Some(str_bytes(&broker.cluster_id)))
-        .with_controller_id(me)
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_cluster_authorized_operations(i32::MIN);
     // Version 0 used an empty list for "all topics"; later versions use null.
     let all = match &req.topics {

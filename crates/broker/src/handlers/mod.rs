@@ -25,6 +25,7 @@ pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
+pub mod describe_quorum;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_admin;
@@ -64,6 +65,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -451,6 +453,7 @@ fn route(broker: &Arc<Broker>, ctx: Ctx, request: RequestKind) -> Result<Slot, C
         RequestKind::DescribeCluster(req) => {
             ready(&ctx, &describe_cluster::handle(broker, &ctx, req))
         }
+        RequestKind::DescribeQuorum(req) => describe_quorum::handle(broker, ctx, req),
         RequestKind::FindCoordinator(req) => {
             ready(&ctx, &find_coordinator::handle(broker, &ctx, req))
         }

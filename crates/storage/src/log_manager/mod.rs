@@ -42,6 +42,9 @@ pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
 pub const HIGH_WATERMARK_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub const METADATA_DIR: &str = "__strata_metadata";
+/// The metadata quorum's log (Kafka's name): in a log dir, but not a partition of this
+/// manager's, so never taken for a leftover.
+pub const CLUSTER_METADATA_DIR: &str = "__cluster_metadata-0";
 
 /// Turns a topic's config overrides into its effective log settings (the broker knows the keys
 /// and the server-wide defaults).
@@ -342,7 +345,7 @@ impl LogManager {
                 let is_partition_dir = name
                     .rsplit_once('-')
                     .is_some_and(|(_, p)| p.parse::<i32>().is_ok());
-                if is_partition_dir && !known_dirs.contains(&name) {
+                if is_partition_dir && !known_dirs.contains(&name) && name != CLUSTER_METADATA_DIR {
                     tracing::warn!(dir = %dir.join(&name).display(), "removing partition directory of no topic");
                     manager.remove_partition_dir(&dir.join(&name))?;
                 }

@@ -1,0 +1,360 @@
+//! The metadata quorum (KRaft's): a replicated log of metadata records, kept by openraft among
+//! the controllers of `controller.quorum.voters`, and the image every node builds from it.
+//!
+//! - `types`: openraft's type configuration, the records and the image;
+//! - `log_store`: the log and the vote on disk (`__cluster_metadata-0/`);
+//! - `state_machine`: the image, its snapshots, and the watch channel that publishes it;
+//! - `network`: the controller listener, carrying Raft's RPCs and what a node forwards to the
+//!   leader.
+//!
+//! The leader of the Raft quorum is Kafka's active controller; its term is the leader epoch.
+
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+pub mod types;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ServerState, SnapshotPolicy};
+use serde::{Deserialize, Serialize};
+use strata_storage::io::Io;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::quorum::QuorumConfig;
+use log_store::MetadataLog;
+use network::{ControllerRequest, ControllerResponse, Peers};
+use state_machine::{Applied, MetadataStateMachine};
+pub use types::{BrokerRegistration, Endpoint, MetadataImage, MetadataRecord, NodeId, Raft};
+
+/// Kafka's name for the metadata log's directory.
+pub use strata_storage::log_manager::CLUSTER_METADATA_DIR as METADATA_DIR;
+
+/// Kafka's error for a request only the active controller may answer, when this node is not it
+/// (and could not forward it).
+pub const NOT_CONTROLLER: &str = "NOT_CONTROLLER";
+
+/// One replica of the metadata log, as DescribeQuorum reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaInfo {
+    pub replica_id: i32,
+    pub log_end_offset: i64,
+    /// Milliseconds since the epoch of the leader's last answer from it; -1: unknown.
+    pub last_fetch_timestamp: i64,
+    pub last_caught_up_timestamp: i64,
+}
+
+/// The quorum as the leader sees it (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumInfo {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<ReplicaInfo>,
+    pub observers: Vec<ReplicaInfo>,
+}
+
+/// This node's replica of the metadata log.
+pub struct MetadataQuorum {
+    raft: Raft,
+    config: QuorumConfig,
+    node_id: NodeId,
+    applied: watch::Receiver<Applied>,
+    /// When each voter's replication last reached the leader's log end (leader only).
+    caught_up: std::sync::Mutex<BTreeMap<NodeId, i64>>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl MetadataQuorum {
+    /// Opens the metadata log under `metadata.log.dir`, binds the controller listener and starts
+    /// this node's Raft replica; a node whose log is empty proposes the voters of
+    /// `controller.quorum.voters` as the first membership (every voter may: openraft takes the
+    /// same proposal from several nodes as one).
+    pub async fn start(
+        config: QuorumConfig,
+        node_id: i32,
+        cluster_id: &str,
+        io: Arc<dyn Io>,
+    ) -> std::io::Result<Arc<MetadataQuorum>> {
+        let dir = config.metadata_log_dir.join(METADATA_DIR);
+        let log = MetadataLog::open(io.clone(), &dir)?;
+        let machine = MetadataStateMachine::open(io, &dir)?;
+        let applied = machine.subscribe();
+        let pristine = log.last_log_id().is_none() && applied.borrow().last_applied.is_none();
+        let listener =
+            match &config.listener {
+                Some(l) => Some(TcpListener::bind((l.host.as_str(), l.port)).await.map_err(
+                    |e| {
+                        std::io::Error::new(
+                            e.kind(),
+                            format!(
+                                "cannot bind the controller listener {}:{}: {e}",
+                                l.host, l.port
+                            ),
+                        )
+                    },
+                )?),
+                None => None,
+            };
+        let election = config.election_timeout_ms;
+        let raft_config = openraft::Config {
+            cluster_name: cluster_id.to_string(),
+            election_timeout_min: election,
+            election_timeout_max: election * 2,
+            heartbeat_interval: (election / 5).max(1),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            max_in_snapshot_log_to_keep: 100,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
+        let node = node_id as NodeId;
+        let raft = Raft::new(node, Arc::new(raft_config), Peers::default(), log, machine)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let quorum = Arc::new(MetadataQuorum {
+            raft,
+            node_id: node,
+            applied,
+            caught_up: Default::default(),
+            config,
+        });
+        if let Some(listener) = listener {
+            tokio::spawn(network::serve(listener, Arc::downgrade(&quorum)));
+        }
+        tokio::spawn(watch_leadership(quorum.raft.metrics()));
+        if pristine && quorum.config.roles.controller {
+            let members: BTreeMap<NodeId, BasicNode> = quorum
+                .config
+                .voters
+                .iter()
+                .map(|(id, v)| (*id as NodeId, BasicNode::new(v.addr())))
+                .collect();
+            match quorum.raft.initialize(members).await {
+                Ok(()) => {
+                    tracing::info!(voters = ?quorum.config.voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
+                }
+                Err(RaftError::APIError(e)) => {
+                    tracing::debug!(error = %e, "metadata quorum already initialized")
+                }
+                Err(e) => return Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        Ok(quorum)
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn config(&self) -> &QuorumConfig {
+        &self.config
+    }
+
+    /// The newest image this node has applied.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.applied.borrow().image.clone()
+    }
+
+    /// The image as it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Applied> {
+        self.applied.clone()
+    }
+
+    /// The active controller (the Raft leader), if one is known.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    fn leader_addr(&self) -> Option<(NodeId, String)> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some((leader, node.addr.clone()))
+    }
+
+    /// Appends `record` to the metadata log through the leader, wherever it is; returns once
+    /// it is committed.
+    pub async fn append(&self, record: MetadataRecord) -> Result<(), String> {
+        match self.leader_addr() {
+            Some((leader, _)) if leader == self.node_id => self.append_as_leader(record).await,
+            Some((leader, addr)) => {
+                match network::forward(leader, &addr, &ControllerRequest::Propose(record)).await {
+                    Ok(ControllerResponse::Propose(r)) => r,
+                    Ok(_) => Err("unexpected controller response".to_string()),
+                    Err(e) => Err(format!(
+                        "{NOT_CONTROLLER}: controller {leader} unreachable: {e}"
+                    )),
+                }
+            }
+            None => Err(format!("{NOT_CONTROLLER}: no controller is known")),
+        }
+    }
+
+    /// Appends `record` as the leader, waiting for its commit.
+    pub(crate) async fn append_as_leader(&self, record: MetadataRecord) -> Result<(), String> {
+        match self.raft.client_write(record).await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(format!(
+                "{NOT_CONTROLLER}: the controller is {:?}",
+                f.leader_id
+            )),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// The quorum's state from its leader, wherever it is (DescribeQuorum). While leadership
+    /// moves (no leader known, or the one known no longer leads) it is asked again, for up to
+    /// the request timeout.
+    pub async fn describe(&self) -> Result<QuorumInfo, String> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
+        loop {
+            match self.describe_once().await {
+                Err(e) if e.starts_with(NOT_CONTROLLER) && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn describe_once(&self) -> Result<QuorumInfo, String> {
+        match self.leader_addr() {
+            Some((leader, _)) if leader == self.node_id => self.describe_as_leader().await,
+            Some((leader, addr)) => {
+                match network::forward(leader, &addr, &ControllerRequest::DescribeQuorum).await {
+                    Ok(ControllerResponse::DescribeQuorum(r)) => r,
+                    Ok(_) => Err("unexpected controller response".to_string()),
+                    Err(e) => Err(format!(
+                        "{NOT_CONTROLLER}: controller {leader} unreachable: {e}"
+                    )),
+                }
+            }
+            None => Err(format!("{NOT_CONTROLLER}: no controller is known")),
+        }
+    }
+
+    /// The quorum's state, answered by the leader: each voter's log end as far as the leader
+    /// knows it, the high watermark (the end a majority of voters has).
+    pub(crate) async fn describe_as_leader(&self) -> Result<QuorumInfo, String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        if metrics.state != ServerState::Leader {
+            return Err(format!(
+                "{NOT_CONTROLLER}: node {} is {:?}, not the leader",
+                self.node_id, metrics.state
+            ));
+        }
+        let replication = metrics.replication.clone().unwrap_or_default();
+        let end = metrics.last_log_index.map_or(0, |i| i + 1);
+        let now = now_ms();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: Vec<NodeId> = membership.voter_ids().collect();
+        let mut caught_up = self.caught_up.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replica = |id: NodeId| -> ReplicaInfo {
+            // The leader's own end, or how far the leader knows a node's log matches its own
+            // (-1: not known since it became leader).
+            let log_end: i64 = if id == self.node_id {
+                end as i64
+            } else {
+                replication
+                    .get(&id)
+                    .and_then(|m| m.as_ref())
+                    .map_or(-1, |m| m.index as i64 + 1)
+            };
+            let at = caught_up.entry(id).or_insert(-1);
+            if log_end >= end as i64 {
+                *at = now;
+            }
+            ReplicaInfo {
+                replica_id: id as i32,
+                log_end_offset: log_end,
+                last_fetch_timestamp: if log_end >= 0 { now } else { -1 },
+                last_caught_up_timestamp: *at,
+            }
+        };
+        let voter_infos: Vec<ReplicaInfo> = voters.iter().map(|id| replica(*id)).collect();
+        let observers: Vec<ReplicaInfo> = membership.learner_ids().map(&mut replica).collect();
+        // The end a majority of voters has; at least the end of what this leader applied
+        // (applied entries were committed), which a new leader knows before it has heard from
+        // its followers.
+        let mut ends: Vec<i64> = voter_infos.iter().map(|v| v.log_end_offset).collect();
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        let applied_end = metrics.last_applied.map_or(0, |id| id.index as i64 + 1);
+        let high_watermark = ends
+            .get(ends.len() / 2)
+            .copied()
+            .unwrap_or(0)
+            .max(applied_end);
+        Ok(QuorumInfo {
+            leader_id: self.node_id as i32,
+            leader_epoch: metrics.current_term as i32,
+            high_watermark,
+            voters: voter_infos,
+            observers,
+        })
+    }
+
+    /// Waits until some node leads the quorum, or `timeout` passes.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
+        let deadline = Instant::now() + timeout;
+        let mut metrics = self.raft.metrics();
+        loop {
+            if let Some(leader) = metrics.borrow().current_leader {
+                return Some(leader);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if tokio::time::timeout(left, metrics.changed()).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Stops this node's replica.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Logs each change of the quorum's leader, and a replica that stopped (a failed write of the
+/// metadata log stops it: fail-stop).
+async fn watch_leadership(mut metrics: watch::Receiver<openraft::RaftMetrics<NodeId, BasicNode>>) {
+    let mut seen = (None, 0);
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            if let Err(e) = &m.running_state {
+                tracing::error!(error = %e, "the metadata quorum replica stopped");
+                return;
+            }
+            let now = (m.current_leader, m.current_term);
+            if now != seen && m.current_leader.is_some() {
+                tracing::info!(
+                    leader = m.current_leader,
+                    epoch = m.current_term,
+                    "metadata quorum leader elected"
+                );
+                seen = now;
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Where the metadata log lives under `metadata_log_dir`.
+pub fn metadata_dir(metadata_log_dir: &Path) -> std::path::PathBuf {
+    metadata_log_dir.join(METADATA_DIR)
+}

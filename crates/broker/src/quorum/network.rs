@@ -1,0 +1,291 @@
+//! The controller listener (`controller.listener.names`): how the quorum's nodes talk.
+//!
+//! Each message is a frame, `length u32 | JSON`, a [`ControllerRequest`] answered by one
+//! [`ControllerResponse`] on the same connection, in order. Raft's own RPCs (Vote,
+//! AppendEntries, InstallSnapshot) go from openraft on one node to openraft on another; a node
+//! that is not the leader forwards what only the leader may do (a record to append, a
+//! DescribeQuorum) the same way.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::types::{MetadataRaft, MetadataRecord, NodeId};
+use super::{MetadataQuorum, QuorumInfo};
+
+/// The largest frame either side accepts (a snapshot chunk is at most 3 MiB).
+const MAX_FRAME: usize = 64 << 20;
+/// How long a forwarded request may take.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Serialize, Deserialize)]
+pub enum ControllerRequest {
+    Vote(VoteRequest<NodeId>),
+    AppendEntries(AppendEntriesRequest<MetadataRaft>),
+    InstallSnapshot(InstallSnapshotRequest<MetadataRaft>),
+    /// A record for the leader to append.
+    Propose(MetadataRecord),
+    /// The quorum's state, as the leader sees it.
+    DescribeQuorum,
+}
+
+#[derive(Serialize, Deserialize)]
+pub enum ControllerResponse {
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    /// Err: why the record was not appended (no leader, not the leader).
+    Propose(Result<(), String>),
+    DescribeQuorum(Result<QuorumInfo, String>),
+}
+
+async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
+    let body = serde_json::to_vec(message).map_err(io::Error::other)?;
+    let mut frame = Vec::with_capacity(4 + body.len());
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    stream.write_all(&frame).await
+}
+
+async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io::Result<T> {
+    let len = stream.read_u32().await? as usize;
+    if len > MAX_FRAME {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("controller frame of {len} bytes"),
+        ));
+    }
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// A connection to one node's controller listener, opened when first needed and again after
+/// any failure.
+pub struct Peer {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+    /// The nodes last found unreachable, shared by every peer of the node, so that a node
+    /// going away is logged once (and its return once), not at every retry.
+    unreachable: Arc<Mutex<BTreeSet<NodeId>>>,
+}
+
+impl Peer {
+    pub fn new(target: NodeId, addr: &str) -> Peer {
+        Peer::with_state(target, addr, Default::default())
+    }
+
+    fn with_state(target: NodeId, addr: &str, unreachable: Arc<Mutex<BTreeSet<NodeId>>>) -> Peer {
+        Peer {
+            target,
+            addr: addr.to_string(),
+            stream: None,
+            unreachable,
+        }
+    }
+
+    fn reachable(&self, now: bool) {
+        let mut set = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if now && set.remove(&self.target) {
+            tracing::info!(node = self.target, addr = %self.addr, "controller reachable again");
+        }
+    }
+
+    /// Sends `request` and waits (at most `ttl`) for its answer.
+    pub async fn call(
+        &mut self,
+        request: &ControllerRequest,
+        ttl: Duration,
+    ) -> io::Result<ControllerResponse> {
+        let attempt = async {
+            if self.stream.is_none() {
+                let stream = TcpStream::connect(&self.addr).await?;
+                stream.set_nodelay(true)?;
+                self.stream = Some(stream);
+            }
+            let stream = self.stream.as_mut().expect("connected above");
+            write_frame(stream, request).await?;
+            read_frame(stream).await
+        };
+        let result = match tokio::time::timeout(ttl, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "controller request timed out",
+            )),
+        };
+        match &result {
+            Ok(_) => self.reachable(true),
+            Err(_) => self.stream = None,
+        }
+        result
+    }
+
+    fn unreachable<E: std::error::Error>(&self, e: io::Error) -> RPCError<NodeId, BasicNode, E> {
+        let mut set = self.unreachable.lock().unwrap_or_else(|p| p.into_inner());
+        if set.insert(self.target) {
+            tracing::warn!(node = self.target, addr = %self.addr, error = %e, "controller unreachable");
+        }
+        RPCError::Unreachable(Unreachable::new(&e))
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, BasicNode, E> {
+    RPCError::Network(NetworkError::new(&io::Error::new(
+        io::ErrorKind::InvalidData,
+        "unexpected controller response",
+    )))
+}
+
+impl RaftNetwork<MetadataRaft> for Peer {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<MetadataRaft>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self
+            .call(&ControllerRequest::AppendEntries(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(ControllerResponse::AppendEntries(r)) => {
+                r.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<MetadataRaft>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self
+            .call(&ControllerRequest::InstallSnapshot(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(ControllerResponse::InstallSnapshot(r)) => {
+                r.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        match self
+            .call(&ControllerRequest::Vote(rpc), option.hard_ttl())
+            .await
+        {
+            Ok(ControllerResponse::Vote(r)) => {
+                r.map_err(|e| RemoteError::new(self.target, e).into())
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(self.unreachable(e)),
+        }
+    }
+
+    fn backoff(&self) -> openraft::network::Backoff {
+        openraft::network::Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+/// Makes a [`Peer`] per node openraft talks to.
+#[derive(Default)]
+pub struct Peers {
+    unreachable: Arc<Mutex<BTreeSet<NodeId>>>,
+}
+
+impl RaftNetworkFactory<MetadataRaft> for Peers {
+    type Network = Peer;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
+        Peer::with_state(target, &node.addr, self.unreachable.clone())
+    }
+}
+
+/// Forwards `request` to `addr` (the leader's controller listener).
+pub async fn forward(
+    target: NodeId,
+    addr: &str,
+    request: &ControllerRequest,
+) -> io::Result<ControllerResponse> {
+    Peer::new(target, addr).call(request, FORWARD_TIMEOUT).await
+}
+
+/// Serves the controller listener until the quorum is dropped.
+pub async fn serve(listener: TcpListener, quorum: Weak<MetadataQuorum>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "controller listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if quorum.strong_count() == 0 {
+            return;
+        }
+        let quorum = quorum.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection(stream, quorum).await {
+                if e.kind() != io::ErrorKind::UnexpectedEof {
+                    tracing::debug!(peer = %peer, error = %e, "controller connection closed");
+                }
+            }
+        });
+    }
+}
+
+async fn connection(mut stream: TcpStream, quorum: Weak<MetadataQuorum>) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    loop {
+        let request: ControllerRequest = read_frame(&mut stream).await?;
+        let Some(quorum) = quorum.upgrade() else {
+            return Ok(());
+        };
+        let raft = quorum.raft();
+        let response = match request {
+            ControllerRequest::Vote(rpc) => ControllerResponse::Vote(raft.vote(rpc).await),
+            ControllerRequest::AppendEntries(rpc) => {
+                ControllerResponse::AppendEntries(raft.append_entries(rpc).await)
+            }
+            ControllerRequest::InstallSnapshot(rpc) => {
+                ControllerResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+            ControllerRequest::Propose(record) => {
+                ControllerResponse::Propose(quorum.append_as_leader(record).await)
+            }
+            ControllerRequest::DescribeQuorum => {
+                ControllerResponse::DescribeQuorum(quorum.describe_as_leader().await)
+            }
+        };
+        drop(quorum);
+        write_frame(&mut stream, &response).await?;
+    }
+}

@@ -1,0 +1,89 @@
+//! The metadata quorum's types: openraft's type configuration, the records of the metadata log
+//! and the image they build (Kafka's `MetadataImage`).
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+/// A node's id (`node.id`); Raft's node id is the same number.
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// The metadata log's Raft types: entries carry [`MetadataRecord`]s, a node is known by its
+    /// controller listener's `host:port`, snapshots are whole images in memory.
+    pub MetadataRaft:
+        D = MetadataRecord,
+        R = (),
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<MetadataRaft>,
+        SnapshotData = Cursor<Vec<u8>>,
+);
+
+pub type LogId = openraft::LogId<NodeId>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type Entry = openraft::Entry<MetadataRaft>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type Raft = openraft::Raft<MetadataRaft>;
+
+/// One endpoint a broker registers: a listener's name, advertised host and port, and protocol
+/// (Kafka's `BrokerEndpoint`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub security_protocol: String,
+}
+
+/// A broker's registration (Kafka's `RegisterBrokerRecord`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokerRegistration {
+    pub broker_id: i32,
+    /// A new one at every start of the broker process, so that a restarted broker's
+    /// registration replaces its previous one.
+    pub incarnation_id: String,
+    pub rack: Option<String>,
+    pub endpoints: Vec<Endpoint>,
+}
+
+/// A record of the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    RegisterBroker(BrokerRegistration),
+}
+
+/// A registered broker as the image holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisteredBroker {
+    pub registration: BrokerRegistration,
+    /// The offset (log index) of its registration record: Kafka's broker epoch.
+    pub epoch: u64,
+}
+
+/// Everything the metadata log has decided, as of `applied` (Kafka's `MetadataImage`). Every
+/// node builds the same image from the same log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataImage {
+    pub brokers: BTreeMap<i32, RegisteredBroker>,
+}
+
+impl MetadataImage {
+    /// Applies one record found at log index `offset`.
+    pub fn apply(&mut self, record: &MetadataRecord, offset: u64) {
+        match record {
+            MetadataRecord::RegisterBroker(registration) => {
+                self.brokers.insert(
+                    registration.broker_id,
+                    RegisteredBroker {
+                        registration: registration.clone(),
+                        epoch: offset,
+                    },
+                );
+            }
+        }
+    }
+}

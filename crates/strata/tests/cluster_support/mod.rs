@@ -1,0 +1,173 @@
+//! A cluster of real broker processes on loopback: each node `process.roles=broker,controller`,
+//! a voter of the metadata quorum, its storage formatted with `strata storage format`.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::common::{eventually, strata_cli, strata_tool, BrokerProcess};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One node: its process and its two ports.
+pub struct Node {
+    pub id: i32,
+    pub broker: BrokerProcess,
+    pub port: u16,
+    pub controller_port: u16,
+    pub config: PathBuf,
+    /// Its log dir (also its metadata log dir).
+    pub data: PathBuf,
+}
+
+pub struct Cluster {
+    pub cluster_id: String,
+    pub nodes: Vec<Node>,
+    /// Kept for the config files.
+    _dir: tempfile::TempDir,
+}
+
+/// The metadata quorum as `strata metadata-quorum describe --status` prints it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuorumStatus {
+    pub leader: i32,
+    pub epoch: i32,
+    pub high_watermark: i64,
+    pub voters: String,
+}
+
+impl Cluster {
+    /// Formats and starts `n` nodes (ids 1..=n), each with `extra` settings.
+    pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let (ok, out, err) = strata_cli(&["storage", "random-uuid"]);
+        assert!(ok, "{err}");
+        let cluster_id = out.trim().to_string();
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let voters = ports
+            .iter()
+            .enumerate()
+            .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut nodes = Vec::new();
+        for (i, (port, controller_port)) in ports.into_iter().enumerate() {
+            let id = i as i32 + 1;
+            let data = dir.path().join(format!("data{id}"));
+            let config = dir.path().join(format!("node{id}.properties"));
+            let mut settings = vec![
+                "process.roles=broker,controller".to_string(),
+                format!("node.id={id}"),
+                format!("controller.quorum.voters={voters}"),
+                "controller.listener.names=CONTROLLER".to_string(),
+                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
+                format!("log.dirs={}", data.display()),
+            ];
+            settings.extend(extra.iter().map(|s| s.to_string()));
+            std::fs::write(&config, settings.join("\n") + "\n").unwrap();
+            let (ok, out, err) = strata_cli(&[
+                "storage",
+                "format",
+                "--cluster-id",
+                &cluster_id,
+                "--config",
+                config.to_str().unwrap(),
+            ]);
+            assert!(ok && out.contains("Formatting"), "{out}{err}");
+            let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
+            let broker = BrokerProcess::on_data_dir(&data, &refs);
+            nodes.push(Node {
+                id,
+                broker,
+                port,
+                controller_port,
+                config,
+                data,
+            });
+        }
+        for node in &mut nodes {
+            node.broker.restart();
+        }
+        Cluster {
+            cluster_id,
+            nodes,
+            _dir: dir,
+        }
+    }
+
+    pub fn node(&mut self, id: i32) -> &mut Node {
+        self.nodes.iter_mut().find(|n| n.id == id).expect("node")
+    }
+
+    pub fn addr(&self, id: i32) -> String {
+        let node = self.nodes.iter().find(|n| n.id == id).expect("node");
+        format!("127.0.0.1:{}", node.port)
+    }
+
+    /// Every node's client address, comma-separated (a bootstrap list).
+    pub fn bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The quorum's status asked of node `via`; None when it cannot say (no leader known).
+    pub fn quorum_status(&self, via: i32) -> Option<QuorumStatus> {
+        let (ok, out, _) = strata_tool(
+            "metadata-quorum",
+            &self.addr(via),
+            &["describe", "--status"],
+        );
+        if !ok {
+            return None;
+        }
+        let field = |name: &str| -> Option<String> {
+            out.lines()
+                .find(|l| l.starts_with(&format!("{name}:")))
+                .map(|l| l.split_once(':').unwrap().1.trim().to_string())
+        };
+        Some(QuorumStatus {
+            leader: field("LeaderId")?.parse().ok()?,
+            epoch: field("LeaderEpoch")?.parse().ok()?,
+            high_watermark: field("HighWatermark")?.parse().ok()?,
+            voters: field("CurrentVoters")?,
+        })
+    }
+
+    /// Waits until node `via` reports a leader accepted by `accept`; panics after `timeout`.
+    pub fn wait_for_quorum(
+        &self,
+        via: i32,
+        timeout: Duration,
+        accept: impl Fn(&QuorumStatus) -> bool,
+    ) -> QuorumStatus {
+        let mut last = None;
+        let found = eventually(timeout, || {
+            last = self.quorum_status(via);
+            last.as_ref().is_some_and(&accept)
+        });
+        assert!(
+            found,
+            "no acceptable quorum via node {via}: last {last:?}; logs:\n{}",
+            self.logs()
+        );
+        last.unwrap()
+    }
+
+    /// Every node's log, for failure messages.
+    pub fn logs(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("--- node {} ---\n{}", n.id, n.broker.log()))
+            .collect()
+    }
+}
