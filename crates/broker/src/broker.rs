@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use strata_storage::io::Io;
 use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig, PoolConfig};
@@ -58,6 +59,8 @@ pub struct Broker {
     advertised: Vec<(String, String, AtomicU16)>,
     /// This node's replica of the metadata quorum, once started (`process.roles` set).
     quorum: std::sync::OnceLock<Arc<MetadataQuorum>>,
+    /// This broker's epoch (its registration's offset); 0 until registered.
+    broker_epoch: std::sync::atomic::AtomicU64,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
     all_dirs_offline: tokio::sync::watch::Sender<bool>,
@@ -240,6 +243,7 @@ impl Broker {
             security,
             advertised,
             quorum: std::sync::OnceLock::new(),
+            broker_epoch: Default::default(),
             all_dirs_offline,
         }))
     }
@@ -285,27 +289,56 @@ impl Broker {
         }
     }
 
-    /// Registers this broker with the active controller, retrying until it is registered
-    /// (after the listeners are bound: the registration carries their ports).
-    pub async fn register(&self) {
+    /// Registers this broker with the active controller (after the listeners are bound: the
+    /// registration carries their ports), then heartbeats every `broker.heartbeat.interval.ms`
+    /// so that the controller keeps it unfenced; registers again when the controller no longer
+    /// knows its registration. Runs until aborted.
+    pub async fn keep_registered(&self) {
         let Some(quorum) = self.quorum() else {
             return;
         };
-        let record = MetadataRecord::RegisterBroker(self.registration());
+        let interval = Duration::from_millis(quorum.config().heartbeat_interval_ms);
+        let id = self.config.broker_id;
         loop {
-            match quorum.append(record.clone()).await {
-                Ok(()) => {
-                    tracing::info!(
-                        broker_id = self.config.broker_id,
-                        "registered with the controller"
-                    );
-                    return;
+            let record = MetadataRecord::RegisterBroker(self.registration());
+            let epoch = loop {
+                match quorum.append(record.clone()).await {
+                    Ok(epoch) => break epoch,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "broker registration failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                 }
-                Err(e) => {
-                    tracing::debug!(error = %e, "broker registration failed; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            };
+            tracing::info!(broker_id = id, epoch, "registered with the controller");
+            self.broker_epoch.store(epoch, Ordering::SeqCst);
+            loop {
+                match quorum.heartbeat(id, epoch, false).await {
+                    Err(e) if e.starts_with(crate::quorum::STALE_BROKER_EPOCH) => break,
+                    Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+                    Ok(_) => {}
                 }
+                tokio::time::sleep(interval).await;
             }
+        }
+    }
+
+    /// A controlled shutdown: asks the controller to fence this broker now, so that clients
+    /// stop being sent here before the session timeout would have done it.
+    pub async fn controlled_shutdown(&self) {
+        let (Some(quorum), epoch) = (self.quorum(), self.broker_epoch.load(Ordering::SeqCst))
+        else {
+            return;
+        };
+        if epoch == 0 {
+            return;
+        }
+        let id = self.config.broker_id;
+        match tokio::time::timeout(Duration::from_secs(5), quorum.heartbeat(id, epoch, true)).await
+        {
+            Ok(Ok(_)) => tracing::info!(broker_id = id, "fenced for a controlled shutdown"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown: could not be fenced"),
+            Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
         }
     }
 
@@ -326,6 +359,7 @@ impl Broker {
             .image()
             .brokers
             .values()
+            .filter(|b| !b.fenced)
             .filter_map(|b| {
                 let r = &b.registration;
                 r.endpoints
@@ -336,21 +370,22 @@ impl Broker {
             .collect()
     }
 
-    /// The controller id clients are told: the active controller when it is a registered
-    /// broker, else some registered broker (as Kafka's KRaft brokers answer, since clients
+    /// The controller id clients are told: the active controller when it is an unfenced
+    /// broker, else some unfenced broker (as Kafka's KRaft brokers answer, since clients
     /// cannot reach controllers); this broker when alone or when none is known yet.
     pub fn controller_id(&self) -> i32 {
         let Some(quorum) = self.quorum() else {
             return self.config.broker_id;
         };
         let image = quorum.image();
+        let serving = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
         match quorum.leader() {
-            Some(leader) if image.brokers.contains_key(&(leader as i32)) => leader as i32,
+            Some(leader) if serving(leader as i32) => leader as i32,
             _ => image
                 .brokers
                 .keys()
-                .next()
                 .copied()
+                .find(|id| serving(*id))
                 .unwrap_or(self.config.broker_id),
         }
     }

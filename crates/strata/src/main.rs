@@ -143,10 +143,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
         let server = Server::bind(broker.clone())
             .await
             .context("cannot bind the listener")?;
-        {
+        let registration = {
             let broker = broker.clone();
-            tokio::spawn(async move { broker.register().await });
-        }
+            tokio::spawn(async move { broker.keep_registered().await })
+        };
         let addr = server.local_addr()?;
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
         let signalled = signals();
@@ -175,6 +175,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
             );
         } else {
             tracing::info!("shutting down");
+        }
+        registration.abort();
+        if !failed {
+            broker.controlled_shutdown().await;
         }
         let _ = stop.send(true);
         let _ = serving.await;

@@ -13,6 +13,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 /// The brokers a librdkafka client sees through `addr`, and the quorum's leader there.
 fn client_view(addr: &str) -> (Vec<(i32, u16)>, i32) {
+    try_client_view(addr).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_client_view(addr: &str) -> Result<(Vec<(i32, u16)>, i32), String> {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", addr)
         .create()
@@ -27,7 +31,9 @@ fn client_view(addr: &str) -> (Vec<(i32, u16)>, i32) {
         .collect();
     brokers.sort();
     let (ok, out, err) = strata_tool("metadata-quorum", addr, &["describe", "--status"]);
-    assert!(ok, "{addr}: {err}");
+    if !ok {
+        return Err(format!("{addr}: {err}"));
+    }
     let leader = out
         .lines()
         .find_map(|l| l.strip_prefix("LeaderId:"))
@@ -35,7 +41,7 @@ fn client_view(addr: &str) -> (Vec<(i32, u16)>, i32) {
         .trim()
         .parse()
         .unwrap();
-    (brokers, leader)
+    Ok((brokers, leader))
 }
 
 #[test]
@@ -49,10 +55,14 @@ fn three_voters_elect_register_fail_over_and_rejoin() {
     let expected: Vec<(i32, u16)> = cluster.nodes.iter().map(|n| (n.id, n.port)).collect();
     for id in 1..=3 {
         let addr = cluster.addr(id);
+        let mut last = Err(String::new());
         assert!(
-            eventually(Duration::from_secs(15), || client_view(&addr).0 == expected),
-            "node {id} lists {:?}, expected {expected:?}",
-            client_view(&addr).0
+            eventually(Duration::from_secs(15), || {
+                last = try_client_view(&addr);
+                last.as_ref().is_ok_and(|v| v.0 == expected)
+            }),
+            "node {id}: {last:?}, expected {expected:?}:\n{}",
+            cluster.logs()
         );
     }
     let (ok, out, err) = strata_tool(
@@ -196,4 +206,101 @@ fn a_node_of_a_cluster_starts_only_from_formatted_storage() {
             && out.contains(&format!("ClusterId:              {}", id.trim()))
     });
     assert!(led, "{}", broker.log());
+}
+
+fn signal(pid: u32, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// The broker ids clients are told of through `addr` (empty when it cannot answer).
+fn listed(addr: &str) -> Vec<i32> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let mut ids: Vec<i32> = consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.brokers().iter().map(|b| b.id()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "broker.session.timeout.ms=3000",
+            "broker.heartbeat.interval.ms=300",
+        ],
+    );
+    let quorum = cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    let all = vec![1, 2, 3];
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == all));
+    }
+
+    // A follower paused (SIGSTOP): its heartbeats stop, the controller fences it after the
+    // session timeout, clients are no longer sent to it; resumed, it heartbeats and is back.
+    let paused = (1..=3).find(|id| *id != quorum.leader).unwrap();
+    let observer = quorum.leader;
+    signal(cluster.node(paused).broker.pid(), "STOP");
+    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != paused).collect();
+    let observer_addr = cluster.addr(observer);
+    assert!(
+        eventually(Duration::from_secs(15), || listed(&observer_addr) == rest),
+        "the paused broker {paused} was not fenced:\n{}",
+        cluster.logs()
+    );
+    signal(cluster.node(paused).broker.pid(), "CONT");
+    assert!(
+        eventually(Duration::from_secs(15), || listed(&observer_addr) == all),
+        "the resumed broker {paused} did not come back:\n{}",
+        cluster.logs()
+    );
+
+    // The leader paused: the other two elect a leader, which fences the paused one.
+    let old_leader = quorum.leader;
+    signal(cluster.node(old_leader).broker.pid(), "STOP");
+    let other = (1..=3).find(|id| *id != old_leader).unwrap();
+    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != old_leader).collect();
+    let other_addr = cluster.addr(other);
+    assert!(
+        eventually(Duration::from_secs(20), || listed(&other_addr) == rest),
+        "the paused leader {old_leader} was not fenced:\n{}",
+        cluster.logs()
+    );
+    signal(cluster.node(old_leader).broker.pid(), "CONT");
+    assert!(
+        eventually(Duration::from_secs(20), || listed(&other_addr) == all),
+        "the resumed leader {old_leader} did not come back:\n{}",
+        cluster.logs()
+    );
+
+    // A clean stop fences the broker at once (a controlled shutdown), well before the session
+    // timeout would.
+    let stopped = other;
+    let watcher = (1..=3).find(|id| *id != stopped).unwrap();
+    cluster.node(stopped).broker.stop();
+    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != stopped).collect();
+    let watcher_addr = cluster.addr(watcher);
+    assert!(
+        eventually(Duration::from_millis(1500), || listed(&watcher_addr)
+            == rest),
+        "a stopped broker stayed listed:\n{}",
+        cluster.logs()
+    );
+    assert!(cluster
+        .node(stopped)
+        .broker
+        .log()
+        .contains("fenced for a controlled shutdown"));
 }

@@ -51,6 +51,10 @@ pub struct QuorumConfig {
     pub election_timeout_ms: u64,
     /// `controller.quorum.request.timeout.ms`
     pub request_timeout_ms: u64,
+    /// `broker.session.timeout.ms`: a broker not heard from for this long is fenced.
+    pub session_timeout_ms: u64,
+    /// `broker.heartbeat.interval.ms`
+    pub heartbeat_interval_ms: u64,
     /// `broker.rack`
     pub rack: Option<String>,
 }
@@ -226,6 +230,8 @@ pub fn parse_quorum(
         metadata_log_dir,
         election_timeout_ms: positive("controller.quorum.election.timeout.ms")?,
         request_timeout_ms: positive("controller.quorum.request.timeout.ms")?,
+        session_timeout_ms: positive("broker.session.timeout.ms")?,
+        heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")?,
         rack: (!rack.trim().is_empty()).then(|| rack.trim().to_string()),
     }))
 }

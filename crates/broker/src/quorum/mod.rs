@@ -38,6 +38,8 @@ pub use strata_storage::log_manager::CLUSTER_METADATA_DIR as METADATA_DIR;
 /// Kafka's error for a request only the active controller may answer, when this node is not it
 /// (and could not forward it).
 pub const NOT_CONTROLLER: &str = "NOT_CONTROLLER";
+/// Kafka's error for a heartbeat from a registration the controller no longer holds.
+pub const STALE_BROKER_EPOCH: &str = "STALE_BROKER_EPOCH";
 
 /// One replica of the metadata log, as DescribeQuorum reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +69,8 @@ pub struct MetadataQuorum {
     applied: watch::Receiver<Applied>,
     /// When each voter's replication last reached the leader's log end (leader only).
     caught_up: std::sync::Mutex<BTreeMap<NodeId, i64>>,
+    /// When each broker last heartbeated (leader only; a new leader starts counting afresh).
+    heartbeats: std::sync::Mutex<BTreeMap<i32, Instant>>,
 }
 
 fn now_ms() -> i64 {
@@ -128,12 +132,14 @@ impl MetadataQuorum {
             node_id: node,
             applied,
             caught_up: Default::default(),
+            heartbeats: Default::default(),
             config,
         });
         if let Some(listener) = listener {
             tokio::spawn(network::serve(listener, Arc::downgrade(&quorum)));
         }
         tokio::spawn(watch_leadership(quorum.raft.metrics()));
+        tokio::spawn(fencing(Arc::downgrade(&quorum)));
         if pristine && quorum.config.roles.controller {
             let members: BTreeMap<NodeId, BasicNode> = quorum
                 .config
@@ -185,28 +191,66 @@ impl MetadataQuorum {
         Some((leader, node.addr.clone()))
     }
 
-    /// Appends `record` to the metadata log through the leader, wherever it is; returns once
-    /// it is committed.
-    pub async fn append(&self, record: MetadataRecord) -> Result<(), String> {
-        match self.leader_addr() {
-            Some((leader, _)) if leader == self.node_id => self.append_as_leader(record).await,
-            Some((leader, addr)) => {
-                match network::forward(leader, &addr, &ControllerRequest::Propose(record)).await {
-                    Ok(ControllerResponse::Propose(r)) => r,
-                    Ok(_) => Err("unexpected controller response".to_string()),
-                    Err(e) => Err(format!(
-                        "{NOT_CONTROLLER}: controller {leader} unreachable: {e}"
-                    )),
+    /// Sends `request` to the leader, wherever it is (this node, or over the controller
+    /// listener), and returns its answer. While leadership moves (no leader known, or the one
+    /// known no longer leads) it is asked again, for up to the request timeout.
+    async fn to_leader(&self, request: ControllerRequest) -> Result<ControllerResponse, String> {
+        let deadline = Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
+        loop {
+            let answer = match self.leader_addr() {
+                Some((leader, _)) if leader == self.node_id => {
+                    Ok(self.answer(request.clone()).await)
                 }
+                Some((leader, addr)) => network::forward(leader, &addr, &request)
+                    .await
+                    .map_err(|e| format!("{NOT_CONTROLLER}: controller {leader} unreachable: {e}")),
+                None => Err(format!("{NOT_CONTROLLER}: no controller is known")),
+            };
+            let moving = match &answer {
+                Err(e) => e.starts_with(NOT_CONTROLLER),
+                Ok(r) => r.not_controller(),
+            };
+            if !moving || Instant::now() >= deadline {
+                return answer;
             }
-            None => Err(format!("{NOT_CONTROLLER}: no controller is known")),
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
-    /// Appends `record` as the leader, waiting for its commit.
-    pub(crate) async fn append_as_leader(&self, record: MetadataRecord) -> Result<(), String> {
+    /// Answers, as the leader, what other nodes send it (or this node asks itself).
+    pub(crate) async fn answer(&self, request: ControllerRequest) -> ControllerResponse {
+        match request {
+            ControllerRequest::Propose(record) => {
+                ControllerResponse::Propose(self.append_as_leader(record).await)
+            }
+            ControllerRequest::DescribeQuorum => {
+                ControllerResponse::DescribeQuorum(self.describe_as_leader().await)
+            }
+            ControllerRequest::BrokerHeartbeat {
+                broker_id,
+                epoch,
+                want_fence,
+            } => ControllerResponse::BrokerHeartbeat(
+                self.heartbeat_as_leader(broker_id, epoch, want_fence).await,
+            ),
+            // Raft's own RPCs are openraft's (network.rs); they never come here.
+            _ => ControllerResponse::Propose(Err("not a request for the leader".to_string())),
+        }
+    }
+
+    /// Appends `record` to the metadata log through the leader, wherever it is; returns its
+    /// offset once it is committed.
+    pub async fn append(&self, record: MetadataRecord) -> Result<u64, String> {
+        match self.to_leader(ControllerRequest::Propose(record)).await? {
+            ControllerResponse::Propose(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    /// Appends `record` as the leader, waiting for its commit; returns its offset.
+    async fn append_as_leader(&self, record: MetadataRecord) -> Result<u64, String> {
         match self.raft.client_write(record).await {
-            Ok(_) => Ok(()),
+            Ok(r) => Ok(r.log_id.index),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(format!(
                 "{NOT_CONTROLLER}: the controller is {:?}",
                 f.leader_id
@@ -215,34 +259,108 @@ impl MetadataQuorum {
         }
     }
 
-    /// The quorum's state from its leader, wherever it is (DescribeQuorum). While leadership
-    /// moves (no leader known, or the one known no longer leads) it is asked again, for up to
-    /// the request timeout.
+    /// The quorum's state from its leader, wherever it is (DescribeQuorum).
     pub async fn describe(&self) -> Result<QuorumInfo, String> {
-        let deadline = Instant::now() + Duration::from_millis(self.config.request_timeout_ms);
-        loop {
-            match self.describe_once().await {
-                Err(e) if e.starts_with(NOT_CONTROLLER) && Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                result => return result,
-            }
+        match self.to_leader(ControllerRequest::DescribeQuorum).await? {
+            ControllerResponse::DescribeQuorum(r) => r,
+            _ => Err("unexpected controller response".to_string()),
         }
     }
 
-    async fn describe_once(&self) -> Result<QuorumInfo, String> {
-        match self.leader_addr() {
-            Some((leader, _)) if leader == self.node_id => self.describe_as_leader().await,
-            Some((leader, addr)) => {
-                match network::forward(leader, &addr, &ControllerRequest::DescribeQuorum).await {
-                    Ok(ControllerResponse::DescribeQuorum(r)) => r,
-                    Ok(_) => Err("unexpected controller response".to_string()),
-                    Err(e) => Err(format!(
-                        "{NOT_CONTROLLER}: controller {leader} unreachable: {e}"
-                    )),
-                }
+    /// A broker's heartbeat to the active controller, wherever it is: whether the broker is
+    /// fenced now. `want_fence`: the broker is shutting down (a controlled shutdown).
+    pub async fn heartbeat(
+        &self,
+        broker_id: i32,
+        epoch: u64,
+        want_fence: bool,
+    ) -> Result<bool, String> {
+        let request = ControllerRequest::BrokerHeartbeat {
+            broker_id,
+            epoch,
+            want_fence,
+        };
+        match self.to_leader(request).await? {
+            ControllerResponse::BrokerHeartbeat(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    /// A heartbeat, as the leader: noted for the session timeout; a fenced broker that asks to
+    /// serve is unfenced, one shutting down is fenced. Err(STALE_BROKER_EPOCH) for a
+    /// registration the image no longer holds (the broker must register again).
+    async fn heartbeat_as_leader(
+        &self,
+        broker_id: i32,
+        epoch: u64,
+        want_fence: bool,
+    ) -> Result<bool, String> {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(format!("{NOT_CONTROLLER}: not the leader"));
+        }
+        let fenced = match self.image().brokers.get(&broker_id) {
+            Some(b) if b.epoch == epoch => b.fenced,
+            _ => {
+                return Err(format!(
+                    "{STALE_BROKER_EPOCH}: broker {broker_id} epoch {epoch}"
+                ))
             }
-            None => Err(format!("{NOT_CONTROLLER}: no controller is known")),
+        };
+        self.heartbeats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(broker_id, Instant::now());
+        if fenced != want_fence {
+            let record = if want_fence {
+                tracing::info!(
+                    broker_id,
+                    epoch,
+                    "fencing a broker at its controlled shutdown"
+                );
+                MetadataRecord::FenceBroker { broker_id, epoch }
+            } else {
+                tracing::info!(broker_id, epoch, "unfencing a broker");
+                MetadataRecord::UnfenceBroker { broker_id, epoch }
+            };
+            self.append_as_leader(record).await?;
+        }
+        Ok(want_fence)
+    }
+
+    /// As the leader, fences every unfenced broker not heard from for `broker.session.timeout.ms`
+    /// (counted from when this node became leader for brokers it has not heard from).
+    async fn fence_silent_brokers(&self, leader_since: Instant) {
+        let timeout = Duration::from_millis(self.config.session_timeout_ms);
+        let silent: Vec<(i32, u64)> = {
+            let heartbeats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+            self.image()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced)
+                .filter(|b| {
+                    let last = heartbeats
+                        .get(&b.registration.broker_id)
+                        .copied()
+                        .unwrap_or(leader_since)
+                        .max(leader_since);
+                    last.elapsed() > timeout
+                })
+                .map(|b| (b.registration.broker_id, b.epoch))
+                .collect()
+        };
+        for (broker_id, epoch) in silent {
+            tracing::warn!(
+                broker_id,
+                epoch,
+                session_timeout_ms = self.config.session_timeout_ms,
+                "fencing a broker: no heartbeat within the session timeout"
+            );
+            if let Err(e) = self
+                .append_as_leader(MetadataRecord::FenceBroker { broker_id, epoch })
+                .await
+            {
+                tracing::debug!(error = %e, "fencing failed");
+            }
         }
     }
 
@@ -252,8 +370,8 @@ impl MetadataQuorum {
         let metrics = self.raft.metrics().borrow().clone();
         if metrics.state != ServerState::Leader {
             return Err(format!(
-                "{NOT_CONTROLLER}: node {} is {:?}, not the leader",
-                self.node_id, metrics.state
+                "{NOT_CONTROLLER}: node {} is {:?} in epoch {} (vote {}, leader {:?}), not the leader",
+                self.node_id, metrics.state, metrics.current_term, metrics.vote, metrics.current_leader
             ));
         }
         let replication = metrics.replication.clone().unwrap_or_default();
@@ -324,6 +442,41 @@ impl MetadataQuorum {
     /// Stops this node's replica.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// The leader's check for silent brokers, a few times per session timeout.
+async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
+    let mut leader_since: Option<(u64, Instant)> = None;
+    loop {
+        let Some(q) = quorum.upgrade() else {
+            return;
+        };
+        let period = Duration::from_millis((q.config.session_timeout_ms / 4).clamp(50, 1000));
+        let (state, term) = {
+            let m = q.raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        if state == ServerState::Leader {
+            let since = match leader_since {
+                Some((t, at)) if t == term => at,
+                _ => {
+                    q.heartbeats
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
+                    let now = Instant::now();
+                    leader_since = Some((term, now));
+                    now
+                }
+            };
+            q.fence_silent_brokers(since).await;
+        } else {
+            leader_since = None;
+        }
+        drop(q);
+        tokio::time::sleep(period).await;
     }
 }
 

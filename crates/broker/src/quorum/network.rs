@@ -32,7 +32,7 @@ const MAX_FRAME: usize = 64 << 20;
 /// How long a forwarded request may take.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub enum ControllerRequest {
     Vote(VoteRequest<NodeId>),
     AppendEntries(AppendEntriesRequest<MetadataRaft>),
@@ -41,6 +41,12 @@ pub enum ControllerRequest {
     Propose(MetadataRecord),
     /// The quorum's state, as the leader sees it.
     DescribeQuorum,
+    /// A broker is alive (and whether it wants to be fenced: a controlled shutdown).
+    BrokerHeartbeat {
+        broker_id: i32,
+        epoch: u64,
+        want_fence: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -50,9 +56,24 @@ pub enum ControllerResponse {
     InstallSnapshot(
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
-    /// Err: why the record was not appended (no leader, not the leader).
-    Propose(Result<(), String>),
+    /// The record's offset, or why it was not appended (no leader, not the leader).
+    Propose(Result<u64, String>),
     DescribeQuorum(Result<QuorumInfo, String>),
+    /// Whether the broker is fenced now.
+    BrokerHeartbeat(Result<bool, String>),
+}
+
+impl ControllerResponse {
+    /// Whether the answer is that the node asked is not (or no longer) the leader.
+    pub fn not_controller(&self) -> bool {
+        let err = match self {
+            ControllerResponse::Propose(Err(e))
+            | ControllerResponse::DescribeQuorum(Err(e))
+            | ControllerResponse::BrokerHeartbeat(Err(e)) => e,
+            _ => return false,
+        };
+        err.starts_with(super::NOT_CONTROLLER)
+    }
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> io::Result<()> {
@@ -278,12 +299,7 @@ async fn connection(mut stream: TcpStream, quorum: Weak<MetadataQuorum>) -> io::
             ControllerRequest::InstallSnapshot(rpc) => {
                 ControllerResponse::InstallSnapshot(raft.install_snapshot(rpc).await)
             }
-            ControllerRequest::Propose(record) => {
-                ControllerResponse::Propose(quorum.append_as_leader(record).await)
-            }
-            ControllerRequest::DescribeQuorum => {
-                ControllerResponse::DescribeQuorum(quorum.describe_as_leader().await)
-            }
+            request => quorum.answer(request).await,
         };
         drop(quorum);
         write_frame(&mut stream, &response).await?;

@@ -53,7 +53,13 @@ pub struct BrokerRegistration {
 /// A record of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MetadataRecord {
+    /// A broker (re)registers: a new epoch, fenced until it heartbeats.
     RegisterBroker(BrokerRegistration),
+    /// The broker of that epoch may not lead or serve (no heartbeat within the session
+    /// timeout, or a controlled shutdown).
+    FenceBroker { broker_id: i32, epoch: u64 },
+    /// The broker of that epoch heartbeats: it may serve.
+    UnfenceBroker { broker_id: i32, epoch: u64 },
 }
 
 /// A registered broker as the image holds it.
@@ -62,6 +68,8 @@ pub struct RegisteredBroker {
     pub registration: BrokerRegistration,
     /// The offset (log index) of its registration record: Kafka's broker epoch.
     pub epoch: u64,
+    /// Fenced brokers are left out of what clients are told.
+    pub fenced: bool,
 }
 
 /// Everything the metadata log has decided, as of `applied` (Kafka's `MetadataImage`). Every
@@ -81,9 +89,68 @@ impl MetadataImage {
                     RegisteredBroker {
                         registration: registration.clone(),
                         epoch: offset,
+                        fenced: true,
                     },
                 );
             }
+            MetadataRecord::FenceBroker { broker_id, epoch }
+            | MetadataRecord::UnfenceBroker { broker_id, epoch } => {
+                // A record about an older registration changes nothing.
+                if let Some(b) = self
+                    .brokers
+                    .get_mut(broker_id)
+                    .filter(|b| b.epoch == *epoch)
+                {
+                    b.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
+                }
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registration_starts_fenced_and_only_its_epoch_unfences_it() {
+        let mut image = MetadataImage::default();
+        let reg = BrokerRegistration {
+            broker_id: 2,
+            incarnation_id: "a".into(),
+            rack: None,
+            endpoints: vec![],
+        };
+        image.apply(&MetadataRecord::RegisterBroker(reg.clone()), 5);
+        assert!(image.brokers[&2].fenced);
+        image.apply(
+            &MetadataRecord::UnfenceBroker {
+                broker_id: 2,
+                epoch: 4,
+            },
+            6,
+        );
+        assert!(
+            image.brokers[&2].fenced,
+            "an older epoch's record is ignored"
+        );
+        image.apply(
+            &MetadataRecord::UnfenceBroker {
+                broker_id: 2,
+                epoch: 5,
+            },
+            7,
+        );
+        assert!(!image.brokers[&2].fenced);
+        image.apply(
+            &MetadataRecord::FenceBroker {
+                broker_id: 2,
+                epoch: 5,
+            },
+            8,
+        );
+        assert!(image.brokers[&2].fenced);
+        image.apply(&MetadataRecord::RegisterBroker(reg), 9);
+        assert_eq!(image.brokers[&2].epoch, 9);
     }
 }
