@@ -2,6 +2,7 @@
 
 pub mod acls;
 pub mod client;
+pub mod cluster;
 pub mod configs;
 pub mod dump_log;
 pub mod groups;

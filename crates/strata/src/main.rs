@@ -6,7 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata::{
-    acls, configs, dump_log, groups, metadata_quorum, perf, storage, tiers, topics, transactions,
+    acls, cluster, configs, dump_log, groups, metadata_quorum, perf, storage, tiers, topics,
+    transactions,
 };
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
@@ -53,6 +54,8 @@ enum Command {
     Bench(perf::bench::BenchArgs),
     /// Where every segment lives: tiers, usage, migrations under way (reads the directories).
     Tiers(tiers::TiersArgs),
+    /// The cluster at a glance: brokers, racks, controller, quorum lag.
+    Cluster(cluster::ClusterArgs),
     /// Describe the metadata quorum: leader, epoch, voters' progress (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum")]
     MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
@@ -108,6 +111,7 @@ fn main() {
         Some(Command::DumpLog(args)) => dump_log::run(args),
         Some(Command::Tiers(args)) => tiers::run(args),
         Some(Command::Storage(args)) => storage::run(args),
+        Some(Command::Cluster(args)) => runtime().and_then(|rt| rt.block_on(cluster::run(args))),
         Some(Command::MetadataQuorum(args)) => {
             runtime().and_then(|rt| rt.block_on(metadata_quorum::run(args)))
         }

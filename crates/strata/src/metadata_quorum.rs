@@ -37,7 +37,7 @@ pub enum QuorumCommand {
 }
 
 /// The quorum's partition of the response, checked.
-async fn describe(client: &mut Client) -> Result<describe_quorum_response::PartitionData> {
+pub async fn describe(client: &mut Client) -> Result<describe_quorum_response::PartitionData> {
     let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
         .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
         .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);

@@ -65,13 +65,19 @@ fn three_voters_elect_register_fail_over_and_rejoin() {
             cluster.logs()
         );
     }
-    let (ok, out, err) = strata_tool(
-        "metadata-quorum",
-        &cluster.addr(1),
-        &["describe", "--status"],
-    );
-    assert!(ok, "{out} {err} {}", cluster.logs());
     let (_, leader) = client_view(&cluster.addr(1));
+    // The cluster at a glance: brokers with their racks, the controller, the voters.
+    let (ok, out, err) = strata_tool("cluster", &cluster.addr(2), &["--describe"]);
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("ClusterId:  {}", cluster.cluster_id)), "{out}");
+    assert!(out.contains(&format!("Controller: {leader} (epoch")), "{out}");
+    for n in &cluster.nodes {
+        let rack = if n.id % 2 == 1 { "rack-a" } else { "rack-b" };
+        let row = format!("{:<8}{:<24}{:<8}{rack}", n.id, "127.0.0.1", n.port);
+        assert!(out.contains(&row), "no {row:?} in\n{out}");
+    }
+    assert_eq!(out.matches("Leader").count(), 1, "{out}");
+    assert_eq!(out.matches("Follower").count(), 2, "{out}");
     let before = cluster.wait_for_quorum(leader, Duration::from_secs(10), |q| q.leader == leader);
 
     // The leader's process dies: the other two elect one of themselves, in a later epoch.

@@ -1,5 +1,6 @@
 //! A cluster of real broker processes on loopback: each node `process.roles=broker,controller`,
-//! a voter of the metadata quorum, its storage formatted with `strata storage format`.
+//! a voter of the metadata quorum, its storage formatted with `strata storage format`; odd node
+//! ids in rack `rack-a`, even ones in `rack-b`.
 
 #![allow(dead_code)]
 
@@ -69,6 +70,8 @@ impl Cluster {
                 "controller.listener.names=CONTROLLER".to_string(),
                 format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
                 format!("log.dirs={}", data.display()),
+                // Two racks: odd ids in rack-a, even in rack-b.
+                format!("broker.rack=rack-{}", if id % 2 == 1 { "a" } else { "b" }),
             ];
             settings.extend(extra.iter().map(|s| s.to_string()));
             std::fs::write(&config, settings.join("\n") + "\n").unwrap();
