@@ -323,6 +323,215 @@ impl Broker {
         }
     }
 
+    /// Keeps the local logs in line with the metadata image: a partition log for every
+    /// partition of every topic the image holds (created with the controller's topic id and
+    /// configs), none for a topic it no longer holds. Runs until aborted.
+    pub async fn follow_image(&self) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let mut applied = quorum.subscribe();
+        loop {
+            let (image, known) = {
+                let a = applied.borrow_and_update();
+                (a.image.clone(), a.last_applied.is_some())
+            };
+            // An image of nothing applied yet is no reason to delete anything.
+            if known {
+                tokio::task::block_in_place(|| self.materialize(&image));
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn materialize(&self, image: &crate::quorum::MetadataImage) {
+        for topic in image.topics.values() {
+            let count = topic.partitions.len() as i32;
+            let result = match self.logs.topic(&topic.name) {
+                Some(local) if local.id != topic.id => {
+                    self.logs.delete_topic(&topic.name).and_then(|()| {
+                        self.logs
+                            .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                            .map(|_| ())
+                    })
+                }
+                Some(local) if local.partition_count() < count => {
+                    self.logs.add_partitions(&topic.name, count)
+                }
+                Some(_) => Ok(()),
+                None => self
+                    .logs
+                    .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::error!(topic = %topic.name, error = %e, "cannot create the topic's logs");
+                continue;
+            }
+            // The partitions this broker leads take the image's leader epoch (recorded in their
+            // epoch caches), which clients send back and Fetch and ListOffsets check.
+            let Some(local) = self.logs.topic(&topic.name) else {
+                continue;
+            };
+            for (i, p) in topic.partitions.iter().enumerate() {
+                if p.leader != self.config.broker_id {
+                    continue;
+                }
+                let Some(partition) = local.partition(i as i32) else {
+                    continue;
+                };
+                let mut log = partition.log();
+                let epoch = strata_storage::LeaderEpoch(p.leader_epoch);
+                if log.leader_epoch() < epoch {
+                    if let Err(e) = log.become_leader(epoch, true) {
+                        tracing::error!(topic = %topic.name, partition = i, error = %e, "cannot take the leader epoch");
+                    }
+                }
+            }
+        }
+        for local in self.logs.topics() {
+            if !crate::handlers::is_internal(&local.name) && !image.topics.contains_key(&local.name)
+            {
+                if let Err(e) = self.logs.delete_topic(&local.name) {
+                    tracing::error!(topic = %local.name, error = %e, "cannot delete the topic's logs");
+                }
+            }
+        }
+    }
+
+    /// Waits (up to the quorum's request timeout) until this node's image and logs hold each
+    /// of `topics` (`present`) or none of them, so that what a client changed through this
+    /// broker, its next request here sees.
+    pub async fn wait_for_topics(&self, topics: &[String], present: bool) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(quorum.config().request_timeout_ms);
+        loop {
+            let image = quorum.image();
+            let done = topics.iter().all(|t| {
+                let in_image = image.topics.get(t);
+                let local = self.logs.topic(t);
+                match (present, in_image, local) {
+                    (true, Some(i), Some(l)) => {
+                        l.id == i.id && l.partition_count() as usize >= i.partitions.len()
+                    }
+                    (false, None, None) => true,
+                    _ => false,
+                }
+            });
+            if done || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Runs `f` (a request to the controller) to its end from a handler that answers at once:
+    /// the runtime moves this worker's other tasks elsewhere meanwhile.
+    pub fn wait_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    }
+
+    /// Deletes `name` through the controller (a node of a cluster); returns once this node's
+    /// image and logs no longer hold it.
+    pub fn delete_topic_in_cluster(
+        &self,
+        name: &str,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let outcome = self.wait_on(async {
+            let r = quorum.delete_topics(vec![name.to_string()]).await;
+            self.wait_for_topics(&[name.to_string()], false).await;
+            r
+        });
+        match outcome {
+            Err(e) => Err((kafka_protocol::ResponseError::NotController, e)),
+            Ok(mut results) => match results.pop() {
+                Some(Ok(_)) => Ok(()),
+                Some(Err((code, message))) => Err((
+                    kafka_protocol::ResponseError::try_from_code(code)
+                        .unwrap_or(kafka_protocol::ResponseError::UnknownServerError),
+                    message,
+                )),
+                None => Err((
+                    kafka_protocol::ResponseError::UnknownServerError,
+                    "no result".into(),
+                )),
+            },
+        }
+    }
+
+    /// Grows `name` to `count` partitions through the controller (a node of a cluster);
+    /// returns once this node's logs hold them.
+    pub fn add_partitions_in_cluster(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let outcome = self.wait_on(async {
+            let r = quorum
+                .create_partitions(vec![(name.to_string(), count, assignments)], validate_only)
+                .await;
+            if !validate_only {
+                self.wait_for_topics(&[name.to_string()], true).await;
+            }
+            r
+        });
+        match outcome {
+            Err(e) => Err((kafka_protocol::ResponseError::NotController, e)),
+            Ok(mut results) => match results.pop() {
+                Some(Ok(())) => Ok(()),
+                Some(Err((code, message))) => Err((
+                    kafka_protocol::ResponseError::try_from_code(code)
+                        .unwrap_or(kafka_protocol::ResponseError::UnknownServerError),
+                    message,
+                )),
+                None => Err((
+                    kafka_protocol::ResponseError::UnknownServerError,
+                    "no result".into(),
+                )),
+            },
+        }
+    }
+
+    /// Whether this broker may serve `partition` of `topic` as its leader: always when alone;
+    /// in a cluster, when the image names it the partition's leader (else
+    /// NOT_LEADER_OR_FOLLOWER, or UNKNOWN_TOPIC_OR_PARTITION for a partition the image does not
+    /// hold). Internal topics are each broker's own for now.
+    pub fn check_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        if crate::handlers::is_internal(topic) {
+            return Ok(());
+        }
+        match quorum
+            .image()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition.max(0) as usize))
+        {
+            Some(p) if p.leader == self.config.broker_id => Ok(()),
+            Some(_) => Err(kafka_protocol::ResponseError::NotLeaderOrFollower),
+            None => Err(kafka_protocol::ResponseError::UnknownTopicOrPartition),
+        }
+    }
+
     /// A controlled shutdown: asks the controller to fence this broker now, so that clients
     /// stop being sent here before the session timeout would have done it.
     pub async fn controlled_shutdown(&self) {

@@ -151,6 +151,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
             let broker = broker.clone();
             tokio::spawn(async move { broker.keep_registered().await })
         };
+        let following = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.follow_image().await })
+        };
         let addr = server.local_addr()?;
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
         let signalled = signals();
@@ -181,6 +185,7 @@ fn run_server(args: ServerArgs) -> Result<()> {
             tracing::info!("shutting down");
         }
         registration.abort();
+        following.abort();
         if !failed {
             broker.controlled_shutdown().await;
         }

@@ -69,8 +69,14 @@ fn three_voters_elect_register_fail_over_and_rejoin() {
     // The cluster at a glance: brokers with their racks, the controller, the voters.
     let (ok, out, err) = strata_tool("cluster", &cluster.addr(2), &["--describe"]);
     assert!(ok, "{err}");
-    assert!(out.contains(&format!("ClusterId:  {}", cluster.cluster_id)), "{out}");
-    assert!(out.contains(&format!("Controller: {leader} (epoch")), "{out}");
+    assert!(
+        out.contains(&format!("ClusterId:  {}", cluster.cluster_id)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("Controller: {leader} (epoch")),
+        "{out}"
+    );
     for n in &cluster.nodes {
         let rack = if n.id % 2 == 1 { "rack-a" } else { "rack-b" };
         let row = format!("{:<8}{:<24}{:<8}{rack}", n.id, "127.0.0.1", n.port);
@@ -309,4 +315,160 @@ fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
         .broker
         .log()
         .contains("fenced for a controlled shutdown"));
+}
+
+/// Each partition's (leader, replicas, isr) as a client sees it through `addr`.
+fn partitions_of(addr: &str, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return Vec::new();
+    };
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = t
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, l, r, i)| (l, r, i)).collect()
+}
+
+#[test]
+fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "broker.session.timeout.ms=3000",
+            "broker.heartbeat.interval.ms=300",
+        ],
+    );
+    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]));
+    }
+    let rt = runtime();
+    let bootstrap = cluster.bootstrap();
+    create_topic(&rt, &cluster.addr(1), "spread", 6, &[]);
+
+    // Placed by the controller: one replica each (no followers yet), leaders spread two per
+    // broker; every node tells the same.
+    let placed = partitions_of(&cluster.addr(3), "spread");
+    assert_eq!(placed.len(), 6, "{placed:?}");
+    let mut leads = [0; 4];
+    for (leader, replicas, isr) in &placed {
+        assert_eq!(replicas, &vec![*leader]);
+        assert_eq!(isr, &vec![*leader]);
+        leads[*leader as usize] += 1;
+    }
+    assert_eq!(&leads[1..], &[2, 2, 2], "{placed:?}");
+    assert_eq!(partitions_of(&cluster.addr(2), "spread"), placed);
+
+    // A replication factor followers would need is refused, with Kafka's error.
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let refused = rt
+        .block_on(admin.create_topics(
+            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
+            &AdminOptions::new(),
+        ))
+        .unwrap();
+    match &refused[0] {
+        Err((_, e)) => assert_eq!(
+            *e,
+            rdkafka::types::RDKafkaErrorCode::InvalidReplicationFactor
+        ),
+        Ok(t) => panic!("{t} was created"),
+    }
+
+    // Produced through any broker, each record lands on its partition's leader and reads back.
+    let producer = producer(&bootstrap, &[]);
+    let consumer = consumer(&bootstrap, &[]);
+    let mut sent = Vec::new();
+    for p in 0..6 {
+        let records: Vec<KeyValue> = (0..50)
+            .map(|i| (None, Some(format!("p{p}-{i}").into_bytes())))
+            .collect();
+        let offsets = produce(&rt, &producer, "spread", p, &records);
+        assert_eq!(offsets, (0..50).collect::<Vec<i64>>());
+        sent.push(records);
+    }
+    for (p, records) in sent.iter().enumerate() {
+        let got = consume(
+            &consumer,
+            "spread",
+            p as i32,
+            0,
+            50,
+            Duration::from_secs(15),
+        );
+        let values: Vec<Vec<u8>> = got.iter().map(payload).collect();
+        let want: Vec<Vec<u8>> = records.iter().map(|(_, v)| v.clone().unwrap()).collect();
+        assert_eq!(values, want, "partition {p}");
+    }
+
+    // Partitions added through a broker: placed too, and there on every node.
+    let grown = rt
+        .block_on(admin.create_partitions(&[NewPartitions::new("spread", 9)], &AdminOptions::new()))
+        .unwrap();
+    assert!(grown[0].is_ok(), "{grown:?}");
+    assert!(eventually(Duration::from_secs(10), || partitions_of(
+        &cluster.addr(2),
+        "spread"
+    )
+    .len()
+        == 9));
+
+    // A broker that dies takes its partitions offline (one replica: no one else may lead);
+    // they come back with their records when it returns.
+    let (gone, _, _) = placed[0].clone();
+    cluster.node(gone).broker.kill();
+    let other = (1..=3).find(|id| *id != gone).unwrap();
+    let other_addr = cluster.addr(other);
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let now = partitions_of(&other_addr, "spread");
+            now.len() == 9 && now[0].0 == -1
+        }),
+        "partition 0 of the dead broker {gone} is still led: {:?}\n{}",
+        partitions_of(&other_addr, "spread"),
+        cluster.logs()
+    );
+    cluster.node(gone).broker.restart();
+    assert!(eventually(Duration::from_secs(20), || partitions_of(
+        &other_addr,
+        "spread"
+    )
+    .first()
+    .is_some_and(|p| p.0 == gone)));
+    let again = common::consumer(&bootstrap, &[]);
+    let got = consume(&again, "spread", 0, 0, 50, Duration::from_secs(20));
+    assert_eq!(got.len(), 50);
+
+    // Deleted through a broker: gone from every node's metadata and logs.
+    let deleted = rt
+        .block_on(admin.delete_topics(&["spread"], &AdminOptions::new()))
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    for n in &cluster.nodes {
+        let addr = format!("127.0.0.1:{}", n.port);
+        assert!(eventually(Duration::from_secs(10), || partitions_of(
+            &addr, "spread"
+        )
+        .is_empty()));
+        let data = n.data.clone();
+        assert!(
+            eventually(Duration::from_secs(10), || !data.join("spread-0").exists()),
+            "node {}",
+            n.id
+        );
+    }
 }

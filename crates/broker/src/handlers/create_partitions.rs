@@ -60,6 +60,27 @@ fn create(
                     format!("Topic already has {current} partitions."),
                 ));
             }
+            if broker.quorum().is_some() {
+                // The controller places the new replicas (or checks the given ones).
+                if !take((t.count - current) as f64) {
+                    return Err((
+                        ResponseError::ThrottlingQuotaExceeded,
+                        "The throttling quota has been exceeded.".into(),
+                    ));
+                }
+                let assignments = t
+                    .assignments
+                    .iter()
+                    .flatten()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect();
+                return broker.add_partitions_in_cluster(
+                    &name,
+                    t.count,
+                    assignments,
+                    req.validate_only,
+                );
+            }
             if let Some(assignments) = &t.assignments {
                 if assignments.len() as i32 != t.count - current {
                     return Err((ResponseError::InvalidReplicaAssignment, format!("Increasing the number of partitions by {} but {} assignments provided.", t.count - current, assignments.len())));

@@ -75,9 +75,13 @@ fn delete(
             Some(t) => {
                 result.name = Some(topic_name(&t.name));
                 result.topic_id = topic_uuid(&t.id);
-                match broker.logs.delete_topic(&t.name) {
-                    Ok(()) => None,
-                    Err(e) => Some((ResponseError::KafkaStorageError, e.to_string())),
+                if broker.quorum().is_some() {
+                    broker.delete_topic_in_cluster(&t.name).err()
+                } else {
+                    match broker.logs.delete_topic(&t.name) {
+                        Ok(()) => None,
+                        Err(e) => Some((ResponseError::KafkaStorageError, e.to_string())),
+                    }
                 }
             }
         };

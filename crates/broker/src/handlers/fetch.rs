@@ -64,12 +64,7 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
     // CLUSTER_ACTION on the cluster, and is not a client's for quotas; a consumer's needs READ
     // on each topic, decided once for the whole wait (by name; an unknown id stays
     // UNKNOWN_TOPIC_ID).
-    let replica_id = if ctx.version >= 15 {
-        req.replica_state.replica_id.0
-    } else {
-        req.replica_id.0
-    };
-    let from_follower = replica_id >= 0;
+    let from_follower = from_follower(ctx, req);
     let follower_refused = from_follower
         && !ctx.allowed(
             broker,
@@ -128,6 +123,16 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
         }
         waiter.wait_until(deadline).await;
     }
+}
+
+/// Whether the fetch is a follower's: it names a replica id (in the replica state from v15).
+fn from_follower(ctx: &Ctx, req: &FetchRequest) -> bool {
+    let replica_id = if ctx.version >= 15 {
+        req.replica_state.replica_id.0
+    } else {
+        req.replica_id.0
+    };
+    replica_id >= 0
 }
 
 fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
@@ -204,6 +209,13 @@ fn build(
                 out.partitions.push(empty_partition(p.partition, code));
                 continue;
             };
+            if !from_follower(ctx, req) {
+                if let Err(code) = broker.check_leader(&partition.topic, p.partition) {
+                    errors = true;
+                    out.partitions.push(empty_partition(p.partition, code));
+                    continue;
+                }
+            }
             let budget = max_bytes.saturating_sub(total);
             let partition_max = (p.partition_max_bytes.max(0) as u64)
                 .min(budget)

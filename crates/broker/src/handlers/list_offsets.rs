@@ -47,6 +47,11 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
                 out.partitions.push(r);
                 continue;
             };
+            if let Err(code) = broker.check_leader(&partition.topic, p.partition_index) {
+                r.error_code = code.code();
+                out.partitions.push(r);
+                continue;
+            }
             let log = partition.log();
             // As Fetch: a newer epoch than the log's is unknown, an older one fenced (-1: the
             // client does not say).

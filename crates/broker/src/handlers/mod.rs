@@ -410,6 +410,9 @@ fn route(broker: &Arc<Broker>, ctx: Ctx, request: RequestKind) -> Result<Slot, C
         RequestKind::Produce(req) => produce::handle(broker, ctx, req),
         RequestKind::Fetch(req) => Ok(fetch::start(broker.clone(), ctx, req)),
         RequestKind::ListOffsets(req) => ready(&ctx, &list_offsets::handle(broker, &ctx, req)),
+        RequestKind::CreateTopics(req) if broker.quorum().is_some() => {
+            create_topics::handle_cluster(broker.clone(), ctx, req)
+        }
         RequestKind::CreateTopics(req) => ready(&ctx, &create_topics::handle(broker, &ctx, req)),
         RequestKind::DeleteTopics(req) => ready(&ctx, &delete_topics::handle(broker, &ctx, req)),
         RequestKind::CreatePartitions(req) => {

@@ -71,6 +71,11 @@ pub fn handle(
                     ResponseError::InvalidTopicException,
                     format!("Cannot append to internal topic {name}"),
                 ))
+            } else if let Err(code) = broker.check_leader(&name, data.index) {
+                Err((
+                    code,
+                    format!("this broker does not lead {name}-{}", data.index),
+                ))
             } else {
                 broker
                     .replicas

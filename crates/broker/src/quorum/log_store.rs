@@ -25,6 +25,9 @@ use super::types::{Entry, LogId, MetadataRaft, NodeId, StorageError, Vote};
 
 pub const LOG_FILE: &str = "metadata.log";
 pub const VOTE_FILE: &str = "quorum-state";
+/// The newest entry known committed, so that a restarted node applies what was committed
+/// before it hears from the leader.
+pub const COMMITTED_FILE: &str = "committed";
 /// The largest frame recovery accepts: a longer length can only be a torn or corrupt write.
 const MAX_FRAME: usize = 64 << 20;
 
@@ -256,6 +259,32 @@ impl RaftLogStorage<MetadataRaft> for MetadataLog {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(self.lock().vote)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.blocking(ErrorSubject::Store, move |inner| {
+            let bytes = serde_json::to_vec(&committed).expect("log ids serialize");
+            inner
+                .io
+                .write_atomic(&inner.dir.join(COMMITTED_FILE), &bytes)
+        })
+        .await
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        let inner = self.lock();
+        match inner.io.read_all(&inner.dir.join(COMMITTED_FILE)) {
+            // A committed id past the log's end (its entries lost with an unsynced tail cannot
+            // be: entries are synced before they count) or unreadable is not used.
+            Ok(bytes) => Ok(serde_json::from_slice::<Option<LogId>>(&bytes)
+                .ok()
+                .flatten()
+                .filter(|c| {
+                    inner.entries.contains_key(&c.index)
+                        || inner.last_purged.is_some_and(|p| p.index >= c.index)
+                })),
+            Err(_) => Ok(None),
+        }
     }
 
     async fn append<I>(

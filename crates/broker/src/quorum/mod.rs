@@ -9,8 +9,10 @@
 //!
 //! The leader of the Raft quorum is Kafka's active controller; its term is the leader epoch.
 
+pub mod controller;
 pub mod log_store;
 pub mod network;
+pub mod placement;
 pub mod state_machine;
 pub mod types;
 
@@ -30,7 +32,10 @@ use crate::config::quorum::QuorumConfig;
 use log_store::MetadataLog;
 use network::{ControllerRequest, ControllerResponse, Peers};
 use state_machine::{Applied, MetadataStateMachine};
-pub use types::{BrokerRegistration, Endpoint, MetadataImage, MetadataRecord, NodeId, Raft};
+pub use types::{
+    BrokerRegistration, Endpoint, MetadataImage, MetadataRecord, NodeId, PartitionState, Raft,
+    TopicImage,
+};
 
 /// Kafka's name for the metadata log's directory.
 pub use strata_storage::log_manager::CLUSTER_METADATA_DIR as METADATA_DIR;
@@ -233,6 +238,22 @@ impl MetadataQuorum {
             } => ControllerResponse::BrokerHeartbeat(
                 self.heartbeat_as_leader(broker_id, epoch, want_fence).await,
             ),
+            ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => ControllerResponse::CreateTopics(
+                self.create_topics_as_leader(topics, validate_only).await,
+            ),
+            ControllerRequest::DeleteTopics(names) => {
+                ControllerResponse::DeleteTopics(self.delete_topics_as_leader(names).await)
+            }
+            ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => ControllerResponse::CreatePartitions(
+                self.create_partitions_as_leader(topics, validate_only)
+                    .await,
+            ),
             // Raft's own RPCs are openraft's (network.rs); they never come here.
             _ => ControllerResponse::Propose(Err("not a request for the leader".to_string())),
         }
@@ -295,9 +316,7 @@ impl MetadataQuorum {
         epoch: u64,
         want_fence: bool,
     ) -> Result<bool, String> {
-        if self.raft.metrics().borrow().state != ServerState::Leader {
-            return Err(format!("{NOT_CONTROLLER}: not the leader"));
-        }
+        self.check_leader()?;
         let fenced = match self.image().brokers.get(&broker_id) {
             Some(b) if b.epoch == epoch => b.fenced,
             _ => {
@@ -325,6 +344,17 @@ impl MetadataQuorum {
             self.append_as_leader(record).await?;
         }
         Ok(want_fence)
+    }
+
+    /// Err(NOT_CONTROLLER) unless this node leads the quorum.
+    fn check_leader(&self) -> Result<(), String> {
+        if self.raft.metrics().borrow().state != ServerState::Leader {
+            return Err(format!(
+                "{NOT_CONTROLLER}: node {} is not the leader",
+                self.node_id
+            ));
+        }
+        Ok(())
     }
 
     /// As the leader, fences every unfenced broker not heard from for `broker.session.timeout.ms`
@@ -472,6 +502,7 @@ async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
                 }
             };
             q.fence_silent_brokers(since).await;
+            q.reconcile_leaders().await;
         } else {
             leader_since = None;
         }

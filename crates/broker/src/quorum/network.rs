@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::controller::{CreatedTopic, NewTopic, Refusal};
 use super::types::{MetadataRaft, MetadataRecord, NodeId};
 use super::{MetadataQuorum, QuorumInfo};
 
@@ -47,6 +48,16 @@ pub enum ControllerRequest {
         epoch: u64,
         want_fence: bool,
     },
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics(Vec<String>),
+    /// (topic, new partition count, replicas of the new partitions when given)
+    CreatePartitions {
+        topics: Vec<(String, i32, Vec<Vec<i32>>)>,
+        validate_only: bool,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -61,6 +72,9 @@ pub enum ControllerResponse {
     DescribeQuorum(Result<QuorumInfo, String>),
     /// Whether the broker is fenced now.
     BrokerHeartbeat(Result<bool, String>),
+    CreateTopics(Result<Vec<Result<CreatedTopic, Refusal>>, String>),
+    DeleteTopics(Result<Vec<Result<[u8; 16], Refusal>>, String>),
+    CreatePartitions(Result<Vec<Result<(), Refusal>>, String>),
 }
 
 impl ControllerResponse {
@@ -69,7 +83,10 @@ impl ControllerResponse {
         let err = match self {
             ControllerResponse::Propose(Err(e))
             | ControllerResponse::DescribeQuorum(Err(e))
-            | ControllerResponse::BrokerHeartbeat(Err(e)) => e,
+            | ControllerResponse::BrokerHeartbeat(Err(e))
+            | ControllerResponse::CreateTopics(Err(e))
+            | ControllerResponse::DeleteTopics(Err(e))
+            | ControllerResponse::CreatePartitions(Err(e)) => e,
             _ => return false,
         };
         err.starts_with(super::NOT_CONTROLLER)

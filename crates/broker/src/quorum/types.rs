@@ -57,9 +57,72 @@ pub enum MetadataRecord {
     RegisterBroker(BrokerRegistration),
     /// The broker of that epoch may not lead or serve (no heartbeat within the session
     /// timeout, or a controlled shutdown).
-    FenceBroker { broker_id: i32, epoch: u64 },
+    FenceBroker {
+        broker_id: i32,
+        epoch: u64,
+    },
     /// The broker of that epoch heartbeats: it may serve.
-    UnfenceBroker { broker_id: i32, epoch: u64 },
+    UnfenceBroker {
+        broker_id: i32,
+        epoch: u64,
+    },
+    /// A topic and all its partitions (Kafka's TopicRecord and PartitionRecords, as one).
+    CreateTopic {
+        name: String,
+        id: [u8; 16],
+        configs: BTreeMap<String, String>,
+        partitions: Vec<PartitionState>,
+    },
+    /// Partitions added to a topic, numbered after its last.
+    CreatePartitions {
+        name: String,
+        partitions: Vec<PartitionState>,
+    },
+    DeleteTopic {
+        name: String,
+    },
+    /// A partition's new leader and in-sync replicas (Kafka's PartitionChangeRecord): its
+    /// partition epoch goes up, and its leader epoch when the leader changes.
+    ChangePartition {
+        name: String,
+        partition: i32,
+        leader: i32,
+        isr: Vec<i32>,
+    },
+}
+
+/// One partition as the image holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// In preference order: the first is the preferred leader.
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1: no leader (offline).
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+}
+
+impl PartitionState {
+    /// A new partition on `replicas`, led by the first.
+    pub fn new(replicas: Vec<i32>) -> PartitionState {
+        PartitionState {
+            leader: replicas.first().copied().unwrap_or(-1),
+            isr: replicas.clone(),
+            replicas,
+            leader_epoch: 0,
+            partition_epoch: 0,
+        }
+    }
+}
+
+/// A topic as the image holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicImage {
+    pub name: String,
+    pub id: [u8; 16],
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionState>,
 }
 
 /// A registered broker as the image holds it.
@@ -77,6 +140,7 @@ pub struct RegisteredBroker {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
     pub brokers: BTreeMap<i32, RegisteredBroker>,
+    pub topics: BTreeMap<String, TopicImage>,
 }
 
 impl MetadataImage {
@@ -103,6 +167,49 @@ impl MetadataImage {
                 {
                     b.fenced = matches!(record, MetadataRecord::FenceBroker { .. });
                 }
+            }
+            MetadataRecord::CreateTopic {
+                name,
+                id,
+                configs,
+                partitions,
+            } => {
+                self.topics
+                    .entry(name.clone())
+                    .or_insert_with(|| TopicImage {
+                        name: name.clone(),
+                        id: *id,
+                        configs: configs.clone(),
+                        partitions: partitions.clone(),
+                    });
+            }
+            MetadataRecord::CreatePartitions { name, partitions } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    t.partitions.extend(partitions.iter().cloned());
+                }
+            }
+            MetadataRecord::DeleteTopic { name } => {
+                self.topics.remove(name);
+            }
+            MetadataRecord::ChangePartition {
+                name,
+                partition,
+                leader,
+                isr,
+            } => {
+                let Some(p) = self
+                    .topics
+                    .get_mut(name)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                else {
+                    return;
+                };
+                if p.leader != *leader {
+                    p.leader_epoch += 1;
+                }
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.partition_epoch += 1;
             }
         }
     }

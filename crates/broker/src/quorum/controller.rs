@@ -1,0 +1,357 @@
+//! The active controller's decisions on topics (Kafka's QuorumController): creating topics and
+//! partitions with their replicas placed, deleting topics, and keeping every partition led by
+//! a broker that may serve. Each runs on the Raft leader and ends in records of the metadata
+//! log; other nodes forward them here (`MetadataQuorum::to_leader`).
+
+use std::collections::BTreeMap;
+
+use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
+
+use super::network::{ControllerRequest, ControllerResponse};
+use super::placement::{assign, elect};
+use super::types::{MetadataImage, MetadataRecord, PartitionState};
+use super::MetadataQuorum;
+
+/// A Kafka error: its code and message.
+pub type Refusal = (i16, String);
+
+fn refuse(error: ResponseError, message: impl Into<String>) -> Refusal {
+    (error.code(), message.into())
+}
+
+/// A topic to create, as CreateTopics asks (checked by the broker that received it: name,
+/// ACLs, configs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: `num.partitions` (already resolved by the broker when it is).
+    pub partitions: i32,
+    pub replication_factor: i16,
+    /// Replicas per partition, when the request gives them.
+    pub assignments: Vec<Vec<i32>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic created: its id, partition count and replication factor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatedTopic {
+    pub id: [u8; 16],
+    pub partitions: i32,
+    pub replication_factor: i16,
+}
+
+/// Brokers new replicas may go to: the unfenced ones, with their racks.
+fn placeable(image: &MetadataImage) -> BTreeMap<i32, Option<String>> {
+    image
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| (b.registration.broker_id, b.registration.rack.clone()))
+        .collect()
+}
+
+/// Until followers replicate, a partition has one replica: a second one would be counted in
+/// sync without the data, and its election would lose what the first acknowledged.
+fn check_replication_factor(rf: usize) -> Result<(), Refusal> {
+    if rf > 1 {
+        return Err(refuse(
+            ResponseError::InvalidReplicationFactor,
+            format!("Replication factor {rf} is not available yet: Strata's followers do not replicate yet, so each partition has one replica."),
+        ));
+    }
+    Ok(())
+}
+
+fn random_below(n: usize) -> usize {
+    (uuid::Uuid::new_v4().as_u128() % n.max(1) as u128) as usize
+}
+
+/// Replicas for `count` partitions numbered from `first`: the given assignments, checked, or
+/// placed over the unfenced brokers.
+fn replicas_for(
+    image: &MetadataImage,
+    count: i32,
+    first: i32,
+    replication_factor: i16,
+    assignments: &[Vec<i32>],
+) -> Result<Vec<Vec<i32>>, Refusal> {
+    if !assignments.is_empty() {
+        for (i, replicas) in assignments.iter().enumerate() {
+            let partition = first + i as i32;
+            let mut distinct = replicas.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            if replicas.is_empty() || distinct.len() != replicas.len() {
+                return Err(refuse(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!("Partition {partition} has an empty or duplicated replica list."),
+                ));
+            }
+            if let Some(b) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+                return Err(refuse(
+                    ResponseError::InvalidReplicaAssignment,
+                    format!(
+                        "Partition {partition} is assigned to broker {b}, which is not registered."
+                    ),
+                ));
+            }
+            check_replication_factor(replicas.len())?;
+        }
+        return Ok(assignments.to_vec());
+    }
+    check_replication_factor(replication_factor.max(1) as usize)?;
+    let brokers = placeable(image);
+    assign(
+        &brokers,
+        count,
+        replication_factor,
+        first,
+        random_below(brokers.len()),
+        random_below(brokers.len()),
+    )
+    .map_err(|e| refuse(ResponseError::InvalidReplicationFactor, e.to_string()))
+}
+
+impl MetadataQuorum {
+    /// CreateTopics through the controller: one result per topic, in order.
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<CreatedTopic, Refusal>>, String> {
+        match self
+            .to_leader(ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            })
+            .await?
+        {
+            ControllerResponse::CreateTopics(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    /// DeleteTopics through the controller: the deleted topics' ids, in order.
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<Result<[u8; 16], Refusal>>, String> {
+        match self
+            .to_leader(ControllerRequest::DeleteTopics(names))
+            .await?
+        {
+            ControllerResponse::DeleteTopics(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    /// CreatePartitions through the controller: (topic, new total, assignments of the new ones).
+    pub async fn create_partitions(
+        &self,
+        topics: Vec<(String, i32, Vec<Vec<i32>>)>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<(), Refusal>>, String> {
+        match self
+            .to_leader(ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            })
+            .await?
+        {
+            ControllerResponse::CreatePartitions(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    pub(super) async fn create_topics_as_leader(
+        &self,
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<CreatedTopic, Refusal>>, String> {
+        self.check_leader()?;
+        let mut out = Vec::new();
+        for topic in topics {
+            let image = self.image();
+            let planned = (|| {
+                if image.topics.contains_key(&topic.name) {
+                    return Err(refuse(
+                        ResponseError::TopicAlreadyExists,
+                        format!("Topic '{}' already exists.", topic.name),
+                    ));
+                }
+                if let Some(other) = image
+                    .topics
+                    .keys()
+                    .find(|t| crate::handlers::collides(t, &topic.name))
+                {
+                    return Err(refuse(
+                        ResponseError::InvalidTopicException,
+                        format!(
+                            "Topic '{}' collides with existing topic: {other}",
+                            topic.name
+                        ),
+                    ));
+                }
+                let count = if topic.assignments.is_empty() {
+                    topic.partitions
+                } else {
+                    topic.assignments.len() as i32
+                };
+                replicas_for(
+                    &image,
+                    count,
+                    0,
+                    topic.replication_factor,
+                    &topic.assignments,
+                )
+            })();
+            let replicas = match planned {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let created = CreatedTopic {
+                id: *uuid::Uuid::new_v4().as_bytes(),
+                partitions: replicas.len() as i32,
+                replication_factor: replicas.first().map_or(0, |r| r.len() as i16),
+            };
+            if !validate_only {
+                let record = MetadataRecord::CreateTopic {
+                    name: topic.name.clone(),
+                    id: created.id,
+                    configs: topic.configs.clone(),
+                    partitions: replicas.into_iter().map(PartitionState::new).collect(),
+                };
+                if let Err(e) = self.append_as_leader(record).await {
+                    out.push(Err(refuse(ResponseError::NotController, e)));
+                    continue;
+                }
+                tracing::info!(topic = %topic.name, partitions = created.partitions, "topic created");
+            }
+            out.push(Ok(created));
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn delete_topics_as_leader(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<Result<[u8; 16], Refusal>>, String> {
+        self.check_leader()?;
+        let mut out = Vec::new();
+        for name in names {
+            let Some(id) = self.image().topics.get(&name).map(|t| t.id) else {
+                out.push(Err(refuse(
+                    ResponseError::UnknownTopicOrPartition,
+                    "This server does not host this topic-partition.",
+                )));
+                continue;
+            };
+            match self
+                .append_as_leader(MetadataRecord::DeleteTopic { name: name.clone() })
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(topic = %name, "topic deleted");
+                    out.push(Ok(id));
+                }
+                Err(e) => out.push(Err(refuse(ResponseError::NotController, e))),
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn create_partitions_as_leader(
+        &self,
+        topics: Vec<(String, i32, Vec<Vec<i32>>)>,
+        validate_only: bool,
+    ) -> Result<Vec<Result<(), Refusal>>, String> {
+        self.check_leader()?;
+        let mut out = Vec::new();
+        for (name, total, assignments) in topics {
+            let image = self.image();
+            let planned = (|| {
+                let Some(topic) = image.topics.get(&name) else {
+                    return Err(refuse(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("The topic '{name}' does not exist."),
+                    ));
+                };
+                let current = topic.partitions.len() as i32;
+                if total <= current {
+                    return Err(refuse(
+                        ResponseError::InvalidPartitions,
+                        format!("Topic currently has {current} partitions, which is higher than the requested {total}."),
+                    ));
+                }
+                if !assignments.is_empty() && assignments.len() as i32 != total - current {
+                    return Err(refuse(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("Increasing the number of partitions by {} but {} assignments provided.", total - current, assignments.len()),
+                    ));
+                }
+                let rf = topic
+                    .partitions
+                    .first()
+                    .map_or(1, |p| p.replicas.len() as i16);
+                replicas_for(&image, total - current, current, rf, &assignments)
+            })();
+            match planned {
+                Err(e) => out.push(Err(e)),
+                Ok(_) if validate_only => out.push(Ok(())),
+                Ok(replicas) => {
+                    let record = MetadataRecord::CreatePartitions {
+                        name: name.clone(),
+                        partitions: replicas.into_iter().map(PartitionState::new).collect(),
+                    };
+                    out.push(
+                        self.append_as_leader(record)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| refuse(ResponseError::NotController, e)),
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// As the leader: moves each partition's leadership off brokers that may not serve, onto
+    /// in-sync replicas that may, and back from offline when one returns.
+    pub(super) async fn reconcile_leaders(&self) {
+        let image = self.image();
+        let serving = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+        let mut changes = Vec::new();
+        for (name, topic) in &image.topics {
+            for (i, p) in topic.partitions.iter().enumerate() {
+                let (leader, isr) = elect(p.leader, &p.isr, &p.replicas, serving);
+                if leader != p.leader || isr != p.isr {
+                    changes.push(MetadataRecord::ChangePartition {
+                        name: name.clone(),
+                        partition: i as i32,
+                        leader,
+                        isr,
+                    });
+                }
+            }
+        }
+        for change in changes {
+            if let MetadataRecord::ChangePartition {
+                name,
+                partition,
+                leader,
+                ..
+            } = &change
+            {
+                tracing::info!(topic = %name, partition, leader, "partition leader changes");
+            }
+            if let Err(e) = self.append_as_leader(change).await {
+                tracing::debug!(error = %e, "partition change failed");
+                return;
+            }
+        }
+    }
+}
