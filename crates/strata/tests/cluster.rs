@@ -472,3 +472,40 @@ fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
         );
     }
 }
+
+/// The README's cluster configs (config/cluster/) describe one quorum of three nodes that can run
+/// side by side on one machine.
+#[test]
+fn the_shipped_cluster_configs_form_one_quorum_on_one_machine() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/cluster");
+    let mut ports = std::collections::BTreeSet::new();
+    let mut voters = None;
+    for n in 1..=3 {
+        let config =
+            strata_broker::BrokerConfig::load(Some(&root.join(format!("node{n}.properties"))), &[])
+                .unwrap_or_else(|e| panic!("node{n}: {e}"));
+        assert_eq!(config.broker_id, n);
+        let quorum = config.quorum.as_ref().expect("a node of a cluster");
+        assert!(quorum.roles.broker && quorum.roles.controller);
+        let listener = quorum.listener.as_ref().unwrap();
+        assert_eq!(
+            quorum.voters[&n].port, listener.port,
+            "node{n} binds its own voter address"
+        );
+        assert!(ports.insert(listener.port));
+        for l in &config.listeners {
+            assert!(ports.insert(l.bind.port), "port {} used twice", l.bind.port);
+        }
+        match &voters {
+            None => voters = Some(quorum.voters.clone()),
+            Some(v) => assert_eq!(v, &quorum.voters),
+        }
+    }
+    // The README's commands use these files.
+    let readme = include_str!("../../../README.md");
+    for n in 1..=3 {
+        assert!(readme.contains(&format!("-c config/cluster/node{n}.properties")));
+    }
+    assert!(readme
+        .contains("storage format --cluster-id $ID --config config/cluster/node$n.properties"));
+}
