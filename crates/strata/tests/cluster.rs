@@ -66,6 +66,27 @@ fn three_voters_elect_register_fail_over_and_rejoin() {
         );
     }
     let (_, leader) = client_view(&cluster.addr(1));
+    // Every version of DescribeQuorum is answered (v0 and v1 carry no error messages or
+    // voter endpoints; a field they cannot carry must not be set).
+    runtime().block_on(async {
+        use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+        use kafka_protocol::messages::{DescribeQuorumRequest, DescribeQuorumResponse, TopicName};
+        let mut client = strata::client::Client::connect(&cluster.addr(3))
+            .await
+            .unwrap();
+        for version in 0..=2 {
+            let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName("__cluster_metadata".into()))
+                .with_partitions(vec![PartitionData::default()])]);
+            let response: DescribeQuorumResponse =
+                client.send_versioned(request, version).await.unwrap();
+            let p = &response.topics[0].partitions[0];
+            assert_eq!((response.error_code, p.error_code), (0, 0), "v{version}");
+            assert_eq!(p.leader_id.0, leader, "v{version}");
+            assert_eq!(p.current_voters.len(), 3, "v{version}");
+            assert_eq!(response.nodes.len(), if version >= 2 { 3 } else { 0 });
+        }
+    });
     // The cluster at a glance: brokers with their racks, the controller, the voters.
     let (ok, out, err) = strata_tool("cluster", &cluster.addr(2), &["--describe"]);
     assert!(ok, "{err}");

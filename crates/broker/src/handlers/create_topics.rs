@@ -289,8 +289,7 @@ pub fn handle_cluster(
                 }
             }
         }
-        ctx.encode(&CreateTopicsResponse::default().with_topics(results))
-            .ok()
+        ctx.encode_later(&CreateTopicsResponse::default().with_topics(results))
     })))
 }
 

@@ -121,6 +121,6 @@ pub fn handle(
                 .with_topic_name(topic_name(METADATA_TOPIC))
                 .with_partitions(vec![partition(&ctx, info)])])
             .with_nodes(nodes);
-        ctx.encode(&response).ok()
+        ctx.encode_later(&response)
     })))
 }

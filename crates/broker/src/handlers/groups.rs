@@ -82,7 +82,7 @@ where
         Reply::Now(o) => Ok(Slot::Ready(Some(ctx.encode(&make(&ctx, o))?))),
         Reply::Later(rx) => Ok(Slot::Pending(tokio::spawn(async move {
             let o = rx.await.unwrap_or(gone);
-            ctx.encode(&make(&ctx, o)).ok()
+            ctx.encode_later(&make(&ctx, o))
         }))),
     }
 }

@@ -294,6 +294,19 @@ impl Ctx {
         )
         .map_err(|e| ConnectionError::InvalidRequest(e.to_string()))
     }
+
+    /// The response of a handler that answers later (its task's result): an encoding failure,
+    /// a field the version cannot carry, is Strata's bug; it is logged, and the request goes
+    /// unanswered rather than the task failing.
+    pub fn encode_later<R: Encodable + HeaderVersion>(&self, body: &R) -> Option<Response> {
+        match self.encode(body) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(api = ?self.api_key, version = self.version, error = %e, "cannot encode a response");
+                None
+            }
+        }
+    }
 }
 
 pub fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, ConnectionError> {

@@ -149,7 +149,7 @@ pub fn handle(
         if !ReplicaManager::complete_flushes(flushes).await {
             mark_storage_error(&mut response);
         }
-        ctx.encode(&response).ok()
+        ctx.encode_later(&response)
     })))
 }
 
