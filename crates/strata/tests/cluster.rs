@@ -530,3 +530,97 @@ fn the_shipped_cluster_configs_form_one_quorum_on_one_machine() {
     assert!(readme
         .contains("storage format --cluster-id $ID --config config/cluster/node$n.properties"));
 }
+
+/// A voter that was away while the others took snapshots and purged their logs catches up from
+/// a snapshot sent to it; every node restarts from its own snapshot and log.
+#[test]
+fn a_voter_behind_the_purged_log_catches_up_from_a_snapshot() {
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    let mut cluster = Cluster::start(3, &["metadata.log.max.record.bytes.between.snapshots=4096"]);
+    let quorum = cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]));
+    }
+    let away = (1..=3).find(|id| *id != quorum.leader).unwrap();
+    cluster.node(away).broker.kill();
+
+    // 150 topics: records well past several snapshots and past the entries kept after them.
+    let rt = runtime();
+    let addr = cluster.addr(quorum.leader);
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &addr)
+        .create()
+        .unwrap();
+    let topics: Vec<String> = (0..150).map(|i| format!("t{i:03}")).collect();
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+        .collect();
+    let created = rt
+        .block_on(admin.create_topics(&new, &AdminOptions::new()))
+        .unwrap();
+    assert!(created.iter().all(|r| r.is_ok()), "{created:?}");
+    let leader_dir = cluster
+        .node(quorum.leader)
+        .data
+        .join("__cluster_metadata-0");
+    assert!(
+        leader_dir.join("snapshot.checkpoint").exists(),
+        "no snapshot was taken"
+    );
+    // The leader purged its log behind the snapshot: the returning voter's next entries are
+    // gone from it (the log then begins with the last purged id).
+    let log = std::fs::read(leader_dir.join("metadata.log")).unwrap();
+    assert!(
+        log.len() > 8 && log[8..].starts_with(b"{\"Purged\""),
+        "the log was not purged"
+    );
+
+    // Back: it must take the snapshot (its missing entries were purged) and then the rest.
+    cluster.node(away).broker.restart();
+    let away_addr = cluster.addr(away);
+    let all_there = |addr: &str| {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", addr)
+            .create()
+            .unwrap();
+        consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .is_ok_and(|m| {
+                m.topics()
+                    .iter()
+                    .filter(|t| t.name().starts_with('t'))
+                    .count()
+                    == 150
+            })
+    };
+    assert!(
+        eventually(Duration::from_secs(30), || all_there(&away_addr)),
+        "the returning voter does not hold the 150 topics:\n{}",
+        cluster.logs()
+    );
+    let away_dir = cluster.node(away).data.clone();
+    assert!(eventually(Duration::from_secs(10), || away_dir
+        .join("t149-0")
+        .exists()));
+    assert!(away_dir
+        .join("__cluster_metadata-0/snapshot.checkpoint")
+        .exists());
+
+    // Every node restarted from its snapshot and log still holds them all.
+    for id in 1..=3 {
+        cluster.node(id).broker.stop();
+    }
+    for id in 1..=3 {
+        cluster.node(id).broker.restart();
+    }
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(
+            eventually(Duration::from_secs(30), || all_there(&addr)),
+            "node {id} lost topics over a restart:\n{}",
+            cluster.logs()
+        );
+    }
+}

@@ -197,6 +197,10 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("controller.quorum.fetch.timeout.ms", "2000"),
     ("controller.quorum.request.timeout.ms", "2000"),
     ("metadata.log.dir", ""),
+    (
+        "metadata.log.max.record.bytes.between.snapshots",
+        "20971520",
+    ),
     ("broker.rack", ""),
     ("broker.session.timeout.ms", "9000"),
     ("broker.heartbeat.interval.ms", "2000"),

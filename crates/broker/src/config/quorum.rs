@@ -57,6 +57,9 @@ pub struct QuorumConfig {
     pub heartbeat_interval_ms: u64,
     /// `broker.rack`
     pub rack: Option<String>,
+    /// `metadata.log.max.record.bytes.between.snapshots`: a snapshot of the image is taken once
+    /// this many bytes of records were applied since the last one.
+    pub snapshot_bytes: u64,
 }
 
 /// The value of `controller.listener.names`, upper-cased.
@@ -233,6 +236,7 @@ pub fn parse_quorum(
         session_timeout_ms: positive("broker.session.timeout.ms")?,
         heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")?,
         rack: (!rack.trim().is_empty()).then(|| rack.trim().to_string()),
+        snapshot_bytes: positive("metadata.log.max.record.bytes.between.snapshots")?,
     }))
 }
 

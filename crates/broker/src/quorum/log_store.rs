@@ -377,7 +377,7 @@ mod tests {
             let tmp = tempfile::tempdir().unwrap();
             let dir = tmp.path().join("__cluster_metadata-0");
             let log = MetadataLog::open(Arc::new(RealIo), &dir).unwrap();
-            let machine = MetadataStateMachine::open(Arc::new(RealIo), &dir).unwrap();
+            let machine = MetadataStateMachine::open(Arc::new(RealIo), &dir, 1 << 20).unwrap();
             Ok((tmp, log, machine))
         }
     }

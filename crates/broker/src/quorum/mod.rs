@@ -98,7 +98,8 @@ impl MetadataQuorum {
     ) -> std::io::Result<Arc<MetadataQuorum>> {
         let dir = config.metadata_log_dir.join(METADATA_DIR);
         let log = MetadataLog::open(io.clone(), &dir)?;
-        let machine = MetadataStateMachine::open(io, &dir)?;
+        let machine = MetadataStateMachine::open(io, &dir, config.snapshot_bytes)?;
+        let snapshot_due = machine.snapshot_due();
         let applied = machine.subscribe();
         let pristine = log.last_log_id().is_none() && applied.borrow().last_applied.is_none();
         let listener =
@@ -122,7 +123,9 @@ impl MetadataQuorum {
             election_timeout_min: election,
             election_timeout_max: election * 2,
             heartbeat_interval: (election / 5).max(1),
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(1000),
+            // Snapshots are taken by bytes of records, as Kafka's
+            // metadata.log.max.record.bytes.between.snapshots (`snapshots` below).
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: 100,
             ..Default::default()
         }
@@ -145,6 +148,7 @@ impl MetadataQuorum {
         }
         tokio::spawn(watch_leadership(quorum.raft.metrics()));
         tokio::spawn(fencing(Arc::downgrade(&quorum)));
+        tokio::spawn(snapshots(quorum.raft.clone(), snapshot_due));
         if pristine && quorum.config.roles.controller {
             let members: BTreeMap<NodeId, BasicNode> = quorum
                 .config
@@ -472,6 +476,17 @@ impl MetadataQuorum {
     /// Stops this node's replica.
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Takes a snapshot each time the state machine says enough was applied since the last; the
+/// log before it is then purged (but the last entries, which lagging voters may still need).
+async fn snapshots(raft: Raft, due: Arc<tokio::sync::Notify>) {
+    loop {
+        due.notified().await;
+        if raft.trigger().snapshot().await.is_err() {
+            return;
+        }
     }
 }
 

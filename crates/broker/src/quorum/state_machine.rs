@@ -44,6 +44,11 @@ struct Inner {
     /// The newest snapshot, serialized.
     snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     published: watch::Sender<Applied>,
+    /// Bytes of records applied since the newest snapshot, and how many call for the next.
+    since_snapshot: u64,
+    snapshot_bytes: u64,
+    /// Told when `since_snapshot` passes `snapshot_bytes`.
+    snapshot_due: Arc<tokio::sync::Notify>,
 }
 
 /// The state machine; clones share it (the snapshot builder is a clone).
@@ -62,7 +67,11 @@ fn snapshot_error(e: impl std::fmt::Display) -> StorageError {
 
 impl MetadataStateMachine {
     /// Opens the state machine at its snapshot in `dir`, if any.
-    pub fn open(io: Arc<dyn Io>, dir: &Path) -> std::io::Result<MetadataStateMachine> {
+    pub fn open(
+        io: Arc<dyn Io>,
+        dir: &Path,
+        snapshot_bytes: u64,
+    ) -> std::io::Result<MetadataStateMachine> {
         let path = dir.join(SNAPSHOT_FILE);
         let stored = match io.read_all(&path) {
             Ok(bytes) => Some(
@@ -105,8 +114,17 @@ impl MetadataStateMachine {
                 membership,
                 snapshot,
                 published,
+                since_snapshot: 0,
+                snapshot_bytes,
+                snapshot_due: Default::default(),
             })),
         })
+    }
+
+    /// Told when enough records were applied since the newest snapshot to take another
+    /// (`metadata.log.max.record.bytes.between.snapshots`).
+    pub fn snapshot_due(&self) -> Arc<tokio::sync::Notify> {
+        self.lock().snapshot_due.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -157,6 +175,7 @@ impl RaftSnapshotBuilder<MetadataRaft> for MetadataStateMachine {
             };
             let image = inner.image.clone();
             MetadataStateMachine::store(&mut inner, meta.clone(), &image)?;
+            inner.since_snapshot = 0;
             let bytes = inner
                 .snapshot
                 .as_ref()
@@ -191,7 +210,11 @@ impl RaftStateMachine<MetadataRaft> for MetadataStateMachine {
         for entry in entries {
             match &entry.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(record) => inner.image.apply(record, entry.log_id.index),
+                EntryPayload::Normal(record) => {
+                    inner.image.apply(record, entry.log_id.index);
+                    inner.since_snapshot +=
+                        serde_json::to_vec(record).map_or(0, |b| b.len() as u64);
+                }
                 EntryPayload::Membership(m) => {
                     inner.membership = StoredMembership::new(Some(entry.log_id), m.clone())
                 }
@@ -200,6 +223,9 @@ impl RaftStateMachine<MetadataRaft> for MetadataStateMachine {
             replies.push(());
         }
         inner.publish();
+        if inner.since_snapshot >= inner.snapshot_bytes {
+            inner.snapshot_due.notify_one();
+        }
         Ok(replies)
     }
 
