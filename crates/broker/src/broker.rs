@@ -256,6 +256,18 @@ impl Broker {
         };
         let quorum =
             MetadataQuorum::start(config, self.config.broker_id, &self.cluster_id, io).await?;
+        // Producer ids come from the controller: unique across the cluster.
+        let source = Arc::downgrade(&quorum);
+        let broker_id = self.config.broker_id;
+        self.producer_ids.use_cluster_blocks(Box::new(move || {
+            let quorum = source
+                .upgrade()
+                .ok_or_else(|| std::io::Error::other("the metadata quorum stopped"))?;
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(quorum.allocate_producer_ids(broker_id))
+            })
+            .map_err(std::io::Error::other)
+        }));
         let _ = self.quorum.set(quorum);
         Ok(())
     }

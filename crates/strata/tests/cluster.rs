@@ -624,3 +624,61 @@ fn a_voter_behind_the_purged_log_catches_up_from_a_snapshot() {
         );
     }
 }
+
+/// Producer ids come from blocks the controller records: no two brokers (nor a broker before
+/// and after a restart) hand out the same id, or one producer's batches could be taken for
+/// another's duplicates.
+#[test]
+fn producer_ids_are_unique_across_brokers_and_restarts() {
+    use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse};
+    let mut cluster = Cluster::start(3, &[]);
+    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]));
+    }
+    let rt = runtime();
+    let ids_from = |addr: String| -> Vec<i64> {
+        rt.block_on(async {
+            let mut client = strata::client::Client::connect(&addr).await.unwrap();
+            let mut ids = Vec::new();
+            for _ in 0..3 {
+                let r: InitProducerIdResponse = client
+                    .send(
+                        InitProducerIdRequest::default()
+                            .with_transactional_id(None)
+                            .with_transaction_timeout_ms(60_000)
+                            .with_producer_id(kafka_protocol::messages::ProducerId(-1))
+                            .with_producer_epoch(-1),
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(r.error_code, 0);
+                ids.push(r.producer_id.0);
+            }
+            ids
+        })
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut blocks = std::collections::BTreeSet::new();
+    for id in 1..=3 {
+        for pid in ids_from(cluster.addr(id)) {
+            assert!(seen.insert(pid), "producer id {pid} handed out twice");
+            blocks.insert((id, pid / 1000));
+        }
+    }
+    // Each broker drew its own block.
+    let per_block: std::collections::BTreeSet<i64> = blocks.iter().map(|(_, b)| *b).collect();
+    assert_eq!(per_block.len(), 3, "{blocks:?}");
+    cluster.node(2).broker.stop();
+    cluster.node(2).broker.restart();
+    assert!(eventually(Duration::from_secs(15), || listed(
+        &cluster.addr(1)
+    ) == vec![1, 2, 3]));
+    for pid in ids_from(cluster.addr(2)) {
+        assert!(
+            seen.insert(pid),
+            "producer id {pid} handed out again after a restart"
+        );
+    }
+}

@@ -13,6 +13,9 @@ use super::placement::{assign, elect};
 use super::types::{MetadataImage, MetadataRecord, PartitionState};
 use super::MetadataQuorum;
 
+/// Producer ids per block, as Kafka's controller hands them out.
+pub const PRODUCER_ID_BLOCK: i64 = 1000;
+
 /// A Kafka error: its code and message.
 pub type Refusal = (i16, String);
 
@@ -317,6 +320,37 @@ impl MetadataQuorum {
             }
         }
         Ok(out)
+    }
+
+    /// A block of producer ids for `broker_id` from the controller (Kafka's
+    /// AllocateProducerIds): (first, end). Ids are unique across the cluster and its restarts:
+    /// the block is recorded in the metadata log before it is handed out.
+    pub async fn allocate_producer_ids(&self, broker_id: i32) -> Result<(i64, i64), String> {
+        match self
+            .to_leader(ControllerRequest::AllocateProducerIds { broker_id })
+            .await?
+        {
+            ControllerResponse::AllocateProducerIds(r) => r,
+            _ => Err("unexpected controller response".to_string()),
+        }
+    }
+
+    pub(super) async fn allocate_producer_ids_as_leader(
+        &self,
+        broker_id: i32,
+    ) -> Result<(i64, i64), String> {
+        self.check_leader()?;
+        // One at a time: each reads the image its predecessor's record updated (an append
+        // returns once the leader has applied it).
+        let _one = self.allocating.lock().await;
+        let first = self.image().next_producer_id;
+        let end = first + PRODUCER_ID_BLOCK;
+        self.append_as_leader(MetadataRecord::AllocateProducerIds {
+            broker_id,
+            next_producer_id: end,
+        })
+        .await?;
+        Ok((first, end))
     }
 
     /// As the leader: moves each partition's leadership off brokers that may not serve, onto

@@ -76,6 +76,8 @@ pub struct MetadataQuorum {
     caught_up: std::sync::Mutex<BTreeMap<NodeId, i64>>,
     /// When each broker last heartbeated (leader only; a new leader starts counting afresh).
     heartbeats: std::sync::Mutex<BTreeMap<i32, Instant>>,
+    /// Held while a block of producer ids is decided, so that two are never the same.
+    allocating: tokio::sync::Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -141,6 +143,7 @@ impl MetadataQuorum {
             applied,
             caught_up: Default::default(),
             heartbeats: Default::default(),
+            allocating: Default::default(),
             config,
         });
         if let Some(listener) = listener {
@@ -248,6 +251,11 @@ impl MetadataQuorum {
             } => ControllerResponse::CreateTopics(
                 self.create_topics_as_leader(topics, validate_only).await,
             ),
+            ControllerRequest::AllocateProducerIds { broker_id } => {
+                ControllerResponse::AllocateProducerIds(
+                    self.allocate_producer_ids_as_leader(broker_id).await,
+                )
+            }
             ControllerRequest::DeleteTopics(names) => {
                 ControllerResponse::DeleteTopics(self.delete_topics_as_leader(names).await)
             }

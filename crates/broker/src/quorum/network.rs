@@ -58,6 +58,10 @@ pub enum ControllerRequest {
         topics: Vec<(String, i32, Vec<Vec<i32>>)>,
         validate_only: bool,
     },
+    /// A block of producer ids for a broker.
+    AllocateProducerIds {
+        broker_id: i32,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +79,8 @@ pub enum ControllerResponse {
     CreateTopics(Result<Vec<Result<CreatedTopic, Refusal>>, String>),
     DeleteTopics(Result<Vec<Result<[u8; 16], Refusal>>, String>),
     CreatePartitions(Result<Vec<Result<(), Refusal>>, String>),
+    /// The block: its first id and the first id past it.
+    AllocateProducerIds(Result<(i64, i64), String>),
 }
 
 impl ControllerResponse {
@@ -86,7 +92,8 @@ impl ControllerResponse {
             | ControllerResponse::BrokerHeartbeat(Err(e))
             | ControllerResponse::CreateTopics(Err(e))
             | ControllerResponse::DeleteTopics(Err(e))
-            | ControllerResponse::CreatePartitions(Err(e)) => e,
+            | ControllerResponse::CreatePartitions(Err(e))
+            | ControllerResponse::AllocateProducerIds(Err(e)) => e,
             _ => return false,
         };
         err.starts_with(super::NOT_CONTROLLER)

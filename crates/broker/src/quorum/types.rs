@@ -89,6 +89,12 @@ pub enum MetadataRecord {
         leader: i32,
         isr: Vec<i32>,
     },
+    /// A block of producer ids handed to a broker (Kafka's ProducerIdsRecord): every id below
+    /// `next_producer_id` is taken.
+    AllocateProducerIds {
+        broker_id: i32,
+        next_producer_id: i64,
+    },
 }
 
 /// One partition as the image holds it.
@@ -141,6 +147,9 @@ pub struct RegisteredBroker {
 pub struct MetadataImage {
     pub brokers: BTreeMap<i32, RegisteredBroker>,
     pub topics: BTreeMap<String, TopicImage>,
+    /// The first producer id no broker has been given.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 impl MetadataImage {
@@ -210,6 +219,11 @@ impl MetadataImage {
                 p.leader = *leader;
                 p.isr = isr.clone();
                 p.partition_epoch += 1;
+            }
+            MetadataRecord::AllocateProducerIds {
+                next_producer_id, ..
+            } => {
+                self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
         }
     }
