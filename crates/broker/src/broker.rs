@@ -186,11 +186,17 @@ impl Broker {
                 }));
         }
         logs.start_background();
-        internal_log::ensure_topic(
+        // In a cluster the controller records the same topic (the same id on every node).
+        internal_log::ensure_topic_with_id(
             &logs,
             OFFSETS_TOPIC,
             config.groups.offsets_partitions,
             config.groups.offsets_segment_bytes,
+            if config.quorum.is_some() {
+                internal_log::internal_topic_id(&cluster_id, OFFSETS_TOPIC)
+            } else {
+                *uuid::Uuid::new_v4().as_bytes()
+            },
         )?;
         let started = std::time::Instant::now();
         let groups = Coordinator::open(config.groups.clone(), OffsetStore::new(logs.clone())?)?;

@@ -49,6 +49,23 @@ pub fn ensure_topic(
     partitions: i32,
     segment_bytes: u64,
 ) -> Result<(), strata_storage::LogError> {
+    ensure_topic_with_id(
+        logs,
+        name,
+        partitions,
+        segment_bytes,
+        *uuid::Uuid::new_v4().as_bytes(),
+    )
+}
+
+/// [`ensure_topic`] with the id a new topic gets.
+pub fn ensure_topic_with_id(
+    logs: &LogManager,
+    name: &str,
+    partitions: i32,
+    segment_bytes: u64,
+    id: [u8; 16],
+) -> Result<(), strata_storage::LogError> {
     if let Some(topic) = logs.topic(name) {
         let mut overrides = topic.overrides();
         if overrides.get(CLEANUP_POLICY).map(String::as_str) != Some("compact") {
@@ -57,7 +74,13 @@ pub fn ensure_topic(
         }
         return Ok(());
     }
-    let overrides: BTreeMap<String, String> = [
+    logs.create_topic(name, partitions, internal_overrides(segment_bytes), id)?;
+    Ok(())
+}
+
+/// An internal topic's configs.
+pub fn internal_overrides(segment_bytes: u64) -> BTreeMap<String, String> {
+    [
         (CLEANUP_POLICY, "compact".to_string()),
         ("segment.bytes", segment_bytes.to_string()),
         ("channel.type", "file".to_string()),
@@ -66,14 +89,19 @@ pub fn ensure_topic(
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
-    .collect();
-    logs.create_topic(
-        name,
-        partitions,
-        overrides,
-        *uuid::Uuid::new_v4().as_bytes(),
-    )?;
-    Ok(())
+    .collect()
+}
+
+/// The id of internal topic `name` in the cluster `cluster_id`: the same on every node, so that
+/// the topic each node made at its start is the one the controller records.
+pub fn internal_topic_id(cluster_id: &str, name: &str) -> [u8; 16] {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        format!("{cluster_id}/{name}").as_bytes(),
+    );
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest.as_ref()[..16]);
+    id
 }
 
 const CLEANUP_POLICY: &str = "cleanup.policy";

@@ -682,3 +682,85 @@ fn producer_ids_are_unique_across_brokers_and_restarts() {
         );
     }
 }
+
+/// A group's members that bootstrap through different brokers find one coordinator (the
+/// leader of the group's `__consumer_offsets` partition), share the partitions, and a member
+/// through a third broker resumes from what they committed.
+#[test]
+fn a_group_has_one_coordinator_whichever_broker_its_members_ask() {
+    use rdkafka::consumer::CommitMode;
+    use rdkafka::Message;
+    let cluster = Cluster::start(3, &[]);
+    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]));
+    }
+    let rt = runtime();
+    create_topic(&rt, &cluster.addr(1), "work", 4, &[]);
+    let producer = producer(&cluster.bootstrap(), &[]);
+    for p in 0..4 {
+        let records: Vec<KeyValue> = (0..40).map(|i| (None, Some(vec![i as u8]))).collect();
+        produce(&rt, &producer, "work", p, &records);
+    }
+    let member = |addr: String| -> BaseConsumer {
+        let c: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", &addr)
+            .set("group.id", "g")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap();
+        c.subscribe(&["work"]).unwrap();
+        c
+    };
+    let a = member(cluster.addr(1));
+    let b = member(cluster.addr(3));
+    let mut got = 0;
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    let shared = |c: &BaseConsumer| c.assignment().map(|a| a.count()).unwrap_or(0);
+    while std::time::Instant::now() < deadline
+        && !(got == 160 && shared(&a) == 2 && shared(&b) == 2)
+    {
+        for c in [&a, &b] {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
+                assert_eq!(m.topic(), "work");
+                got += 1;
+            }
+        }
+    }
+    assert_eq!(
+        (got, shared(&a), shared(&b)),
+        (160, 2, 2),
+        "{}",
+        cluster.logs()
+    );
+    a.commit_consumer_state(CommitMode::Sync).unwrap();
+    b.commit_consumer_state(CommitMode::Sync).unwrap();
+    drop(a);
+    drop(b);
+
+    let c = member(cluster.addr(2));
+    let mut committed = None;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let _ = c.poll(Duration::from_millis(100));
+            let mut list = rdkafka::TopicPartitionList::new();
+            for p in 0..4 {
+                list.add_partition("work", p);
+            }
+            committed = c
+                .committed_offsets(list, Duration::from_secs(5))
+                .ok()
+                .map(|l| {
+                    l.elements()
+                        .iter()
+                        .map(|e| e.offset().to_raw().unwrap_or(-1))
+                        .collect::<Vec<i64>>()
+                });
+            committed.as_deref() == Some(&[40, 40, 40, 40][..])
+        }),
+        "committed {committed:?}"
+    );
+}

@@ -238,6 +238,7 @@ pub fn handle_cluster(
                         replication_factor: c.replication_factor,
                         assignments: c.assignments,
                         configs: c.overrides,
+                        id: None,
                     },
                 ));
                 results.push(empty_result(&topic.name));

@@ -10,7 +10,13 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Ctx};
+use std::sync::Arc;
+
 use crate::broker::Broker;
+use crate::group::OFFSETS_TOPIC;
+use crate::internal_log::{internal_overrides, internal_topic_id};
+use crate::quorum::controller::NewTopic;
+use crate::quorum::MetadataQuorum;
 use crate::security::acl::{AclOperation, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
@@ -39,6 +45,11 @@ fn lookup(
     if let Some(code) = refusal {
         return Err((code, code.to_string()));
     }
+    if key_type == KEY_TYPE_GROUP {
+        if let Some(quorum) = broker.quorum() {
+            return cluster_group_coordinator(broker, quorum, listener, key);
+        }
+    }
     if key_type == KEY_TYPE_TRANSACTION {
         // As Kafka, the transaction state topic is created when first asked for.
         broker
@@ -59,6 +70,53 @@ fn lookup(
             format!("Unknown coordinator key type {key_type}"),
         ))
     }
+}
+
+/// A group's coordinator in a cluster: the leader of the group's partition of
+/// `__consumer_offsets` in the image, as Kafka's. The topic is asked of the controller the first
+/// time (with the id every node gave its own copy), COORDINATOR_NOT_AVAILABLE meanwhile, and
+/// while the partition has no leader.
+fn cluster_group_coordinator(
+    broker: &Broker,
+    quorum: &Arc<MetadataQuorum>,
+    listener: &str,
+    group: &str,
+) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
+    let unavailable = || {
+        (
+            ResponseError::CoordinatorNotAvailable,
+            "The coordinator is not available.".to_string(),
+        )
+    };
+    let image = quorum.image();
+    let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+        let quorum = quorum.clone();
+        let topic = NewTopic {
+            name: OFFSETS_TOPIC.to_string(),
+            partitions: broker.config.groups.offsets_partitions,
+            replication_factor: 1,
+            assignments: Vec::new(),
+            configs: internal_overrides(broker.config.groups.offsets_segment_bytes),
+            id: Some(internal_topic_id(&broker.cluster_id, OFFSETS_TOPIC)),
+        };
+        tokio::spawn(async move {
+            if let Err(e) = quorum.create_topics(vec![topic], false).await {
+                tracing::debug!(error = %e, "creating the offsets topic failed");
+            }
+        });
+        return Err(unavailable());
+    };
+    let partition = broker.groups.partition_for(group);
+    let leader = topic
+        .partitions
+        .get(partition as usize)
+        .map_or(-1, |p| p.leader);
+    broker
+        .brokers_for(listener)
+        .into_iter()
+        .find(|(id, _, _, _)| *id == leader)
+        .map(|(id, host, port, _)| (BrokerId(id), str_bytes(host), port as i32))
+        .ok_or_else(unavailable)
 }
 
 pub fn handle(broker: &Broker, ctx: &Ctx, req: FindCoordinatorRequest) -> FindCoordinatorResponse {

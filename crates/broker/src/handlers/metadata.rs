@@ -83,7 +83,7 @@ fn image_topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataRe
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic_uuid(&topic.id))
-        .with_is_internal(false)
+        .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }
@@ -181,6 +181,7 @@ fn cluster_topics(
                     replication_factor: broker.config.default_replication_factor,
                     assignments: Vec::new(),
                     configs: Default::default(),
+                    id: None,
                 })
                 .collect();
             if let Err(e) = quorum.create_topics(topics, false).await {

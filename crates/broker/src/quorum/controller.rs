@@ -34,6 +34,9 @@ pub struct NewTopic {
     /// Replicas per partition, when the request gives them.
     pub assignments: Vec<Vec<i32>>,
     pub configs: BTreeMap<String, String>,
+    /// The id to give it (an internal topic's, the same on every node); None: a new one.
+    #[serde(default)]
+    pub id: Option<[u8; 16]>,
 }
 
 /// A topic created: its id, partition count and replication factor.
@@ -217,7 +220,7 @@ impl MetadataQuorum {
                 }
             };
             let created = CreatedTopic {
-                id: *uuid::Uuid::new_v4().as_bytes(),
+                id: topic.id.unwrap_or_else(|| *uuid::Uuid::new_v4().as_bytes()),
                 partitions: replicas.len() as i32,
                 replication_factor: replicas.first().map_or(0, |r| r.len() as i16),
             };
