@@ -468,21 +468,7 @@ impl Broker {
             self.wait_for_topics(&[name.to_string()], false).await;
             r
         });
-        match outcome {
-            Err(e) => Err((kafka_protocol::ResponseError::NotController, e)),
-            Ok(mut results) => match results.pop() {
-                Some(Ok(_)) => Ok(()),
-                Some(Err((code, message))) => Err((
-                    kafka_protocol::ResponseError::try_from_code(code)
-                        .unwrap_or(kafka_protocol::ResponseError::UnknownServerError),
-                    message,
-                )),
-                None => Err((
-                    kafka_protocol::ResponseError::UnknownServerError,
-                    "no result".into(),
-                )),
-            },
-        }
+        only_outcome(outcome)
     }
 
     /// Grows `name` to `count` partitions through the controller (a node of a cluster);
@@ -506,27 +492,13 @@ impl Broker {
             }
             r
         });
-        match outcome {
-            Err(e) => Err((kafka_protocol::ResponseError::NotController, e)),
-            Ok(mut results) => match results.pop() {
-                Some(Ok(())) => Ok(()),
-                Some(Err((code, message))) => Err((
-                    kafka_protocol::ResponseError::try_from_code(code)
-                        .unwrap_or(kafka_protocol::ResponseError::UnknownServerError),
-                    message,
-                )),
-                None => Err((
-                    kafka_protocol::ResponseError::UnknownServerError,
-                    "no result".into(),
-                )),
-            },
-        }
+        only_outcome(outcome)
     }
 
     /// Whether this broker may serve `partition` of `topic` as its leader: always when alone;
     /// in a cluster, when the image names it the partition's leader (else
     /// NOT_LEADER_OR_FOLLOWER, or UNKNOWN_TOPIC_OR_PARTITION for a partition the image does not
-    /// hold). Internal topics are each broker's own for now.
+    /// hold). Internal topics are written by their coordinators, not produced to.
     pub fn check_leader(
         &self,
         topic: &str,
@@ -655,6 +627,25 @@ impl Broker {
     /// Closes all logs cleanly.
     pub fn shutdown(&self) -> std::io::Result<()> {
         self.logs.shutdown()
+    }
+}
+
+/// The controller's answer about one topic, as a Kafka error: NOT_CONTROLLER when it could not
+/// be asked, its refusal otherwise.
+fn only_outcome<T>(
+    outcome: Result<Vec<Result<T, crate::quorum::controller::Refusal>>, String>,
+) -> Result<(), (kafka_protocol::ResponseError, String)> {
+    use kafka_protocol::ResponseError;
+    match outcome {
+        Err(e) => Err((ResponseError::NotController, e)),
+        Ok(mut results) => match results.pop() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err((code, message))) => Err((
+                ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+                message,
+            )),
+            None => Err((ResponseError::UnknownServerError, "no result".into())),
+        },
     }
 }
 

@@ -150,6 +150,18 @@ fn three_voters_elect_register_fail_over_and_rejoin() {
     assert!(std::fs::metadata(&metadata_log).unwrap().len() >= kept);
 }
 
+/// `strata storage format -t <id> -c <config>`.
+fn format_storage(id: &str, config: &std::path::Path) -> (bool, String, String) {
+    strata_cli(&[
+        "storage",
+        "format",
+        "-t",
+        id,
+        "-c",
+        config.to_str().unwrap(),
+    ])
+}
+
 #[test]
 fn a_node_of_a_cluster_starts_only_from_formatted_storage() {
     let tmp = tempfile::tempdir().unwrap();
@@ -193,28 +205,14 @@ fn a_node_of_a_cluster_starts_only_from_formatted_storage() {
         "{err}"
     );
     let (_, id, _) = strata_cli(&["storage", "random-uuid"]);
-    let (ok, out, err) = strata_cli(&[
-        "storage",
-        "format",
-        "-t",
-        id.trim(),
-        "-c",
-        config.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = format_storage(id.trim(), &config);
     assert!(ok, "{out}{err}");
     let refused = broker.start_refused();
     assert!(
         refused.contains("doesn't match the configured node.id 1"),
         "{refused}"
     );
-    let (ok, _, err) = strata_cli(&[
-        "storage",
-        "format",
-        "-t",
-        id.trim(),
-        "-c",
-        config.to_str().unwrap(),
-    ]);
+    let (ok, _, err) = format_storage(id.trim(), &config);
     assert!(!ok && err.contains("already formatted"), "{err}");
 
     // A single voter formatted for itself leads its own quorum.
@@ -222,14 +220,7 @@ fn a_node_of_a_cluster_starts_only_from_formatted_storage() {
     let mut own = settings.to_vec();
     own.push(format!("log.dirs={}", data1.display()));
     std::fs::write(&config, own.join("\n")).unwrap();
-    let (ok, out, err) = strata_cli(&[
-        "storage",
-        "format",
-        "-t",
-        id.trim(),
-        "-c",
-        config.to_str().unwrap(),
-    ]);
+    let (ok, out, err) = format_storage(id.trim(), &config);
     assert!(ok, "{out}{err}");
     let mut broker = BrokerProcess::on_data_dir(&data1, &refs);
     broker.restart();
@@ -265,6 +256,26 @@ fn listed(addr: &str) -> Vec<i32> {
     ids
 }
 
+/// SIGSTOPs node `paused` until node `observer` no longer lists it (fenced after the session
+/// timeout), then SIGCONTs it until it is listed again.
+fn pause_until_fenced_then_resume(cluster: &mut Cluster, paused: i32, observer: i32) {
+    let all = vec![1, 2, 3];
+    signal(cluster.node(paused).broker.pid(), "STOP");
+    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != paused).collect();
+    let observer_addr = cluster.addr(observer);
+    assert!(
+        eventually(Duration::from_secs(20), || listed(&observer_addr) == rest),
+        "the paused broker {paused} was not fenced:\n{}",
+        cluster.logs()
+    );
+    signal(cluster.node(paused).broker.pid(), "CONT");
+    assert!(
+        eventually(Duration::from_secs(20), || listed(&observer_addr) == all),
+        "the resumed broker {paused} did not come back:\n{}",
+        cluster.logs()
+    );
+}
+
 #[test]
 fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
     let mut cluster = Cluster::start(
@@ -284,39 +295,12 @@ fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
     // A follower paused (SIGSTOP): its heartbeats stop, the controller fences it after the
     // session timeout, clients are no longer sent to it; resumed, it heartbeats and is back.
     let paused = (1..=3).find(|id| *id != quorum.leader).unwrap();
-    let observer = quorum.leader;
-    signal(cluster.node(paused).broker.pid(), "STOP");
-    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != paused).collect();
-    let observer_addr = cluster.addr(observer);
-    assert!(
-        eventually(Duration::from_secs(15), || listed(&observer_addr) == rest),
-        "the paused broker {paused} was not fenced:\n{}",
-        cluster.logs()
-    );
-    signal(cluster.node(paused).broker.pid(), "CONT");
-    assert!(
-        eventually(Duration::from_secs(15), || listed(&observer_addr) == all),
-        "the resumed broker {paused} did not come back:\n{}",
-        cluster.logs()
-    );
+    pause_until_fenced_then_resume(&mut cluster, paused, quorum.leader);
 
     // The leader paused: the other two elect a leader, which fences the paused one.
     let old_leader = quorum.leader;
-    signal(cluster.node(old_leader).broker.pid(), "STOP");
     let other = (1..=3).find(|id| *id != old_leader).unwrap();
-    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != old_leader).collect();
-    let other_addr = cluster.addr(other);
-    assert!(
-        eventually(Duration::from_secs(20), || listed(&other_addr) == rest),
-        "the paused leader {old_leader} was not fenced:\n{}",
-        cluster.logs()
-    );
-    signal(cluster.node(old_leader).broker.pid(), "CONT");
-    assert!(
-        eventually(Duration::from_secs(20), || listed(&other_addr) == all),
-        "the resumed leader {old_leader} did not come back:\n{}",
-        cluster.logs()
-    );
+    pause_until_fenced_then_resume(&mut cluster, old_leader, other);
 
     // A clean stop fences the broker at once (a controlled shutdown), well before the session
     // timeout would.

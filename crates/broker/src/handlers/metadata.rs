@@ -47,12 +47,7 @@ fn topic_response(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
             }
         })
         .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic_uuid(&topic.id))
-        .with_is_internal(is_internal(&topic.name))
-        .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+    topic_entry(&topic.name, &topic.id, partitions)
 }
 
 /// A topic as a cluster's image holds it: each partition's leader (LEADER_NOT_AVAILABLE when it
@@ -80,12 +75,7 @@ fn image_topic_response(image: &MetadataImage, topic: &TopicImage) -> MetadataRe
                 .with_offline_replicas(ids(&offline))
         })
         .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(topic_name(&topic.name)))
-        .with_topic_id(topic_uuid(&topic.id))
-        .with_is_internal(is_internal(&topic.name))
-        .with_partitions(partitions)
-        .with_topic_authorized_operations(i32::MIN)
+    topic_entry(&topic.name, &topic.id, partitions)
 }
 
 /// Metadata on a node of a cluster: topics from the image. A missing topic that may be created
@@ -127,14 +117,7 @@ fn cluster_topics(
             continue;
         }
         let name = r.name.as_ref().map(|n| n.0.to_string()).unwrap_or_default();
-        let may_create = || {
-            ctx.allowed(
-                broker,
-                AclOperation::Create,
-                ResourceType::Cluster,
-                CLUSTER_NAME,
-            ) || ctx.allowed(broker, AclOperation::Create, ResourceType::Topic, &name)
-        };
+        let may_create = || may_create(broker, ctx, &name);
         out.push(match image.topics.get(&name) {
             _ if !describable(&name) => refused(Some(&name), uuid::Uuid::nil()),
             Some(t) => image_topic_response(&image, t),
@@ -190,6 +173,29 @@ fn cluster_topics(
         });
     }
     out
+}
+
+fn topic_entry(
+    name: &str,
+    id: &[u8; 16],
+    partitions: Vec<MetadataResponsePartition>,
+) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_topic_id(topic_uuid(id))
+        .with_is_internal(is_internal(name))
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(i32::MIN)
+}
+
+/// Whether the client may create `name`: CREATE on the cluster or on the topic.
+fn may_create(broker: &Broker, ctx: &Ctx, name: &str) -> bool {
+    ctx.allowed(
+        broker,
+        AclOperation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || ctx.allowed(broker, AclOperation::Create, ResourceType::Topic, name)
 }
 
 fn error_topic(name: Option<&str>, id: uuid::Uuid, error: ResponseError) -> MetadataResponseTopic {
@@ -265,14 +271,7 @@ pub fn handle(broker: &Arc<Broker>, ctx: &Ctx, req: MetadataRequest) -> Metadata
         let topic = match &requested.name {
             Some(name) if !by_id => {
                 let name = name.0.as_str();
-                let may_create = || {
-                    ctx.allowed(
-                        broker,
-                        AclOperation::Create,
-                        ResourceType::Cluster,
-                        CLUSTER_NAME,
-                    ) || ctx.allowed(broker, AclOperation::Create, ResourceType::Topic, name)
-                };
+                let may_create = || may_create(broker, ctx, name);
                 match broker.logs.topic(name) {
                     _ if !describable(name) => refused(Some(name), uuid::Uuid::nil()),
                     Some(t) => topic_response(broker, &t),
