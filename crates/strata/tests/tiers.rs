@@ -591,8 +591,9 @@ fn segments_move_back_up_when_the_first_tier_has_room() {
         produce(&rt, &producer, "moving", 0, chunk);
     }
     drop(producer);
+    // Generous: under CI's load the migrator's passes come later than their interval.
     assert!(
-        eventually(Duration::from_secs(20), || logs_in(&fast.join("moving-0"))
+        eventually(Duration::from_secs(60), || logs_in(&fast.join("moving-0"))
             <= 6),
         "{} segments on the first tier",
         logs_in(&fast.join("moving-0"))
