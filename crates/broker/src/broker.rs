@@ -59,8 +59,10 @@ pub struct Broker {
     advertised: Vec<(String, String, AtomicU16)>,
     /// This node's replica of the metadata quorum, once started (`process.roles` set).
     quorum: std::sync::OnceLock<Arc<MetadataQuorum>>,
+    /// Followers' fetchers and leaders' ISR changes (a node of a cluster).
+    replication: std::sync::OnceLock<Arc<crate::replica::cluster::Replication>>,
     /// This broker's epoch (its registration's offset); 0 until registered.
-    broker_epoch: std::sync::atomic::AtomicU64,
+    broker_epoch: Arc<std::sync::atomic::AtomicU64>,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
     all_dirs_offline: tokio::sync::watch::Sender<bool>,
@@ -249,6 +251,7 @@ impl Broker {
             security,
             advertised,
             quorum: std::sync::OnceLock::new(),
+            replication: std::sync::OnceLock::new(),
             broker_epoch: Default::default(),
             all_dirs_offline,
         }))
@@ -274,6 +277,29 @@ impl Broker {
             })
             .map_err(std::io::Error::other)
         }));
+        // Followers reach leaders on the inter-broker listener the leaders registered.
+        let image_source = Arc::downgrade(&quorum);
+        let listener = self.config.inter_broker_listener.clone();
+        let resolve: crate::replica::fetcher::Resolve = Arc::new(move |leader: i32| {
+            let quorum = image_source.upgrade()?;
+            let image = quorum.image();
+            let broker = image.brokers.get(&leader)?;
+            broker
+                .registration
+                .endpoints
+                .iter()
+                .find(|e| e.name == listener)
+                .map(|e| (e.host.clone(), e.port))
+        });
+        let epoch = self.broker_epoch.clone();
+        let replication = crate::replica::cluster::Replication::new(
+            broker_id,
+            quorum.config().replication.clone(),
+            self.replicas.clone(),
+            resolve,
+            Arc::new(move || epoch.load(Ordering::SeqCst)),
+        );
+        let _ = self.replication.set(Arc::new(replication));
         let _ = self.quorum.set(quorum);
         Ok(())
     }
@@ -281,6 +307,27 @@ impl Broker {
     /// This node's replica of the metadata quorum; None for a broker alone.
     pub fn quorum(&self) -> Option<&Arc<MetadataQuorum>> {
         self.quorum.get()
+    }
+
+    /// Replication (a node of a cluster); None for a broker alone.
+    pub fn replication(&self) -> Option<&Arc<crate::replica::cluster::Replication>> {
+        self.replication.get()
+    }
+
+    /// Sends the ISR changes of the partitions this broker leads to the controller. Runs until
+    /// aborted.
+    pub async fn replicate(&self) {
+        let (Some(quorum), Some(replication)) = (self.quorum(), self.replication()) else {
+            return;
+        };
+        let epoch = self.broker_epoch.clone();
+        replication
+            .clone()
+            .run(
+                quorum.clone(),
+                Arc::new(move || epoch.load(Ordering::SeqCst)),
+            )
+            .await
     }
 
     /// This broker's registration: its advertised listeners and rack, a new incarnation.
@@ -388,26 +435,6 @@ impl Broker {
                 tracing::error!(topic = %topic.name, error = %e, "cannot create the topic's logs");
                 continue;
             }
-            // The partitions this broker leads take the image's leader epoch (recorded in their
-            // epoch caches), which clients send back and Fetch and ListOffsets check.
-            let Some(local) = self.logs.topic(&topic.name) else {
-                continue;
-            };
-            for (i, p) in topic.partitions.iter().enumerate() {
-                if p.leader != self.config.broker_id {
-                    continue;
-                }
-                let Some(partition) = local.partition(i as i32) else {
-                    continue;
-                };
-                let mut log = partition.log();
-                let epoch = strata_storage::LeaderEpoch(p.leader_epoch);
-                if log.leader_epoch() < epoch {
-                    if let Err(e) = log.become_leader(epoch, true) {
-                        tracing::error!(topic = %topic.name, partition = i, error = %e, "cannot take the leader epoch");
-                    }
-                }
-            }
         }
         for local in self.logs.topics() {
             if !crate::handlers::is_internal(&local.name) && !image.topics.contains_key(&local.name)
@@ -416,6 +443,10 @@ impl Broker {
                     tracing::error!(topic = %local.name, error = %e, "cannot delete the topic's logs");
                 }
             }
+        }
+        // Each partition leads, follows, or neither, as the image says.
+        if let Some(replication) = self.replication() {
+            replication.apply_image(image);
         }
     }
 
@@ -535,10 +566,28 @@ impl Broker {
         let id = self.config.broker_id;
         match tokio::time::timeout(Duration::from_secs(5), quorum.heartbeat(id, epoch, true)).await
         {
-            Ok(Ok(_)) => tracing::info!(broker_id = id, "fenced for a controlled shutdown"),
+            Ok(Ok(_)) => {
+                tracing::info!(broker_id = id, "fenced for a controlled shutdown");
+                // Leadership moves to the other in-sync replicas; wait for it to have moved.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while tokio::time::Instant::now() < deadline && self.leads_movable(quorum) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown: could not be fenced"),
             Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
         }
+    }
+
+    /// Whether the image still names this broker the leader of a partition that has another
+    /// in-sync replica to move to.
+    fn leads_movable(&self, quorum: &MetadataQuorum) -> bool {
+        let me = self.config.broker_id;
+        quorum.image().topics.values().any(|t| {
+            t.partitions
+                .iter()
+                .any(|p| p.leader == me && p.isr.iter().any(|r| *r != me))
+        })
     }
 
     /// The brokers clients are told of on `listener`: (id, host, port, rack). A broker alone

@@ -753,6 +753,40 @@ fn truncation_drops_whole_batches_and_survives_restart() {
     assert_eq!(values[30], (30, b"new".to_vec()));
 }
 
+#[test]
+fn a_follower_behind_the_leaders_log_start_starts_over_there() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut log = open(dir.path(), config(), true);
+        log.become_follower();
+        for i in 0..30 {
+            log.append_as_follower(&replicated(i, 2, &[&value(i as usize)]), 0)
+                .unwrap();
+        }
+        log.advance_high_watermark(Offset(20));
+        assert!(log.segment_count() > 2);
+        // The leader's log now starts at 500: everything here goes, and the log starts there.
+        log.truncate_fully_and_start_at(Offset(500)).unwrap();
+        assert_eq!(log.log_start_offset(), Offset(500));
+        assert_eq!(log.log_end_offset(), Offset(500));
+        assert_eq!(log.high_watermark(), Offset(500));
+        assert_eq!(log.segment_count(), 1);
+        assert_eq!(log.leader_epochs().latest_epoch(), None);
+        log.append_as_follower(&replicated(500, 3, &[b"after"]), 0)
+            .unwrap();
+    }
+    // After a crash the log still starts at 500 and holds only what came after.
+    let log = open(dir.path(), config(), false);
+    assert_eq!(log.log_start_offset(), Offset(500));
+    assert_eq!(read_all(&log, Offset(500)), vec![(500, b"after".to_vec())]);
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".log"))
+        .collect();
+    assert_eq!(files, vec!["00000000000000000500.log".to_string()]);
+}
+
 /// The produce path asks this before an append, to move an append that will roll (and so sync
 /// files) off the async runtime's threads; it must never say no to a roll.
 #[test]

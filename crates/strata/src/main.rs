@@ -155,6 +155,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
             let broker = broker.clone();
             tokio::spawn(async move { broker.follow_image().await })
         };
+        let replicating = {
+            let broker = broker.clone();
+            tokio::spawn(async move { broker.replicate().await })
+        };
         let addr = server.local_addr()?;
         tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata broker started");
         let signalled = signals();
@@ -188,6 +192,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
         following.abort();
         if !failed {
             broker.controlled_shutdown().await;
+        }
+        replicating.abort();
+        if let Some(replication) = broker.replication() {
+            replication.shutdown();
         }
         let _ = stop.send(true);
         let _ = serving.await;

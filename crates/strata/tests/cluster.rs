@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_support::Cluster;
+use cluster_support::{listed, partitions_of, signal, Cluster};
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -232,30 +232,6 @@ fn a_node_of_a_cluster_starts_only_from_formatted_storage() {
     assert!(led, "{}", broker.log());
 }
 
-fn signal(pid: u32, name: &str) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "kill -{name} {pid}");
-}
-
-/// The broker ids clients are told of through `addr` (empty when it cannot answer).
-fn listed(addr: &str) -> Vec<i32> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", addr)
-        .create()
-        .unwrap();
-    let mut ids: Vec<i32> = consumer
-        .fetch_metadata(None, Duration::from_secs(5))
-        .map(|m| m.brokers().iter().map(|b| b.id()).collect())
-        .unwrap_or_default();
-    ids.sort();
-    ids
-}
-
 /// SIGSTOPs node `paused` until node `observer` no longer lists it (fenced after the session
 /// timeout), then SIGCONTs it until it is listed again.
 fn pause_until_fenced_then_resume(cluster: &mut Cluster, paused: i32, observer: i32) {
@@ -322,27 +298,6 @@ fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
         .contains("fenced for a controlled shutdown"));
 }
 
-/// Each partition's (leader, replicas, isr) as a client sees it through `addr`.
-fn partitions_of(addr: &str, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", addr)
-        .create()
-        .unwrap();
-    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
-        return Vec::new();
-    };
-    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return Vec::new();
-    };
-    let mut out: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = t
-        .partitions()
-        .iter()
-        .map(|p| (p.id(), p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
-        .collect();
-    out.sort();
-    out.into_iter().map(|(_, l, r, i)| (l, r, i)).collect()
-}
-
 #[test]
 fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
     use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
@@ -362,8 +317,8 @@ fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
     let bootstrap = cluster.bootstrap();
     create_topic(&rt, &cluster.addr(1), "spread", 6, &[]);
 
-    // Placed by the controller: one replica each (no followers yet), leaders spread two per
-    // broker; every node tells the same.
+    // Placed by the controller: one replica each (the default replication factor), leaders
+    // spread two per broker; every node tells the same.
     let placed = partitions_of(&cluster.addr(3), "spread");
     assert_eq!(placed.len(), 6, "{placed:?}");
     let mut leads = [0; 4];
@@ -375,14 +330,14 @@ fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
     assert_eq!(&leads[1..], &[2, 2, 2], "{placed:?}");
     assert_eq!(partitions_of(&cluster.addr(2), "spread"), placed);
 
-    // A replication factor followers would need is refused, with Kafka's error.
+    // More replicas than brokers is refused, with Kafka's error.
     let admin: AdminClient<_> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
         .unwrap();
     let refused = rt
         .block_on(admin.create_topics(
-            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(3))],
+            &[NewTopic::new("replicated", 1, TopicReplication::Fixed(4))],
             &AdminOptions::new(),
         ))
         .unwrap();

@@ -60,6 +60,39 @@ pub struct QuorumConfig {
     /// `metadata.log.max.record.bytes.between.snapshots`: a snapshot of the image is taken once
     /// this many bytes of records were applied since the last one.
     pub snapshot_bytes: u64,
+    /// How followers fetch and when leaders drop them from the ISR (`replica.*`).
+    pub replication: ReplicationConfig,
+}
+
+/// Kafka's `replica.*` settings for followers and leaders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms`: a follower that has not caught up with the leader's log end
+    /// for this long leaves the ISR.
+    pub lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms`: how long a follower's fetch waits at the leader for data.
+    pub fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes`: per partition of a follower's fetch.
+    pub fetch_max_bytes: u64,
+    /// `replica.fetch.response.max.bytes`
+    pub fetch_response_max_bytes: u64,
+    /// `replica.fetch.backoff.ms`: the pause after a failed fetch.
+    pub fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms`: an answer from the leader later than this fails the fetch.
+    pub socket_timeout_ms: u64,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_backoff_ms: 1000,
+            socket_timeout_ms: 30_000,
+        }
+    }
 }
 
 /// The value of `controller.listener.names`, upper-cased.
@@ -237,6 +270,14 @@ pub fn parse_quorum(
         heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")?,
         rack: (!rack.trim().is_empty()).then(|| rack.trim().to_string()),
         snapshot_bytes: positive("metadata.log.max.record.bytes.between.snapshots")?,
+        replication: ReplicationConfig {
+            lag_time_max_ms: positive("replica.lag.time.max.ms")?,
+            fetch_wait_max_ms: positive("replica.fetch.wait.max.ms")?,
+            fetch_max_bytes: positive("replica.fetch.max.bytes")?,
+            fetch_response_max_bytes: positive("replica.fetch.response.max.bytes")?,
+            fetch_backoff_ms: positive("replica.fetch.backoff.ms")?,
+            socket_timeout_ms: positive("replica.socket.timeout.ms")?,
+        },
     }))
 }
 

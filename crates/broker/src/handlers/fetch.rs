@@ -127,12 +127,15 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
 
 /// Whether the fetch is a follower's: it names a replica id (in the replica state from v15).
 fn from_follower(ctx: &Ctx, req: &FetchRequest) -> bool {
-    let replica_id = if ctx.version >= 15 {
+    replica_id(ctx, req) >= 0
+}
+
+fn replica_id(ctx: &Ctx, req: &FetchRequest) -> i32 {
+    if ctx.version >= 15 {
         req.replica_state.replica_id.0
     } else {
         req.replica_id.0
-    };
-    replica_id >= 0
+    }
 }
 
 fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
@@ -209,12 +212,11 @@ fn build(
                 out.partitions.push(empty_partition(p.partition, code));
                 continue;
             };
-            if !from_follower(ctx, req) {
-                if let Err(code) = broker.check_leader(&partition.topic, p.partition) {
-                    errors = true;
-                    out.partitions.push(empty_partition(p.partition, code));
-                    continue;
-                }
+            let follower = from_follower(ctx, req);
+            if let Err(code) = broker.check_leader(&partition.topic, p.partition) {
+                errors = true;
+                out.partitions.push(empty_partition(p.partition, code));
+                continue;
             }
             let budget = max_bytes.saturating_sub(total);
             let partition_max = (p.partition_max_bytes.max(0) as u64)
@@ -226,9 +228,39 @@ fn build(
                 Offset(p.fetch_offset),
                 partition_max,
                 min_one_batch,
-                Isolation::from_level(req.isolation_level),
+                if follower {
+                    Isolation::Follower
+                } else {
+                    Isolation::from_level(req.isolation_level)
+                },
                 LeaderEpoch(p.current_leader_epoch),
             );
+            // A follower's fetch offset is its log end: the leader's ISR and high watermark
+            // follow from it (once its leader epoch was found current).
+            if let (true, Ok(_), Some(replication)) = (follower, &read, broker.replication()) {
+                let replica_epoch = if ctx.version >= 15 {
+                    req.replica_state.replica_epoch
+                } else {
+                    -1
+                };
+                match replication.follower_fetched(
+                    &partition,
+                    replica_id(ctx, req),
+                    replica_epoch,
+                    Offset(p.fetch_offset),
+                ) {
+                    Ok(true) => broker.replicas.appended(&partition.topic, p.partition),
+                    Ok(false) => {}
+                    Err(_) => {
+                        errors = true;
+                        out.partitions.push(empty_partition(
+                            p.partition,
+                            ResponseError::NotLeaderOrFollower,
+                        ));
+                        continue;
+                    }
+                }
+            }
             let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
             data.error_code = 0;
             match read {

@@ -17,7 +17,7 @@ use strata_storage::now_ms;
 
 use super::{append_error_code, is_internal, str_bytes, Ctx};
 use crate::broker::Broker;
-use crate::replica::{ProduceError, ReplicaManager};
+use crate::replica::{AcksError, ProduceError, ReplicaManager, ReplicaState};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::quota::QuotaKind;
 use crate::wire::{ConnectionError, Slot};
@@ -28,7 +28,10 @@ pub fn handle(
     req: ProduceRequest,
 ) -> Result<Slot, ConnectionError> {
     let acks = req.acks;
+    let timeout_ms = req.timeout_ms;
     let mut response = ProduceResponse::default();
+    // acks=all: the partitions whose high watermark must reach their appends first.
+    let mut waits: Vec<AcksWait> = Vec::new();
     let mut flushes = Vec::new();
     let mut any_error = false;
     let now = now_ms();
@@ -76,6 +79,15 @@ pub fn handle(
                     code,
                     format!("this broker does not lead {name}-{}", data.index),
                 ))
+            } else if let Some((isr, min_isr)) = (acks == -1)
+                .then(|| in_sync(broker, &name, data.index))
+                .flatten()
+                .filter(|(isr, min_isr)| isr < min_isr)
+            {
+                Err((
+                    ResponseError::NotEnoughReplicas,
+                    format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{}", data.index),
+                ))
             } else {
                 broker
                     .replicas
@@ -100,6 +112,17 @@ pub fn handle(
                     r.log_start_offset = appended.info.log_start_offset.get();
                     if !appended.info.duplicate {
                         appended_any.push(data.index);
+                    }
+                    if acks == -1 {
+                        let required = strata_storage::Offset(appended.info.last_offset.get() + 1);
+                        waits.extend(AcksWait::needed(
+                            broker,
+                            &name,
+                            data.index,
+                            topic_response.partition_responses.len(),
+                            response.responses.len(),
+                            required,
+                        ));
                     }
                     flushes.extend(appended.flush);
                 }
@@ -142,15 +165,99 @@ pub fn handle(
             Slot::Ready(None)
         });
     }
-    if flushes.is_empty() {
+    if flushes.is_empty() && waits.is_empty() {
         return Ok(Slot::Ready(Some(ctx.encode(&response)?)));
     }
     Ok(Slot::Pending(tokio::spawn(async move {
         if !ReplicaManager::complete_flushes(flushes).await {
             mark_storage_error(&mut response);
         }
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(timeout_ms.max(0) as u64);
+        for wait in waits {
+            wait.complete(&mut response, deadline).await;
+        }
         ctx.encode_later(&response)
     })))
+}
+
+/// (ISR size, `min.insync.replicas`) of a partition this broker leads.
+fn in_sync(broker: &Broker, topic: &str, partition: i32) -> Option<(usize, usize)> {
+    let overrides = broker.logs.topic(topic)?.overrides();
+    let min_isr = broker
+        .config
+        .topic_value(&overrides, "min.insync.replicas")
+        .parse::<usize>()
+        .unwrap_or(1);
+    let isr = broker
+        .replicas
+        .states()
+        .get(topic, partition)
+        .map_or(1, |s| s.isr_size());
+    Some((isr, min_isr))
+}
+
+/// An acks=all append waiting for its partition's ISR (Kafka's delayed produce).
+struct AcksWait {
+    state: Arc<ReplicaState>,
+    partition: Arc<strata_storage::Partition>,
+    required: strata_storage::Offset,
+    min_isr: usize,
+    /// Where its answer is in the response: (topic, partition) indexes.
+    at: (usize, usize),
+}
+
+impl AcksWait {
+    /// A wait for an append to `partition` that ended before `required`, unless its high
+    /// watermark is already there (a leader alone in its ISR).
+    fn needed(
+        broker: &Broker,
+        topic: &str,
+        partition: i32,
+        index_in_topic: usize,
+        topic_index: usize,
+        required: strata_storage::Offset,
+    ) -> Option<AcksWait> {
+        let state = broker.replicas.states().get(topic, partition)?;
+        let p = broker.logs.topic(topic)?.partition(partition)?;
+        let (isr, min_isr) = in_sync(broker, topic, partition)?;
+        if p.log().high_watermark() >= required && isr >= min_isr {
+            return None;
+        }
+        Some(AcksWait {
+            state,
+            partition: p,
+            required,
+            min_isr,
+            at: (topic_index, index_in_topic),
+        })
+    }
+
+    async fn complete(self, response: &mut ProduceResponse, deadline: tokio::time::Instant) {
+        let Some(r) = response
+            .responses
+            .get_mut(self.at.0)
+            .and_then(|t| t.partition_responses.get_mut(self.at.1))
+        else {
+            return;
+        };
+        if r.error_code != 0 {
+            return;
+        }
+        let outcome = self
+            .state
+            .wait_for_hw(&self.partition, self.required, self.min_isr, deadline)
+            .await;
+        let code = match outcome {
+            Ok(()) => return,
+            Err(AcksError::NotLeader) => ResponseError::NotLeaderOrFollower,
+            Err(AcksError::NotEnoughReplicasAfterAppend) => {
+                ResponseError::NotEnoughReplicasAfterAppend
+            }
+            Err(AcksError::TimedOut) => ResponseError::RequestTimedOut,
+        };
+        r.error_code = code.code();
+    }
 }
 
 fn produce_error_code(e: &ProduceError, topic: &str, partition: i32) -> ResponseError {

@@ -57,16 +57,21 @@ fn placeable(image: &MetadataImage) -> BTreeMap<i32, Option<String>> {
         .collect()
 }
 
-/// Until followers replicate, a partition has one replica: a second one would be counted in
-/// sync without the data, and its election would lose what the first acknowledged.
-fn check_replication_factor(rf: usize) -> Result<(), Refusal> {
-    if rf > 1 {
-        return Err(refuse(
-            ResponseError::InvalidReplicationFactor,
-            format!("Replication factor {rf} is not available yet: Strata's followers do not replicate yet, so each partition has one replica."),
-        ));
-    }
-    Ok(())
+/// A partition leader's change of its ISR (Kafka's AlterPartition request), made against the
+/// partition state it knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlterPartition {
+    pub broker_id: i32,
+    pub broker_epoch: u64,
+    pub topic: String,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
+    /// The broker epochs of the replicas joining, as their fetches told the leader (KIP-903):
+    /// a fetch of a broker's previous incarnation does not bring it back into the ISR.
+    #[serde(default)]
+    pub member_epochs: Vec<(i32, u64)>,
 }
 
 fn random_below(n: usize) -> usize {
@@ -102,11 +107,9 @@ fn replicas_for(
                     ),
                 ));
             }
-            check_replication_factor(replicas.len())?;
         }
         return Ok(assignments.to_vec());
     }
-    check_replication_factor(replication_factor.max(1) as usize)?;
     let brokers = placeable(image);
     assign(
         &brokers,
@@ -117,6 +120,104 @@ fn replicas_for(
         random_below(brokers.len()),
     )
     .map_err(|e| refuse(ResponseError::InvalidReplicationFactor, e.to_string()))
+}
+
+/// Whether `change` may be made to the image's partition (Kafka's AlterPartition checks): the
+/// partition as it is, or the refusal.
+pub fn check_alter_partition(
+    image: &MetadataImage,
+    change: &AlterPartition,
+) -> Result<PartitionState, Refusal> {
+    let registered = image.brokers.get(&change.broker_id);
+    if registered.is_none_or(|b| b.epoch != change.broker_epoch) {
+        return Err(refuse(
+            ResponseError::StaleBrokerEpoch,
+            format!(
+                "Broker {} epoch {} is not the registered one.",
+                change.broker_id, change.broker_epoch
+            ),
+        ));
+    }
+    let Some(p) = image
+        .topics
+        .get(&change.topic)
+        .and_then(|t| t.partitions.get(change.partition.max(0) as usize))
+    else {
+        return Err(refuse(
+            ResponseError::UnknownTopicOrPartition,
+            "This server does not host this topic-partition.",
+        ));
+    };
+    if p.leader != change.broker_id {
+        return Err(refuse(
+            ResponseError::NotLeaderOrFollower,
+            format!("Broker {} is not the leader.", change.broker_id),
+        ));
+    }
+    if change.leader_epoch < p.leader_epoch {
+        return Err(refuse(
+            ResponseError::FencedLeaderEpoch,
+            format!(
+                "Leader epoch {} is older than {}.",
+                change.leader_epoch, p.leader_epoch
+            ),
+        ));
+    }
+    if change.partition_epoch != p.partition_epoch {
+        return Err(refuse(
+            ResponseError::InvalidUpdateVersion,
+            format!(
+                "Partition epoch {} is not the current {}.",
+                change.partition_epoch, p.partition_epoch
+            ),
+        ));
+    }
+    if !change.new_isr.contains(&p.leader) {
+        return Err(refuse(
+            ResponseError::InvalidRequest,
+            "The new ISR does not contain the leader.",
+        ));
+    }
+    // A replica joins only while its broker may serve (KIP-841), and only on the word of a
+    // fetch from its current registration (KIP-903).
+    let serving = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let current_epoch = |b: i32| {
+        change
+            .member_epochs
+            .iter()
+            .filter(|(m, _)| *m == b)
+            .all(|(_, e)| image.brokers.get(&b).is_some_and(|r| r.epoch == *e))
+    };
+    if let Some(b) = change.new_isr.iter().find(|b| {
+        !p.replicas.contains(b) || (!p.isr.contains(b) && (!serving(**b) || !current_epoch(**b)))
+    }) {
+        return Err(refuse(
+            ResponseError::IneligibleReplica,
+            format!("Replica {b} is not eligible to join the ISR."),
+        ));
+    }
+    Ok(p.clone())
+}
+
+/// The partition changes that move leadership off brokers that may not serve, onto in-sync
+/// replicas that may, and back from offline when one returns (see [`elect`]).
+pub fn leader_changes(image: &MetadataImage) -> Vec<MetadataRecord> {
+    let serving = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
+    let mut changes = Vec::new();
+    for (name, topic) in &image.topics {
+        for (i, p) in topic.partitions.iter().enumerate() {
+            let (leader, isr) = elect(p.leader, &p.isr, &p.replicas, serving);
+            if leader != p.leader || isr != p.isr {
+                changes.push(MetadataRecord::ChangePartition {
+                    name: name.clone(),
+                    partition: i as i32,
+                    leader,
+                    isr,
+                });
+            }
+        }
+    }
+    changes
 }
 
 impl MetadataQuorum {
@@ -356,25 +457,64 @@ impl MetadataQuorum {
         Ok((first, end))
     }
 
-    /// As the leader: moves each partition's leadership off brokers that may not serve, onto
-    /// in-sync replicas that may, and back from offline when one returns.
-    pub(super) async fn reconcile_leaders(&self) {
-        let image = self.image();
-        let serving = |b: i32| image.brokers.get(&b).is_some_and(|r| !r.fenced);
-        let mut changes = Vec::new();
-        for (name, topic) in &image.topics {
-            for (i, p) in topic.partitions.iter().enumerate() {
-                let (leader, isr) = elect(p.leader, &p.isr, &p.replicas, serving);
-                if leader != p.leader || isr != p.isr {
-                    changes.push(MetadataRecord::ChangePartition {
-                        name: name.clone(),
-                        partition: i as i32,
-                        leader,
-                        isr,
-                    });
-                }
-            }
+    /// AlterPartition through the controller: the partition's state once the change is in
+    /// the metadata log, or why it was refused.
+    pub async fn alter_partition(
+        &self,
+        change: AlterPartition,
+    ) -> Result<Result<PartitionState, Refusal>, String> {
+        match self
+            .to_leader(ControllerRequest::AlterPartition(change))
+            .await?
+        {
+            ControllerResponse::AlterPartition(r) => r,
+            _ => Err("unexpected controller response".to_string()),
         }
+    }
+
+    pub(super) async fn alter_partition_as_leader(
+        &self,
+        change: AlterPartition,
+    ) -> Result<Result<PartitionState, Refusal>, String> {
+        self.check_leader()?;
+        // Partition changes are decided one at a time, each on the image the previous one left.
+        let _one = self.deciding.lock().await;
+        let image = self.image();
+        let checked = check_alter_partition(&image, &change);
+        let current = match checked {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(e)),
+        };
+        let record = MetadataRecord::ChangePartition {
+            name: change.topic.clone(),
+            partition: change.partition,
+            leader: current.leader,
+            isr: change.new_isr.clone(),
+        };
+        if let Err(e) = self.append_as_leader(record).await {
+            return Ok(Err(refuse(ResponseError::NotController, e)));
+        }
+        tracing::info!(topic = %change.topic, partition = change.partition, isr = ?change.new_isr, "ISR changed");
+        Ok(self
+            .image()
+            .topics
+            .get(&change.topic)
+            .and_then(|t| t.partitions.get(change.partition as usize))
+            .cloned()
+            .ok_or_else(|| {
+                refuse(
+                    ResponseError::UnknownTopicOrPartition,
+                    "The topic was deleted.",
+                )
+            }))
+    }
+
+    /// As the leader: moves each partition's leadership off brokers that may not serve, onto
+    /// in-sync replicas that may, and back from offline when one returns; a broker that may not
+    /// serve leaves every ISR it is in (but the last member of one, which stays).
+    pub(super) async fn reconcile_leaders(&self) {
+        let _one = self.deciding.lock().await;
+        let changes = leader_changes(&self.image());
         for change in changes {
             if let MetadataRecord::ChangePartition {
                 name,

@@ -78,6 +78,8 @@ pub struct MetadataQuorum {
     heartbeats: std::sync::Mutex<BTreeMap<i32, Instant>>,
     /// Held while a block of producer ids is decided, so that two are never the same.
     allocating: tokio::sync::Mutex<()>,
+    /// Held while a partition change (an ISR, a leader) is decided and appended.
+    deciding: tokio::sync::Mutex<()>,
 }
 
 fn now_ms() -> i64 {
@@ -144,6 +146,7 @@ impl MetadataQuorum {
             caught_up: Default::default(),
             heartbeats: Default::default(),
             allocating: Default::default(),
+            deciding: Default::default(),
             config,
         });
         if let Some(listener) = listener {
@@ -256,6 +259,9 @@ impl MetadataQuorum {
                     self.allocate_producer_ids_as_leader(broker_id).await,
                 )
             }
+            ControllerRequest::AlterPartition(change) => {
+                ControllerResponse::AlterPartition(self.alter_partition_as_leader(change).await)
+            }
             ControllerRequest::DeleteTopics(names) => {
                 ControllerResponse::DeleteTopics(self.delete_topics_as_leader(names).await)
             }
@@ -350,6 +356,9 @@ impl MetadataQuorum {
                 );
                 MetadataRecord::FenceBroker { broker_id, epoch }
             } else {
+                // A broker (re)starting leaves the ISRs first: what it had before it stopped
+                // may be lost (an unclean shutdown), so it rejoins by catching up (KIP-966).
+                self.reconcile_leaders().await;
                 tracing::info!(broker_id, epoch, "unfencing a broker");
                 MetadataRecord::UnfenceBroker { broker_id, epoch }
             };

@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use super::controller::{CreatedTopic, NewTopic, Refusal};
-use super::types::{MetadataRaft, MetadataRecord, NodeId};
+use super::controller::{AlterPartition, CreatedTopic, NewTopic, Refusal};
+use super::types::{MetadataRaft, MetadataRecord, NodeId, PartitionState};
 use super::{MetadataQuorum, QuorumInfo};
 
 /// The largest frame either side accepts (a snapshot chunk is at most 3 MiB).
@@ -62,6 +62,8 @@ pub enum ControllerRequest {
     AllocateProducerIds {
         broker_id: i32,
     },
+    /// A partition leader changes its ISR (Kafka's AlterPartition).
+    AlterPartition(AlterPartition),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,6 +83,8 @@ pub enum ControllerResponse {
     CreatePartitions(Result<Vec<Result<(), Refusal>>, String>),
     /// The block: its first id and the first id past it.
     AllocateProducerIds(Result<(i64, i64), String>),
+    /// The partition as it is now, or why the change was refused.
+    AlterPartition(Result<Result<PartitionState, Refusal>, String>),
 }
 
 impl ControllerResponse {
@@ -93,7 +97,8 @@ impl ControllerResponse {
             | ControllerResponse::CreateTopics(Err(e))
             | ControllerResponse::DeleteTopics(Err(e))
             | ControllerResponse::CreatePartitions(Err(e))
-            | ControllerResponse::AllocateProducerIds(Err(e)) => e,
+            | ControllerResponse::AllocateProducerIds(Err(e))
+            | ControllerResponse::AlterPartition(Err(e)) => e,
             _ => return false,
         };
         err.starts_with(super::NOT_CONTROLLER)

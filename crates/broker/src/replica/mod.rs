@@ -24,6 +24,15 @@ use strata_storage::{
 };
 use tokio::sync::Notify;
 
+pub mod client;
+pub mod cluster;
+pub mod fetcher;
+#[cfg(test)]
+mod sim;
+pub mod state;
+
+pub use state::{AcksError, IsrChange, ReplicaState, ReplicaStates, Role, RoleChange};
+
 /// Why a partition's append was refused before or around storage.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
@@ -111,11 +120,12 @@ pub struct Read {
     pub aborted: Vec<AbortedTxn>,
 }
 
-/// Read isolation, as Fetch and ListOffsets ask for it.
+/// Read isolation, as Fetch and ListOffsets ask for it; a follower reads up to the log end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Isolation {
     ReadUncommitted,
     ReadCommitted,
+    Follower,
 }
 
 impl Isolation {
@@ -137,6 +147,8 @@ pub struct ReplicaManager {
     txn_verifier: std::sync::OnceLock<Weak<dyn TxnVerifier>>,
     /// The fetches parked on each partition, woken by its appends.
     waiting: Mutex<HashMap<PartitionKey, Vec<Weak<Notify>>>>,
+    /// Each partition's part in replication (a node of a cluster).
+    states: ReplicaStates,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -151,7 +163,12 @@ impl ReplicaManager {
             logs,
             txn_verifier: std::sync::OnceLock::new(),
             waiting: Mutex::new(HashMap::new()),
+            states: ReplicaStates::default(),
         }
+    }
+
+    pub fn states(&self) -> &ReplicaStates {
+        &self.states
     }
 
     pub fn logs(&self) -> &Arc<LogManager> {
@@ -304,6 +321,7 @@ impl ReplicaManager {
         let visible = match isolation {
             Isolation::ReadUncommitted => log.high_watermark(),
             Isolation::ReadCommitted => log.last_stable_offset(),
+            Isolation::Follower => log.log_end_offset(),
         };
         let info = log
             .read_bounded(offset, max_bytes, min_one_batch, visible)

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
 use crate::common::{eventually, strata_cli, strata_tool, BrokerProcess};
 
 fn free_port() -> u16 {
@@ -123,6 +125,16 @@ impl Cluster {
             .join(",")
     }
 
+    /// The client addresses of the nodes running now, comma-separated.
+    pub fn running_bootstrap(&self) -> String {
+        self.nodes
+            .iter()
+            .filter(|n| n.broker.running())
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The quorum's status asked of node `via`; None when it cannot say (no leader known).
     pub fn quorum_status(&self, via: i32) -> Option<QuorumStatus> {
         let (ok, out, _) = strata_tool(
@@ -173,4 +185,49 @@ impl Cluster {
             .map(|n| format!("--- node {} ---\n{}", n.id, n.broker.log()))
             .collect()
     }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name} {pid}");
+}
+
+/// The broker ids clients are told of through `addr` (empty when it cannot answer).
+pub fn listed(addr: &str) -> Vec<i32> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let mut ids: Vec<i32> = consumer
+        .fetch_metadata(None, Duration::from_secs(5))
+        .map(|m| m.brokers().iter().map(|b| b.id()).collect())
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Each partition's (leader, replicas, isr) as a client sees it through `addr`.
+pub fn partitions_of(addr: &str, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> {
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", addr)
+        .create()
+        .unwrap();
+    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(5)) else {
+        return Vec::new();
+    };
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i32, i32, Vec<i32>, Vec<i32>)> = t
+        .partitions()
+        .iter()
+        .map(|p| (p.id(), p.leader(), p.replicas().to_vec(), p.isr().to_vec()))
+        .collect();
+    out.sort();
+    out.into_iter().map(|(_, l, r, i)| (l, r, i)).collect()
 }

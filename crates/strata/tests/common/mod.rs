@@ -165,6 +165,11 @@ impl BrokerProcess {
             .unwrap_or_else(|| panic!("no {message:?} with elapsed_us in the log"))
     }
 
+    /// Whether the process was started and not stopped or killed since.
+    pub fn running(&self) -> bool {
+        self.child.is_some()
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
     }

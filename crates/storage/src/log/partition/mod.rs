@@ -400,6 +400,16 @@ impl PartitionLog {
         self.follows_log_end = false;
     }
 
+    /// Whether this leader is alone in its ISR, so that its high watermark follows its log
+    /// end (else the replication layer moves it as followers catch up).
+    pub fn set_alone_in_isr(&mut self, alone: bool) {
+        self.follows_log_end = alone && self.leading_epoch.is_some();
+        if self.follows_log_end {
+            let end = self.log_end_offset();
+            self.advance_high_watermark(end);
+        }
+    }
+
     /// Moves the high watermark up to `offset` (at most the log end); returns the new one.
     pub fn advance_high_watermark(&mut self, offset: Offset) -> Offset {
         let hw = offset.min(self.log_end_offset()).max(self.high_watermark);

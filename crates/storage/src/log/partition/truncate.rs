@@ -25,6 +25,54 @@ impl PartitionLog {
         result
     }
 
+    /// Drops the whole log and starts it over, empty, at `offset` (Kafka's
+    /// `truncateFullyAndStartAt`): what a follower does when the leader's log starts after the
+    /// follower's ends. Durable when this returns.
+    pub fn truncate_fully_and_start_at(&mut self, offset: Offset) -> io::Result<()> {
+        self.check_online()?;
+        let result = self.start_at_online(offset);
+        if let Err(e) = &result {
+            self.stop(&format!("starting over at {offset} failed: {e}"));
+            if !is_full(e) {
+                self.failures.fail(&self.dir, e);
+            }
+        }
+        result
+    }
+
+    fn start_at_online(&mut self, offset: Offset) -> io::Result<()> {
+        let active_base = self.active().base_offset();
+        let reserved = self.config.segment_bytes;
+        for (base, segment) in std::mem::take(&mut self.segments) {
+            if let Some(p) = &self.placer {
+                let taken = if base == active_base {
+                    reserved.max(segment.size())
+                } else {
+                    segment.size()
+                };
+                p.release(segment.dir(), taken);
+            }
+            segment.delete(&*self.io)?;
+        }
+        let segment = self.create_segment(offset)?;
+        self.segments.insert(offset, segment);
+        for name in self.io.list_dir(&self.dir)? {
+            if name.ends_with(".snapshot") {
+                self.io.remove_if_present(&self.dir.join(name))?;
+            }
+        }
+        self.log_start_offset = offset;
+        self.leader_epochs.truncate_from_end(Offset(0))?;
+        self.recovery_point = offset;
+        self.high_watermark = offset;
+        self.last_stable_offset = offset;
+        self.cleaner_checkpoint = offset;
+        self.producers = ProducerStates::default();
+        self.refresh_last_stable_offset();
+        self.assert_invariants();
+        self.io.sync_dir(&self.dir)
+    }
+
     fn truncate_to_online(&mut self, offset: Offset) -> io::Result<()> {
         let reserved = self.config.segment_bytes;
         let active_base = self.active().base_offset();

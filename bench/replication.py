@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""Replication benchmarks, recorded in docs/BENCHMARKS.md ("Replication"): three brokers of one
+cluster on this machine (each `broker,controller`, formatted with `strata storage format`).
+
+- rf: producer-perf acks=all at replication factor 3 (min.insync.replicas=2) against 1, the two
+  alternating on fresh topics of the same cluster; the three brokers' CPU seconds per GB
+  together (at RF 3 that includes the two followers' fetching and writing).
+- failover: a partition's leader killed (kill -9) under an acks=all load of one record every
+  5 ms, 20 times: the time from the kill to the next acknowledged record, p50 and max
+  (goal: under broker.session.timeout.ms + 1 s, default settings).
+- kills: 50 random leader kills under that load (broker.session.timeout.ms=3000), each broker
+  restarted after its kill; then every acknowledged record is looked for: lost must be 0.
+
+    python3 bench/replication.py                 # all of it
+    python3 bench/replication.py rf
+    STRATA_BENCH_SCALE=0.1 python3 bench/replication.py   # a quick pass (fewer records, kills)
+"""
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run  # noqa: E402  (the driver's tools and report helpers)
+
+RECORD = 1024
+PROPS = ["acks=all", "linger.ms=5", "batch.size=1048576"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """Three formatted nodes on loopback; `addr` is the bootstrap list, so the driver's tools
+    take a Cluster where they take a Broker."""
+
+    def __init__(self, extra=(), n=3):
+        os.makedirs(run.DATA_ROOT, exist_ok=True)
+        self.dir = tempfile.mkdtemp(prefix="strata-bench-cluster-", dir=run.DATA_ROOT)
+        cluster_id = subprocess.check_output([run.STRATA, "storage", "random-uuid"], text=True).strip()
+        ports = [(free_port(), free_port()) for _ in range(n)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
+        self.nodes = {}
+        for i, (port, cport) in enumerate(ports):
+            node = i + 1
+            data = os.path.join(self.dir, f"node{node}")
+            config = os.path.join(self.dir, f"node{node}.properties")
+            with open(config, "w") as f:
+                f.write("\n".join([
+                    "process.roles=broker,controller", f"node.id={node}",
+                    f"controller.quorum.voters={voters}", "controller.listener.names=CONTROLLER",
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+                    f"log.dirs={data}", f"broker.rack=rack-{'a' if node % 2 else 'b'}",
+                ] + list(extra)) + "\n")
+            subprocess.run([run.STRATA, "storage", "format", "-t", cluster_id, "-c", config],
+                           check=True, capture_output=True)
+            self.nodes[node] = {"config": config, "port": port, "proc": None, "dead_cpu": 0.0}
+        for node in self.nodes:
+            self.start(node)
+        self.addr = ",".join(f"127.0.0.1:{v['port']}" for v in self.nodes.values())
+        self.peak_rss_kib = 0
+        self.wait_for_brokers()
+
+    def start(self, node):
+        n = self.nodes[node]
+        log = open(os.path.join(self.dir, f"node{node}.log"), "a")
+        n["proc"] = subprocess.Popen([run.STRATA, "server", "--config", n["config"]],
+                                     stdout=subprocess.PIPE, stderr=log, text=True)
+        line = n["proc"].stdout.readline()
+        if not line.startswith("listening on"):
+            raise RuntimeError(f"node {node} did not start: {line!r}")
+
+    def kill(self, node):
+        n = self.nodes[node]
+        n["dead_cpu"] += self._cpu(n["proc"].pid)
+        n["proc"].kill()
+        n["proc"].wait()
+        n["proc"] = None
+
+    def wait_for_brokers(self, timeout=60):
+        from confluent_kafka.admin import AdminClient
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                brokers = AdminClient({"bootstrap.servers": self.live_addr()}).list_topics(timeout=5).brokers
+                if len(brokers) == len(self.nodes):
+                    return
+            except Exception:  # noqa: BLE001 (not answering yet)
+                pass
+            time.sleep(0.5)
+        raise RuntimeError("the cluster's brokers did not all register")
+
+    def live_addr(self):
+        return ",".join(f"127.0.0.1:{n['port']}" for n in self.nodes.values() if n["proc"])
+
+    @staticmethod
+    def _cpu(pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def cpu_seconds(self):
+        return sum(n["dead_cpu"] + (self._cpu(n["proc"].pid) if n["proc"] else 0) for n in self.nodes.values())
+
+    def rss_kib(self):
+        total = 0
+        for n in self.nodes.values():
+            if n["proc"]:
+                with open(f"/proc/{n['proc'].pid}/status") as f:
+                    total += next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+        return total
+
+    def partition(self, topic):
+        """(leader, isr) of partition 0 of `topic`, as `strata topics --describe` shows it."""
+        out = subprocess.run([run.STRATA, "topics", "--bootstrap-server", self.live_addr(), "--describe",
+                              "--topic", topic], capture_output=True, text=True, timeout=30).stdout
+        m = re.search(r"Partition: 0\s+Leader: (-?\d+)\s+Replicas: ([\d,]+)\s+Isr: ([\d,]*)", out)
+        if not m:
+            return -1, []
+        return int(m.group(1)), [int(x) for x in m.group(3).split(",") if x]
+
+    def wait_for_isr(self, topic, size, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            leader, isr = self.partition(topic)
+            if leader >= 0 and len(isr) == size:
+                return leader
+            time.sleep(0.2)
+        raise RuntimeError(f"{topic} did not reach an ISR of {size}")
+
+    def stop(self):
+        for n in self.nodes.values():
+            if n["proc"]:
+                n["proc"].terminate()
+                n["proc"].wait(timeout=120)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def create(cluster, topic, rf, configs=()):
+    args = ["topics", "--bootstrap-server", cluster.addr, "--create", "--topic", topic, "--partitions", "1",
+            "--replication-factor", str(rf)]
+    for c in configs:
+        args += ["--config", c]
+    run.run_tool(args)
+    cluster.wait_for_isr(topic, rf)
+
+
+def scenario_rf(report):
+    records = run.n(200_000)
+    cluster = Cluster()
+    results = {"replication factor 1": [], "replication factor 3": []}
+    try:
+        for i in range(run.RUNS):
+            for rf, name in ((1, "replication factor 1"), (3, "replication factor 3")):
+                topic = f"rf{rf}-{i}"
+                create(cluster, topic, rf, ["min.insync.replicas=2"] if rf == 3 else [])
+                cpu = cluster.cpu_seconds()
+                r = run.producer_perf(cluster, topic, records, RECORD, PROPS)
+                r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+                run.log(f"{name}: {r['mb_per_s']:.1f} MB/s, {r['broker_cpu_s_per_gb']:.2f} s/GB, p99 {r['p99_ms']} ms")
+                results[name].append(r)
+    finally:
+        cluster.stop()
+    report["rf"] = {"records": records, "results": results}
+
+
+class Load:
+    """An acks=all, idempotent producer sending one numbered record every 5 ms to partition 0;
+    remembers when each was acknowledged."""
+
+    def __init__(self, bootstrap, topic):
+        from confluent_kafka import Producer
+        self.producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                                  "linger.ms": 0, "message.timeout.ms": 120000,
+                                  "topic.metadata.refresh.interval.ms": 1000})
+        self.topic = topic
+        self.acked = {}   # value -> (offset, ack time)
+        self.failed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        i = 0
+        while not self.stop.is_set():
+            value = f"r{i:08d}"
+            i += 1
+
+            def done(err, msg, value=value):
+                if err is None:
+                    self.acked[value] = (msg.offset(), time.time())
+                else:
+                    self.failed += 1
+            while True:
+                try:
+                    self.producer.produce(self.topic, value.encode(), partition=0, on_delivery=done)
+                    break
+                except BufferError:
+                    self.producer.poll(0.01)
+            self.producer.poll(0.005)
+        self.producer.flush(120)
+
+    def first_ack_after(self, t0, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            after = [t for _, t in list(self.acked.values()) if t > t0]
+            if after:
+                return min(after) - t0
+            time.sleep(0.01)
+        raise RuntimeError("no record was acknowledged after the kill")
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+
+
+def consume_all(bootstrap, topic):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-check", "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.assign([TopicPartition(topic, 0, 0)])
+    values = {}
+    idle = time.time()
+    while time.time() - idle < 10:
+        m = c.poll(1.0)
+        if m is None or m.error():
+            continue
+        idle = time.time()
+        v = m.value().decode()
+        values.setdefault(v, []).append(m.offset())
+    c.close()
+    return values
+
+
+def kill_loop(report, key, kills, extra):
+    cluster = Cluster(extra)
+    try:
+        topic = "failover"
+        create(cluster, topic, 3, ["min.insync.replicas=2"])
+        load = Load(cluster.addr, topic)
+        time.sleep(2)
+        gaps = []
+        for k in range(kills):
+            leader = cluster.wait_for_isr(topic, 3)
+            if k and random.random() < 0.5:
+                time.sleep(random.random() * 2)
+            t0 = time.time()
+            cluster.kill(leader)
+            gap = load.first_ack_after(t0)
+            gaps.append(gap)
+            run.log(f"{key}: kill {k + 1}/{kills} of broker {leader}: next acknowledged record after {gap:.2f} s")
+            cluster.start(leader)
+        cluster.wait_for_isr(topic, 3)
+        time.sleep(1)
+        load.finish()
+        stored = consume_all(cluster.live_addr(), topic)
+        lost = [v for v, (o, _) in load.acked.items() if o not in stored.get(v, [])]
+        duplicates = sum(len(o) - 1 for o in stored.values())
+        run.log(f"{key}: {len(load.acked)} acknowledged, {len(lost)} lost, {duplicates} duplicated, "
+                f"{load.failed} failed deliveries")
+        report[key] = {"kills": kills, "gaps_s": gaps, "acknowledged": len(load.acked), "lost": len(lost),
+                       "duplicates": duplicates, "failed": load.failed, "settings": list(extra)}
+    finally:
+        cluster.stop()
+
+
+def scenario_failover(report):
+    kill_loop(report, "failover", max(3, int(20 * min(1.0, run.SCALE * 10))), [])
+
+
+def scenario_kills(report):
+    kill_loop(report, "kills", max(5, int(50 * min(1.0, run.SCALE * 10))),
+              ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"])
+
+
+def render(report):
+    lines = [f"Measured {time.strftime('%Y-%m-%d')} on {run.machine()}. Three brokers of one cluster (each "
+             "`process.roles=broker,controller`) share the two cores with the clients. Command: "
+             "`python3 bench/replication.py`.", ""]
+    rf = report.get("rf")
+    if rf:
+        lines += [f"**acks=all, 1 partition, {rf['records']:,} x 1 KiB, linger.ms=5, batch.size=1 MiB** "
+                  "(min / median / max of the runs; broker CPU is the three brokers' together):", "",
+                  "| | MB/s | p99 ms | broker CPU s/GB |", "|---|---|---|---|"]
+        for name, runs in rf["results"].items():
+            lines.append(f"| {name} | {run.fmt([r['mb_per_s'] for r in runs])} | "
+                         f"{run.fmt([r['p99_ms'] for r in runs], digits=0)} | "
+                         f"{run.fmt([r['broker_cpu_s_per_gb'] for r in runs], digits=2)} |")
+        lines.append("")
+    for key, title in (("failover", "Failover"), ("kills", "Leader kills")):
+        r = report.get(key)
+        if not r:
+            continue
+        gaps = sorted(r["gaps_s"])
+        settings = ", ".join(r["settings"]) or "default settings (broker.session.timeout.ms=9000)"
+        lines += [f"**{title}**: {r['kills']} kill -9 of partition 0's leader under acks=all "
+                  f"(idempotent, one record per 5 ms; {settings}): kill to next acknowledged record "
+                  f"min {gaps[0]:.2f} s, p50 {statistics.median(gaps):.2f} s, max {gaps[-1]:.2f} s; "
+                  f"{r['acknowledged']:,} records acknowledged, **{r['lost']} lost**, "
+                  f"{r['duplicates']} duplicated.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    wanted = sys.argv[1:] or ["rf", "failover", "kills"]
+    report = {}
+    for name in wanted:
+        {"rf": scenario_rf, "failover": scenario_failover, "kills": scenario_kills}[name](report)
+    text = render(report)
+    print(text)
+    run.write_block("replication", text, "## Replication")
+
+
+if __name__ == "__main__":
+    main()

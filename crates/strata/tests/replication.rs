@@ -1,0 +1,343 @@
+//! Replication across three real brokers on loopback: followers fetch from leaders, acks=all
+//! waits for the ISR, leaders fail over to in-sync replicas without losing an acknowledged
+//! record, lagging followers leave the ISR (and `min.insync.replicas` refuses writes then),
+//! and a replica that comes back truncates what was never committed and catches up.
+
+mod cluster_support;
+mod common;
+
+use std::time::Duration;
+
+use cluster_support::{listed, partitions_of, signal, Cluster};
+use common::*;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+
+/// Starts three nodes with `extra`, waits until every node lists all three brokers.
+fn three_brokers(extra: &[&str]) -> Cluster {
+    let cluster = Cluster::start(3, extra);
+    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(
+            eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]),
+            "node {id} does not list every broker:\n{}",
+            cluster.logs()
+        );
+    }
+    cluster
+}
+
+/// Creates `name` with one partition on all three brokers, with `configs`.
+fn create_replicated(
+    rt: &tokio::runtime::Runtime,
+    cluster: &Cluster,
+    name: &str,
+    configs: &[(&str, &str)],
+) {
+    let admin: AdminClient<_> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap())
+        .create()
+        .unwrap();
+    let mut topic = NewTopic::new(name, 1, TopicReplication::Fixed(3));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let created = rt
+        .block_on(admin.create_topics(&[topic], &AdminOptions::new()))
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    wait_for_isr(cluster, name, 3);
+}
+
+/// Waits until partition 0 of `topic` has a leader and `size` replicas in its ISR; returns
+/// (leader, replicas, isr).
+fn wait_for_isr(cluster: &Cluster, topic: &str, size: usize) -> (i32, Vec<i32>, Vec<i32>) {
+    wait_for_isr_without(cluster, topic, size, -1)
+}
+
+/// As [`wait_for_isr`], with broker `gone` (killed) neither leading nor in the ISR.
+fn wait_for_isr_without(
+    cluster: &Cluster,
+    topic: &str,
+    size: usize,
+    gone: i32,
+) -> (i32, Vec<i32>, Vec<i32>) {
+    let mut last = Vec::new();
+    let found = eventually(Duration::from_secs(30), || {
+        last = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.broker.running())
+            .map(|n| partitions_of(&format!("127.0.0.1:{}", n.port), topic))
+            .find(|p| !p.is_empty())
+            .unwrap_or_default();
+        last.first().is_some_and(|(leader, _, isr)| {
+            *leader >= 0 && *leader != gone && !isr.contains(&gone) && isr.len() == size
+        })
+    });
+    assert!(
+        found,
+        "{topic}-0 did not reach an ISR of {size}: {last:?}\n{}",
+        cluster.logs()
+    );
+    last[0].clone()
+}
+
+fn acks_all(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut settings = vec![("acks", "all"), ("message.timeout.ms", "30000")];
+    settings.extend_from_slice(extra);
+    producer(bootstrap, &settings)
+}
+
+/// Sends `values` to partition 0 in windows of 20 in flight; the acknowledged ones with
+/// their offsets, after `between` runs once half of them are sent.
+fn send_all(
+    rt: &tokio::runtime::Runtime,
+    producer: &FutureProducer,
+    topic: &str,
+    values: &[String],
+    mut between: impl FnMut(),
+) -> Vec<(String, i64)> {
+    let mut acknowledged = Vec::new();
+    for (window, chunk) in values.chunks(20).enumerate() {
+        if window == values.len() / 40 {
+            between();
+        }
+        let sends: Vec<_> = chunk
+            .iter()
+            .map(|v| {
+                producer.send(
+                    FutureRecord::<(), _>::to(topic).partition(0).payload(v),
+                    Duration::from_secs(30),
+                )
+            })
+            .collect();
+        let results = rt.block_on(futures::future::join_all(sends));
+        for (v, r) in chunk.iter().zip(results) {
+            if let Ok(delivered) = r {
+                acknowledged.push((v.clone(), delivered.offset));
+            }
+        }
+    }
+    acknowledged
+}
+
+/// Every value of partition 0 from offset 0 to its high watermark, read through `bootstrap`.
+fn read_all(bootstrap: &str, topic: &str, expected: usize) -> Vec<(i64, String)> {
+    let consumer = consumer(bootstrap, &[]);
+    consume(&consumer, topic, 0, 0, expected, Duration::from_secs(30))
+        .iter()
+        .map(|m| {
+            (
+                rdkafka::Message::offset(m),
+                String::from_utf8(payload(m)).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn acknowledged_records_survive_leader_kills_and_a_restarted_replica_rejoins_the_isr() {
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=300",
+        "replica.lag.time.max.ms=3000",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "replicated", &[("min.insync.replicas", "2")]);
+    let (first_leader, replicas, _) = wait_for_isr(&cluster, "replicated", 3);
+    assert_eq!(replicas.len(), 3);
+
+    // acks=all through a leader killed (kill -9) half-way: the producer moves to the new
+    // leader, and every record it was told is written is there, at the offset it was told.
+    let producer = acks_all(&cluster.bootstrap(), &[]);
+    let values: Vec<String> = (0..600).map(|i| format!("record-{i:04}")).collect();
+    let acknowledged = send_all(&rt, &producer, "replicated", &values, || {
+        cluster.node(first_leader).broker.kill();
+    });
+    assert!(
+        acknowledged.len() >= 500,
+        "only {} acknowledged:\n{}",
+        acknowledged.len(),
+        cluster.logs()
+    );
+    let (second_leader, _, isr) = wait_for_isr_without(&cluster, "replicated", 2, first_leader);
+    assert_ne!(second_leader, first_leader);
+    assert!(!isr.contains(&first_leader), "{isr:?}");
+    let end = acknowledged.iter().map(|(_, o)| o + 1).max().unwrap() as usize;
+    let stored = read_all(&cluster.running_bootstrap(), "replicated", end);
+    for (value, offset) in &acknowledged {
+        assert!(
+            stored.contains(&(*offset, value.clone())),
+            "acknowledged {value} at {offset} is gone:\n{}",
+            cluster.logs()
+        );
+    }
+
+    // The killed broker comes back: it truncates to the new leader's log, catches up and
+    // rejoins the ISR.
+    cluster.node(first_leader).broker.restart();
+    wait_for_isr(&cluster, "replicated", 3);
+
+    // The second leader killed too: the third replica, or the one that came back, leads with
+    // every acknowledged record; more records go on after them.
+    cluster.node(second_leader).broker.kill();
+    wait_for_isr_without(&cluster, "replicated", 2, second_leader);
+    let more: Vec<String> = (0..40).map(|i| format!("after-{i:02}")).collect();
+    let later = send_all(&rt, &producer, "replicated", &more, || {});
+    assert_eq!(later.len(), 40, "{}", cluster.logs());
+    let end = later.iter().map(|(_, o)| o + 1).max().unwrap() as usize;
+    let stored = read_all(&cluster.running_bootstrap(), "replicated", end);
+    for (value, offset) in acknowledged.iter().chain(&later) {
+        assert!(
+            stored.contains(&(*offset, value.clone())),
+            "acknowledged {value} at {offset} is gone after the second failover:\n{}",
+            cluster.logs()
+        );
+    }
+    // Offsets are dense: the log holds each offset once.
+    let offsets: Vec<i64> = stored.iter().map(|(o, _)| *o).collect();
+    assert_eq!(offsets, (0..end as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_lagging_follower_leaves_the_isr_and_min_insync_replicas_refuses_acks_all() {
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=30000",
+        "broker.heartbeat.interval.ms=300",
+        "replica.lag.time.max.ms=1500",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "guarded", &[("min.insync.replicas", "3")]);
+    let (leader, _, _) = wait_for_isr(&cluster, "guarded", 3);
+    let bootstrap = cluster.addr(leader);
+    let strict = acks_all(
+        &bootstrap,
+        &[("message.timeout.ms", "3000"), ("retries", "0")],
+    );
+    let one: Vec<String> = vec!["all-three".to_string()];
+    assert_eq!(send_all(&rt, &strict, "guarded", &one, || {}).len(), 1);
+
+    // A follower paused (SIGSTOP) stops fetching: after replica.lag.time.max.ms the leader
+    // drops it from the ISR (it is not fenced: the session timeout is long).
+    let paused = (1..=3).find(|id| *id != leader).unwrap();
+    signal(cluster.node(paused).broker.pid(), "STOP");
+    let (_, _, isr) = wait_for_isr(&cluster, "guarded", 2);
+    assert!(!isr.contains(&paused), "{isr:?}");
+    // Two in sync, three required: acks=all is refused with NOT_ENOUGH_REPLICAS and nothing
+    // is appended; acks=1 still writes.
+    let refused = rt.block_on(
+        strict.send(
+            FutureRecord::<(), _>::to("guarded")
+                .partition(0)
+                .payload("refused"),
+            Duration::from_secs(5),
+        ),
+    );
+    match refused {
+        Err((e, _)) => assert_eq!(
+            e.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::NotEnoughReplicas),
+            "{e}"
+        ),
+        Ok(d) => panic!("acks=all was acknowledged with an ISR of two: {d:?}"),
+    }
+    let leader_only = producer(&bootstrap, &[("acks", "1")]);
+    let written = send_all(
+        &rt,
+        &leader_only,
+        "guarded",
+        &["one-ack".to_string()],
+        || {},
+    );
+    assert_eq!(written, vec![("one-ack".to_string(), 1)]);
+
+    // Resumed, it catches up and rejoins; acks=all is accepted again (by a producer that
+    // retries: the leader may take the ISR's answer a moment after a client sees it).
+    signal(cluster.node(paused).broker.pid(), "CONT");
+    wait_for_isr(&cluster, "guarded", 3);
+    let retrying = acks_all(&bootstrap, &[]);
+    let again = send_all(&rt, &retrying, "guarded", &["all-again".to_string()], || {});
+    assert_eq!(again, vec![("all-again".to_string(), 2)]);
+    let stored = read_all(&bootstrap, "guarded", 3);
+    let values: Vec<&str> = stored.iter().map(|(_, v)| v.as_str()).collect();
+    assert_eq!(values, ["all-three", "one-ack", "all-again"]);
+}
+
+#[test]
+fn a_returning_leader_truncates_what_was_never_committed() {
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=6000",
+        "broker.heartbeat.interval.ms=300",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "diverged", &[]);
+    let (leader, replicas, _) = wait_for_isr(&cluster, "diverged", 3);
+    let committed: Vec<String> = (0..10).map(|i| format!("committed-{i}")).collect();
+    let strict = acks_all(&cluster.bootstrap(), &[]);
+    assert_eq!(
+        send_all(&rt, &strict, "diverged", &committed, || {}).len(),
+        10
+    );
+
+    // The followers paused, and past their fetches' wait, so that none is in flight: what
+    // the leader takes with acks=1 now is on the leader alone, and never committed.
+    let followers: Vec<i32> = replicas.iter().copied().filter(|r| *r != leader).collect();
+    for f in &followers {
+        signal(cluster.node(*f).broker.pid(), "STOP");
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let loose = producer(&cluster.addr(leader), &[("acks", "1")]);
+    let uncommitted: Vec<String> = (0..5).map(|i| format!("uncommitted-{i}")).collect();
+    let taken = send_all(&rt, &loose, "diverged", &uncommitted, || {});
+    assert_eq!(taken.len(), 5, "{}", cluster.logs());
+    assert_eq!(taken[0].1, 10);
+    // The leader dies with them; the followers resume and one of them leads, without them.
+    cluster.node(leader).broker.kill();
+    for f in &followers {
+        signal(cluster.node(*f).broker.pid(), "CONT");
+    }
+    let (new_leader, _, _) = wait_for_isr_without(&cluster, "diverged", 2, leader);
+    assert!(followers.contains(&new_leader));
+    let after: Vec<String> = (0..3).map(|i| format!("after-{i}")).collect();
+    let written = send_all(&rt, &strict, "diverged", &after, || {});
+    assert_eq!(
+        written.iter().map(|(_, o)| *o).collect::<Vec<_>>(),
+        vec![10, 11, 12],
+        "{}",
+        cluster.logs()
+    );
+
+    // The old leader returns: it cuts its log back to offset 10 (where its epoch ended on the
+    // new leader), fetches the new records, and rejoins the ISR.
+    cluster.node(leader).broker.restart();
+    wait_for_isr(&cluster, "diverged", 3);
+    assert!(
+        eventually(Duration::from_secs(10), || cluster
+            .node(leader)
+            .broker
+            .log()
+            .contains("truncating to the leader's log")),
+        "{}",
+        cluster.node(leader).broker.log()
+    );
+    // It leads again once the new leader is gone (the first replica is preferred), and
+    // serves exactly the committed log.
+    cluster.node(new_leader).broker.kill();
+    let (last_leader, _, _) = wait_for_isr_without(&cluster, "diverged", 2, new_leader);
+    let expected: Vec<String> = committed.iter().chain(&after).cloned().collect();
+    let stored = read_all(&cluster.addr(last_leader), "diverged", 13);
+    let values: Vec<String> = stored.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(values, expected, "{}", cluster.logs());
+    if last_leader != leader {
+        // The other follower leads: the returning replica's log is checked by leading it.
+        let third = followers
+            .iter()
+            .copied()
+            .find(|f| *f != new_leader)
+            .unwrap();
+        assert_eq!(last_leader, third);
+    }
+}
