@@ -299,6 +299,24 @@ impl Broker {
             resolve,
             Arc::new(move || epoch.load(Ordering::SeqCst)),
         );
+        // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
+        self.groups.coordinate_led_partitions_only();
+        let groups = Arc::downgrade(&self.groups);
+        replication.on_leadership(Box::new(move |topic, partition, leads| {
+            if topic != crate::group::OFFSETS_TOPIC {
+                return;
+            }
+            let Some(groups) = groups.upgrade() else {
+                return;
+            };
+            if leads {
+                if let Err(e) = groups.take_over(partition) {
+                    tracing::error!(partition, error = %e, "cannot load the groups of the offsets partition");
+                }
+            } else {
+                groups.resign(partition);
+            }
+        }));
         let _ = self.replication.set(Arc::new(replication));
         let _ = self.quorum.set(quorum);
         Ok(())
@@ -312,6 +330,39 @@ impl Broker {
     /// Replication (a node of a cluster); None for a broker alone.
     pub fn replication(&self) -> Option<&Arc<crate::replica::cluster::Replication>> {
         self.replication.get()
+    }
+
+    /// Waits until what this broker just wrote for `group_id` (its offsets partition's log end)
+    /// is on the partition's ISR, up to `offsets.commit.timeout.ms`: a commit is acknowledged
+    /// only then, as Kafka's are (acks=-1). At once for a broker alone.
+    pub fn wait_group_write_replicated(
+        &self,
+        group_id: &str,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use crate::replica::AcksError;
+        use kafka_protocol::ResponseError;
+        if self.replication().is_none() {
+            return Ok(());
+        }
+        let index = self.groups.partition_for(group_id);
+        let topic = crate::group::OFFSETS_TOPIC;
+        let (Some(state), Some(partition)) = (
+            self.replicas.states().get(topic, index),
+            self.logs.topic(topic).and_then(|t| t.partition(index)),
+        ) else {
+            return Err(ResponseError::NotCoordinator);
+        };
+        let end = partition.log().log_end_offset();
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.config.groups.offsets_commit_timeout_ms);
+        match self.wait_on(state.wait_for_hw(&partition, end, 1, deadline)) {
+            Ok(()) => Ok(()),
+            Err(AcksError::NotLeader) => Err(ResponseError::NotCoordinator),
+            Err(AcksError::NotEnoughReplicasAfterAppend) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            Err(AcksError::TimedOut) => Err(ResponseError::RequestTimedOut),
+        }
     }
 
     /// Sends the ISR changes of the partitions this broker leads to the controller. Runs until

@@ -43,6 +43,9 @@ pub enum AppendError {
     Storage(#[from] io::Error),
     #[error("the log's directory {} is offline after an I/O error", dir.display())]
     Offline { dir: std::path::PathBuf },
+    /// A leader's append to a follower's log (only the leader's records may be copied in).
+    #[error("this replica follows: only its leader appends")]
+    NotLeader,
 }
 
 /// Why a read was refused.

@@ -341,3 +341,124 @@ fn a_returning_leader_truncates_what_was_never_committed() {
         assert_eq!(last_leader, third);
     }
 }
+
+/// The broker that coordinates `group`, asked through `addr` (FindCoordinator); None while
+/// there is none.
+fn coordinator_of(rt: &tokio::runtime::Runtime, addr: &str, group: &str) -> Option<i32> {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    rt.block_on(async {
+        let mut client = strata::client::Client::connect(addr).await.ok()?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(group.to_string().into())
+            .with_key_type(0);
+        let response = client.send_versioned(request, 3).await.ok()?;
+        (response.error_code == 0).then_some(response.node_id.0)
+    })
+}
+
+#[test]
+fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=300",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "work", &[]);
+    let values: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    let strict = acks_all(&cluster.bootstrap(), &[]);
+    assert_eq!(send_all(&rt, &strict, "work", &values, || {}).len(), 30);
+
+    let member = |bootstrap: &str| -> BaseConsumer {
+        rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", "g")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap()
+    };
+    let at = |offset: i64| {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset("work", 0, Offset::Offset(offset))
+            .unwrap();
+        list
+    };
+    let committed = |c: &BaseConsumer| -> Option<i64> {
+        let mut list = TopicPartitionList::new();
+        list.add_partition("work", 0);
+        c.committed_offsets(list, Duration::from_secs(5))
+            .ok()?
+            .elements()
+            .first()?
+            .offset()
+            .to_raw()
+    };
+    // The offsets topic is made at the first FindCoordinator; its partitions are replicated.
+    let mut coordinator = None;
+    assert!(eventually(Duration::from_secs(30), || {
+        coordinator = coordinator_of(&rt, &cluster.addr(1), "g");
+        coordinator.is_some()
+    }));
+    let coordinator = coordinator.unwrap();
+    let first = member(&cluster.bootstrap());
+    assert!(
+        eventually(Duration::from_secs(20), || first
+            .commit(&at(20), CommitMode::Sync)
+            .is_ok()),
+        "{}",
+        cluster.logs()
+    );
+    assert_eq!(committed(&first), Some(20));
+    drop(first);
+
+    // The coordinator's broker dies (kill -9): the leader of the group's offsets partition
+    // moves to an in-sync replica, which loads the group and answers with its offsets.
+    cluster.node(coordinator).broker.kill();
+    let live = cluster.running_bootstrap();
+    let mut now = None;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            now = coordinator_of(&rt, &live, "g");
+            now.is_some_and(|c| c != coordinator)
+        }),
+        "no new coordinator: {now:?}\n{}",
+        cluster.logs()
+    );
+    let second = member(&live);
+    let mut seen = None;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            seen = committed(&second);
+            seen == Some(20)
+        }),
+        "the new coordinator {now:?} lost the commit: {seen:?}\n{}",
+        cluster.logs()
+    );
+    // It takes commits too, and so does the old one's broker once back, as a follower that
+    // learned them: killing the new coordinator hands the group back with both.
+    second.commit(&at(25), CommitMode::Sync).unwrap();
+    assert_eq!(committed(&second), Some(25));
+    drop(second);
+    cluster.node(coordinator).broker.restart();
+    let new_coordinator = now.unwrap();
+    let (_, _, _) = wait_for_isr(&cluster, "work", 3);
+    let offsets_synced = eventually(Duration::from_secs(30), || {
+        partitions_of(&cluster.addr(coordinator), "__consumer_offsets")
+            .iter()
+            .all(|(_, replicas, isr)| isr.len() == replicas.len())
+    });
+    assert!(offsets_synced, "{}", cluster.logs());
+    cluster.node(new_coordinator).broker.kill();
+    let live = cluster.running_bootstrap();
+    let third = member(&live);
+    let mut seen = None;
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            seen = committed(&third);
+            seen == Some(25)
+        }),
+        "after the second failover the group has {seen:?}\n{}",
+        cluster.logs()
+    );
+}

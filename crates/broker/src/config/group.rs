@@ -22,6 +22,9 @@ pub(super) fn parse_groups(
         initial_rebalance_delay_ms: int("group.initial.rebalance.delay.ms", 0)? as i32,
         max_size: int("group.max.size", 1)? as usize,
         offsets_partitions: int("offsets.topic.num.partitions", 1)? as i32,
+        offsets_replication_factor: int("offsets.topic.replication.factor", 1)?.min(i16::MAX as i64)
+            as i16,
+        offsets_commit_timeout_ms: int("offsets.commit.timeout.ms", 1)? as u64,
         offsets_segment_bytes: int("offsets.topic.segment.bytes", 1)? as u64,
         offsets_retention_ms: long("offsets.retention.minutes", 1)?.saturating_mul(60_000),
         offsets_retention_check_interval_ms: long("offsets.retention.check.interval.ms", 1)? as u64,

@@ -5,6 +5,9 @@ use super::*;
 impl Coordinator {
     /// Deletes empty groups and their offsets (DeleteGroups).
     pub fn delete_group(&self, group_id: &str) -> Option<ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Some(e);
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get(group_id) else {
             return Some(ResponseError::GroupIdNotFound);
@@ -22,6 +25,9 @@ impl Coordinator {
 
     /// A KIP-848 group as ConsumerGroupDescribe shows it: Err when missing or classic.
     pub fn describe_consumer(&self, group_id: &str) -> Result<ConsumerGroupView, ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Err(e);
+        }
         let groups = self.lock();
         let group = groups.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         let c = group

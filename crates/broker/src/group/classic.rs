@@ -51,6 +51,9 @@ pub(super) fn subscription_topics(metadata: &[u8]) -> Vec<String> {
 impl Coordinator {
     pub fn join(&self, args: JoinArgs) -> Reply<JoinOutcome> {
         let now = Instant::now();
+        if let Some(e) = self.not_coordinator(&args.group_id) {
+            return Reply::Now(JoinOutcome::error(e, &args.member_id));
+        }
         if args.group_id.is_empty() {
             return Reply::Now(JoinOutcome::error(
                 ResponseError::InvalidGroupId,
@@ -256,6 +259,9 @@ impl Coordinator {
         protocol_name: Option<&str>,
         assignments: Vec<(String, Bytes)>,
     ) -> Reply<SyncOutcome> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Reply::Now(SyncOutcome::error(e));
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Reply::Now(SyncOutcome::error(ResponseError::UnknownMemberId));
@@ -323,6 +329,9 @@ impl Coordinator {
         member_id: &str,
         instance_id: Option<&str>,
     ) -> Option<ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Some(e);
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Some(ResponseError::UnknownMemberId);
@@ -347,6 +356,9 @@ impl Coordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Err(e);
+        }
         let now = Instant::now();
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {

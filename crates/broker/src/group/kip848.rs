@@ -24,6 +24,9 @@ impl Coordinator {
         if args.group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId, "The group id is empty.");
         }
+        if let Some(e) = self.not_coordinator(&args.group_id) {
+            return fail(e, "This broker is not the group's coordinator.");
+        }
         let regex = match args.regex.as_deref() {
             Some(r) if !r.is_empty() => match regex::Regex::new(&format!("^(?:{r})$")) {
                 Ok(re) => Some(re),

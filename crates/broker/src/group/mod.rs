@@ -63,6 +63,10 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i32,
     pub max_size: usize,
     pub offsets_partitions: i32,
+    /// `offsets.topic.replication.factor` (a node of a cluster; a broker alone has one copy).
+    pub offsets_replication_factor: i16,
+    /// `offsets.commit.timeout.ms`: how long a commit waits for the offsets partition's ISR.
+    pub offsets_commit_timeout_ms: u64,
     pub offsets_segment_bytes: u64,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
@@ -81,6 +85,8 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3000,
             max_size: i32::MAX as usize,
             offsets_partitions: 50,
+            offsets_replication_factor: 3,
+            offsets_commit_timeout_ms: 5000,
             offsets_segment_bytes: 100 << 20,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
@@ -221,6 +227,9 @@ pub struct Coordinator {
     config: GroupConfig,
     groups: Mutex<HashMap<String, Group>>,
     store: OffsetStore,
+    /// The partitions of `__consumer_offsets` whose groups this broker coordinates; None: all of
+    /// them (a broker alone). On a node of a cluster, those this broker leads.
+    owned: Mutex<Option<std::collections::BTreeSet<i32>>>,
 }
 
 /// A ConsumerGroupHeartbeat, as the coordinator needs it (topic ids resolved to names).
@@ -291,7 +300,81 @@ impl Coordinator {
     /// Opens the coordinator, reloading committed offsets from `__consumer_offsets`.
     pub fn open(config: GroupConfig, store: OffsetStore) -> std::io::Result<Arc<Coordinator>> {
         let mut groups: HashMap<String, Group> = HashMap::new();
-        let loaded = store.load()?;
+        insert_loaded(&mut groups, store.load()?);
+        Ok(Arc::new(Coordinator {
+            config,
+            groups: Mutex::new(groups),
+            store,
+            owned: Mutex::new(None),
+        }))
+    }
+
+    fn owned(&self) -> MutexGuard<'_, Option<std::collections::BTreeSet<i32>>> {
+        self.owned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether this broker coordinates `group_id` (it leads the group's partition).
+    pub fn owns(&self, group_id: &str) -> bool {
+        match &*self.owned() {
+            None => true,
+            Some(owned) => owned.contains(&self.partition_for(group_id)),
+        }
+    }
+
+    /// NOT_COORDINATOR unless this broker coordinates `group_id`.
+    fn not_coordinator(&self, group_id: &str) -> Option<ResponseError> {
+        (!self.owns(group_id)).then_some(ResponseError::NotCoordinator)
+    }
+
+    /// A node of a cluster coordinates only the groups of the partitions it leads: it forgets
+    /// what it loaded at its start and takes partitions over as it is made their leader.
+    pub fn coordinate_led_partitions_only(&self) {
+        *self.owned() = Some(Default::default());
+        self.lock().clear();
+    }
+
+    /// Becomes the coordinator of the groups of `partition` (this broker now leads it): their
+    /// offsets and memberships are loaded from its log (Kafka's loading on election).
+    pub fn take_over(&self, partition: i32) -> std::io::Result<()> {
+        let loaded = self.store.load_partition(partition)?;
+        let mut groups = self.lock();
+        groups.retain(|g, _| self.partition_for(g) != partition);
+        let before = groups.len();
+        insert_loaded(&mut groups, loaded);
+        let count = groups.len() - before;
+        drop(groups);
+        if let Some(owned) = &mut *self.owned() {
+            owned.insert(partition);
+        }
+        tracing::info!(
+            partition,
+            groups = count,
+            "coordinating the groups of the offsets partition"
+        );
+        Ok(())
+    }
+
+    /// Stops coordinating the groups of `partition` (another broker leads it now): they are
+    /// forgotten, and their members, answered NOT_COORDINATOR, find the new coordinator.
+    pub fn resign(&self, partition: i32) {
+        let was = match &mut *self.owned() {
+            Some(owned) => owned.remove(&partition),
+            None => false,
+        };
+        if was {
+            self.lock()
+                .retain(|g, _| self.partition_for(g) != partition);
+            tracing::info!(
+                partition,
+                "no longer coordinating the groups of the offsets partition"
+            );
+        }
+    }
+}
+
+/// Adds what a replay of `__consumer_offsets` found to `groups`.
+fn insert_loaded(groups: &mut HashMap<String, Group>, loaded: store::Loaded) {
+    {
         for ((group, topic, partition), committed) in loaded.offsets {
             groups
                 .entry(group.clone())
@@ -320,13 +403,10 @@ impl Coordinator {
                 .or_insert_with(|| Group::new(&group))
                 .consumer = Some(ConsumerGroupState::restore(record));
         }
-        Ok(Arc::new(Coordinator {
-            config,
-            groups: Mutex::new(groups),
-            store,
-        }))
     }
+}
 
+impl Coordinator {
     pub fn config(&self) -> &GroupConfig {
         &self.config
     }

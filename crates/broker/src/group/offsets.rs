@@ -47,6 +47,9 @@ impl Coordinator {
         offsets: Vec<CommitArgs>,
         partition_exists: &dyn Fn(&str, i32) -> bool,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Err(e);
+        }
         let results = self.commit_locked(
             group_id,
             generation,
@@ -202,6 +205,9 @@ impl Coordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if let Some(e) = self.not_coordinator(group_id) {
+            return Err(e);
+        }
         let mut groups = self.lock();
         let Some(group) = groups.get_mut(group_id) else {
             return Err(ResponseError::GroupIdNotFound);

@@ -500,16 +500,16 @@ impl OffsetStore {
             self.log
                 .replay(p, |h, bytes, from| apply_batch(bytes, h, from, &mut live))?;
         }
-        Ok(Loaded {
-            offsets: live.offsets.into_iter().collect(),
-            groups: live.groups.into_iter().collect(),
-            consumer_groups: live.consumer_groups.into_iter().collect(),
-            pending_txn: live
-                .pending
-                .into_iter()
-                .flat_map(|(pid, offsets)| offsets.into_iter().map(move |(key, c)| (pid, key, c)))
-                .collect(),
-        })
+        Ok(live.into())
+    }
+
+    /// What one partition holds (see [`OffsetStore::load`]).
+    pub fn load_partition(&self, partition: i32) -> io::Result<Loaded> {
+        let mut live: Live = Default::default();
+        self.log.replay(partition, |h, bytes, from| {
+            apply_batch(bytes, h, from, &mut live)
+        })?;
+        Ok(live.into())
     }
 
     /// Rolls the active segment of `partition` for the cleaner when it holds many more records
@@ -602,6 +602,21 @@ fn apply_batch(bytes: &[u8], header: &BatchHeader, from: i64, live: &mut Live) {
             None => {
                 live.offsets.remove(&key);
             }
+        }
+    }
+}
+
+impl From<Live> for Loaded {
+    fn from(live: Live) -> Loaded {
+        Loaded {
+            offsets: live.offsets.into_iter().collect(),
+            groups: live.groups.into_iter().collect(),
+            consumer_groups: live.consumer_groups.into_iter().collect(),
+            pending_txn: live
+                .pending
+                .into_iter()
+                .flat_map(|(pid, offsets)| offsets.into_iter().map(move |(key, c)| (pid, key, c)))
+                .collect(),
         }
     }
 }

@@ -32,6 +32,9 @@ impl Coordinator {
         partition_exists: &dyn Fn(&str, i32) -> bool,
         in_txn: &dyn Fn(i32) -> Result<(), ResponseError>,
     ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        if let Some(e) = self.not_coordinator(&args.group_id) {
+            return Err(e);
+        }
         let results = self.txn_commit_locked(args, partition_exists, in_txn);
         if self.complete_staged().is_err() {
             return Err(ResponseError::NotCoordinator);

@@ -94,7 +94,7 @@ fn cluster_group_coordinator(
         let topic = NewTopic {
             name: OFFSETS_TOPIC.to_string(),
             partitions: broker.config.groups.offsets_partitions,
-            replication_factor: 1,
+            replication_factor: broker.config.groups.offsets_replication_factor,
             assignments: Vec::new(),
             configs: internal_overrides(broker.config.groups.offsets_segment_bytes),
             id: Some(internal_topic_id(&broker.cluster_id, OFFSETS_TOPIC)),

@@ -73,6 +73,11 @@ pub fn describe(broker: &Broker, ctx: &Ctx, req: DescribeGroupsRequest) -> Descr
             described.authorized_operations =
                 ctx.authorized_operations(broker, ResourceType::Group, &id);
         }
+        if !broker.groups.owns(&id) {
+            described.error_code = ResponseError::NotCoordinator.code();
+            response.groups.push(described);
+            continue;
+        }
         match broker.groups.describe(&id) {
             Some(g) => {
                 described.group_state = str_bytes(g.state);

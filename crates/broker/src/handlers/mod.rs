@@ -586,6 +586,7 @@ pub fn append_error_code(e: &strata_storage::AppendError) -> ResponseError {
         OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         Storage(_) | Offline { .. } => ResponseError::KafkaStorageError,
+        NotLeader => ResponseError::NotLeaderOrFollower,
     }
 }
 

@@ -73,6 +73,14 @@ pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCom
         })
         .unwrap_or_else(|e| vec![Some(e); n])
     };
+    // On a node of a cluster, a commit is acknowledged once the offsets partition's ISR has it.
+    let errors = match errors.iter().any(Option::is_none) {
+        true => match broker.wait_group_write_replicated(&req.group_id) {
+            Ok(()) => errors,
+            Err(e) => errors.into_iter().map(|r| r.or(Some(e))).collect(),
+        },
+        false => errors,
+    };
     let mut errors = errors.into_iter();
     let mut response = OffsetCommitResponse::default();
     for t in req.topics {
@@ -213,6 +221,14 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
                 );
                 continue;
             }
+            if !broker.groups.owns(&g.group_id) {
+                response.groups.push(
+                    OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(ResponseError::NotCoordinator.code()),
+                );
+                continue;
+            }
             let topics = g.topics.map(|ts| {
                 ts.into_iter()
                     .map(|t| (t.name.to_string(), t.partition_indexes))
@@ -249,6 +265,10 @@ pub fn fetch(broker: &Broker, ctx: &Ctx, req: OffsetFetchRequest) -> OffsetFetch
     }
     if group_refused(&req.group_id) {
         response.error_code = ResponseError::GroupAuthorizationFailed.code();
+        return response;
+    }
+    if !broker.groups.owns(&req.group_id) && ctx.version >= 2 {
+        response.error_code = ResponseError::NotCoordinator.code();
         return response;
     }
     let topics = req.topics.map(|ts| {

@@ -22,7 +22,13 @@ pub struct Replication {
     fetchers: ReplicaFetchers,
     changes: mpsc::UnboundedSender<IsrChange>,
     pending: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
+    /// Told (topic, partition, whether this broker leads it now) at each change of role: the
+    /// coordinators take over or resign the partitions of their internal topics.
+    leadership: std::sync::OnceLock<LeadershipListener>,
 }
+
+/// See [`Replication::on_leadership`].
+pub type LeadershipListener = Box<dyn Fn(&str, i32, bool) + Send + Sync>;
 
 impl std::fmt::Debug for Replication {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -54,7 +60,13 @@ impl Replication {
             replicas,
             changes,
             pending: Mutex::new(Some(pending)),
+            leadership: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs (once) what learns of each change of a partition's leadership on this broker.
+    pub fn on_leadership(&self, listener: LeadershipListener) {
+        let _ = self.leadership.set(listener);
     }
 
     pub fn config(&self) -> &ReplicationConfig {
@@ -76,20 +88,32 @@ impl Replication {
                     continue;
                 };
                 let state = self.replicas.states().get_or_create(&topic.name, index);
-                match state.apply(&partition, p, self.me, now) {
-                    Ok(RoleChange::Unchanged) => {}
+                let leads = match state.apply(&partition, p, self.me, now) {
+                    Ok(RoleChange::Unchanged) => None,
+                    Ok(RoleChange::Lead) => {
+                        self.fetchers.stop(&topic.name, index);
+                        Some(true)
+                    }
                     Ok(RoleChange::Follow {
                         leader,
                         leader_epoch,
                     }) => {
                         tracing::info!(topic = %topic.name, partition = index, leader, leader_epoch, "following the partition's leader");
                         self.fetchers
-                            .follow(&topic.name, index, leader, leader_epoch)
+                            .follow(&topic.name, index, leader, leader_epoch);
+                        Some(false)
                     }
-                    Ok(RoleChange::StopFollowing) => self.fetchers.stop(&topic.name, index),
+                    Ok(RoleChange::Resign) => {
+                        self.fetchers.stop(&topic.name, index);
+                        Some(false)
+                    }
                     Err(e) => {
-                        tracing::error!(topic = %topic.name, partition = index, error = %e, "cannot take the partition's role")
+                        tracing::error!(topic = %topic.name, partition = index, error = %e, "cannot take the partition's role");
+                        None
                     }
+                };
+                if let (Some(leads), Some(listener)) = (leads, self.leadership.get()) {
+                    listener(&topic.name, index, leads);
                 }
                 // A waiting acks=all produce or consumer fetch learns of the change.
                 self.replicas.appended(&topic.name, index);

@@ -225,7 +225,7 @@ impl Sim {
                     leader,
                     leader_epoch,
                 } => n.following = Some((leader, leader_epoch, false)),
-                RoleChange::StopFollowing => n.following = None,
+                RoleChange::Lead | RoleChange::Resign => n.following = None,
                 RoleChange::Unchanged => {}
             }
         }

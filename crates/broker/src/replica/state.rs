@@ -96,13 +96,15 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleChange {
     Unchanged,
+    /// This broker leads now (a new leader epoch): stop fetching, take over what it serves.
+    Lead,
     /// Fetch from `leader` (a new leader or epoch: truncate first).
     Follow {
         leader: i32,
         leader_epoch: i32,
     },
-    /// Stop fetching: this broker leads now, or no one does.
-    StopFollowing,
+    /// Neither leader nor follower any more (no replica here, or no leader).
+    Resign,
 }
 
 /// This broker does not lead the partition (for that replica).
@@ -202,7 +204,6 @@ impl ReplicaState {
                 log.set_alone_in_isr(alone);
                 RoleChange::Unchanged
             } else {
-                let was_follower = matches!(&*role, Role::Follower { .. });
                 log.become_leader(strata_storage::LeaderEpoch(image.leader_epoch), false)?;
                 let end = log.log_end_offset();
                 let followers = image
@@ -235,11 +236,7 @@ impl ReplicaState {
                 log.set_alone_in_isr(leading.maximal_isr() == [me]);
                 *role = Role::Leader(leading);
                 tracing::info!(topic = %partition.topic, partition = partition.index, leader_epoch = image.leader_epoch, "leading the partition");
-                if was_follower {
-                    RoleChange::StopFollowing
-                } else {
-                    RoleChange::Unchanged
-                }
+                RoleChange::Lead
             }
         } else if hosted && image.leader >= 0 {
             match &*role {
@@ -267,9 +264,9 @@ impl ReplicaState {
                 Role::None => RoleChange::Unchanged,
                 Role::Leader(_) => {
                     partition.log().become_follower();
-                    RoleChange::StopFollowing
+                    RoleChange::Resign
                 }
-                Role::Follower { .. } => RoleChange::StopFollowing,
+                Role::Follower { .. } => RoleChange::Resign,
             }
         };
         drop(role);

@@ -18,6 +18,9 @@ impl PartitionLog {
         if let Some(dir) = self.offline() {
             return Err(AppendError::Offline { dir });
         }
+        if self.follower {
+            return Err(AppendError::NotLeader);
+        }
         let batches = match self.validate_produced(records)? {
             Validated::Batches(batches) => batches,
             Validated::Duplicate(info) => return Ok(info),

@@ -139,6 +139,8 @@ pub struct PartitionLog {
     last_stable_offset: Offset,
     /// Whether the high watermark follows the log end at once (a leader alone in its ISR).
     follows_log_end: bool,
+    /// Whether this replica follows another's log (then only `append_as_follower` writes).
+    follower: bool,
     /// Where the log reads the time (segment ages, the flush schedule).
     clock: Arc<dyn Clock>,
     /// Where the cleaner's next pass starts (`cleaner-offset-checkpoint`).
@@ -387,6 +389,7 @@ impl PartitionLog {
             segment.set_max_leader_epoch(newest);
         }
         self.follows_log_end = alone;
+        self.follower = false;
         if alone {
             self.advance_high_watermark(end);
         }
@@ -398,6 +401,12 @@ impl PartitionLog {
     pub fn become_follower(&mut self) {
         self.leading_epoch = None;
         self.follows_log_end = false;
+        self.follower = true;
+    }
+
+    /// Whether this replica follows another's log.
+    pub fn is_follower(&self) -> bool {
+        self.follower
     }
 
     /// Whether this leader is alone in its ISR, so that its high watermark follows its log

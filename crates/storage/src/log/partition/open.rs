@@ -114,6 +114,7 @@ impl PartitionLog {
             high_watermark: Offset::ZERO,
             last_stable_offset: Offset::ZERO,
             follows_log_end: true,
+            follower: false,
             clock: Arc::new(SystemClock),
             cleaner_checkpoint: Offset::ZERO,
             next_delete_horizon: None,

@@ -22,6 +22,9 @@ impl PartitionLog {
         if let Some(dir) = self.offline() {
             return Err(AppendError::Offline { dir });
         }
+        if self.follower {
+            return Err(AppendError::NotLeader);
+        }
         if let Some(current) = self.producers.get(producer_id).map(|e| e.epoch) {
             if producer_epoch < current {
                 return Err(AppendError::InvalidProducerEpoch {
