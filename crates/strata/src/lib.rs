@@ -5,6 +5,7 @@ pub mod client;
 pub mod cluster;
 pub mod configs;
 pub mod dump_log;
+pub mod elect_leaders;
 pub mod groups;
 pub mod metadata_quorum;
 pub mod perf;

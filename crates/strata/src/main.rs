@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata::{
-    acls, cluster, configs, dump_log, groups, metadata_quorum, perf, storage, tiers, topics,
-    transactions,
+    acls, cluster, configs, dump_log, elect_leaders, groups, metadata_quorum, perf, storage, tiers,
+    topics, transactions,
 };
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
@@ -56,6 +56,10 @@ enum Command {
     Tiers(tiers::TiersArgs),
     /// The cluster at a glance: brokers, racks, controller, quorum lag.
     Cluster(cluster::ClusterArgs),
+    /// Elect preferred (or, for offline partitions, any live) replicas as leaders
+    /// (kafka-leader-election.sh).
+    #[command(name = "elect-leaders")]
+    ElectLeaders(elect_leaders::ElectLeadersArgs),
     /// Describe the metadata quorum: leader, epoch, voters' progress (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum")]
     MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
@@ -112,6 +116,9 @@ fn main() {
         Some(Command::Tiers(args)) => tiers::run(args),
         Some(Command::Storage(args)) => storage::run(args),
         Some(Command::Cluster(args)) => runtime().and_then(|rt| rt.block_on(cluster::run(args))),
+        Some(Command::ElectLeaders(args)) => {
+            runtime().and_then(|rt| rt.block_on(elect_leaders::run(args)))
+        }
         Some(Command::MetadataQuorum(args)) => {
             runtime().and_then(|rt| rt.block_on(metadata_quorum::run(args)))
         }

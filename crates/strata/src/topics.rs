@@ -5,7 +5,9 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
@@ -50,6 +52,11 @@ pub struct TopicsArgs {
     /// The replication factor of a new topic (a single broker takes 1).
     #[arg(long)]
     pub replication_factor: Option<i16>,
+    /// The replicas of each partition of a new topic, instead of --partitions and
+    /// --replication-factor: partitions separated by commas, each one's broker ids by colons
+    /// (`1:2,2:3`), the first of each its preferred leader.
+    #[arg(long)]
+    pub replica_assignment: Option<String>,
     /// A topic config, `key=value` (repeatable): for --create and --alter.
     #[arg(long = "config")]
     pub configs: Vec<String>,
@@ -244,14 +251,44 @@ async fn create(client: &mut Client, args: &TopicsArgs, name: &str) -> Result<()
                 .with_value(Some(StrBytes::from_string(v.to_string()))),
         );
     }
+    let assignments = match &args.replica_assignment {
+        None => Vec::new(),
+        Some(text) => {
+            if args.partitions.is_some() || args.replication_factor.is_some() {
+                bail!("--replica-assignment replaces --partitions and --replication-factor");
+            }
+            text.split(',')
+                .enumerate()
+                .map(|(i, replicas)| {
+                    let ids = replicas
+                        .split(':')
+                        .map(|b| b.trim().parse::<i32>().map(BrokerId))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|_| anyhow::anyhow!("bad --replica-assignment {text:?}"))?;
+                    Ok(CreatableReplicaAssignment::default()
+                        .with_partition_index(i as i32)
+                        .with_broker_ids(ids))
+                })
+                .collect::<Result<Vec<_>>>()?
+        }
+    };
+    let (partitions, replication_factor) = if assignments.is_empty() {
+        (
+            args.partitions.unwrap_or(-1),
+            args.replication_factor.unwrap_or(-1),
+        )
+    } else {
+        (-1, -1)
+    };
     let response = client
         .send(
             CreateTopicsRequest::default()
                 .with_timeout_ms(30_000)
                 .with_topics(vec![CreatableTopic::default()
                     .with_name(topic(name))
-                    .with_num_partitions(args.partitions.unwrap_or(-1))
-                    .with_replication_factor(args.replication_factor.unwrap_or(-1))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(replication_factor)
+                    .with_assignments(assignments)
                     .with_configs(configs)]),
         )
         .await?;

@@ -462,3 +462,123 @@ fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
         cluster.logs()
     );
 }
+
+#[test]
+fn preferred_leaders_come_back_by_election_and_an_offline_partition_refuses_an_unclean_one() {
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=300",
+        "auto.leader.rebalance.enable=false",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "balanced", &[]);
+    let (preferred, replicas, _) = wait_for_isr(&cluster, "balanced", 3);
+    assert_eq!(
+        replicas[0], preferred,
+        "a new partition is led by its first replica"
+    );
+    let elect = |via: &str, args: &[&str]| {
+        let mut all = vec!["elect-leaders", "--bootstrap-server", via];
+        all.extend_from_slice(args);
+        strata_cli(&all)
+    };
+    let (ok, out, err) = elect(
+        &cluster.addr(preferred),
+        &[
+            "--election-type",
+            "PREFERRED",
+            "--topic",
+            "balanced",
+            "--partition",
+            "0",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out.trim(),
+        "Valid replica already elected for partitions balanced-0"
+    );
+
+    // The preferred replica dies and comes back: it rejoins the ISR, but leads again only when
+    // asked (the controller's balancing is off here).
+    cluster.node(preferred).broker.kill();
+    let (other, _, _) = wait_for_isr_without(&cluster, "balanced", 2, preferred);
+    cluster.node(preferred).broker.restart();
+    let (still, _, _) = wait_for_isr(&cluster, "balanced", 3);
+    assert_eq!(still, other);
+    let (ok, out, err) = elect(
+        &cluster.bootstrap(),
+        &["--election-type", "PREFERRED", "--all-topic-partitions"],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("Successfully completed leader election (PREFERRED) for partitions")
+            && out.contains("balanced-0"),
+        "{out}"
+    );
+    let (back, _, _) = wait_for_isr(&cluster, "balanced", 3);
+    assert_eq!(back, preferred);
+
+    // A partition whose only replica is gone cannot be led, even uncleanly: the tool says why
+    // and fails.
+    let lonely_on = (1..=3).find(|id| *id != preferred).unwrap();
+    let (ok, _, err) = strata_cli(&[
+        "topics",
+        "--bootstrap-server",
+        &cluster.addr(preferred),
+        "--create",
+        "--topic",
+        "lonely",
+        "--replica-assignment",
+        &lonely_on.to_string(),
+    ]);
+    assert!(ok, "{err}");
+    cluster.node(lonely_on).broker.kill();
+    assert!(eventually(Duration::from_secs(20), || {
+        partitions_of(&cluster.addr(preferred), "lonely")
+            .first()
+            .is_some_and(|p| p.0 == -1)
+    }));
+    let (ok, out, _) = elect(
+        &cluster.addr(preferred),
+        &[
+            "--election-type",
+            "UNCLEAN",
+            "--topic",
+            "lonely",
+            "--partition",
+            "0",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("Error completing leader election (UNCLEAN) for partition: lonely-0: EligibleLeadersNotAvailable"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_controller_moves_leadership_back_to_preferred_replicas() {
+    let mut cluster = three_brokers(&[
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=300",
+        "leader.imbalance.check.interval.seconds=1",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "drifting", &[]);
+    let (preferred, _, _) = wait_for_isr(&cluster, "drifting", 3);
+    cluster.node(preferred).broker.kill();
+    wait_for_isr_without(&cluster, "drifting", 2, preferred);
+    cluster.node(preferred).broker.restart();
+    // Back in the ISR, the preferred replica is made leader again without being asked.
+    let mut last = Vec::new();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            last = partitions_of(&cluster.addr(preferred), "drifting");
+            last.first()
+                .is_some_and(|(leader, _, isr)| *leader == preferred && isr.len() == 3)
+        }),
+        "{last:?}\n{}",
+        cluster.logs()
+    );
+}

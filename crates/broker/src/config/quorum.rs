@@ -62,6 +62,10 @@ pub struct QuorumConfig {
     pub snapshot_bytes: u64,
     /// How followers fetch and when leaders drop them from the ISR (`replica.*`).
     pub replication: ReplicationConfig,
+    /// `auto.leader.rebalance.enable`: the controller moves leadership back to preferred
+    /// replicas every `leader.imbalance.check.interval.seconds`.
+    pub auto_leader_rebalance: bool,
+    pub leader_imbalance_check_interval_ms: u64,
 }
 
 /// Kafka's `replica.*` settings for followers and leaders.
@@ -270,6 +274,19 @@ pub fn parse_quorum(
         heartbeat_interval_ms: positive("broker.heartbeat.interval.ms")?,
         rack: (!rack.trim().is_empty()).then(|| rack.trim().to_string()),
         snapshot_bytes: positive("metadata.log.max.record.bytes.between.snapshots")?,
+        auto_leader_rebalance: match get("auto.leader.rebalance.enable").trim() {
+            "true" => true,
+            "false" => false,
+            other => {
+                return Err(invalid(
+                    "auto.leader.rebalance.enable",
+                    other,
+                    "Expected value to be either true or false",
+                ))
+            }
+        },
+        leader_imbalance_check_interval_ms: positive("leader.imbalance.check.interval.seconds")?
+            .saturating_mul(1000),
         replication: ReplicationConfig {
             lag_time_max_ms: positive("replica.lag.time.max.ms")?,
             fetch_wait_max_ms: positive("replica.fetch.wait.max.ms")?,

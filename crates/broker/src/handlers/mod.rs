@@ -26,6 +26,7 @@ pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_log_dirs;
 pub mod describe_quorum;
+pub mod elect_leaders;
 pub mod fetch;
 pub mod find_coordinator;
 pub mod group_admin;
@@ -66,6 +67,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
+    (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -432,6 +434,7 @@ fn route(broker: &Arc<Broker>, ctx: Ctx, request: RequestKind) -> Result<Slot, C
             ready(&ctx, &create_partitions::handle(broker, &ctx, req))
         }
         RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, &ctx, req)),
+        RequestKind::ElectLeaders(req) => ready(&ctx, &elect_leaders::handle(broker, &ctx, req)),
         RequestKind::InitProducerId(req) => {
             ready(&ctx, &init_producer_id::handle(broker, &ctx, req))
         }

@@ -10,6 +10,7 @@
 //! The leader of the Raft quorum is Kafka's active controller; its term is the leader epoch.
 
 pub mod controller;
+pub mod election;
 pub mod log_store;
 pub mod network;
 pub mod placement;
@@ -259,6 +260,12 @@ impl MetadataQuorum {
                     self.allocate_producer_ids_as_leader(broker_id).await,
                 )
             }
+            ControllerRequest::ElectLeaders {
+                election,
+                partitions,
+            } => ControllerResponse::ElectLeaders(
+                self.elect_leaders_as_leader(election, partitions).await,
+            ),
             ControllerRequest::AlterPartition(change) => {
                 ControllerResponse::AlterPartition(self.alter_partition_as_leader(change).await)
             }
@@ -510,6 +517,7 @@ async fn snapshots(raft: Raft, due: Arc<tokio::sync::Notify>) {
 /// The leader's check for silent brokers, a few times per session timeout.
 async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
     let mut leader_since: Option<(u64, Instant)> = None;
+    let mut balanced = Instant::now();
     loop {
         let Some(q) = quorum.upgrade() else {
             return;
@@ -535,6 +543,11 @@ async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
             };
             q.fence_silent_brokers(since).await;
             q.reconcile_leaders().await;
+            let every = Duration::from_millis(q.config.leader_imbalance_check_interval_ms);
+            if q.config.auto_leader_rebalance && balanced.elapsed() >= every {
+                balanced = Instant::now();
+                q.balance_leaders().await;
+            }
         } else {
             leader_since = None;
         }

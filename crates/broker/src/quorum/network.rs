@@ -25,6 +25,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::controller::{AlterPartition, CreatedTopic, NewTopic, Refusal};
+use super::election::{Elected, ElectionType};
 use super::types::{MetadataRaft, MetadataRecord, NodeId, PartitionState};
 use super::{MetadataQuorum, QuorumInfo};
 
@@ -64,6 +65,11 @@ pub enum ControllerRequest {
     },
     /// A partition leader changes its ISR (Kafka's AlterPartition).
     AlterPartition(AlterPartition),
+    /// Leader elections asked for (None: every partition).
+    ElectLeaders {
+        election: ElectionType,
+        partitions: Option<Vec<(String, i32)>>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -85,6 +91,7 @@ pub enum ControllerResponse {
     AllocateProducerIds(Result<(i64, i64), String>),
     /// The partition as it is now, or why the change was refused.
     AlterPartition(Result<Result<PartitionState, Refusal>, String>),
+    ElectLeaders(Result<Vec<Elected>, String>),
 }
 
 impl ControllerResponse {
@@ -98,7 +105,8 @@ impl ControllerResponse {
             | ControllerResponse::DeleteTopics(Err(e))
             | ControllerResponse::CreatePartitions(Err(e))
             | ControllerResponse::AllocateProducerIds(Err(e))
-            | ControllerResponse::AlterPartition(Err(e)) => e,
+            | ControllerResponse::AlterPartition(Err(e))
+            | ControllerResponse::ElectLeaders(Err(e)) => e,
             _ => return false,
         };
         err.starts_with(super::NOT_CONTROLLER)
