@@ -63,6 +63,11 @@ pub struct Broker {
     replication: std::sync::OnceLock<Arc<crate::replica::cluster::Replication>>,
     /// This broker's epoch (its registration's offset); 0 until registered.
     broker_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// This process's incarnation: the same in each of its registrations.
+    incarnation_id: String,
+    /// Whether the metadata image holds this incarnation's registration, and so everything
+    /// decided before this process started (always, for a broker alone).
+    caught_up: std::sync::atomic::AtomicBool,
     /// Becomes true when every data directory is offline: the broker then shuts down, as
     /// Kafka does, since it can serve nothing.
     all_dirs_offline: tokio::sync::watch::Sender<bool>,
@@ -231,6 +236,7 @@ impl Broker {
         if let Some(cleaner) = &config.cleaner {
             logs.start_cleaner(cleaner.clone());
         }
+        let alone = config.quorum.is_none();
         let advertised = config
             .listeners
             .iter()
@@ -253,6 +259,8 @@ impl Broker {
             quorum: std::sync::OnceLock::new(),
             replication: std::sync::OnceLock::new(),
             broker_epoch: Default::default(),
+            incarnation_id: crate::meta_properties::random_uuid(),
+            caught_up: std::sync::atomic::AtomicBool::new(alone),
             all_dirs_offline,
         }))
     }
@@ -322,6 +330,12 @@ impl Broker {
         Ok(())
     }
 
+    /// Whether this broker serves clients: alone, always; in a cluster, once its metadata image
+    /// holds its own registration (see `follow_image`).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
     /// This node's replica of the metadata quorum; None for a broker alone.
     pub fn quorum(&self) -> Option<&Arc<MetadataQuorum>> {
         self.quorum.get()
@@ -385,7 +399,7 @@ impl Broker {
     fn registration(&self) -> BrokerRegistration {
         BrokerRegistration {
             broker_id: self.config.broker_id,
-            incarnation_id: crate::meta_properties::random_uuid(),
+            incarnation_id: self.incarnation_id.clone(),
             rack: self.config.quorum.as_ref().and_then(|q| q.rack.clone()),
             endpoints: self
                 .config
@@ -452,8 +466,20 @@ impl Broker {
                 let a = applied.borrow_and_update();
                 (a.image.clone(), a.last_applied.is_some())
             };
-            // An image of nothing applied yet is no reason to delete anything.
-            if known {
+            // An image of nothing applied yet is no reason to delete anything; one without
+            // this process's registration may be older than what was decided while it was
+            // down (a leadership it lost): it is not acted on.
+            if !self.caught_up() {
+                let mine = image
+                    .brokers
+                    .get(&self.config.broker_id)
+                    .is_some_and(|b| b.registration.incarnation_id == self.incarnation_id);
+                if mine {
+                    tracing::info!("metadata caught up with the quorum: serving");
+                    self.caught_up.store(true, Ordering::SeqCst);
+                }
+            }
+            if known && self.caught_up() {
                 tokio::task::block_in_place(|| self.materialize(&image));
             }
             if applied.changed().await.is_err() {

@@ -17,6 +17,12 @@ use rdkafka::types::RDKafkaErrorCode;
 /// Starts three nodes with `extra`, waits until every node lists all three brokers.
 fn three_brokers(extra: &[&str]) -> Cluster {
     let cluster = Cluster::start(3, extra);
+    all_registered(&cluster);
+    cluster
+}
+
+/// Waits until every node lists all three brokers.
+fn all_registered(cluster: &Cluster) {
     cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
     for id in 1..=3 {
         let addr = cluster.addr(id);
@@ -26,7 +32,6 @@ fn three_brokers(extra: &[&str]) -> Cluster {
             cluster.logs()
         );
     }
-    cluster
 }
 
 /// Creates `name` with one partition on all three brokers, with `configs`.
@@ -505,7 +510,18 @@ fn preferred_leaders_come_back_by_election_and_an_offline_partition_refuses_an_u
     let (other, _, _) = wait_for_isr_without(&cluster, "balanced", 2, preferred);
     cluster.node(preferred).broker.restart();
     let (still, _, _) = wait_for_isr(&cluster, "balanced", 3);
-    assert_eq!(still, other);
+    assert_eq!(still, other, "{}", cluster.logs());
+    // Restarted, it replays its own metadata log, which ends before it lost the leadership: it
+    // neither serves nor takes a role until its image holds its new registration.
+    let log = cluster.node(preferred).broker.log();
+    let restarted = log.rfind("Strata broker started").unwrap();
+    let caught_up = log[restarted..]
+        .find("metadata caught up with the quorum")
+        .expect("caught up");
+    assert!(
+        !log[restarted..restarted + caught_up].contains("topic=balanced"),
+        "a role taken from a stale image:\n{log}"
+    );
     let (ok, out, err) = elect(
         &cluster.bootstrap(),
         &["--election-type", "PREFERRED", "--all-topic-partitions"],
@@ -581,4 +597,147 @@ fn the_controller_moves_leadership_back_to_preferred_replicas() {
         "{last:?}\n{}",
         cluster.logs()
     );
+}
+
+/// What librdkafka's statistics say of partition 0 of a topic: (fetching from, leader).
+struct Stats(std::sync::Mutex<Option<(i32, i32)>>);
+
+impl rdkafka::ClientContext for Stats {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        if let Some(p) = statistics
+            .topics
+            .get("nearby")
+            .and_then(|t| t.partitions.get(&0))
+        {
+            *self.0.lock().unwrap() = Some((p.broker, p.leader));
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Stats {}
+
+#[test]
+fn a_consumer_fetches_from_the_in_sync_replica_in_its_rack() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{Offset, TopicPartitionList};
+    let cluster = three_brokers(&[
+        "broker.session.timeout.ms=3000",
+        "broker.heartbeat.interval.ms=300",
+        "replica.selector.class=org.apache.kafka.common.replica.RackAwareReplicaSelector",
+    ]);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "nearby", &[]);
+    let (leader, replicas, _) = wait_for_isr(&cluster, "nearby", 3);
+    // Odd ids are in rack-a, even ones in rack-b: some replica is in the other rack.
+    let rack = |id: i32| if id % 2 == 1 { "rack-a" } else { "rack-b" };
+    let far_rack = if rack(leader) == "rack-a" {
+        "rack-b"
+    } else {
+        "rack-a"
+    };
+    let near: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|r| rack(*r) == far_rack)
+        .collect();
+    let values: Vec<String> = (0..50).map(|i| format!("n{i}")).collect();
+    let strict = acks_all(&cluster.bootstrap(), &[]);
+    assert_eq!(send_all(&rt, &strict, "nearby", &values, || {}).len(), 50);
+
+    let read_in = |client_rack: &str| -> (Vec<String>, Option<(i32, i32)>) {
+        let consumer: BaseConsumer<Stats> = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap())
+            .set("group.id", "nearby-readers")
+            .set("client.rack", client_rack)
+            .set("statistics.interval.ms", "100")
+            .create_with_context(Stats(std::sync::Mutex::new(None)))
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset("nearby", 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&list).unwrap();
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while got.len() < 50 && std::time::Instant::now() < deadline {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+                got.push(String::from_utf8(payload(&m.detach())).unwrap());
+            }
+        }
+        // Statistics come every 100 ms: the one after the reads says where they came from.
+        let _ = consumer.poll(Duration::from_millis(300));
+        let seen = *consumer.context().0.lock().unwrap();
+        (got, seen)
+    };
+    // In the leader's rack: read from the leader.
+    let (got, seen) = read_in(rack(leader));
+    assert_eq!(got, values);
+    assert_eq!(seen, Some((leader, leader)));
+    // In the other rack: the leader sends the consumer to the in-sync replica there, which
+    // serves the same records up to its high watermark.
+    let (got, seen) = read_in(far_rack);
+    assert_eq!(got, values, "{}", cluster.logs());
+    let (from, said_leader) = seen.expect("statistics");
+    assert_eq!(said_leader, leader);
+    assert!(near.contains(&from), "read from {from}, not from {near:?}");
+}
+
+/// Segment files (`.log`) of `topic`-0 under a tier directory.
+fn segments_in(tier: &std::path::Path, topic: &str) -> usize {
+    std::fs::read_dir(tier.join(format!("{topic}-0")))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn followers_write_to_their_first_tier_and_migrate_like_leaders() {
+    // Each broker its own two tiers: a 400 kB first tier kept at half, checked every 50 ms.
+    let mut cluster = Cluster::start_each(3, |_, data| {
+        vec![
+            "broker.session.timeout.ms=3000".to_string(),
+            "broker.heartbeat.interval.ms=300".to_string(),
+            "log.channel.type=tiered".to_string(),
+            format!("storage.tiers.first.paths={}", data.join("fast").display()),
+            "storage.tiers.first.sizes=400000".to_string(),
+            format!("storage.tiers.second.paths={}", data.join("slow").display()),
+            "storage.migrate.threshold=0.5".to_string(),
+            "storage.migrate.hysteresis=0.1".to_string(),
+            "storage.migrate.interval.ms=50".to_string(),
+        ]
+    });
+    all_registered(&cluster);
+    let rt = runtime();
+    create_replicated(&rt, &cluster, "tiered", &[("segment.bytes", "40000")]);
+    let (leader, _, _) = wait_for_isr(&cluster, "tiered", 3);
+    let values: Vec<String> = (0..3000)
+        .map(|i| format!("{i:05}-{}", "x".repeat(90)))
+        .collect();
+    let strict = acks_all(
+        &cluster.bootstrap(),
+        &[("linger.ms", "0"), ("batch.size", "8192")],
+    );
+    assert_eq!(send_all(&rt, &strict, "tiered", &values, || {}).len(), 3000);
+    // Every replica, followers too, has segments on both tiers: written to the first, moved
+    // to the second as the first passed its threshold.
+    for n in &cluster.nodes {
+        let (fast, slow) = (n.data.join("fast"), n.data.join("slow"));
+        assert!(
+            eventually(Duration::from_secs(30), || segments_in(&fast, "tiered") > 0
+                && segments_in(&slow, "tiered") > 0),
+            "node {}: {} segments on the first tier, {} on the second\n{}",
+            n.id,
+            segments_in(&fast, "tiered"),
+            segments_in(&slow, "tiered"),
+            cluster.logs()
+        );
+    }
+    // The leader gone, a follower serves every record, from both of its tiers.
+    cluster.node(leader).broker.kill();
+    wait_for_isr_without(&cluster, "tiered", 2, leader);
+    let stored = read_all(&cluster.running_bootstrap(), "tiered", 3000);
+    let got: Vec<String> = stored.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(got, values);
 }

@@ -214,6 +214,7 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.backoff.ms", "1000"),
     ("replica.socket.timeout.ms", "30000"),
+    ("replica.selector.class", ""),
     ("inter.broker.listener.name", ""),
     ("security.inter.broker.protocol", "PLAINTEXT"),
     (

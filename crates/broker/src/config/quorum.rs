@@ -84,6 +84,9 @@ pub struct ReplicationConfig {
     pub fetch_backoff_ms: u64,
     /// `replica.socket.timeout.ms`: an answer from the leader later than this fails the fetch.
     pub socket_timeout_ms: u64,
+    /// `replica.selector.class` = Kafka's RackAwareReplicaSelector: a consumer that names its
+    /// rack is sent to an in-sync replica in that rack (KIP-392). Off by default, as in Kafka.
+    pub rack_aware_selector: bool,
 }
 
 impl Default for ReplicationConfig {
@@ -95,6 +98,7 @@ impl Default for ReplicationConfig {
             fetch_response_max_bytes: 10_485_760,
             fetch_backoff_ms: 1000,
             socket_timeout_ms: 30_000,
+            rack_aware_selector: false,
         }
     }
 }
@@ -294,6 +298,17 @@ pub fn parse_quorum(
             fetch_response_max_bytes: positive("replica.fetch.response.max.bytes")?,
             fetch_backoff_ms: positive("replica.fetch.backoff.ms")?,
             socket_timeout_ms: positive("replica.socket.timeout.ms")?,
+            rack_aware_selector: match get("replica.selector.class").trim() {
+                "" => false,
+                c if c.ends_with("RackAwareReplicaSelector") => true,
+                other => {
+                    return Err(invalid(
+                        "replica.selector.class",
+                        other,
+                        "only org.apache.kafka.common.replica.RackAwareReplicaSelector is offered",
+                    ))
+                }
+            },
         },
     }))
 }

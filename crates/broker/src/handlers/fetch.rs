@@ -23,7 +23,7 @@ use strata_storage::{LeaderEpoch, Offset, ReadError};
 
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
-use crate::replica::{FetchError, Isolation, Read};
+use crate::replica::{FetchError, Isolation, Read, Role};
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::security::quota::QuotaKind;
 use crate::wire::Slot;
@@ -138,6 +138,77 @@ fn replica_id(ctx: &Ctx, req: &FetchRequest) -> i32 {
     }
 }
 
+/// Who serves a fetch of a partition here.
+enum Serving {
+    Leader,
+    /// A follower, serving a consumer (KIP-392) up to its high watermark; the leader epoch it
+    /// knows from the metadata.
+    Follower(LeaderEpoch),
+}
+
+/// The leader serves consumers; from Fetch v11 (which carries the consumer's rack) a follower
+/// does too, as Kafka's do.
+fn consumer_serving(
+    broker: &Broker,
+    ctx: &Ctx,
+    topic: &str,
+    partition: i32,
+) -> Result<Serving, ResponseError> {
+    match broker.check_leader(topic, partition) {
+        Ok(()) => Ok(Serving::Leader),
+        Err(ResponseError::NotLeaderOrFollower) if ctx.version >= 11 => {
+            match broker
+                .replicas
+                .states()
+                .get(topic, partition)
+                .map(|s| s.snapshot())
+            {
+                Some(Role::Follower { leader_epoch, .. }) => {
+                    Ok(Serving::Follower(LeaderEpoch(leader_epoch)))
+                }
+                _ => Err(ResponseError::NotLeaderOrFollower),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// With `replica.selector.class` = RackAwareReplicaSelector: the in-sync replica in the
+/// consumer's rack (`rack_id`) to send it to, unless the leader is in that rack.
+fn preferred_read_replica(
+    broker: &Broker,
+    req: &FetchRequest,
+    topic: &str,
+    partition: i32,
+) -> Option<i32> {
+    let quorum = broker.quorum()?;
+    if !quorum.config().replication.rack_aware_selector || req.rack_id.is_empty() {
+        return None;
+    }
+    let image = quorum.image();
+    let state = image
+        .topics
+        .get(topic)?
+        .partitions
+        .get(partition as usize)?;
+    let rack_of = |b: i32| {
+        image
+            .brokers
+            .get(&b)
+            .filter(|r| !r.fenced)
+            .and_then(|r| r.registration.rack.clone())
+    };
+    let rack = req.rack_id.as_str();
+    if rack_of(state.leader).as_deref() == Some(rack) {
+        return None;
+    }
+    state
+        .isr
+        .iter()
+        .copied()
+        .find(|r| *r != state.leader && rack_of(*r).as_deref() == Some(rack))
+}
+
 fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
@@ -213,9 +284,37 @@ fn build(
                 continue;
             };
             let follower = from_follower(ctx, req);
-            if let Err(code) = broker.check_leader(&partition.topic, p.partition) {
-                errors = true;
-                out.partitions.push(empty_partition(p.partition, code));
+            let serving = if follower {
+                broker
+                    .check_leader(&partition.topic, p.partition)
+                    .map(|()| Serving::Leader)
+            } else {
+                consumer_serving(broker, ctx, &partition.topic, p.partition)
+            };
+            let known_epoch = match serving {
+                Ok(Serving::Leader) => None,
+                Ok(Serving::Follower(epoch)) => Some(epoch),
+                Err(code) => {
+                    errors = true;
+                    out.partitions.push(empty_partition(p.partition, code));
+                    continue;
+                }
+            };
+            // KIP-392: a consumer in another replica's rack is sent there, with no records.
+            if let (None, Some(replica)) = (
+                known_epoch,
+                (!follower && ctx.version >= 11)
+                    .then(|| preferred_read_replica(broker, req, &partition.topic, p.partition))
+                    .flatten(),
+            ) {
+                let log = partition.log();
+                let mut data = empty_partition(p.partition, ResponseError::UnknownServerError);
+                data.error_code = 0;
+                data.high_watermark = log.high_watermark().get();
+                data.last_stable_offset = log.last_stable_offset().get();
+                data.log_start_offset = log.log_start_offset().get();
+                data.preferred_read_replica = BrokerId(replica);
+                out.partitions.push(data);
                 continue;
             }
             let budget = max_bytes.saturating_sub(total);
@@ -234,6 +333,7 @@ fn build(
                     Isolation::from_level(req.isolation_level)
                 },
                 LeaderEpoch(p.current_leader_epoch),
+                known_epoch,
             );
             // A follower's fetch offset is its log end: the leader's ISR and high watermark
             // follow from it (once its leader epoch was found current).

@@ -402,6 +402,12 @@ pub fn dispatch(broker: &Arc<Broker>, frame: Bytes, peer: &Peer) -> Result<Slot,
     ctx.listener = peer.listener.clone();
     ctx.principal = peer.principal.clone();
     ctx.mute = Some(peer.mute.clone());
+    // A node of a cluster serves clients only once its metadata has caught up with the
+    // quorum's (Kafka's brokers open their listeners only then): before, what it knows of
+    // leaders may be stale.
+    if !broker.caught_up() && !matches!(request.as_ref(), RequestKind::ApiVersions(_)) {
+        return Ok(Slot::Close);
+    }
     // request_percentage: the time the request takes here, in percent of one thread, measured
     // only when some quota is configured.
     let timed = (!broker.security.image().quotas.is_empty())

@@ -4,7 +4,7 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -73,9 +73,19 @@ impl BrokerClient {
                 format!("response of {size} bytes"),
             ));
         }
-        let mut frame = vec![0u8; size as usize];
-        self.stream.read_exact(&mut frame).await?;
-        let mut frame = Bytes::from(frame);
+        // Read into uninitialised capacity: a fetch's megabytes are not zeroed first.
+        let size = size as usize;
+        let mut frame = BytesMut::with_capacity(size);
+        let mut limited = (&mut self.stream).take(size as u64);
+        while frame.len() < size {
+            if limited.read_buf(&mut frame).await? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the leader closed the connection",
+                ));
+            }
+        }
+        let mut frame = frame.freeze();
         let header = ResponseHeader::decode(&mut frame, R::Response::header_version(version))
             .map_err(io::Error::other)?;
         if header.correlation_id != self.correlation_id {

@@ -266,12 +266,15 @@ fn local_partition(shared: &Shared, (topic, partition): &Key) -> Option<Arc<Part
 }
 
 /// Runs `f` on the partition's log while this broker follows `leader` at `leader_epoch` in it
-/// (the role cannot change meanwhile); None when it no longer does.
+/// (the role cannot change meanwhile); None when it no longer does. `blocking`: `f` may sync
+/// files (a truncation, an append that rolls), so the runtime is told that this thread blocks;
+/// a read or an append into the page cache runs right here, as a produce's does.
 fn as_follower<T>(
     shared: &Shared,
     key: &Key,
     leader: i32,
     leader_epoch: i32,
+    blocking: bool,
     f: impl FnOnce(&mut PartitionLog) -> T,
 ) -> Option<T> {
     let partition = local_partition(shared, key)?;
@@ -281,7 +284,7 @@ fn as_follower<T>(
         let mut log = partition.log();
         Some(f(&mut log))
     };
-    if may_block_in_place() {
+    if blocking && may_block_in_place() {
         tokio::task::block_in_place(run)
     } else {
         run()
@@ -314,7 +317,7 @@ async fn truncate(
     let mut by_topic: HashMap<String, Vec<OffsetForLeaderPartition>> = HashMap::new();
     for (key, leader_epoch) in wanted {
         // The latest epoch of the log, or None: an empty log has nothing to truncate.
-        let latest = as_follower(shared, &key, leader, leader_epoch, |log| {
+        let latest = as_follower(shared, &key, leader, leader_epoch, false, |log| {
             if log.log_end_offset() == log.log_start_offset() {
                 None
             } else {
@@ -373,7 +376,7 @@ async fn truncate(
                 });
                 continue;
             }
-            let done = as_follower(shared, &key, leader, leader_epoch, |log| {
+            let done = as_follower(shared, &key, leader, leader_epoch, true, |log| {
                 let to = truncation_offset(log, local_epoch, p.leader_epoch, p.end_offset);
                 if to < log.log_end_offset() {
                     tracing::info!(topic = %key.0, partition = key.1, from = %log.log_end_offset(), to = %to, "truncating to the leader's log");
@@ -451,7 +454,7 @@ async fn fetch(
             lock(targets).remove(&key);
             continue;
         };
-        let Some((end, start)) = as_follower(shared, &key, leader, leader_epoch, |log| {
+        let Some((end, start)) = as_follower(shared, &key, leader, leader_epoch, false, |log| {
             (log.log_end_offset(), log.log_start_offset())
         }) else {
             lock(targets).remove(&key);
@@ -559,10 +562,13 @@ fn append(
     leader_hw: i64,
 ) -> Outcome {
     let records = whole_batches(records);
-    let done = as_follower(shared, key, leader, leader_epoch, |log| {
+    let now = strata_storage::now_ms();
+    let rolls = local_partition(shared, key)
+        .is_some_and(|p| p.log().append_may_roll(records.len() as u64, now));
+    let done = as_follower(shared, key, leader, leader_epoch, rolls, |log| {
         let mut flush = None;
         if !records.is_empty() {
-            let info = log.append_as_follower(records, strata_storage::now_ms())?;
+            let info = log.append_as_follower(records, now)?;
             if info.needs_flush {
                 flush = Some(
                     log.begin_flush()
@@ -579,6 +585,8 @@ fn append(
     match done {
         None => Outcome::Drop,
         Some(Ok(flush)) => {
+            // Consumers reading from this follower (KIP-392) may have more to see.
+            shared.replicas.appended(&key.0, key.1);
             if let (Some(job), Some(partition)) = (flush, local_partition(shared, key)) {
                 let pending = vec![super::PendingFlush::new(partition, job)];
                 if !ReplicaManager::complete_flushes_blocking(pending) {
@@ -617,7 +625,7 @@ fn out_of_range(
     if leader_start.get() < 0 || leader_end.get() < 0 {
         return Outcome::Pause;
     }
-    let done = as_follower(shared, key, leader, leader_epoch, |log| {
+    let done = as_follower(shared, key, leader, leader_epoch, true, |log| {
         let end = log.log_end_offset();
         if end > leader_end {
             tracing::warn!(topic = %key.0, partition = key.1, from = %end, to = %leader_end, "truncating past the leader's log end");

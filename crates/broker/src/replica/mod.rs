@@ -300,6 +300,9 @@ impl ReplicaManager {
 
     /// Reads one partition for a consumer's fetch: below the high watermark, or below the last
     /// stable offset with the aborted transactions among the records for read_committed.
+    /// `known_epoch`: the partition's leader epoch as this replica knows it when it is not the
+    /// leader (a follower serving a consumer, KIP-392); the log's own otherwise.
+    #[allow(clippy::too_many_arguments)]
     pub fn read(
         &self,
         partition: &Partition,
@@ -308,9 +311,10 @@ impl ReplicaManager {
         min_one_batch: bool,
         isolation: Isolation,
         current_leader_epoch: LeaderEpoch,
+        known_epoch: Option<LeaderEpoch>,
     ) -> Result<Read, FetchError> {
         let log = partition.log();
-        let epoch = log.leader_epoch();
+        let epoch = known_epoch.unwrap_or_else(|| log.leader_epoch());
         if current_leader_epoch > epoch {
             return Err(FetchError::UnknownLeaderEpoch);
         }

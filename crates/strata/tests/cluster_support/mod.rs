@@ -49,6 +49,12 @@ pub struct QuorumStatus {
 impl Cluster {
     /// Formats and starts `n` nodes (ids 1..=n), each with `extra` settings.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Cluster::start_each(n, |_, _| extra.clone())
+    }
+
+    /// As [`Cluster::start`], with settings per node: `extra(id, its data directory)`.
+    pub fn start_each(n: usize, extra: impl Fn(i32, &std::path::Path) -> Vec<String>) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let (ok, out, err) = strata_cli(&["storage", "random-uuid"]);
         assert!(ok, "{err}");
@@ -75,7 +81,7 @@ impl Cluster {
                 // Two racks: odd ids in rack-a, even in rack-b.
                 format!("broker.rack=rack-{}", if id % 2 == 1 { "a" } else { "b" }),
             ];
-            settings.extend(extra.iter().map(|s| s.to_string()));
+            settings.extend(extra(id, &data));
             std::fs::write(&config, settings.join("\n") + "\n").unwrap();
             let (ok, out, err) = strata_cli(&[
                 "storage",
