@@ -515,7 +515,22 @@ impl MetadataQuorum {
     pub(super) async fn reconcile_leaders(&self) {
         let _one = self.deciding.lock().await;
         let changes = leader_changes(&self.image());
-        for change in changes {
+        if let Err((_, e)) = self
+            .append_partition_changes(changes, "partition leader changes")
+            .await
+        {
+            tracing::debug!(error = %e, "partition change failed");
+        }
+    }
+
+    /// Appends partition changes in order (the caller holds `deciding`), logging each as
+    /// `why`; stops at the first that fails: Err(its index, why it failed).
+    pub(super) async fn append_partition_changes(
+        &self,
+        changes: Vec<MetadataRecord>,
+        why: &'static str,
+    ) -> Result<(), (usize, String)> {
+        for (i, change) in changes.into_iter().enumerate() {
             if let MetadataRecord::ChangePartition {
                 name,
                 partition,
@@ -523,12 +538,10 @@ impl MetadataQuorum {
                 ..
             } = &change
             {
-                tracing::info!(topic = %name, partition, leader, "partition leader changes");
+                tracing::info!(topic = %name, partition, leader, "{why}");
             }
-            if let Err(e) = self.append_as_leader(change).await {
-                tracing::debug!(error = %e, "partition change failed");
-                return;
-            }
+            self.append_as_leader(change).await.map_err(|e| (i, e))?;
         }
+        Ok(())
     }
 }

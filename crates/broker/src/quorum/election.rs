@@ -165,23 +165,27 @@ impl MetadataQuorum {
         self.check_leader()?;
         let _one = self.deciding.lock().await;
         let (records, mut outcomes) = plan(&self.image(), election, partitions.as_deref());
-        for record in records {
-            if let MetadataRecord::ChangePartition {
-                name,
-                partition,
-                leader,
-                ..
-            } = &record
-            {
-                tracing::info!(topic = %name, partition, leader, ?election, "leader elected on request");
-                let (name, partition) = (name.clone(), *partition);
-                if let Err(e) = self.append_as_leader(record).await {
-                    for o in outcomes
-                        .iter_mut()
-                        .filter(|o| o.0 == name && o.1 == partition)
-                    {
-                        o.2 = Err(refuse(ResponseError::NotController, e.clone()));
-                    }
+        let why = match election {
+            ElectionType::Preferred => "preferred leader elected on request",
+            ElectionType::Unclean => "leader elected uncleanly on request",
+        };
+        let moved: Vec<(String, i32)> = records
+            .iter()
+            .filter_map(|r| match r {
+                MetadataRecord::ChangePartition {
+                    name, partition, ..
+                } => Some((name.clone(), *partition)),
+                _ => None,
+            })
+            .collect();
+        if let Err((failed, e)) = self.append_partition_changes(records, why).await {
+            // That change and the ones after it were not made.
+            for (name, partition) in &moved[failed..] {
+                for o in outcomes
+                    .iter_mut()
+                    .filter(|o| o.0 == *name && o.1 == *partition)
+                {
+                    o.2 = Err(refuse(ResponseError::NotController, e.clone()));
                 }
             }
         }
@@ -193,20 +197,11 @@ impl MetadataQuorum {
     pub(super) async fn balance_leaders(&self) {
         let _one = self.deciding.lock().await;
         let (records, _) = plan(&self.image(), ElectionType::Preferred, None);
-        for record in records {
-            if let MetadataRecord::ChangePartition {
-                name,
-                partition,
-                leader,
-                ..
-            } = &record
-            {
-                tracing::info!(topic = %name, partition, leader, "preferred leader elected (balancing)");
-            }
-            if let Err(e) = self.append_as_leader(record).await {
-                tracing::debug!(error = %e, "balancing leaders failed");
-                return;
-            }
+        let done = self
+            .append_partition_changes(records, "preferred leader elected (balancing)")
+            .await;
+        if let Err((_, e)) = done {
+            tracing::debug!(error = %e, "balancing leaders failed");
         }
     }
 }
