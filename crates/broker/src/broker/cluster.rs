@@ -1,0 +1,483 @@
+//! The broker as a node of a cluster: its replica of the metadata quorum, its registration and
+//! heartbeats, the logs and roles it takes from the metadata image, and what it asks the
+//! controller for (topics, partitions, controlled shutdown).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use strata_storage::io::Io;
+
+use super::{Broker, StartError};
+use crate::quorum::{BrokerRegistration, Endpoint, MetadataQuorum, MetadataRecord};
+
+impl Broker {
+    /// Starts this node's replica of the metadata quorum (when `process.roles` is set): opens
+    /// the metadata log and binds the controller listener.
+    pub async fn start_quorum(&self, io: Arc<dyn Io>) -> Result<(), StartError> {
+        let Some(config) = self.config.quorum.clone() else {
+            return Ok(());
+        };
+        let quorum =
+            MetadataQuorum::start(config, self.config.broker_id, &self.cluster_id, io).await?;
+        // Producer ids come from the controller: unique across the cluster.
+        let source = Arc::downgrade(&quorum);
+        let broker_id = self.config.broker_id;
+        self.producer_ids.use_cluster_blocks(Box::new(move || {
+            let quorum = source
+                .upgrade()
+                .ok_or_else(|| std::io::Error::other("the metadata quorum stopped"))?;
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(quorum.allocate_producer_ids(broker_id))
+            })
+            .map_err(std::io::Error::other)
+        }));
+        // Followers reach leaders on the inter-broker listener the leaders registered.
+        let image_source = Arc::downgrade(&quorum);
+        let listener = self.config.inter_broker_listener.clone();
+        let resolve: crate::replica::fetcher::Resolve = Arc::new(move |leader: i32| {
+            let quorum = image_source.upgrade()?;
+            let image = quorum.image();
+            let broker = image.brokers.get(&leader)?;
+            broker
+                .registration
+                .endpoints
+                .iter()
+                .find(|e| e.name == listener)
+                .map(|e| (e.host.clone(), e.port))
+        });
+        let epoch = self.broker_epoch.clone();
+        let replication = crate::replica::cluster::Replication::new(
+            broker_id,
+            quorum.config().replication.clone(),
+            self.replicas.clone(),
+            resolve,
+            Arc::new(move || epoch.load(Ordering::SeqCst)),
+        );
+        // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
+        self.groups.coordinate_led_partitions_only();
+        let groups = Arc::downgrade(&self.groups);
+        replication.on_leadership(Box::new(move |topic, partition, leads| {
+            if topic != crate::group::OFFSETS_TOPIC {
+                return;
+            }
+            let Some(groups) = groups.upgrade() else {
+                return;
+            };
+            if leads {
+                if let Err(e) = groups.take_over(partition) {
+                    tracing::error!(partition, error = %e, "cannot load the groups of the offsets partition");
+                }
+            } else {
+                groups.resign(partition);
+            }
+        }));
+        let _ = self.replication.set(Arc::new(replication));
+        let _ = self.quorum.set(quorum);
+        Ok(())
+    }
+
+    /// Whether this broker serves clients: alone, always; in a cluster, once its metadata image
+    /// holds its own registration (see `follow_image`).
+    pub fn caught_up(&self) -> bool {
+        self.caught_up.load(Ordering::SeqCst)
+    }
+
+    /// This node's replica of the metadata quorum; None for a broker alone.
+    pub fn quorum(&self) -> Option<&Arc<MetadataQuorum>> {
+        self.quorum.get()
+    }
+
+    /// Replication (a node of a cluster); None for a broker alone.
+    pub fn replication(&self) -> Option<&Arc<crate::replica::cluster::Replication>> {
+        self.replication.get()
+    }
+
+    /// Waits until what this broker just wrote for `group_id` (its offsets partition's log end)
+    /// is on the partition's ISR, up to `offsets.commit.timeout.ms`: a commit is acknowledged
+    /// only then, as Kafka's are (acks=-1). At once for a broker alone.
+    pub fn wait_group_write_replicated(
+        &self,
+        group_id: &str,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use crate::replica::AcksError;
+        use kafka_protocol::ResponseError;
+        if self.replication().is_none() {
+            return Ok(());
+        }
+        let index = self.groups.partition_for(group_id);
+        let topic = crate::group::OFFSETS_TOPIC;
+        let (Some(state), Some(partition)) = (
+            self.replicas.states().get(topic, index),
+            self.logs.topic(topic).and_then(|t| t.partition(index)),
+        ) else {
+            return Err(ResponseError::NotCoordinator);
+        };
+        let end = partition.log().log_end_offset();
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.config.groups.offsets_commit_timeout_ms);
+        match self.wait_on(state.wait_for_hw(&partition, end, 1, deadline)) {
+            Ok(()) => Ok(()),
+            Err(AcksError::NotLeader) => Err(ResponseError::NotCoordinator),
+            Err(AcksError::NotEnoughReplicasAfterAppend) => {
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+            Err(AcksError::TimedOut) => Err(ResponseError::RequestTimedOut),
+        }
+    }
+
+    /// Sends the ISR changes of the partitions this broker leads to the controller. Runs until
+    /// aborted.
+    pub async fn replicate(&self) {
+        let (Some(quorum), Some(replication)) = (self.quorum(), self.replication()) else {
+            return;
+        };
+        let epoch = self.broker_epoch.clone();
+        replication
+            .clone()
+            .run(
+                quorum.clone(),
+                Arc::new(move || epoch.load(Ordering::SeqCst)),
+            )
+            .await
+    }
+
+    /// This broker's registration: its advertised listeners and rack, a new incarnation.
+    fn registration(&self) -> BrokerRegistration {
+        BrokerRegistration {
+            broker_id: self.config.broker_id,
+            incarnation_id: self.incarnation_id.clone(),
+            rack: self.config.quorum.as_ref().and_then(|q| q.rack.clone()),
+            endpoints: self
+                .config
+                .listeners
+                .iter()
+                .filter(|l| l.advertised.is_some())
+                .map(|l| {
+                    let (host, port) = self.advertised_for(&l.name);
+                    Endpoint {
+                        name: l.name.clone(),
+                        host,
+                        port,
+                        security_protocol: l.protocol.name().to_string(),
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// Registers this broker with the active controller (after the listeners are bound: the
+    /// registration carries their ports), then heartbeats every `broker.heartbeat.interval.ms`
+    /// so that the controller keeps it unfenced; registers again when the controller no longer
+    /// knows its registration. Runs until aborted.
+    pub async fn keep_registered(&self) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let interval = Duration::from_millis(quorum.config().heartbeat_interval_ms);
+        let id = self.config.broker_id;
+        loop {
+            let record = MetadataRecord::RegisterBroker(self.registration());
+            let epoch = loop {
+                match quorum.append(record.clone()).await {
+                    Ok(epoch) => break epoch,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "broker registration failed; retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            };
+            tracing::info!(broker_id = id, epoch, "registered with the controller");
+            self.broker_epoch.store(epoch, Ordering::SeqCst);
+            loop {
+                match quorum.heartbeat(id, epoch, false).await {
+                    Err(e) if e.starts_with(crate::quorum::STALE_BROKER_EPOCH) => break,
+                    Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+                    Ok(_) => {}
+                }
+                tokio::time::sleep(interval).await;
+            }
+        }
+    }
+
+    /// Keeps the local logs in line with the metadata image: a partition log for every
+    /// partition of every topic the image holds (created with the controller's topic id and
+    /// configs), none for a topic it no longer holds. Runs until aborted.
+    pub async fn follow_image(&self) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let mut applied = quorum.subscribe();
+        loop {
+            let (image, known) = {
+                let a = applied.borrow_and_update();
+                (a.image.clone(), a.last_applied.is_some())
+            };
+            // An image of nothing applied yet is no reason to delete anything; one without
+            // this process's registration may be older than what was decided while it was
+            // down (a leadership it lost): it is not acted on.
+            if !self.caught_up() {
+                let mine = image
+                    .brokers
+                    .get(&self.config.broker_id)
+                    .is_some_and(|b| b.registration.incarnation_id == self.incarnation_id);
+                if mine {
+                    tracing::info!("metadata caught up with the quorum: serving");
+                    self.caught_up.store(true, Ordering::SeqCst);
+                }
+            }
+            if known && self.caught_up() {
+                tokio::task::block_in_place(|| self.materialize(&image));
+            }
+            if applied.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn materialize(&self, image: &crate::quorum::MetadataImage) {
+        for topic in image.topics.values() {
+            let count = topic.partitions.len() as i32;
+            let result = match self.logs.topic(&topic.name) {
+                Some(local) if local.id != topic.id => {
+                    self.logs.delete_topic(&topic.name).and_then(|()| {
+                        self.logs
+                            .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                            .map(|_| ())
+                    })
+                }
+                Some(local) if local.partition_count() < count => {
+                    self.logs.add_partitions(&topic.name, count)
+                }
+                Some(_) => Ok(()),
+                None => self
+                    .logs
+                    .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                    .map(|_| ()),
+            };
+            if let Err(e) = result {
+                tracing::error!(topic = %topic.name, error = %e, "cannot create the topic's logs");
+                continue;
+            }
+        }
+        for local in self.logs.topics() {
+            if !crate::handlers::is_internal(&local.name) && !image.topics.contains_key(&local.name)
+            {
+                if let Err(e) = self.logs.delete_topic(&local.name) {
+                    tracing::error!(topic = %local.name, error = %e, "cannot delete the topic's logs");
+                }
+            }
+        }
+        // Each partition leads, follows, or neither, as the image says.
+        if let Some(replication) = self.replication() {
+            replication.apply_image(image);
+        }
+    }
+
+    /// Waits (up to the quorum's request timeout) until this node's image and logs hold each
+    /// of `topics` (`present`) or none of them, so that what a client changed through this
+    /// broker, its next request here sees.
+    pub async fn wait_for_topics(&self, topics: &[String], present: bool) {
+        let Some(quorum) = self.quorum() else {
+            return;
+        };
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(quorum.config().request_timeout_ms);
+        loop {
+            let image = quorum.image();
+            let done = topics.iter().all(|t| {
+                let in_image = image.topics.get(t);
+                let local = self.logs.topic(t);
+                match (present, in_image, local) {
+                    (true, Some(i), Some(l)) => {
+                        l.id == i.id && l.partition_count() as usize >= i.partitions.len()
+                    }
+                    (false, None, None) => true,
+                    _ => false,
+                }
+            });
+            if done || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Runs `f` (a request to the controller) to its end from a handler that answers at once:
+    /// the runtime moves this worker's other tasks elsewhere meanwhile.
+    pub fn wait_on<T>(&self, f: impl std::future::Future<Output = T>) -> T {
+        tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+    }
+
+    /// Deletes `name` through the controller (a node of a cluster); returns once this node's
+    /// image and logs no longer hold it.
+    pub fn delete_topic_in_cluster(
+        &self,
+        name: &str,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let outcome = self.wait_on(async {
+            let r = quorum.delete_topics(vec![name.to_string()]).await;
+            self.wait_for_topics(&[name.to_string()], false).await;
+            r
+        });
+        only_outcome(outcome)
+    }
+
+    /// Grows `name` to `count` partitions through the controller (a node of a cluster);
+    /// returns once this node's logs hold them.
+    pub fn add_partitions_in_cluster(
+        &self,
+        name: &str,
+        count: i32,
+        assignments: Vec<Vec<i32>>,
+        validate_only: bool,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let outcome = self.wait_on(async {
+            let r = quorum
+                .create_partitions(vec![(name.to_string(), count, assignments)], validate_only)
+                .await;
+            if !validate_only {
+                self.wait_for_topics(&[name.to_string()], true).await;
+            }
+            r
+        });
+        only_outcome(outcome)
+    }
+
+    /// Whether this broker may serve `partition` of `topic` as its leader: always when alone;
+    /// in a cluster, when the image names it the partition's leader (else
+    /// NOT_LEADER_OR_FOLLOWER, or UNKNOWN_TOPIC_OR_PARTITION for a partition the image does not
+    /// hold). Internal topics are written by their coordinators, not produced to.
+    pub fn check_leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        if crate::handlers::is_internal(topic) {
+            return Ok(());
+        }
+        match quorum
+            .image()
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.get(partition.max(0) as usize))
+        {
+            Some(p) if p.leader == self.config.broker_id => Ok(()),
+            Some(_) => Err(kafka_protocol::ResponseError::NotLeaderOrFollower),
+            None => Err(kafka_protocol::ResponseError::UnknownTopicOrPartition),
+        }
+    }
+
+    /// A controlled shutdown: asks the controller to fence this broker now, so that clients
+    /// stop being sent here before the session timeout would have done it.
+    pub async fn controlled_shutdown(&self) {
+        let (Some(quorum), epoch) = (self.quorum(), self.broker_epoch.load(Ordering::SeqCst))
+        else {
+            return;
+        };
+        if epoch == 0 {
+            return;
+        }
+        let id = self.config.broker_id;
+        match tokio::time::timeout(Duration::from_secs(5), quorum.heartbeat(id, epoch, true)).await
+        {
+            Ok(Ok(_)) => {
+                tracing::info!(broker_id = id, "fenced for a controlled shutdown");
+                // Leadership moves to the other in-sync replicas; wait for it to have moved.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+                while tokio::time::Instant::now() < deadline && self.leads_movable(quorum) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown: could not be fenced"),
+            Err(_) => tracing::warn!("controlled shutdown: the controller did not answer"),
+        }
+    }
+
+    /// Whether the image still names this broker the leader of a partition that has another
+    /// in-sync replica to move to.
+    fn leads_movable(&self, quorum: &MetadataQuorum) -> bool {
+        let me = self.config.broker_id;
+        quorum.image().topics.values().any(|t| {
+            t.partitions
+                .iter()
+                .any(|p| p.leader == me && p.isr.iter().any(|r| *r != me))
+        })
+    }
+
+    /// The brokers clients are told of on `listener`: (id, host, port, rack). A broker alone
+    /// names itself; a node of a cluster, every broker registered in the metadata image with
+    /// an endpoint on that listener.
+    pub fn brokers_for(&self, listener: &str) -> Vec<(i32, String, u16, Option<String>)> {
+        let Some(quorum) = self.quorum() else {
+            let (host, port) = self.advertised_for(listener);
+            return vec![(self.config.broker_id, host, port, None)];
+        };
+        let wanted = if self.config.listeners.iter().any(|l| l.name == listener) {
+            listener
+        } else {
+            &self.config.inter_broker_listener
+        };
+        quorum
+            .image()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let r = &b.registration;
+                r.endpoints
+                    .iter()
+                    .find(|e| e.name == wanted)
+                    .map(|e| (r.broker_id, e.host.clone(), e.port, r.rack.clone()))
+            })
+            .collect()
+    }
+
+    /// The controller id clients are told: the active controller when it is an unfenced
+    /// broker, else some unfenced broker (as Kafka's KRaft brokers answer, since clients
+    /// cannot reach controllers); this broker when alone or when none is known yet.
+    pub fn controller_id(&self) -> i32 {
+        let Some(quorum) = self.quorum() else {
+            return self.config.broker_id;
+        };
+        let image = quorum.image();
+        let serving = |id: i32| image.brokers.get(&id).is_some_and(|b| !b.fenced);
+        match quorum.leader() {
+            Some(leader) if serving(leader as i32) => leader as i32,
+            _ => image
+                .brokers
+                .keys()
+                .copied()
+                .find(|id| serving(*id))
+                .unwrap_or(self.config.broker_id),
+        }
+    }
+}
+
+/// The controller's answer about one topic, as a Kafka error: NOT_CONTROLLER when it could not
+/// be asked, its refusal otherwise.
+fn only_outcome<T>(
+    outcome: Result<Vec<Result<T, crate::quorum::controller::Refusal>>, String>,
+) -> Result<(), (kafka_protocol::ResponseError, String)> {
+    use kafka_protocol::ResponseError;
+    match outcome {
+        Err(e) => Err((ResponseError::NotController, e)),
+        Ok(mut results) => match results.pop() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err((code, message))) => Err((
+                ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError),
+                message,
+            )),
+            None => Err((ResponseError::UnknownServerError, "no result".into())),
+        },
+    }
+}
