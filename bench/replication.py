@@ -37,9 +37,16 @@ PROPS = ["acks=all", "linger.ms=5", "batch.size=1048576"]
 
 
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port below the ephemeral range: a restarted node binds its ports again, and an
+    ephemeral port may meanwhile be some connection's local end."""
+    while True:
+        port = random.randrange(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
 
 
 class Cluster:

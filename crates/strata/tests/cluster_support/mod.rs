@@ -11,12 +11,25 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use crate::common::{eventually, strata_cli, strata_tool, BrokerProcess};
 
+/// A free port below the kernel's ephemeral range (32768 and up here): a node keeps its ports
+/// across restarts, and a port from the ephemeral range may meanwhile be taken by some
+/// connection's local end (the brokers' own fetchers connect out all the time), so that the
+/// restarted node cannot bind it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id().wrapping_mul(2_654_435_761).wrapping_add(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()),
+    );
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (seed.wrapping_add(n.wrapping_mul(7_919)) % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One node: its process and its two ports.
