@@ -61,6 +61,10 @@ pub fn handle(
                 .with_base_offset(-1)
                 .with_log_append_time_ms(-1)
                 .with_log_start_offset(-1);
+            // acks=all: (ISR size, min.insync.replicas), looked up once.
+            let sync = (acks == -1)
+                .then(|| in_sync(broker, &name, data.index))
+                .flatten();
             let result = if let Some(code) = refused {
                 Err((code, code.to_string()))
             } else if !(acks == 0 || acks == 1 || acks == -1) {
@@ -79,11 +83,7 @@ pub fn handle(
                     code,
                     format!("this broker does not lead {name}-{}", data.index),
                 ))
-            } else if let Some((isr, min_isr)) = (acks == -1)
-                .then(|| in_sync(broker, &name, data.index))
-                .flatten()
-                .filter(|(isr, min_isr)| isr < min_isr)
-            {
+            } else if let Some((isr, min_isr)) = sync.filter(|(isr, min_isr)| isr < min_isr) {
                 Err((
                     ResponseError::NotEnoughReplicas,
                     format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{}", data.index),
@@ -113,15 +113,18 @@ pub fn handle(
                     if !appended.info.duplicate {
                         appended_any.push(data.index);
                     }
-                    if acks == -1 {
+                    if let Some((_, min_isr)) = sync {
                         let required = strata_storage::Offset(appended.info.last_offset.get() + 1);
                         waits.extend(AcksWait::needed(
                             broker,
                             &name,
                             data.index,
-                            topic_response.partition_responses.len(),
-                            response.responses.len(),
+                            (
+                                response.responses.len(),
+                                topic_response.partition_responses.len(),
+                            ),
                             required,
+                            min_isr,
                         ));
                     }
                     flushes.extend(appended.flush);
@@ -214,14 +217,13 @@ impl AcksWait {
         broker: &Broker,
         topic: &str,
         partition: i32,
-        index_in_topic: usize,
-        topic_index: usize,
+        at: (usize, usize),
         required: strata_storage::Offset,
+        min_isr: usize,
     ) -> Option<AcksWait> {
         let state = broker.replicas.states().get(topic, partition)?;
         let p = broker.logs.topic(topic)?.partition(partition)?;
-        let (isr, min_isr) = in_sync(broker, topic, partition)?;
-        if p.log().high_watermark() >= required && isr >= min_isr {
+        if p.log().high_watermark() >= required && state.isr_size() >= min_isr {
             return None;
         }
         Some(AcksWait {
@@ -229,7 +231,7 @@ impl AcksWait {
             partition: p,
             required,
             min_isr,
-            at: (topic_index, index_in_topic),
+            at,
         })
     }
 
