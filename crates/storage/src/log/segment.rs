@@ -324,7 +324,9 @@ impl Segment {
         self.bytes_since_last_index_entry = 0;
         let mut position = 0u64;
         let mut buf = Vec::new();
-        let mut epoch = i32::MIN;
+        // Every batch this log wrote carries a leader epoch of 0 or more (the CRC does not
+        // cover it: a damaged one may read negative).
+        let mut epoch = LEADER_EPOCH.get();
         while position + LOG_OVERHEAD as u64 <= file_len {
             let mut prefix = [0u8; LOG_OVERHEAD];
             self.log.read_exact_at(&mut prefix, position)?;
