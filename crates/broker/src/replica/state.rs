@@ -488,7 +488,9 @@ impl ReplicaState {
 /// The replication state of every partition this broker holds.
 #[derive(Debug, Default)]
 pub struct ReplicaStates {
-    states: RwLock<HashMap<(String, i32), Arc<ReplicaState>>>,
+    /// By topic, then partition: a lookup by `&str` allocates nothing (produce and follower
+    /// fetches look states up per partition).
+    states: RwLock<HashMap<String, HashMap<i32, Arc<ReplicaState>>>>,
 }
 
 impl ReplicaStates {
@@ -499,20 +501,25 @@ impl ReplicaStates {
         }
         let mut states = self.states.write().unwrap_or_else(|e| e.into_inner());
         states
-            .entry((topic.to_string(), partition))
+            .entry(topic.to_string())
+            .or_default()
+            .entry(partition)
             .or_insert_with(|| Arc::new(ReplicaState::new()))
             .clone()
     }
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<ReplicaState>> {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
-        states.get(&(topic.to_string(), partition)).cloned()
+        states.get(topic)?.get(&partition).cloned()
     }
 
     /// Forgets the partitions `keep` says no to (a deleted topic's).
     pub fn retain(&self, keep: impl Fn(&str, i32) -> bool) {
         let mut states = self.states.write().unwrap_or_else(|e| e.into_inner());
-        states.retain(|(t, p), _| keep(t, *p));
+        for (t, partitions) in states.iter_mut() {
+            partitions.retain(|p, _| keep(t, *p));
+        }
+        states.retain(|_, partitions| !partitions.is_empty());
     }
 
     /// Every partition this broker leads.
@@ -520,8 +527,9 @@ impl ReplicaStates {
         let states = self.states.read().unwrap_or_else(|e| e.into_inner());
         states
             .iter()
+            .flat_map(|(t, partitions)| partitions.iter().map(move |(p, s)| ((t, *p), s)))
             .filter(|(_, s)| matches!(&*s.role(), Role::Leader(_)))
-            .map(|(k, s)| (k.clone(), s.clone()))
+            .map(|((t, p), s)| ((t.clone(), p), s.clone()))
             .collect()
     }
 }
