@@ -201,3 +201,91 @@ fn recovery_rebuilds_an_abort_entry_that_was_lost() {
         expected
     );
 }
+
+/// Every byte of `log` from `from` to its end, as a follower's fetch copies it.
+fn copy_from(log: &PartitionLog, from: Offset) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < log.log_end_offset() {
+        let slice = log.read(at, 1 << 20, true).unwrap().slice.unwrap();
+        let mut bytes = vec![0u8; slice.len as usize];
+        slice
+            .file
+            .read_exact_at(&mut bytes, slice.position.get())
+            .unwrap();
+        let mut position = 0;
+        while position < bytes.len() {
+            let h = strata_storage::batch::BatchHeader::parse(&bytes[position..]).unwrap();
+            at = Offset(h.last_offset() + 1);
+            position += h.total_size();
+        }
+        out.extend_from_slice(&bytes);
+    }
+    out
+}
+
+/// With followers, a completed transaction stays unstable until its marker is below the high
+/// watermark (a new leader elected before then may still hold it open); a follower copying the
+/// leader's batches completes the transactions their markers end and indexes the aborts, so it
+/// serves read_committed exactly as the leader did once it leads.
+#[test]
+fn markers_are_stable_once_replicated_and_followers_complete_transactions() {
+    let io = SimIo::new();
+    io.create_dir_durable(Path::new("/data")).unwrap();
+    let mut leader = open(&io);
+    leader
+        .become_leader(strata_storage::units::LeaderEpoch(1), false)
+        .unwrap();
+    leader.append(&txn_batch(7, 0, 3), 0).unwrap(); // 0..=2
+    leader.append(&txn_batch(8, 0, 2), 0).unwrap(); // 3..=4
+    leader
+        .append_txn_marker(ProducerId(7), 0, marker(ControlType::Abort), 10)
+        .unwrap(); // 5
+    leader
+        .append_txn_marker(ProducerId(8), 0, marker(ControlType::Commit), 11)
+        .unwrap(); // 6
+    assert_eq!(leader.producer_states().first_unstable_offset(), None);
+    // Nothing is replicated: nothing is stable.
+    assert_eq!(leader.last_stable_offset(), Offset(0));
+    leader.advance_high_watermark(Offset(5));
+    // Both markers are still above the high watermark: their transactions' records are not
+    // stable yet, though the records themselves are below it.
+    assert_eq!(leader.last_stable_offset(), Offset(0));
+    leader.advance_high_watermark(Offset(6));
+    // 7's abort is replicated; 8's commit (its transaction began at 3) is not.
+    assert_eq!(leader.last_stable_offset(), Offset(3));
+    leader.advance_high_watermark(Offset(7));
+    assert_eq!(leader.last_stable_offset(), Offset(7));
+
+    let follower_io = SimIo::new();
+    follower_io.create_dir_durable(Path::new("/data")).unwrap();
+    let mut follower = open(&follower_io);
+    follower.become_follower();
+    follower
+        .append_as_follower(&copy_from(&leader, Offset(0)), 20)
+        .unwrap();
+    assert_eq!(follower.log_end_offset(), Offset(7));
+    assert_eq!(follower.producer_states().first_unstable_offset(), None);
+    assert_eq!(
+        follower.aborted_transactions(Offset(0), follower.log_end_offset()),
+        [AbortedTxn {
+            producer_id: ProducerId(7),
+            first_offset: Offset(0),
+            last_offset: Offset(5),
+            last_stable_offset: Offset(3),
+        }]
+    );
+    assert_eq!(follower.last_stable_offset(), Offset(0));
+    follower.advance_high_watermark(Offset(7));
+    assert_eq!(follower.last_stable_offset(), Offset(7));
+    // Its index survives a restart as the leader's does.
+    follower.close().unwrap();
+    drop(follower);
+    let follower = open(&follower_io);
+    assert_eq!(
+        follower
+            .aborted_transactions(Offset(0), follower.log_end_offset())
+            .len(),
+        1
+    );
+}

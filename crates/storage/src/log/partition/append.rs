@@ -98,6 +98,9 @@ impl PartitionLog {
         }
         let mut headers = Vec::new();
         let mut appended = Vec::new();
+        // Each batch's position, and the transaction markers among them.
+        let mut positions = Vec::new();
+        let mut markers = Vec::new();
         let mut next = self.log_end_offset().get();
         let mut epoch = self
             .leader_epochs
@@ -124,6 +127,13 @@ impl PartitionLog {
                 });
             }
             epoch = h.partition_leader_epoch;
+            let marker = if h.is_control() && h.has_producer_id() {
+                crate::control::parse_end_txn_marker(&records[at..at + h.total_size()])
+            } else {
+                None
+            };
+            positions.push(at);
+            markers.push(marker);
             appended.push(AppendedBatch {
                 base_offset: h.base_offset,
                 last_offset: h.last_offset(),
@@ -147,7 +157,33 @@ impl PartitionLog {
                 .assign(LeaderEpoch(h.partition_leader_epoch), Offset(h.base_offset));
             self.fail_stop(&self.dir, assigned)?;
         }
-        let needs_flush = self.write_batches(&[records], &headers, &appended, now_ms)?;
+        // Runs of data batches are written at once; a marker completes its transaction (and an
+        // abort is indexed) as on the leader.
+        let mut needs_flush = false;
+        let mut run = 0;
+        for i in 0..=headers.len() {
+            let marker = markers.get(i).copied().flatten();
+            if i < headers.len() && marker.is_none() {
+                continue;
+            }
+            if run < i {
+                let (from, to) = (positions[run], positions.get(i).copied().unwrap_or(at));
+                needs_flush |= self.write_batches(
+                    &[&records[from..to]],
+                    &headers[run..i],
+                    &appended[run..i],
+                    now_ms,
+                )?;
+            }
+            if let Some(marker) = marker {
+                let from = positions[i];
+                let bytes = &records[from..from + headers[i].total_size()];
+                needs_flush |= self
+                    .write_marker_batch(bytes, headers[i], marker, now_ms)?
+                    .0;
+            }
+            run = i + 1;
+        }
         Ok(AppendInfo {
             base_offset,
             last_offset: Offset(next - 1),

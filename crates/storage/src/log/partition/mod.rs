@@ -37,7 +37,7 @@ use crate::error::{AppendError, ReadError};
 use crate::failure::{is_full, LogDirFailures};
 use crate::io::{offset_file, Io, IoFile};
 use crate::log::leader_epoch::LeaderEpochCache;
-use crate::log::producer_state::{ProducerStates, SequenceCheck};
+use crate::log::producer_state::{CompletedTxn, ProducerStates, SequenceCheck};
 use crate::log::segment::{
     AppendedBatch, FileMode, Segment, SegmentLimits, SegmentSlice, LEADER_EPOCH,
 };
@@ -137,6 +137,10 @@ pub struct PartitionLog {
     /// The offset below which no transaction is open: the oldest open transaction's first
     /// offset, at most the high watermark (and at least the log start).
     last_stable_offset: Offset,
+    /// Transactions whose marker is written but not yet below the high watermark, in marker
+    /// order (Kafka's unreplicated transactions): until the marker is replicated, a new leader
+    /// may still see the transaction open, so its records are not stable yet.
+    unreplicated_txns: std::collections::VecDeque<CompletedTxn>,
     /// Whether the high watermark follows the log end at once (a leader alone in its ISR).
     follows_log_end: bool,
     /// Whether this replica follows another's log (then only `append_as_follower` writes).
@@ -435,7 +439,19 @@ impl PartitionLog {
     /// Recomputes the last stable offset after the high watermark or the open transactions
     /// changed.
     fn refresh_last_stable_offset(&mut self) {
-        self.last_stable_offset = match self.producers.first_unstable_offset() {
+        while self
+            .unreplicated_txns
+            .front()
+            .is_some_and(|t| t.last_offset < self.high_watermark)
+        {
+            self.unreplicated_txns.pop_front();
+        }
+        let unreplicated = self.unreplicated_txns.iter().map(|t| t.first_offset).min();
+        let first = match (self.producers.first_unstable_offset(), unreplicated) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.last_stable_offset = match first {
             Some(first) => first.clamp(self.log_start_offset, self.high_watermark),
             None => self.high_watermark,
         };

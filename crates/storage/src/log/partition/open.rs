@@ -113,6 +113,7 @@ impl PartitionLog {
             leading_epoch: None,
             high_watermark: Offset::ZERO,
             last_stable_offset: Offset::ZERO,
+            unreplicated_txns: Default::default(),
             follows_log_end: true,
             follower: false,
             clock: Arc::new(SystemClock),

@@ -68,6 +68,7 @@ impl PartitionLog {
         self.last_stable_offset = offset;
         self.cleaner_checkpoint = offset;
         self.producers = ProducerStates::default();
+        self.unreplicated_txns.clear();
         self.refresh_last_stable_offset();
         self.assert_invariants();
         self.io.sync_dir(&self.dir)
@@ -147,6 +148,7 @@ impl PartitionLog {
             .collect();
         self.producers = ProducerStates::default();
         self.load_producer_state(&snapshots, Offset::MAX)?;
+        self.unreplicated_txns.retain(|t| t.last_offset < end);
         self.refresh_last_stable_offset();
         self.assert_invariants();
         self.io.sync_dir(&self.dir)

@@ -45,16 +45,43 @@ impl PartitionLog {
         bytes[0..8].copy_from_slice(&offset.get().to_be_bytes());
         bytes[12..16].copy_from_slice(&epoch.get().to_be_bytes());
         let header = batch::check_batch(&bytes)?;
+        let (needs_flush, completed) = self.write_marker_batch(&bytes, header, marker, now_ms)?;
+        Ok((
+            AppendInfo {
+                base_offset: offset,
+                last_offset: offset,
+                log_append_time: -1,
+                log_start_offset: self.log_start_offset,
+                duplicate: false,
+                needs_flush,
+            },
+            completed,
+        ))
+    }
+
+    /// Writes a marker batch (`bytes`, checked, at the log end) and completes the transaction it
+    /// ends: what a leader's marker and a follower's copy of one both do. Returns whether a
+    /// flush is due and the transaction completed.
+    pub(super) fn write_marker_batch(
+        &mut self,
+        bytes: &[u8],
+        header: BatchHeader,
+        marker: EndTxnMarker,
+        now_ms: i64,
+    ) -> Result<(bool, Option<CompletedTxn>), AppendError> {
+        let producer_id = ProducerId(header.producer_id);
+        let offset = Offset(header.base_offset);
+        debug_assert_eq!(offset, self.log_end_offset());
         let appended = AppendedBatch {
             base_offset: offset.get(),
             last_offset: offset.get(),
-            max_timestamp: now_ms,
+            max_timestamp: header.max_timestamp,
             size: bytes.len() as u32,
         };
         // The segment the marker goes to is settled first (a roll), so that an abort's index
         // entry can be written before the marker: a marker is never in the log without its
         // entry. If the marker then cannot be written, the entry is cut again.
-        self.maybe_roll(bytes.len() as u64, 1, now_ms, now_ms)?;
+        self.maybe_roll(bytes.len() as u64, 1, header.max_timestamp, now_ms)?;
         let entry = (marker.control == ControlType::Abort)
             .then(|| self.producers.get(producer_id))
             .flatten()
@@ -77,7 +104,7 @@ impl PartitionLog {
             let recorded = self.active_mut().append_aborted(&*io, entry);
             self.fail_stop(&dir, recorded)?;
         }
-        let needs_flush = match self.write_batches(&[&bytes], &[header], &[appended], now_ms) {
+        let needs_flush = match self.write_batches(&[bytes], &[header], &[appended], now_ms) {
             Ok(needs_flush) => needs_flush,
             Err(e) => {
                 if entry.is_some() && self.offline().is_none() {
@@ -89,22 +116,17 @@ impl PartitionLog {
         };
         let completed = self.producers.complete_txn(
             producer_id,
-            producer_epoch,
+            header.producer_epoch,
             offset,
             marker.control == ControlType::Abort,
         );
+        if let Some(txn) = completed {
+            if txn.last_offset >= self.high_watermark {
+                self.unreplicated_txns.push_back(txn);
+            }
+        }
         self.refresh_last_stable_offset();
-        Ok((
-            AppendInfo {
-                base_offset: offset,
-                last_offset: offset,
-                log_append_time: -1,
-                log_start_offset: self.log_start_offset,
-                duplicate: false,
-                needs_flush,
-            },
-            completed,
-        ))
+        Ok((needs_flush, completed))
     }
 
     /// The aborted transactions with records in `[fetch_offset, upper_bound)`, from the
