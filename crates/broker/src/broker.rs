@@ -225,6 +225,7 @@ impl Broker {
             producer_ids.clone(),
             replicas.clone(),
             groups.clone(),
+            config.quorum.is_some(),
         )?;
         tracing::info!(
             elapsed_us = started.elapsed().as_micros() as u64,

@@ -8,31 +8,11 @@ mod common;
 
 use std::time::Duration;
 
-use cluster_support::{listed, partitions_of, signal, Cluster};
+use cluster_support::*;
 use common::*;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
-
-/// Starts three nodes with `extra`, waits until every node lists all three brokers.
-fn three_brokers(extra: &[&str]) -> Cluster {
-    let cluster = Cluster::start(3, extra);
-    all_registered(&cluster);
-    cluster
-}
-
-/// Waits until every node lists all three brokers.
-fn all_registered(cluster: &Cluster) {
-    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
-    for id in 1..=3 {
-        let addr = cluster.addr(id);
-        assert!(
-            eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]),
-            "node {id} does not list every broker:\n{}",
-            cluster.logs()
-        );
-    }
-}
 
 /// Creates `name` with one partition on all three brokers, with `configs`.
 fn create_replicated(
@@ -54,40 +34,6 @@ fn create_replicated(
         .unwrap();
     assert!(created[0].is_ok(), "{created:?}");
     wait_for_isr(cluster, name, 3);
-}
-
-/// Waits until partition 0 of `topic` has a leader and `size` replicas in its ISR; returns
-/// (leader, replicas, isr).
-fn wait_for_isr(cluster: &Cluster, topic: &str, size: usize) -> (i32, Vec<i32>, Vec<i32>) {
-    wait_for_isr_without(cluster, topic, size, -1)
-}
-
-/// As [`wait_for_isr`], with broker `gone` (killed) neither leading nor in the ISR.
-fn wait_for_isr_without(
-    cluster: &Cluster,
-    topic: &str,
-    size: usize,
-    gone: i32,
-) -> (i32, Vec<i32>, Vec<i32>) {
-    let mut last = Vec::new();
-    let found = eventually(Duration::from_secs(30), || {
-        last = cluster
-            .nodes
-            .iter()
-            .filter(|n| n.broker.running())
-            .map(|n| partitions_of(&format!("127.0.0.1:{}", n.port), topic))
-            .find(|p| !p.is_empty())
-            .unwrap_or_default();
-        last.first().is_some_and(|(leader, _, isr)| {
-            *leader >= 0 && *leader != gone && !isr.contains(&gone) && isr.len() == size
-        })
-    });
-    assert!(
-        found,
-        "{topic}-0 did not reach an ISR of {size}: {last:?}\n{}",
-        cluster.logs()
-    );
-    last[0].clone()
 }
 
 fn acks_all(bootstrap: &str, extra: &[(&str, &str)]) -> FutureProducer {
@@ -349,18 +295,6 @@ fn a_returning_leader_truncates_what_was_never_committed() {
 
 /// The broker that coordinates `group`, asked through `addr` (FindCoordinator); None while
 /// there is none.
-fn coordinator_of(rt: &tokio::runtime::Runtime, addr: &str, group: &str) -> Option<i32> {
-    use kafka_protocol::messages::FindCoordinatorRequest;
-    rt.block_on(async {
-        let mut client = strata::client::Client::connect(addr).await.ok()?;
-        let request = FindCoordinatorRequest::default()
-            .with_key(group.to_string().into())
-            .with_key_type(0);
-        let response = client.send_versioned(request, 3).await.ok()?;
-        (response.error_code == 0).then_some(response.node_id.0)
-    })
-}
-
 #[test]
 fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -402,7 +336,7 @@ fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
     // The offsets topic is made at the first FindCoordinator; its partitions are replicated.
     let mut coordinator = None;
     assert!(eventually(Duration::from_secs(30), || {
-        coordinator = coordinator_of(&rt, &cluster.addr(1), "g");
+        coordinator = coordinator_of(&rt, &cluster.addr(1), "g", 0);
         coordinator.is_some()
     }));
     let coordinator = coordinator.unwrap();
@@ -424,7 +358,7 @@ fn a_group_keeps_its_committed_offsets_when_its_coordinator_dies() {
     let mut now = None;
     assert!(
         eventually(Duration::from_secs(30), || {
-            now = coordinator_of(&rt, &live, "g");
+            now = coordinator_of(&rt, &live, "g", 0);
             now.is_some_and(|c| c != coordinator)
         }),
         "no new coordinator: {now:?}\n{}",

@@ -51,25 +51,49 @@ impl Broker {
             broker_id,
             quorum.config().replication.clone(),
             self.replicas.clone(),
-            resolve,
+            resolve.clone(),
             Arc::new(move || epoch.load(Ordering::SeqCst)),
         );
-        // The group coordinator follows the leadership of `__consumer_offsets`' partitions.
+        // The transaction coordinator reaches the other brokers (markers, verification).
+        let image_source = Arc::downgrade(&quorum);
+        let image: crate::txn::cluster::ImageSource = Arc::new(move || {
+            image_source
+                .upgrade()
+                .map(|q| q.image())
+                .unwrap_or_default()
+        });
+        self.txns
+            .join_cluster(Arc::new(crate::txn::cluster::TxnCluster::new(
+                broker_id,
+                image,
+                resolve.clone(),
+                Duration::from_millis(quorum.config().replication.socket_timeout_ms),
+            )));
+        // The group and transaction coordinators follow the leadership of their topics'
+        // partitions.
         self.groups.coordinate_led_partitions_only();
         let groups = Arc::downgrade(&self.groups);
+        let txns = Arc::downgrade(&self.txns);
         replication.on_leadership(Box::new(move |topic, partition, leads| {
-            if topic != crate::group::OFFSETS_TOPIC {
-                return;
-            }
-            let Some(groups) = groups.upgrade() else {
+            let (Some(groups), Some(txns)) = (groups.upgrade(), txns.upgrade()) else {
                 return;
             };
-            if leads {
-                if let Err(e) = groups.take_over(partition) {
-                    tracing::error!(partition, error = %e, "cannot load the groups of the offsets partition");
+            // A new role: verifications of transactions here start over.
+            txns.forget_guards(topic, partition);
+            match (topic, leads) {
+                (crate::group::OFFSETS_TOPIC, true) => {
+                    if let Err(e) = groups.take_over(partition) {
+                        tracing::error!(partition, error = %e, "cannot load the groups of the offsets partition");
+                    }
                 }
-            } else {
-                groups.resign(partition);
+                (crate::group::OFFSETS_TOPIC, false) => groups.resign(partition),
+                (crate::txn::TRANSACTION_STATE_TOPIC, true) => {
+                    if let Err(e) = txns.take_over(partition) {
+                        tracing::error!(partition, error = %e, "cannot load the transactional ids of the transaction state partition");
+                    }
+                }
+                (crate::txn::TRANSACTION_STATE_TOPIC, false) => txns.resign(partition),
+                _ => {}
             }
         }));
         let _ = self.replication.set(Arc::new(replication));

@@ -10,6 +10,10 @@ pub(super) fn parse_txns(
     Ok(crate::txn::TxnConfig {
         partitions: int("transaction.state.log.num.partitions", 1)? as i32,
         segment_bytes: int("transaction.state.log.segment.bytes", 1)? as u64,
+        replication_factor: int("transaction.state.log.replication.factor", 1)?.min(i16::MAX as i64)
+            as i16,
+        min_isr: int("transaction.state.log.min.isr", 1)? as usize,
+        write_timeout_ms: int("request.timeout.ms", 1)? as u64,
         max_timeout_ms: int("transaction.max.timeout.ms", 1)? as i32,
         id_expiration_ms: int("transactional.id.expiration.ms", 1)?,
         abort_timed_out_interval_ms: int(

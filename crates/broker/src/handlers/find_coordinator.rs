@@ -1,5 +1,7 @@
-//! FindCoordinator: this broker coordinates every group (key type 0) and every transactional id
-//! (key type 1); other key types are refused with INVALID_REQUEST.
+//! FindCoordinator: a broker alone coordinates every group (key type 0) and every
+//! transactional id (key type 1); in a cluster, the leader of the key's partition of
+//! `__consumer_offsets` or `__transaction_state` does. Other key types are refused with
+//! INVALID_REQUEST.
 //!
 //! Besides consumer groups, librdkafka needs this API advertised before it will compress with
 //! LZ4 (it takes FindCoordinator as the sign of a broker with KIP-57's LZ4 framing).
@@ -18,6 +20,7 @@ use crate::internal_log::{internal_overrides, internal_topic_id};
 use crate::quorum::controller::NewTopic;
 use crate::quorum::MetadataQuorum;
 use crate::security::acl::{AclOperation, ResourceType};
+use crate::txn::TRANSACTION_STATE_TOPIC;
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -45,9 +48,36 @@ fn lookup(
     if let Some(code) = refusal {
         return Err((code, code.to_string()));
     }
-    if key_type == KEY_TYPE_GROUP {
-        if let Some(quorum) = broker.quorum() {
-            return cluster_group_coordinator(broker, quorum, listener, key);
+    if let Some(quorum) = broker.quorum() {
+        if key_type == KEY_TYPE_GROUP {
+            let topic = NewTopic {
+                name: OFFSETS_TOPIC.to_string(),
+                partitions: broker.config.groups.offsets_partitions,
+                replication_factor: broker.config.groups.offsets_replication_factor,
+                assignments: Vec::new(),
+                configs: internal_overrides(broker.config.groups.offsets_segment_bytes),
+                id: Some(internal_topic_id(&broker.cluster_id, OFFSETS_TOPIC)),
+            };
+            let partition = broker.groups.partition_for(key);
+            return cluster_coordinator(broker, quorum, listener, topic, partition);
+        }
+        if key_type == KEY_TYPE_TRANSACTION {
+            let txns = broker.txns.config();
+            let mut configs = internal_overrides(txns.segment_bytes);
+            configs.insert("min.insync.replicas".to_string(), txns.min_isr.to_string());
+            let topic = NewTopic {
+                name: TRANSACTION_STATE_TOPIC.to_string(),
+                partitions: txns.partitions,
+                replication_factor: txns.replication_factor,
+                assignments: Vec::new(),
+                configs,
+                id: Some(internal_topic_id(
+                    &broker.cluster_id,
+                    TRANSACTION_STATE_TOPIC,
+                )),
+            };
+            let partition = broker.txns.partition_for(key);
+            return cluster_coordinator(broker, quorum, listener, topic, partition);
         }
     }
     if key_type == KEY_TYPE_TRANSACTION {
@@ -72,15 +102,17 @@ fn lookup(
     }
 }
 
-/// A group's coordinator in a cluster: the leader of the group's partition of
-/// `__consumer_offsets` in the image, as Kafka's. The topic is asked of the controller the first
-/// time (with the id every node gave its own copy), COORDINATOR_NOT_AVAILABLE meanwhile, and
-/// while the partition has no leader.
-fn cluster_group_coordinator(
+/// A coordinator in a cluster: the leader of the key's partition of the coordinator's topic
+/// (`__consumer_offsets` for a group, `__transaction_state` for a transactional id) in the
+/// image, as Kafka's. The topic is asked of the controller the first time (with the id every
+/// node gave its own copy), COORDINATOR_NOT_AVAILABLE meanwhile, and while the partition has no
+/// leader.
+fn cluster_coordinator(
     broker: &Broker,
     quorum: &Arc<MetadataQuorum>,
     listener: &str,
-    group: &str,
+    topic: NewTopic,
+    partition: i32,
 ) -> Result<(BrokerId, StrBytes, i32), (ResponseError, String)> {
     let unavailable = || {
         (
@@ -89,25 +121,17 @@ fn cluster_group_coordinator(
         )
     };
     let image = quorum.image();
-    let Some(topic) = image.topics.get(OFFSETS_TOPIC) else {
+    let Some(existing) = image.topics.get(&topic.name) else {
         let quorum = quorum.clone();
-        let topic = NewTopic {
-            name: OFFSETS_TOPIC.to_string(),
-            partitions: broker.config.groups.offsets_partitions,
-            replication_factor: broker.config.groups.offsets_replication_factor,
-            assignments: Vec::new(),
-            configs: internal_overrides(broker.config.groups.offsets_segment_bytes),
-            id: Some(internal_topic_id(&broker.cluster_id, OFFSETS_TOPIC)),
-        };
         tokio::spawn(async move {
+            let name = topic.name.clone();
             if let Err(e) = quorum.create_topics(vec![topic], false).await {
-                tracing::debug!(error = %e, "creating the offsets topic failed");
+                tracing::debug!(topic = %name, error = %e, "creating the coordinator's topic failed");
             }
         });
         return Err(unavailable());
     };
-    let partition = broker.groups.partition_for(group);
-    let leader = topic
+    let leader = existing
         .partitions
         .get(partition as usize)
         .map_or(-1, |p| p.leader);

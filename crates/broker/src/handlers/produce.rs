@@ -20,6 +20,7 @@ use crate::broker::Broker;
 use crate::replica::{AcksError, ProduceError, ReplicaManager, ReplicaState};
 use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::quota::QuotaKind;
+use crate::txn::VerifyError;
 use crate::wire::{ConnectionError, Slot};
 
 pub fn handle(
@@ -88,6 +89,14 @@ pub fn handle(
                     ResponseError::NotEnoughReplicas,
                     format!("The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{}", data.index),
                 ))
+            } else if let Err(e) = verify_txn(
+                broker,
+                req.transactional_id.as_ref().map(|id| id.0.as_str()),
+                &name,
+                data.index,
+                data.records.as_deref(),
+            ) {
+                Err(e)
             } else {
                 broker
                     .replicas
@@ -260,6 +269,54 @@ impl AcksWait {
         };
         r.error_code = code.code();
     }
+}
+
+/// A transactional batch of a producer whose coordinator is another broker is verified with
+/// that coordinator before its transaction's first write here (KIP-890, as Kafka's brokers do;
+/// see `TxnCoordinator::verify_ahead`). A coordinator that cannot answer now is
+/// NOT_ENOUGH_REPLICAS, which every client retries.
+fn verify_txn(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    topic: &str,
+    partition: i32,
+    records: Option<&[u8]>,
+) -> Result<(), (ResponseError, String)> {
+    let Some(h) = records.and_then(|r| strata_storage::batch::BatchHeader::parse(r).ok()) else {
+        return Ok(());
+    };
+    if !h.is_transactional() || h.is_control() {
+        return Ok(());
+    }
+    broker
+        .txns
+        .verify_ahead(
+            transactional_id,
+            h.producer_id,
+            h.producer_epoch,
+            topic,
+            partition,
+        )
+        .map_err(|e| match e {
+            VerifyError::InvalidTxnState => (
+                ResponseError::InvalidTxnState,
+                format!(
+                    "producer {} has no transaction open on {topic}-{partition}",
+                    h.producer_id
+                ),
+            ),
+            VerifyError::Fenced => (
+                ResponseError::InvalidProducerEpoch,
+                format!(
+                    "producer {} epoch {} is not the current one",
+                    h.producer_id, h.producer_epoch
+                ),
+            ),
+            VerifyError::Unavailable => (
+                ResponseError::NotEnoughReplicas,
+                "the transaction coordinator could not verify the transaction now".to_string(),
+            ),
+        })
 }
 
 fn produce_error_code(e: &ProduceError, topic: &str, partition: i32) -> ResponseError {

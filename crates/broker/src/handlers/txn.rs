@@ -15,7 +15,7 @@ use super::{is_internal, Ctx};
 use crate::broker::Broker;
 use crate::group::{CommitArgs, TxnCommitArgs, OFFSETS_TOPIC};
 use crate::security::acl::{AclOperation, ResourceType};
-use crate::txn::TxnResult;
+use crate::txn::{TxnResult, VerifyError};
 
 /// PRODUCER_FENCED exists from these versions on (KIP-588); older clients hear
 /// INVALID_PRODUCER_EPOCH, as Kafka answers them.
@@ -288,6 +288,25 @@ pub fn txn_offset_commit(
     } else {
         None
     };
+    // A producer coordinated by another broker: its transaction is verified to hold the
+    // group's offsets partition first (the check under the group's lock then sees the guard).
+    let whole_refusal = whole_refusal.or_else(|| {
+        broker
+            .txns
+            .verify_ahead(
+                Some(&req.transactional_id),
+                req.producer_id.0,
+                req.producer_epoch,
+                OFFSETS_TOPIC,
+                broker.groups.partition_for(&req.group_id),
+            )
+            .err()
+            .map(|e| match e {
+                VerifyError::InvalidTxnState => ResponseError::InvalidTxnState,
+                VerifyError::Fenced => fenced_for(ctx.version, 3, ResponseError::ProducerFenced),
+                VerifyError::Unavailable => ResponseError::CoordinatorNotAvailable,
+            })
+    });
     let mut errors = match whole_refusal {
         Some(e) => vec![Some(e); n].into_iter(),
         None => {

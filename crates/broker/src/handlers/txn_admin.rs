@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, topic_name, Ctx};
 use crate::broker::Broker;
-use crate::replica::ReplicaManager;
+use crate::replica::{AcksError, ReplicaManager};
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::txn::markers::MarkerError;
 use crate::txn::{TxnResult, TxnState};
@@ -43,6 +43,7 @@ pub fn describe(
             {
                 state.error_code = ResponseError::TransactionalIdAuthorizationFailed.code()
             }
+            _ if !broker.txns.owns(&id) => state.error_code = ResponseError::NotCoordinator.code(),
             None => state.error_code = ResponseError::TransactionalIdNotFound.code(),
             Some(m) => {
                 state.transaction_state = str_bytes(m.state.name());
@@ -166,8 +167,10 @@ pub fn describe_producers(
     response
 }
 
-/// WriteTxnMarkers: markers written as a coordinator would (kafka-transactions.sh `abort`
-/// sends an ABORT for a hanging transaction).
+/// WriteTxnMarkers: markers written as a coordinator would (what a transaction coordinator on
+/// another broker sends this partition leader, and kafka-transactions.sh `abort` sends for a
+/// hanging transaction). As Kafka's, answered once each marker is on its partition's ISR
+/// (acks=-1): the coordinator completes the transaction only then.
 pub fn write_markers(
     broker: &Broker,
     ctx: &Ctx,
@@ -217,6 +220,7 @@ pub fn write_markers(
         };
         let mut out = WritableTxnMarkerResult::default().with_producer_id(m.producer_id);
         let mut flushes = Vec::new();
+        let mut markers_written: Vec<(String, i32, strata_storage::Offset)> = Vec::new();
         for t in &m.topics {
             let mut topic = WritableTxnMarkerTopicResult::default().with_name(t.name.clone());
             for &index in &t.partition_indexes {
@@ -229,8 +233,9 @@ pub fn write_markers(
                     m.coordinator_epoch,
                 );
                 let code = match written {
-                    Ok(flush) => {
-                        flushes.extend(flush);
+                    Ok(w) => {
+                        flushes.extend(w.flush);
+                        markers_written.push((t.name.to_string(), index, w.offset));
                         0
                     }
                     Err(MarkerError::UnknownTopicOrPartition(..)) => {
@@ -253,6 +258,27 @@ pub fn write_markers(
                         p.error_code = ResponseError::KafkaStorageError.code();
                     }
                 }
+            }
+        }
+        for (topic, index, offset) in markers_written {
+            let Err(e) = broker.txns.wait_replicated(&topic, index, offset.next(), 1) else {
+                continue;
+            };
+            let code = match e {
+                AcksError::NotLeader => ResponseError::NotLeaderOrFollower,
+                AcksError::NotEnoughReplicasAfterAppend => {
+                    ResponseError::NotEnoughReplicasAfterAppend
+                }
+                AcksError::TimedOut => ResponseError::RequestTimedOut,
+            };
+            let partition = out
+                .topics
+                .iter_mut()
+                .filter(|t| t.name.0.as_str() == topic.as_str())
+                .flat_map(|t| t.partitions.iter_mut())
+                .find(|p| p.partition_index == index && p.error_code == 0);
+            if let Some(p) = partition {
+                p.error_code = code.code();
             }
         }
         response.markers.push(out);

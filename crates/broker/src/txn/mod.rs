@@ -19,8 +19,10 @@
 //! coordinator's lock is taken, never the other way round: markers are written after the lock is
 //! released, and the lock is held only for bookkeeping and appends to `__transaction_state`.
 
+pub mod cluster;
 pub mod markers;
 pub mod state;
+mod verify;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io;
@@ -34,6 +36,7 @@ use crate::producer_ids::ProducerIds;
 use crate::replica::{ProduceError, ReplicaManager, TxnVerifier};
 pub use state::{TopicPartition, TxnMetadata, TxnState};
 use strata_storage::LogManager;
+pub use verify::VerifyError;
 
 pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 
@@ -44,6 +47,13 @@ pub struct TxnConfig {
     pub partitions: i32,
     /// `transaction.state.log.segment.bytes`.
     pub segment_bytes: u64,
+    /// `transaction.state.log.replication.factor` (a cluster's topic).
+    pub replication_factor: i16,
+    /// `transaction.state.log.min.isr`: the in-sync replicas a state change needs (the topic's
+    /// `min.insync.replicas`).
+    pub min_isr: usize,
+    /// `request.timeout.ms`: how long a state change or a marker waits for its ISR.
+    pub write_timeout_ms: u64,
     /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
     pub max_timeout_ms: i32,
     /// `transactional.id.expiration.ms`: an id unused this long (no transaction open) is dropped.
@@ -59,6 +69,9 @@ impl Default for TxnConfig {
         TxnConfig {
             partitions: 50,
             segment_bytes: 104_857_600,
+            replication_factor: 3,
+            min_isr: 2,
+            write_timeout_ms: 30_000,
             max_timeout_ms: 900_000,
             id_expiration_ms: 604_800_000,
             abort_timed_out_interval_ms: 10_000,
@@ -85,6 +98,19 @@ pub struct TxnListing {
 
 pub struct TxnCoordinator {
     config: TxnConfig,
+    /// Itself, for the work it hands to background tasks (markers retried).
+    this: std::sync::OnceLock<std::sync::Weak<TxnCoordinator>>,
+    /// The partitions of `__transaction_state` whose ids this broker coordinates; None: all of
+    /// them (a broker alone). On a node of a cluster, those it leads.
+    owned: Mutex<Option<BTreeSet<i32>>>,
+    /// The rest of the cluster (a node of a cluster).
+    cluster: std::sync::OnceLock<Arc<cluster::TxnCluster>>,
+    /// Verified transactional writes of producers coordinated elsewhere: topic -> (partition,
+    /// producer id) -> epoch. Set before the coordinator is asked and removed by the
+    /// partition's next marker, so a write whose transaction ended meanwhile is refused.
+    guards: Mutex<verify::Guards>,
+    /// Transactions whose markers are being written now (one sender at a time).
+    completing: Mutex<std::collections::HashSet<String>>,
     /// `__transaction_state`, created (as Kafka does) when the first transactional id needs it.
     log: std::sync::OnceLock<InternalLog>,
     logs: Arc<LogManager>,
@@ -110,16 +136,20 @@ pub enum TxnResult {
 impl TxnCoordinator {
     /// Loads every transactional id from `__transaction_state`, completes the transactions a
     /// crash left between their decision and their markers, and registers itself with the
-    /// replica manager to verify transactional produce requests.
+    /// replica manager to verify transactional produce requests. A node of a cluster
+    /// (`cluster_node`) loads nothing yet: it coordinates the ids of the partitions it will
+    /// lead.
     pub fn open(
         config: TxnConfig,
         producer_ids: Arc<ProducerIds>,
         replicas: Arc<ReplicaManager>,
         groups: Arc<GroupCoordinator>,
+        cluster_node: bool,
     ) -> io::Result<Arc<TxnCoordinator>> {
         let logs = replicas.logs().clone();
+        // A node of a cluster loads partitions as it is made their leader (`take_over`).
         let existing = match logs.topic(TRANSACTION_STATE_TOPIC) {
-            Some(_) => {
+            Some(_) if !cluster_node => {
                 // An earlier version's topic becomes compacted.
                 crate::internal_log::ensure_topic(
                     &logs,
@@ -130,7 +160,7 @@ impl TxnCoordinator {
                 .map_err(io::Error::other)?;
                 Some(InternalLog::new(logs.clone(), TRANSACTION_STATE_TOPIC)?)
             }
-            None => None,
+            _ => None,
         };
         let mut txns = Txns::default();
         if let Some(log) = &existing {
@@ -138,6 +168,11 @@ impl TxnCoordinator {
         }
         let coordinator = Arc::new(TxnCoordinator {
             config,
+            this: std::sync::OnceLock::new(),
+            owned: Mutex::new(cluster_node.then(BTreeSet::new)),
+            cluster: std::sync::OnceLock::new(),
+            guards: Mutex::new(verify::Guards::new()),
+            completing: Mutex::new(Default::default()),
             log: existing.map(std::sync::OnceLock::from).unwrap_or_default(),
             logs,
             txns: Mutex::new(txns),
@@ -145,6 +180,7 @@ impl TxnCoordinator {
             replicas: replicas.clone(),
             groups,
         });
+        let _ = coordinator.this.set(Arc::downgrade(&coordinator));
         let verifier: Arc<dyn TxnVerifier> = coordinator.clone();
         replicas.set_txn_verifier(Arc::downgrade(&verifier));
         coordinator.complete_prepared();
@@ -159,33 +195,39 @@ impl TxnCoordinator {
     /// Replays `__transaction_state`: each id's last record is its state.
     fn load(log: &InternalLog, txns: &mut Txns) -> io::Result<()> {
         for p in 0..log.partition_count() {
-            log.replay(p, |h, bytes, from| {
-                if h.is_control() {
-                    return;
-                }
-                let Some(records) = strata_storage::batch::uncompressed_records(bytes, h) else {
-                    return;
-                };
-                for r in records {
-                    if h.base_offset + (r.offset_delta as i64) < from {
-                        continue;
-                    }
-                    let Some(id) = r.key.and_then(state::decode_key) else {
-                        continue;
-                    };
-                    match r.value.and_then(state::decode_value) {
-                        Some(m) => {
-                            txns.by_id.insert(id, m);
-                        }
-                        None => {
-                            txns.by_id.remove(&id);
-                        }
-                    }
-                }
-            })?;
+            Self::load_partition(log, p, txns)?;
         }
-        for (id, m) in &txns.by_id {
-            txns.by_producer.insert(m.producer_id, id.clone());
+        Ok(())
+    }
+
+    /// Replays one partition of `__transaction_state` into `txns`.
+    fn load_partition(log: &InternalLog, partition: i32, txns: &mut Txns) -> io::Result<()> {
+        let mut found: HashMap<String, Option<TxnMetadata>> = HashMap::new();
+        log.replay(partition, |h, bytes, from| {
+            if h.is_control() {
+                return;
+            }
+            let Some(records) = strata_storage::batch::uncompressed_records(bytes, h) else {
+                return;
+            };
+            for r in records {
+                if h.base_offset + (r.offset_delta as i64) < from {
+                    continue;
+                }
+                let Some(id) = r.key.and_then(state::decode_key) else {
+                    continue;
+                };
+                found.insert(id, r.value.and_then(state::decode_value));
+            }
+        })?;
+        for (id, m) in found {
+            if let Some(old) = txns.by_id.remove(&id) {
+                txns.by_producer.remove(&old.producer_id);
+            }
+            if let Some(m) = m {
+                txns.by_producer.insert(m.producer_id, id.clone());
+                txns.by_id.insert(id, m);
+            }
         }
         Ok(())
     }
@@ -195,6 +237,20 @@ impl TxnCoordinator {
     pub fn log(&self) -> Result<&InternalLog, ResponseError> {
         if let Some(log) = self.log.get() {
             return Ok(log);
+        }
+        if self.cluster.get().is_some() {
+            // A cluster's topic comes from the controller (see FindCoordinator); its logs exist
+            // once this node's image holds it.
+            if self.logs.topic(TRANSACTION_STATE_TOPIC).is_none() {
+                return Err(ResponseError::CoordinatorNotAvailable);
+            }
+            return match InternalLog::new(self.logs.clone(), TRANSACTION_STATE_TOPIC) {
+                Ok(log) => Ok(self.log.get_or_init(|| log)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot open {TRANSACTION_STATE_TOPIC}");
+                    Err(ResponseError::CoordinatorNotAvailable)
+                }
+            };
         }
         let created = crate::internal_log::ensure_topic(
             &self.logs,
@@ -276,15 +332,56 @@ impl TxnCoordinator {
         }
     }
 
-    /// Runs flushes the appends asked for, outside the lock; an error when the log could not be
-    /// made durable (Kafka then answers NOT_COORDINATOR).
-    fn durable(&self) -> Result<(), ResponseError> {
-        match self.log.get() {
-            Some(log) => log
-                .complete_staged_blocking()
-                .map_err(|_| ResponseError::NotCoordinator),
-            None => Ok(()),
+    /// Runs flushes the appends asked for, outside the lock, and on a node of a cluster waits
+    /// until the partitions of `ids` hold them on their ISR (`transaction.state.log.min.isr`,
+    /// up to `request.timeout.ms`): a state change is answered only then, as Kafka's are. The
+    /// error is Kafka's: NOT_COORDINATOR when the log failed or leadership moved,
+    /// COORDINATOR_NOT_AVAILABLE when too few replicas have it.
+    fn durable(&self, ids: &[&str]) -> Result<(), ResponseError> {
+        let Some(log) = self.log.get() else {
+            return Ok(());
+        };
+        log.complete_staged_blocking()
+            .map_err(|_| ResponseError::NotCoordinator)?;
+        if self.cluster.get().is_none() {
+            return Ok(());
         }
+        let partitions: BTreeSet<i32> = ids.iter().map(|id| self.partition_for(id)).collect();
+        for p in partitions {
+            let Ok(partition) = log.partition(p) else {
+                return Err(ResponseError::NotCoordinator);
+            };
+            let end = partition.log().log_end_offset();
+            self.wait_replicated(TRANSACTION_STATE_TOPIC, p, end, self.config.min_isr)
+                .map_err(|e| match e {
+                    crate::replica::AcksError::NotLeader => ResponseError::NotCoordinator,
+                    _ => ResponseError::CoordinatorNotAvailable,
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Waits (a node of a cluster) until `topic`-`partition`'s high watermark reaches `end`, up
+    /// to `request.timeout.ms`; at once for a broker alone.
+    pub(crate) fn wait_replicated(
+        &self,
+        topic: &str,
+        partition: i32,
+        end: strata_storage::Offset,
+        min_isr: usize,
+    ) -> Result<(), crate::replica::AcksError> {
+        if self.cluster.get().is_none() {
+            return Ok(());
+        }
+        let (Some(state), Some(p)) = (
+            self.replicas.states().get(topic, partition),
+            self.logs.topic(topic).and_then(|t| t.partition(partition)),
+        ) else {
+            return Err(crate::replica::AcksError::NotLeader);
+        };
+        let deadline = tokio::time::Instant::now()
+            + std::time::Duration::from_millis(self.config.write_timeout_ms);
+        cluster::block_on(state.wait_for_hw(&p, end, min_isr, deadline))
     }
 
     /// InitProducerId with a transactional id: the id's producer id with its epoch bumped (a
@@ -299,6 +396,7 @@ impl TxnCoordinator {
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
+        self.check_owned(transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
@@ -366,7 +464,7 @@ impl TxnCoordinator {
                     let answer = (m.producer_id, m.producer_epoch);
                     self.store(&mut txns, transactional_id, m)?;
                     drop(txns);
-                    self.durable()?;
+                    self.durable(&[transactional_id])?;
                     tracing::info!(
                         transactional_id,
                         producer_id = answer.0,
@@ -378,12 +476,12 @@ impl TxnCoordinator {
             }
         };
         debug_assert!(fenced);
-        self.durable()?;
+        self.durable(&[transactional_id])?;
         tracing::info!(
             transactional_id,
             "fenced the previous producer and aborting its transaction"
         );
-        self.send_markers(transactional_id);
+        self.complete(transactional_id);
         Err(ResponseError::ConcurrentTransactions)
     }
 
@@ -397,6 +495,7 @@ impl TxnCoordinator {
     /// Checks a request of the producer holding `transactional_id` (its id and epoch) and
     /// returns its metadata.
     fn check_producer<'a>(
+        &self,
         txns: &'a Txns,
         transactional_id: &str,
         producer_id: i64,
@@ -405,6 +504,7 @@ impl TxnCoordinator {
         if transactional_id.is_empty() {
             return Err(ResponseError::InvalidRequest);
         }
+        self.check_owned(transactional_id)?;
         let m = txns
             .by_id
             .get(transactional_id)
@@ -431,7 +531,7 @@ impl TxnCoordinator {
     ) -> Result<(), ResponseError> {
         {
             let mut txns = self.lock();
-            let m = Self::check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
+            let m = self.check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
             if m.state.is_prepared() {
                 return Err(ResponseError::ConcurrentTransactions);
             }
@@ -454,7 +554,7 @@ impl TxnCoordinator {
             m.last_update_ms = now;
             self.store(&mut txns, transactional_id, m)?;
         }
-        self.durable()
+        self.durable(&[transactional_id])
     }
 
     /// EndTxn: decides the producer's transaction, writes its markers and completes it. A retry
@@ -468,7 +568,7 @@ impl TxnCoordinator {
     ) -> Result<(), ResponseError> {
         {
             let mut txns = self.lock();
-            let m = Self::check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
+            let m = self.check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
             let next = match (m.state, result) {
                 (TxnState::Ongoing, TxnResult::Commit) => TxnState::PrepareCommit,
                 (TxnState::Ongoing, TxnResult::Abort) => TxnState::PrepareAbort,
@@ -485,11 +585,11 @@ impl TxnCoordinator {
             m.last_update_ms = now_ms();
             self.store(&mut txns, transactional_id, m)?;
         }
-        self.durable()?;
+        self.durable(&[transactional_id])?;
         crate::failpoint::crash_if("txn-after-prepare");
         // Decided: the client's answer no longer depends on the markers (a marker that cannot
         // be written now is retried by the timer, and after a restart).
-        self.send_markers(transactional_id);
+        self.complete(transactional_id);
         Ok(())
     }
 
@@ -541,46 +641,20 @@ impl TxnCoordinator {
         producer_epoch: i16,
         offsets_partition: i32,
     ) -> Result<(), ResponseError> {
+        if !self.owns(transactional_id) {
+            let topic = crate::group::OFFSETS_TOPIC;
+            return if self.verified_elsewhere(topic, offsets_partition, producer_id, producer_epoch)
+            {
+                Ok(())
+            } else {
+                Err(ResponseError::InvalidTxnState)
+            };
+        }
         let txns = self.lock();
-        let m = Self::check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
+        let m = self.check_producer(&txns, transactional_id, producer_id, producer_epoch)?;
         let key = (crate::group::OFFSETS_TOPIC.to_string(), offsets_partition);
         if m.state != TxnState::Ongoing || !m.partitions.contains(&key) {
             return Err(ResponseError::InvalidTxnState);
-        }
-        Ok(())
-    }
-}
-
-impl TxnVerifier for TxnCoordinator {
-    /// A transactional batch may be written only to a partition of its producer's ongoing
-    /// transaction, with the producer's current epoch.
-    fn verify(
-        &self,
-        producer_id: i64,
-        producer_epoch: i16,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(), ProduceError> {
-        let txns = self.lock();
-        let refused = || ProduceError::InvalidTxnState {
-            producer_id,
-            topic: topic.to_string(),
-            partition,
-        };
-        let m = txns
-            .by_producer
-            .get(&producer_id)
-            .and_then(|id| txns.by_id.get(id))
-            .ok_or_else(refused)?;
-        if producer_epoch != m.producer_epoch {
-            return Err(ProduceError::InvalidProducerEpoch {
-                producer_id,
-                current: m.producer_epoch,
-                got: producer_epoch,
-            });
-        }
-        if m.state != TxnState::Ongoing || !m.partitions.contains(&(topic.to_string(), partition)) {
-            return Err(refused());
         }
         Ok(())
     }

@@ -66,8 +66,22 @@ impl Cluster {
         Cluster::start_each(n, |_, _| extra.clone())
     }
 
+    /// As [`Cluster::start`], with `env` set for every node's process.
+    pub fn start_with_env(n: usize, extra: &[&str], env: &[(&str, &str)]) -> Cluster {
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        Cluster::launch(n, |_, _| extra.clone(), env)
+    }
+
     /// As [`Cluster::start`], with settings per node: `extra(id, its data directory)`.
     pub fn start_each(n: usize, extra: impl Fn(i32, &std::path::Path) -> Vec<String>) -> Cluster {
+        Cluster::launch(n, extra, &[])
+    }
+
+    fn launch(
+        n: usize,
+        extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
+        env: &[(&str, &str)],
+    ) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let (ok, out, err) = strata_cli(&["storage", "random-uuid"]);
         assert!(ok, "{err}");
@@ -117,6 +131,9 @@ impl Cluster {
             });
         }
         for node in &mut nodes {
+            for (k, v) in env {
+                node.broker.set_env(k, Some(v));
+            }
             node.broker.restart();
         }
         Cluster {
@@ -249,4 +266,77 @@ pub fn partitions_of(addr: &str, topic: &str) -> Vec<(i32, Vec<i32>, Vec<i32>)> 
         .collect();
     out.sort();
     out.into_iter().map(|(_, l, r, i)| (l, r, i)).collect()
+}
+
+/// Starts three nodes with `extra`, waits until every node lists all three brokers.
+pub fn three_brokers(extra: &[&str]) -> Cluster {
+    let cluster = Cluster::start(3, extra);
+    all_registered(&cluster);
+    cluster
+}
+
+/// Waits until every node lists all three brokers.
+pub fn all_registered(cluster: &Cluster) {
+    cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(
+            eventually(Duration::from_secs(15), || listed(&addr) == vec![1, 2, 3]),
+            "node {id} does not list every broker:\n{}",
+            cluster.logs()
+        );
+    }
+}
+
+/// Waits until partition 0 of `topic` has a leader and `size` replicas in its ISR; returns
+/// (leader, replicas, isr).
+pub fn wait_for_isr(cluster: &Cluster, topic: &str, size: usize) -> (i32, Vec<i32>, Vec<i32>) {
+    wait_for_isr_without(cluster, topic, size, -1)
+}
+
+/// As [`wait_for_isr`], with broker `gone` (killed) neither leading nor in the ISR.
+pub fn wait_for_isr_without(
+    cluster: &Cluster,
+    topic: &str,
+    size: usize,
+    gone: i32,
+) -> (i32, Vec<i32>, Vec<i32>) {
+    let mut last = Vec::new();
+    let found = eventually(Duration::from_secs(30), || {
+        last = cluster
+            .nodes
+            .iter()
+            .filter(|n| n.broker.running())
+            .map(|n| partitions_of(&format!("127.0.0.1:{}", n.port), topic))
+            .find(|p| !p.is_empty())
+            .unwrap_or_default();
+        last.first().is_some_and(|(leader, _, isr)| {
+            *leader >= 0 && *leader != gone && !isr.contains(&gone) && isr.len() == size
+        })
+    });
+    assert!(
+        found,
+        "{topic}-0 did not reach an ISR of {size}: {last:?}\n{}",
+        cluster.logs()
+    );
+    last[0].clone()
+}
+
+/// The coordinator of `key` (`key_type` 0: a group, 1: a transactional id) as `addr` answers
+/// FindCoordinator; None while there is none.
+pub fn coordinator_of(
+    rt: &tokio::runtime::Runtime,
+    addr: &str,
+    key: &str,
+    key_type: i8,
+) -> Option<i32> {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    rt.block_on(async {
+        let mut client = strata::client::Client::connect(addr).await.ok()?;
+        let request = FindCoordinatorRequest::default()
+            .with_key(key.to_string().into())
+            .with_key_type(key_type);
+        let response = client.send_versioned(request, 3).await.ok()?;
+        (response.error_code == 0).then_some(response.node_id.0)
+    })
 }
