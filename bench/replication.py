@@ -10,9 +10,14 @@ cluster on this machine (each `broker,controller`, formatted with `strata storag
   (goal: under broker.session.timeout.ms + 1 s, default settings).
 - kills: 50 random leader kills under that load (broker.session.timeout.ms=3000), each broker
   restarted after its kill; then every acknowledged record is looked for: lost must be 0.
+- txn: transactions across the cluster: producer-perf (acks=all, idempotent) to a topic of
+  three partitions at replication factor 3 (their leaders on the three brokers, the
+  transaction coordinator on one of them), without transactions and with 10,000 and 100
+  records per transaction, alternating on fresh topics.
 
     python3 bench/replication.py                 # all of it
     python3 bench/replication.py rf
+    python3 bench/replication.py txn
     python3 bench/replication.py --render       # rewrite the block from bench/replication.json
     STRATA_BENCH_SCALE=0.1 python3 bench/replication.py   # a quick pass (fewer records, kills)
 """
@@ -155,9 +160,9 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def create(cluster, topic, rf, configs=()):
-    args = ["topics", "--bootstrap-server", cluster.addr, "--create", "--topic", topic, "--partitions", "1",
-            "--replication-factor", str(rf)]
+def create(cluster, topic, rf, configs=(), partitions=1):
+    args = ["topics", "--bootstrap-server", cluster.addr, "--create", "--topic", topic, "--partitions",
+            str(partitions), "--replication-factor", str(rf)]
     for c in configs:
         args += ["--config", c]
     run.run_tool(args)
@@ -197,6 +202,40 @@ def scenario_rf(report):
     finally:
         cluster.stop()
     report["rf"] = {"records": records, "results": results}
+
+
+TXN_PRODUCERS = [
+    ("idempotent, no transactions", []),
+    ("transactional, 10,000 per transaction", ["--transactional-id", "bench-tx", "--transaction-records", "10000"]),
+    ("transactional, 100 per transaction", ["--transactional-id", "bench-tx", "--transaction-records", "100"]),
+]
+
+
+def scenario_txn(report):
+    records = run.n(200_000)
+    props = ["acks=all", "enable.idempotence=true", "linger.ms=5"]
+    run.warm_memory()
+    cluster = Cluster()
+    results = {name: [] for name, _ in TXN_PRODUCERS}
+    try:
+        # Warm-up: the first transactional producer has the controller create
+        # __transaction_state (50 partitions, three replicas each); a one-time cost.
+        create(cluster, "txn-warm-up", 3, ["min.insync.replicas=2"], partitions=3)
+        run.producer_perf(cluster, "txn-warm-up", 1000, RECORD, props, extra=TXN_PRODUCERS[2][1])
+        for i in range(run.RUNS):
+            for j, (name, extra) in enumerate(TXN_PRODUCERS):
+                topic = f"txn{i}-{j}"
+                create(cluster, topic, 3, ["min.insync.replicas=2"], partitions=3)
+                warm(max(1, 3 * records * RECORD >> 30) + 1)
+                cpu = cluster.cpu_seconds()
+                r = run.producer_perf(cluster, topic, records, RECORD, props, extra=extra)
+                r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+                run.log(f"{name}: {r['records_per_s']:.0f} rec/s, {r['broker_cpu_s_per_gb']:.2f} s/GB, "
+                        f"p99 {r['p99_ms']} ms")
+                results[name].append(r)
+    finally:
+        cluster.stop()
+    report["txn"] = {"records": records, "results": results}
 
 
 class Load:
@@ -328,6 +367,18 @@ def render(report):
         costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(one, three)]
         rows.append(f"| replication factor 3 / 1, same run | (the two rows above, run by run) | report | "
                     f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
+    txn = report.get("txn")
+    if txn:
+        cmd = (f"`strata producer-perf --num-records {txn['records']} --record-size 1024 --producer-props "
+               "acks=all enable.idempotence=true linger.ms=5 [--transactional-id bench-tx "
+               "--transaction-records N]`, 3 partitions, RF 3")
+        base = txn["results"]["idempotent, no transactions"]
+        for name, runs in txn["results"].items():
+            ratio = [100 * r["records_per_s"] / b["records_per_s"] for b, r in zip(base, runs)]
+            rows.append(f"| {name} | {cmd} | report | {run.fmt([r['records_per_s'] for r in runs], digits=0)} "
+                        f"records/s ({run.fmt(ratio, digits=0)} % of idempotent), p99 "
+                        f"{run.fmt([r['p99_ms'] for r in runs], digits=0)} ms | "
+                        f"{run.fmt([r['broker_cpu_s_per_gb'] for r in runs], digits=2)} s/GB | - |")
     for key, goal_s in (("failover", 10.0), ("kills", None)):
         r = report.get(key)
         if not r:
@@ -365,13 +416,14 @@ def main():
         with open(RESULTS) as f:
             report = json.load(f)
     else:
-        wanted = sys.argv[1:] or ["rf", "failover", "kills"]
+        wanted = sys.argv[1:] or ["rf", "failover", "kills", "txn"]
         report = {}
         if os.path.exists(RESULTS):
             with open(RESULTS) as f:
                 report = json.load(f)
         for name in wanted:
-            {"rf": scenario_rf, "failover": scenario_failover, "kills": scenario_kills}[name](report)
+            {"rf": scenario_rf, "failover": scenario_failover, "kills": scenario_kills,
+             "txn": scenario_txn}[name](report)
         with open(RESULTS, "w") as f:
             json.dump(report, f, indent=1)
     text = render(report)

@@ -9,6 +9,7 @@ pub mod elect_leaders;
 pub mod groups;
 pub mod metadata_quorum;
 pub mod perf;
+pub mod reassign;
 pub mod storage;
 pub mod tiers;
 pub mod topics;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata::{
-    acls, cluster, configs, dump_log, elect_leaders, groups, metadata_quorum, perf, storage, tiers,
-    topics, transactions,
+    acls, cluster, configs, dump_log, elect_leaders, groups, metadata_quorum, perf, reassign,
+    storage, tiers, topics, transactions,
 };
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
@@ -60,6 +60,9 @@ enum Command {
     /// (kafka-leader-election.sh).
     #[command(name = "elect-leaders")]
     ElectLeaders(elect_leaders::ElectLeadersArgs),
+    /// Move partitions' replicas between brokers: generate, execute, verify, cancel and list
+    /// reassignments (kafka-reassign-partitions.sh).
+    Reassign(reassign::ReassignArgs),
     /// Describe the metadata quorum: leader, epoch, voters' progress (kafka-metadata-quorum.sh).
     #[command(name = "metadata-quorum")]
     MetadataQuorum(metadata_quorum::MetadataQuorumArgs),
@@ -119,6 +122,7 @@ fn main() {
         Some(Command::ElectLeaders(args)) => {
             runtime().and_then(|rt| rt.block_on(elect_leaders::run(args)))
         }
+        Some(Command::Reassign(args)) => runtime().and_then(|rt| rt.block_on(reassign::run(args))),
         Some(Command::MetadataQuorum(args)) => {
             runtime().and_then(|rt| rt.block_on(metadata_quorum::run(args)))
         }

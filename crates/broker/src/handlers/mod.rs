@@ -37,6 +37,7 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
+pub mod reassignments;
 pub mod scram_admin;
 pub mod txn;
 pub mod txn_admin;
@@ -68,6 +69,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeCluster, 0, 1),
     (ApiKey::DescribeQuorum, 0, 2),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::ListPartitionReassignments, 0, 0),
     (ApiKey::FindCoordinator, 0, 6),
     (ApiKey::JoinGroup, 0, 9),
     (ApiKey::SyncGroup, 0, 5),
@@ -441,6 +444,12 @@ fn route(broker: &Arc<Broker>, ctx: Ctx, request: RequestKind) -> Result<Slot, C
         }
         RequestKind::DeleteRecords(req) => ready(&ctx, &delete_records::handle(broker, &ctx, req)),
         RequestKind::ElectLeaders(req) => ready(&ctx, &elect_leaders::handle(broker, &ctx, req)),
+        RequestKind::AlterPartitionReassignments(req) => {
+            ready(&ctx, &reassignments::alter(broker, &ctx, req))
+        }
+        RequestKind::ListPartitionReassignments(req) => {
+            ready(&ctx, &reassignments::list(broker, &ctx, req))
+        }
         RequestKind::InitProducerId(req) => {
             ready(&ctx, &init_producer_id::handle(broker, &ctx, req))
         }

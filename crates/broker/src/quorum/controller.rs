@@ -485,12 +485,20 @@ impl MetadataQuorum {
             Ok(p) => p,
             Err(e) => return Ok(Err(e)),
         };
-        let record = MetadataRecord::ChangePartition {
+        // The ISR change that brings a reassignment's last new replica in sync completes it.
+        let record = super::reassignment::complete_with_isr(
+            &image,
+            &change.topic,
+            change.partition,
+            &current,
+            &change.new_isr,
+        )
+        .unwrap_or_else(|| MetadataRecord::ChangePartition {
             name: change.topic.clone(),
             partition: change.partition,
             leader: current.leader,
             isr: change.new_isr.clone(),
-        };
+        });
         if let Err(e) = self.append_as_leader(record).await {
             return Ok(Err(refuse(ResponseError::NotController, e)));
         }
@@ -531,14 +539,25 @@ impl MetadataQuorum {
         why: &'static str,
     ) -> Result<(), (usize, String)> {
         for (i, change) in changes.into_iter().enumerate() {
-            if let MetadataRecord::ChangePartition {
-                name,
-                partition,
-                leader,
-                ..
-            } = &change
-            {
-                tracing::info!(topic = %name, partition, leader, "{why}");
+            match &change {
+                MetadataRecord::ChangePartition {
+                    name,
+                    partition,
+                    leader,
+                    ..
+                } => tracing::info!(topic = %name, partition, leader, "{why}"),
+                MetadataRecord::ReassignPartition {
+                    name,
+                    partition,
+                    leader,
+                    replicas,
+                    adding,
+                    removing,
+                    ..
+                } => {
+                    tracing::info!(topic = %name, partition, leader, ?replicas, ?adding, ?removing, "{why}")
+                }
+                _ => {}
             }
             self.append_as_leader(change).await.map_err(|e| (i, e))?;
         }

@@ -245,6 +245,8 @@ mod tests {
                     leader,
                     leader_epoch: 4,
                     partition_epoch: 7,
+                    adding: Vec::new(),
+                    removing: Vec::new(),
                 }],
             },
             20,

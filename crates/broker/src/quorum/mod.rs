@@ -14,6 +14,7 @@ pub mod election;
 pub mod log_store;
 pub mod network;
 pub mod placement;
+pub mod reassignment;
 pub mod state_machine;
 pub mod types;
 
@@ -265,6 +266,9 @@ impl MetadataQuorum {
                 partitions,
             } => ControllerResponse::ElectLeaders(
                 self.elect_leaders_as_leader(election, partitions).await,
+            ),
+            ControllerRequest::AlterReassignments(asked) => ControllerResponse::AlterReassignments(
+                self.alter_reassignments_as_leader(asked).await,
             ),
             ControllerRequest::AlterPartition(change) => {
                 ControllerResponse::AlterPartition(self.alter_partition_as_leader(change).await)

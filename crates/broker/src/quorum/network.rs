@@ -65,6 +65,8 @@ pub enum ControllerRequest {
     },
     /// A partition leader changes its ISR (Kafka's AlterPartition).
     AlterPartition(AlterPartition),
+    /// Reassignments to start (new replicas) or cancel (None): (topic, partition, replicas).
+    AlterReassignments(Vec<(String, i32, Option<Vec<i32>>)>),
     /// Leader elections asked for (None: every partition).
     ElectLeaders {
         election: ElectionType,
@@ -92,6 +94,7 @@ pub enum ControllerResponse {
     /// The partition as it is now, or why the change was refused.
     AlterPartition(Result<Result<PartitionState, Refusal>, String>),
     ElectLeaders(Result<Vec<Elected>, String>),
+    AlterReassignments(Result<Vec<super::reassignment::Reassigned>, String>),
 }
 
 impl ControllerResponse {

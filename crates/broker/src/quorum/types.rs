@@ -89,6 +89,18 @@ pub enum MetadataRecord {
         leader: i32,
         isr: Vec<i32>,
     },
+    /// A partition's replicas change (a reassignment starts, completes or is cancelled; Kafka's
+    /// PartitionChangeRecord with replicas): its partition epoch goes up, and its leader epoch
+    /// when the leader changes or a replica leaves (fencing the one that left).
+    ReassignPartition {
+        name: String,
+        partition: i32,
+        replicas: Vec<i32>,
+        adding: Vec<i32>,
+        removing: Vec<i32>,
+        leader: i32,
+        isr: Vec<i32>,
+    },
     /// A block of producer ids handed to a broker (Kafka's ProducerIdsRecord): every id below
     /// `next_producer_id` is taken.
     AllocateProducerIds {
@@ -107,6 +119,12 @@ pub struct PartitionState {
     pub leader: i32,
     pub leader_epoch: i32,
     pub partition_epoch: i32,
+    /// Replicas a reassignment is adding (in `replicas`, not yet in sync; KIP-455).
+    #[serde(default)]
+    pub adding: Vec<i32>,
+    /// Replicas a reassignment will remove once the adding ones are in sync.
+    #[serde(default)]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -118,6 +136,8 @@ impl PartitionState {
             replicas,
             leader_epoch: 0,
             partition_epoch: 0,
+            adding: Vec::new(),
+            removing: Vec::new(),
         }
     }
 }
@@ -218,6 +238,33 @@ impl MetadataImage {
                 }
                 p.leader = *leader;
                 p.isr = isr.clone();
+                p.partition_epoch += 1;
+            }
+            MetadataRecord::ReassignPartition {
+                name,
+                partition,
+                replicas,
+                adding,
+                removing,
+                leader,
+                isr,
+            } => {
+                let Some(p) = self
+                    .topics
+                    .get_mut(name)
+                    .and_then(|t| t.partitions.get_mut(*partition as usize))
+                else {
+                    return;
+                };
+                let shrinks = p.replicas.iter().any(|r| !replicas.contains(r));
+                if p.leader != *leader || shrinks {
+                    p.leader_epoch += 1;
+                }
+                p.leader = *leader;
+                p.isr = isr.clone();
+                p.replicas = replicas.clone();
+                p.adding = adding.clone();
+                p.removing = removing.clone();
                 p.partition_epoch += 1;
             }
             MetadataRecord::AllocateProducerIds {

@@ -48,6 +48,19 @@ struct Progress {
     broker_epoch: i64,
 }
 
+impl Progress {
+    /// A follower that has not fetched from this leader yet.
+    fn new(now: Instant) -> Progress {
+        Progress {
+            log_end: None,
+            last_caught_up: now,
+            last_fetch: now,
+            leader_end_at_last_fetch: Offset(0),
+            broker_epoch: -1,
+        }
+    }
+}
+
 /// This broker as a partition's leader.
 #[derive(Debug, Clone)]
 pub struct Leading {
@@ -199,6 +212,11 @@ impl ReplicaState {
                     l.isr = image.isr.clone();
                     l.replicas = image.replicas.clone();
                     l.pending = None;
+                    // A reassignment's new replicas follow from now on; removed ones are gone.
+                    l.followers.retain(|r, _| image.replicas.contains(r));
+                    for r in image.replicas.iter().filter(|r| **r != me) {
+                        l.followers.entry(*r).or_insert_with(|| Progress::new(now));
+                    }
                 }
                 let alone = l.maximal_isr() == [me];
                 log.set_alone_in_isr(alone);
@@ -210,18 +228,7 @@ impl ReplicaState {
                     .replicas
                     .iter()
                     .filter(|r| **r != me)
-                    .map(|r| {
-                        (
-                            *r,
-                            Progress {
-                                log_end: None,
-                                last_caught_up: now,
-                                last_fetch: now,
-                                leader_end_at_last_fetch: Offset(0),
-                                broker_epoch: -1,
-                            },
-                        )
-                    })
+                    .map(|r| (*r, Progress::new(now)))
                     .collect();
                 let leading = Leading {
                     leader_epoch: image.leader_epoch,

@@ -143,6 +143,16 @@ impl Cluster {
         }
     }
 
+    /// The process id of node `id`.
+    pub fn node_pid(&self, id: i32) -> u32 {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .expect("node")
+            .broker
+            .pid()
+    }
+
     pub fn node(&mut self, id: i32) -> &mut Node {
         self.nodes.iter_mut().find(|n| n.id == id).expect("node")
     }
