@@ -703,3 +703,65 @@ fn a_group_has_one_coordinator_whichever_broker_its_members_ask() {
         "committed {committed:?}"
     );
 }
+
+#[test]
+fn a_topic_config_change_reaches_every_replica_through_the_controller() {
+    let mut cluster = cluster_support::three_brokers(&[]);
+    let (ok, out, err) = strata_tool(
+        "topics",
+        &cluster.addr(1),
+        &["--create", "--topic", "cfg", "--replication-factor", "3"],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(1),
+        &[
+            "--alter",
+            "--topic",
+            "cfg",
+            "--add-config",
+            "retention.ms=12345",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let addrs: Vec<String> = (1..=3).map(|id| cluster.addr(id)).collect();
+    let described = |id: i32| {
+        strata_tool(
+            "configs",
+            &addrs[id as usize - 1],
+            &["--describe", "--topic", "cfg"],
+        )
+        .1
+    };
+    // Every broker describes it, from its own copy of the topic's configs.
+    for id in 1..=3 {
+        assert!(
+            eventually(Duration::from_secs(10), || described(id)
+                .contains("retention.ms=12345")),
+            "node {id}: {}",
+            described(id)
+        );
+    }
+    // A node that was down when a config changed takes it from the metadata log.
+    cluster.node(3).broker.stop();
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(1),
+        &[
+            "--alter",
+            "--topic",
+            "cfg",
+            "--add-config",
+            "retention.ms=777",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    cluster.node(3).broker.restart();
+    assert!(
+        eventually(Duration::from_secs(20), || described(3)
+            .contains("retention.ms=777")),
+        "{}",
+        described(3)
+    );
+}

@@ -273,6 +273,10 @@ impl Broker {
                 Some(local) if local.partition_count() < count => {
                     self.logs.add_partitions(&topic.name, count)
                 }
+                // Config changes reach every node's logs through the image.
+                Some(local) if local.overrides() != topic.configs => self
+                    .logs
+                    .set_topic_overrides(&topic.name, topic.configs.clone()),
                 Some(_) => Ok(()),
                 None => self
                     .logs
@@ -348,6 +352,41 @@ impl Broker {
             r
         });
         only_outcome(outcome)
+    }
+
+    /// Sets `name`'s config overrides through the controller (a node of a cluster): every
+    /// node applies them from its image; returns once this node's logs have them.
+    pub fn alter_topic_configs_in_cluster(
+        &self,
+        name: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let record = MetadataRecord::AlterTopicConfigs {
+            name: name.to_string(),
+            configs: configs.clone(),
+        };
+        self.wait_on(async {
+            quorum
+                .append(record)
+                .await
+                .map_err(|e| (kafka_protocol::ResponseError::NotController, e))?;
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(quorum.config().request_timeout_ms);
+            while tokio::time::Instant::now() < deadline {
+                if self
+                    .logs
+                    .topic(name)
+                    .is_none_or(|t| t.overrides() == configs)
+                {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        })
     }
 
     /// Grows `name` to `count` partitions through the controller (a node of a cluster);

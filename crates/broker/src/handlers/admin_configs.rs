@@ -277,6 +277,10 @@ fn apply_topic_overrides(
     if validate_only {
         return Ok(());
     }
+    // In a cluster the change goes through the controller, so every replica's log has it.
+    if broker.quorum().is_some() {
+        return broker.alter_topic_configs_in_cluster(name, overrides);
+    }
     broker
         .logs
         .set_topic_overrides(name, overrides)

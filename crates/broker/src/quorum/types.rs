@@ -101,6 +101,11 @@ pub enum MetadataRecord {
         leader: i32,
         isr: Vec<i32>,
     },
+    /// A topic's config overrides, all of them (Kafka's ConfigRecords for a topic resource).
+    AlterTopicConfigs {
+        name: String,
+        configs: BTreeMap<String, String>,
+    },
     /// A block of producer ids handed to a broker (Kafka's ProducerIdsRecord): every id below
     /// `next_producer_id` is taken.
     AllocateProducerIds {
@@ -266,6 +271,11 @@ impl MetadataImage {
                 p.adding = adding.clone();
                 p.removing = removing.clone();
                 p.partition_epoch += 1;
+            }
+            MetadataRecord::AlterTopicConfigs { name, configs } => {
+                if let Some(t) = self.topics.get_mut(name) {
+                    t.configs = configs.clone();
+                }
             }
             MetadataRecord::AllocateProducerIds {
                 next_producer_id, ..
