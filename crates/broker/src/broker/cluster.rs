@@ -138,6 +138,9 @@ impl Broker {
             return Err(ResponseError::NotCoordinator);
         };
         let end = partition.log().log_end_offset();
+        // The coordinator appended without the replica manager: wake the followers' parked
+        // fetches, or they would take the write only at their `replica.fetch.wait.max.ms`.
+        self.replicas.appended(topic, index);
         let deadline = tokio::time::Instant::now()
             + Duration::from_millis(self.config.groups.offsets_commit_timeout_ms);
         match self.wait_on(state.wait_for_hw(&partition, end, 1, deadline)) {

@@ -352,6 +352,9 @@ impl TxnCoordinator {
                 return Err(ResponseError::NotCoordinator);
             };
             let end = partition.log().log_end_offset();
+            // Appended without the replica manager: wake the followers' parked fetches, or
+            // they would take the write only at their `replica.fetch.wait.max.ms`.
+            self.replicas.appended(TRANSACTION_STATE_TOPIC, p);
             self.wait_replicated(TRANSACTION_STATE_TOPIC, p, end, self.config.min_isr)
                 .map_err(|e| match e {
                     crate::replica::AcksError::NotLeader => ResponseError::NotCoordinator,
