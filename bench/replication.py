@@ -160,6 +160,11 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def measured_on():
+    """When and where a scenario ran (scenarios of one report may come from different runs)."""
+    return f"{time.strftime('%Y-%m-%d')} on {run.machine()}"
+
+
 def create(cluster, topic, rf, configs=(), partitions=1):
     args = ["topics", "--bootstrap-server", cluster.addr, "--create", "--topic", topic, "--partitions",
             str(partitions), "--replication-factor", str(rf)]
@@ -201,7 +206,7 @@ def scenario_rf(report):
                 results[name].append(r)
     finally:
         cluster.stop()
-    report["rf"] = {"records": records, "results": results}
+    report["rf"] = {"records": records, "results": results, "measured": measured_on()}
 
 
 TXN_PRODUCERS = [
@@ -235,7 +240,7 @@ def scenario_txn(report):
                 results[name].append(r)
     finally:
         cluster.stop()
-    report["txn"] = {"records": records, "results": results}
+    report["txn"] = {"records": records, "results": results, "measured": measured_on()}
 
 
 class Load:
@@ -337,7 +342,8 @@ def kill_loop(report, key, kills, extra):
         run.log(f"{key}: {len(load.acked)} acknowledged, {len(lost)} lost, {duplicates} duplicated, "
                 f"{load.failed} failed deliveries")
         report[key] = {"kills": kills, "gaps_s": gaps, "acknowledged": len(load.acked), "lost": len(lost),
-                       "duplicates": duplicates, "failed": load.failed, "settings": list(extra)}
+                       "duplicates": duplicates, "failed": load.failed, "settings": list(extra),
+                       "measured": measured_on()}
     finally:
         cluster.stop()
 
@@ -397,9 +403,14 @@ def render(report):
         status = "met" if r["lost"] == 0 else "**missed**"
         rows.append(f"| acknowledged records lost over {r['kills']} leader kills under acks=all load | {cmd} | 0 | "
                     f"{r['lost']} of {r['acknowledged']:,} ({r['duplicates']} duplicated) | | {status} |")
-    notes = (f"\nMeasured {time.strftime('%Y-%m-%d')} on {run.machine()}. Three brokers of one cluster (each "
+    runs = {}
+    for key in ("rf", "txn", "failover", "kills"):
+        if key in report:
+            runs.setdefault(report[key].get("measured", "an earlier run"), []).append(key)
+    where = "; ".join(f"{', '.join(keys)}: measured {m}" for m, keys in runs.items())
+    notes = (f"\n{where}. Three brokers of one cluster (each "
              "`process.roles=broker,controller`, formatted by `strata storage format`) and the client share the "
-             "two cores; one partition, its topic with `min.insync.replicas=2` at replication factor 3; each "
+             "two cores; one partition (three for txn), its topic with `min.insync.replicas=2` at replication factor 3; each "
              "configuration warmed by 1,000 records first. The load of the kill runs is an idempotent acks=all "
              "producer (confluent-kafka) sending one record every 5 ms; a failover is timed from the kill to the "
              "first acknowledgement of a record sent after it, and each killed broker is restarted and back in "
