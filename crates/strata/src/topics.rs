@@ -169,10 +169,17 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         } else {
             Default::default()
         };
+        let moving = reassignments(client, &t).await;
+        // A partition being reassigned counts its target replicas (as Kafka's tool).
         let rf = t
             .partitions
             .first()
-            .map(|p| p.replica_nodes.len())
+            .map(|p| {
+                let removing = moving
+                    .get(&p.partition_index)
+                    .map_or(0, |(_, removing)| removing.len());
+                p.replica_nodes.len() - removing
+            })
             .unwrap_or(0);
         println!(
             "Topic: {name}\tTopicId: {}\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
@@ -194,8 +201,16 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
                 None if compacted => "\tDirtyRatio: -".to_string(),
                 None => String::new(),
             };
+            let reassigning = match moving.get(&p.partition_index) {
+                Some((adding, removing)) => format!(
+                    "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                    join(adding),
+                    join(removing)
+                ),
+                None => String::new(),
+            };
             println!(
-                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{ratio}",
+                "\tTopic: {name}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}{reassigning}{ratio}",
                 p.partition_index,
                 p.leader_id.0,
                 join(&p.replica_nodes),
@@ -204,6 +219,31 @@ async fn describe(client: &mut Client, args: &TopicsArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The topic's partitions being reassigned: (adding, removing) replicas, as
+/// ListPartitionReassignments tells (nothing when the broker cannot say).
+async fn reassignments(
+    client: &mut Client,
+    t: &MetadataResponseTopic,
+) -> std::collections::BTreeMap<i32, (Vec<BrokerId>, Vec<BrokerId>)> {
+    use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
+    let request = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_topics(Some(vec![ListPartitionReassignmentsTopics::default()
+            .with_name(TopicName(StrBytes::from_string(name_of(t))))
+            .with_partition_indexes(
+                t.partitions.iter().map(|p| p.partition_index).collect(),
+            )]));
+    let Ok(response) = client.send(request).await else {
+        return Default::default();
+    };
+    response
+        .topics
+        .into_iter()
+        .flat_map(|t| t.partitions)
+        .map(|p| (p.partition_index, (p.adding_replicas, p.removing_replicas)))
+        .collect()
 }
 
 /// Each partition's dirty ratio, as the broker reports it in DescribeLogDirs (a partition the

@@ -137,6 +137,17 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
             "Current partition reassignments:\nmoving-0: replicas: {first},{stuck},1. adding: {first},{stuck}. removing: 1.\n"
         )
     );
+    // kafka-topics.sh's describe shows it too, counting the target's replicas.
+    let (ok, out, err) = strata_tool("topics", &addr, &["--describe", "--topic", "moving"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\tReplicationFactor: 2\t"), "{out}");
+    assert!(
+        out.contains(&format!("\tReplicas: {first},{stuck},1\t"))
+            && out.contains(&format!(
+                "\tAdding Replicas: {first},{stuck}\tRemoving Replicas: 1\n"
+            )),
+        "{out}"
+    );
     let (ok, out, _) = reassign(&addr, &["--verify", "--reassignment-json-file", &plan]);
     assert!(!ok, "--verify fails while a reassignment is in progress");
     assert!(
