@@ -1,9 +1,9 @@
 //! `strata reassign` (kafka-reassign-partitions.sh): moves partitions' replicas between brokers
 //! through the controller (AlterPartitionReassignments), with Kafka's flags, JSON and lines:
 //! `--generate` proposes an assignment of topics over a broker list, `--execute` starts the
-//! reassignment a JSON file describes (printing the current assignment for a rollback),
-//! `--verify` tells whether each is complete, `--cancel` cancels them, `--list` shows those in
-//! progress.
+//! reassignment a JSON file describes (printing the current assignment for a rollback; with
+//! `--throttle`, replication throttled), `--verify` tells whether each is complete (and then
+//! removes the throttles), `--cancel` cancels them, `--list` shows those in progress.
 
 use std::collections::BTreeMap;
 
@@ -48,10 +48,13 @@ pub struct ReassignArgs {
     /// The reassignments in progress.
     #[arg(long)]
     pub list: bool,
-    /// Replication throttle in B/s (not supported yet: refused).
+    /// With --execute: throttle the replication of the moving partitions to this many bytes
+    /// per second (leader.replication.throttled.rate / follower.replication.throttled.rate on
+    /// the brokers involved, and the topics' *.replication.throttled.replicas); --verify
+    /// removes the throttles once the reassignment is complete.
     #[arg(long)]
-    pub throttle: Option<i64>,
-    /// Kafka's: leave throttles in place (accepted; Strata sets none).
+    pub throttle: Option<u64>,
+    /// With --verify: leave the throttles in place.
     #[arg(long)]
     pub preserve_throttles: bool,
     /// Kafka's: ignore racks when generating (the proposal ignores them anyway).
@@ -266,8 +269,8 @@ pub async fn run(args: ReassignArgs) -> Result<()> {
     if actions.iter().filter(|a| **a).count() != 1 {
         bail!("give exactly one of --generate, --execute, --verify, --cancel and --list");
     }
-    if args.throttle.is_some() {
-        bail!("--throttle is not supported yet: replication throttles are not implemented");
+    if args.throttle.is_some() && !args.execute {
+        bail!("--throttle is given with --execute");
     }
     let mut client =
         Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
@@ -340,6 +343,11 @@ pub async fn run(args: ReassignArgs) -> Result<()> {
         println!("{}", assignment_json(&before));
         println!();
         println!("Save this to use as the --reassignment-json-file option during rollback");
+        if let Some(rate) = args.throttle {
+            throttle(&mut client, &before, &wanted, rate).await?;
+            println!("Warning: You must run --verify periodically, until the reassignment completes, to ensure the throttle is removed.");
+            println!("The inter-broker throttle limit was set to {rate} B/s");
+        }
         let targets = wanted.into_iter().map(|(k, r)| (k, Some(r))).collect();
         let results = alter(&mut client, &targets, args.timeout).await?;
         let failed: Vec<String> = results
@@ -411,8 +419,83 @@ pub async fn run(args: ReassignArgs) -> Result<()> {
     if !complete {
         std::process::exit(1);
     }
+    if !args.preserve_throttles {
+        clear_throttles(&mut client, &topics).await?;
+    }
     Ok(())
 }
+
+/// Throttles the moving partitions' replication (as Kafka's tool): on the leader side for
+/// their current replicas, on the follower side for the new ones, at `rate` on every broker
+/// involved.
+async fn throttle(
+    client: &mut Client,
+    before: &Assignment,
+    wanted: &Assignment,
+    rate: u64,
+) -> Result<()> {
+    let mut per_topic: BTreeMap<String, (Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut brokers = std::collections::BTreeSet::new();
+    for ((t, p), target) in wanted {
+        let current = before.get(&(t.clone(), *p)).cloned().unwrap_or_default();
+        let (leaders, followers) = per_topic.entry(t.clone()).or_default();
+        leaders.extend(current.iter().map(|b| format!("{p}:{b}")));
+        followers.extend(
+            target
+                .iter()
+                .filter(|b| !current.contains(b))
+                .map(|b| format!("{p}:{b}")),
+        );
+        brokers.extend(current.iter().chain(target).copied());
+    }
+    for (topic, (leaders, followers)) in per_topic {
+        let set = [
+            format!("{}={}", LEADER_REPLICAS, leaders.join(",")),
+            format!("{}={}", FOLLOWER_REPLICAS, followers.join(",")),
+        ];
+        crate::configs::alter_configs(client, TOPIC, &topic, &set, &[]).await?;
+    }
+    for b in brokers {
+        let set = [
+            format!("{LEADER_RATE}={rate}"),
+            format!("{FOLLOWER_RATE}={rate}"),
+        ];
+        crate::configs::alter_configs(client, BROKER, &b.to_string(), &set, &[]).await?;
+    }
+    Ok(())
+}
+
+/// Removes the throttles a reassignment set: the rates on every broker, the replica lists on
+/// the reassigned topics.
+async fn clear_throttles(client: &mut Client, topics: &[String]) -> Result<()> {
+    let metadata: MetadataResponse = client
+        .send(MetadataRequest::default().with_topics(Some(Vec::new())))
+        .await?;
+    let mut brokers: Vec<i32> = metadata.brokers.iter().map(|b| b.node_id.0).collect();
+    brokers.sort();
+    println!();
+    println!(
+        "Clearing broker-level throttles on brokers {}",
+        list_of(&brokers)
+    );
+    let rates = [LEADER_RATE.to_string(), FOLLOWER_RATE.to_string()];
+    for b in &brokers {
+        crate::configs::alter_configs(client, BROKER, &b.to_string(), &[], &rates).await?;
+    }
+    let lists = [LEADER_REPLICAS.to_string(), FOLLOWER_REPLICAS.to_string()];
+    for topic in topics {
+        println!("Clearing topic-level throttles on topic {topic}");
+        crate::configs::alter_configs(client, TOPIC, topic, &[], &lists).await?;
+    }
+    Ok(())
+}
+
+const TOPIC: i8 = 2;
+const BROKER: i8 = 4;
+const LEADER_RATE: &str = "leader.replication.throttled.rate";
+const FOLLOWER_RATE: &str = "follower.replication.throttled.rate";
+const LEADER_REPLICAS: &str = "leader.replication.throttled.replicas";
+const FOLLOWER_REPLICAS: &str = "follower.replication.throttled.replicas";
 
 #[cfg(test)]
 mod tests {

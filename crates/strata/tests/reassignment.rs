@@ -184,7 +184,9 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
     assert!(done, "{last}\n{}", cluster.logs());
     assert_eq!(
         last,
-        "Status of partition reassignment:\nReassignment of partition moving-0 is completed.\n"
+        "Status of partition reassignment:\nReassignment of partition moving-0 is completed.\n\n\
+         Clearing broker-level throttles on brokers 1,2,3\n\
+         Clearing topic-level throttles on topic moving\n"
     );
     assert!(
         eventually(Duration::from_secs(20), || {
@@ -200,6 +202,76 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
     assert_eq!(read_values(&cluster.addr(first), "moving", 300), expected);
     produce_values(&rt, &cluster.addr(first), "moving", "b", 10);
     assert_eq!(read_values(&cluster.addr(stuck), "moving", 310).len(), 310);
+
+    // A throttled move: back to broker 1 alone, which must fetch the 500 KiB written since it
+    // left at 100 KB/s (leader and follower side), so it takes seconds; the throttles are on
+    // the topic and the brokers meanwhile, and --verify removes them once it is complete.
+    let big: String = "x".repeat(1000);
+    {
+        use rdkafka::producer::FutureRecord;
+        let p = producer(&cluster.addr(first), &[("acks", "all")]);
+        let sends: Vec<_> = (0..500)
+            .map(|_| {
+                p.send(
+                    FutureRecord::<(), _>::to("moving")
+                        .partition(0)
+                        .payload(&big),
+                    Duration::from_secs(30),
+                )
+            })
+            .collect();
+        for r in rt.block_on(futures::future::join_all(sends)) {
+            r.expect("delivered");
+        }
+    }
+    let back = write(
+        dir.path(),
+        "back.json",
+        r#"{"version":1,"partitions":[{"topic":"moving","partition":0,"replicas":[1]}]}"#,
+    );
+    let started = std::time::Instant::now();
+    let (ok, out, err) = reassign(
+        &addr,
+        &[
+            "--execute",
+            "--reassignment-json-file",
+            &back,
+            "--throttle",
+            "100000",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(
+        out.contains("The inter-broker throttle limit was set to 100000 B/s\n"),
+        "{out}"
+    );
+    let (_, described, _) = strata_tool("configs", &addr, &["--describe", "--topic", "moving"]);
+    assert!(
+        described.contains("follower.replication.throttled.replicas=0:1")
+            && described.contains(&format!(
+                "leader.replication.throttled.replicas=0:{first},0:{stuck}"
+            )),
+        "{described}"
+    );
+    let mut last = String::new();
+    let done = eventually(Duration::from_secs(60), || {
+        let (ok, out, _) = reassign(&addr, &["--verify", "--reassignment-json-file", &back]);
+        last = out;
+        ok
+    });
+    let took = started.elapsed();
+    assert!(done, "{last}\n{}", cluster.logs());
+    assert!(
+        took >= Duration::from_secs(3),
+        "500 KiB at 100 KB/s took only {took:?}"
+    );
+    assert!(
+        last.contains("Clearing topic-level throttles on topic moving"),
+        "{last}"
+    );
+    let (_, described, _) = strata_tool("configs", &addr, &["--describe", "--topic", "moving"]);
+    assert!(!described.contains("throttled"), "{described}");
+    assert_eq!(read_values(&cluster.addr(1), "moving", 810).len(), 810);
 
     // Kafka's refusals: an unknown broker.
     let bad = write(

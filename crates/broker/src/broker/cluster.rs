@@ -299,6 +299,19 @@ impl Broker {
                 }
             }
         }
+        // Replication throttles follow this broker's dynamic configs.
+        let rate = |key| {
+            image
+                .broker_config(self.config.broker_id, key)
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let throttles = self.replicas.throttles();
+        throttles
+            .leader
+            .set_rate(rate(crate::replica::throttle::LEADER_RATE));
+        throttles
+            .follower
+            .set_rate(rate(crate::replica::throttle::FOLLOWER_RATE));
         // Each partition leads, follows, or neither, as the image says.
         if let Some(replication) = self.replication() {
             replication.apply_image(image);
@@ -384,6 +397,43 @@ impl Broker {
                     .topic(name)
                     .is_none_or(|t| t.overrides() == configs)
                 {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Sets a broker's dynamic configs (`broker` "" for the cluster-wide default) through the
+    /// controller; returns once this node's image has them.
+    pub fn alter_broker_configs_in_cluster(
+        &self,
+        broker: &str,
+        configs: std::collections::BTreeMap<String, String>,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
+        };
+        let record = MetadataRecord::AlterBrokerConfigs {
+            broker: broker.to_string(),
+            configs: configs.clone(),
+        };
+        self.wait_on(async {
+            quorum
+                .append(record)
+                .await
+                .map_err(|e| (kafka_protocol::ResponseError::NotController, e))?;
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(quorum.config().request_timeout_ms);
+            while tokio::time::Instant::now() < deadline {
+                let image = quorum.image();
+                let now = image
+                    .broker_configs
+                    .get(broker)
+                    .cloned()
+                    .unwrap_or_default();
+                if now == configs {
                     return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(10)).await;

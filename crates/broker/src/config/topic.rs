@@ -53,6 +53,17 @@ pub(super) fn int_min0(k: &str, v: &str) -> Result<(), ConfigError> {
         Err(_) => Err(invalid(k, v, "Expected value to be a 32-bit integer")),
     }
 }
+pub(super) fn throttled_replicas(k: &str, v: &str) -> Result<(), ConfigError> {
+    if crate::replica::throttle::valid_list(v) {
+        Ok(())
+    } else {
+        Err(invalid(
+            k,
+            v,
+            "Expected a comma separated list of partition:brokerId, or *",
+        ))
+    }
+}
 pub(super) fn segment_bytes(k: &str, v: &str) -> Result<(), ConfigError> {
     match v.trim().parse::<i32>() {
         Ok(n) if n >= 14 => Ok(()),
@@ -346,6 +357,22 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         Long,
         long_min1,
         "Time after which a segment is rolled."
+    ),
+    def!(
+        "leader.replication.throttled.replicas",
+        None,
+        "",
+        List,
+        throttled_replicas,
+        "Replicas whose log is throttled on the leader side (partition:broker, or *)."
+    ),
+    def!(
+        "follower.replication.throttled.replicas",
+        None,
+        "",
+        List,
+        throttled_replicas,
+        "Replicas whose log is throttled on the follower side (partition:broker, or *)."
     ),
     def!(
         "unclean.leader.election.enable",

@@ -243,6 +243,54 @@ pub fn describe(
     response
 }
 
+/// The broker configs that may change at run time (on a node of a cluster): the replication
+/// throttles.
+const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
+    crate::replica::throttle::LEADER_RATE,
+    crate::replica::throttle::FOLLOWER_RATE,
+];
+
+/// Applies a resource's new configs: a topic's overrides, or a broker's dynamic configs.
+fn apply_overrides(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    overrides: BTreeMap<String, String>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    if resource_type != RESOURCE_BROKER {
+        return apply_topic_overrides(broker, name, overrides, validate_only);
+    }
+    if !name.is_empty() && name.parse::<i32>().is_err() {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Invalid broker id {name}"),
+        ));
+    }
+    let refused: Vec<&String> = overrides
+        .keys()
+        .filter(|k| !DYNAMIC_BROKER_CONFIGS.contains(&k.as_str()))
+        .collect();
+    if !refused.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            format!("Cannot update these configs dynamically: {refused:?}"),
+        ));
+    }
+    for (k, v) in &overrides {
+        if v.trim().parse::<u64>().is_err() {
+            return Err((
+                ResponseError::InvalidConfig,
+                format!("Invalid value {v} for configuration {k}: Expected value to be a non-negative number"),
+            ));
+        }
+    }
+    if validate_only {
+        return Ok(());
+    }
+    broker.alter_broker_configs_in_cluster(name, overrides)
+}
+
 /// Applies new overrides to a topic after validating every one of them.
 fn apply_topic_overrides(
     broker: &Broker,
@@ -297,6 +345,12 @@ fn check_resource(
             ResponseError::UnknownTopicOrPartition,
             format!("Topic {name} does not exist."),
         )),
+        // In a cluster, the dynamic configs the image holds for the broker ("" for the
+        // cluster-wide default).
+        RESOURCE_BROKER if broker.quorum().is_some() => Ok(broker
+            .quorum()
+            .and_then(|q| q.image().broker_configs.get(name).cloned())
+            .unwrap_or_default()),
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest,
             "Broker configs are read from server.properties and cannot be altered at run time."
@@ -331,7 +385,13 @@ pub fn alter(broker: &Broker, ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfi
                 ))?;
                 overrides.insert(c.name.to_string(), value.to_string());
             }
-            apply_topic_overrides(broker, &name, overrides, req.validate_only)
+            apply_overrides(
+                broker,
+                resource.resource_type,
+                &name,
+                overrides,
+                req.validate_only,
+            )
         });
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -359,7 +419,12 @@ pub fn incremental_alter(
             .and_then(|mut overrides| {
             for c in &resource.configs {
                 let key = c.name.to_string();
-                let def = topic_config_def(&key).ok_or((ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;
+                let list = if resource.resource_type == RESOURCE_BROKER {
+                    false
+                } else {
+                    let def = topic_config_def(&key).ok_or((ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;
+                    def.kind == ConfigType::List
+                };
                 let value = c.value.as_ref().map(|v| v.to_string());
                 match c.config_operation {
                     0 => {
@@ -369,7 +434,7 @@ pub fn incremental_alter(
                     1 => {
                         overrides.remove(&key);
                     }
-                    2 | 3 if def.kind != ConfigType::List => {
+                    2 | 3 if !list => {
                         return Err((ResponseError::InvalidConfig, format!("Config {key} is not a list; APPEND and SUBTRACT apply to lists only")));
                     }
                     2 | 3 => {
@@ -389,7 +454,7 @@ pub fn incremental_alter(
                     op => return Err((ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
                 }
             }
-            apply_topic_overrides(broker, &name, overrides, req.validate_only)
+            apply_overrides(broker, resource.resource_type, &name, overrides, req.validate_only)
         });
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)

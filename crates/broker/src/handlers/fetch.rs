@@ -23,6 +23,7 @@ use strata_storage::{LeaderEpoch, Offset, ReadError};
 
 use super::{topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
+use crate::replica::throttle::LEADER_REPLICAS;
 use crate::replica::{FetchError, Isolation, Read, Role};
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 use crate::security::quota::QuotaKind;
@@ -380,8 +381,23 @@ fn build(
                                 .collect(),
                         );
                     }
-                    if let Some(slice) = info.slice {
+                    // A follower's throttled partition over `leader.replication.throttled.rate`
+                    // gets no records this time (reassignment's throttle).
+                    let quota = &broker.replicas.throttles().leader;
+                    let throttled = follower
+                        && quota.active()
+                        && broker.replicas.throttled(
+                            LEADER_REPLICAS,
+                            &partition.topic,
+                            p.partition,
+                            broker.config.broker_id,
+                        );
+                    let slice = info.slice.filter(|_| !(throttled && quota.exceeded()));
+                    if let Some(slice) = slice {
                         let len = slice.len.min(MAX_SPLICE_BYTES as u64);
+                        if throttled {
+                            quota.record(len);
+                        }
                         if len > 0 && (budget > 0 || min_one_batch) {
                             data.records = Some(placeholder_for(len as usize));
                             ranges.push(FileRange {

@@ -106,6 +106,12 @@ pub enum MetadataRecord {
         name: String,
         configs: BTreeMap<String, String>,
     },
+    /// A broker's dynamic configs, all of them (`broker` "" for the cluster-wide default;
+    /// Kafka's ConfigRecords for a broker resource).
+    AlterBrokerConfigs {
+        broker: String,
+        configs: BTreeMap<String, String>,
+    },
     /// A block of producer ids handed to a broker (Kafka's ProducerIdsRecord): every id below
     /// `next_producer_id` is taken.
     AllocateProducerIds {
@@ -175,6 +181,20 @@ pub struct MetadataImage {
     /// The first producer id no broker has been given.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Dynamic broker configs, by broker id ("" for the cluster-wide default).
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl MetadataImage {
+    /// A dynamic broker config of `broker`: its own value, else the cluster-wide default.
+    pub fn broker_config(&self, broker: i32, key: &str) -> Option<&str> {
+        self.broker_configs
+            .get(&broker.to_string())
+            .and_then(|c| c.get(key))
+            .or_else(|| self.broker_configs.get("").and_then(|c| c.get(key)))
+            .map(String::as_str)
+    }
 }
 
 impl MetadataImage {
@@ -271,6 +291,13 @@ impl MetadataImage {
                 p.adding = adding.clone();
                 p.removing = removing.clone();
                 p.partition_epoch += 1;
+            }
+            MetadataRecord::AlterBrokerConfigs { broker, configs } => {
+                if configs.is_empty() {
+                    self.broker_configs.remove(broker);
+                } else {
+                    self.broker_configs.insert(broker.clone(), configs.clone());
+                }
             }
             MetadataRecord::AlterTopicConfigs { name, configs } => {
                 if let Some(t) = self.topics.get_mut(name) {

@@ -30,6 +30,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::client::BrokerClient;
+use super::throttle::FOLLOWER_REPLICAS;
 use super::{may_block_in_place, ReplicaManager};
 use crate::config::quorum::ReplicationConfig;
 
@@ -449,7 +450,21 @@ async fn fetch(
     let mut epochs: HashMap<Key, i32> = HashMap::new();
     let mut by_topic: HashMap<[u8; 16], Vec<FetchPartition>> = HashMap::new();
     let mut names: HashMap<[u8; 16], String> = HashMap::new();
+    // Over `follower.replication.throttled.rate`, the throttled partitions sit this fetch out.
+    let quota = &shared.replicas.throttles().follower;
+    let throttled = |key: &Key| {
+        quota.active()
+            && shared
+                .replicas
+                .throttled(FOLLOWER_REPLICAS, &key.0, key.1, shared.me)
+    };
+    let over_quota = quota.exceeded();
+    let mut held_back = false;
     for (key, leader_epoch) in ready {
+        if over_quota && throttled(&key) {
+            held_back = true;
+            continue;
+        }
         let Some(id) = shared.replicas.logs().topic(&key.0).map(|t| t.id) else {
             lock(targets).remove(&key);
             continue;
@@ -472,6 +487,10 @@ async fn fetch(
         epochs.insert(key, leader_epoch);
     }
     if epochs.is_empty() {
+        if held_back {
+            // Everything is throttled: wait for the allowance rather than spin.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         return Ok(());
     }
     let request = FetchRequest::default()
@@ -513,6 +532,9 @@ async fn fetch(
             };
             let outcome = if p.error_code == 0 {
                 let records = p.records.as_deref().unwrap_or(&[]);
+                if !records.is_empty() && throttled(&key) {
+                    quota.record(records.len() as u64);
+                }
                 append(
                     shared,
                     &key,

@@ -30,6 +30,7 @@ pub mod fetcher;
 #[cfg(test)]
 mod sim;
 pub mod state;
+pub mod throttle;
 
 pub use state::{AcksError, IsrChange, ReplicaState, ReplicaStates, Role, RoleChange};
 
@@ -149,6 +150,8 @@ pub struct ReplicaManager {
     waiting: Mutex<HashMap<PartitionKey, Vec<Weak<Notify>>>>,
     /// Each partition's part in replication (a node of a cluster).
     states: ReplicaStates,
+    /// Replication throttles (partition reassignment).
+    throttles: throttle::Throttles,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -164,7 +167,24 @@ impl ReplicaManager {
             txn_verifier: std::sync::OnceLock::new(),
             waiting: Mutex::new(HashMap::new()),
             states: ReplicaStates::default(),
+            throttles: throttle::Throttles::default(),
         }
+    }
+
+    pub fn throttles(&self) -> &throttle::Throttles {
+        &self.throttles
+    }
+
+    /// Whether `partition` of `topic` is listed in the topic's `key`
+    /// (`*.replication.throttled.replicas`) for `broker`.
+    pub fn throttled(&self, key: &str, topic: &str, partition: i32, broker: i32) -> bool {
+        self.logs.topic(topic).is_some_and(|t| {
+            throttle::listed(
+                t.overrides().get(key).map(String::as_str),
+                partition,
+                broker,
+            )
+        })
     }
 
     pub fn states(&self) -> &ReplicaStates {
