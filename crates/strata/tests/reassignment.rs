@@ -30,9 +30,14 @@ fn produce_values(
     prefix: &str,
     count: usize,
 ) {
+    let values: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
+    produce_all(rt, addr, topic, &values);
+}
+
+/// Produces `values` to partition 0 with acks=all.
+fn produce_all(rt: &tokio::runtime::Runtime, addr: &str, topic: &str, values: &[String]) {
     use rdkafka::producer::FutureRecord;
     let p = producer(addr, &[("acks", "all"), ("message.timeout.ms", "30000")]);
-    let values: Vec<String> = (0..count).map(|i| format!("{prefix}{i}")).collect();
     let sends: Vec<_> = values
         .iter()
         .map(|v| {
@@ -206,24 +211,12 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
     // A throttled move: back to broker 1 alone, which must fetch the 500 KiB written since it
     // left at 100 KB/s (leader and follower side), so it takes seconds; the throttles are on
     // the topic and the brokers meanwhile, and --verify removes them once it is complete.
-    let big: String = "x".repeat(1000);
-    {
-        use rdkafka::producer::FutureRecord;
-        let p = producer(&cluster.addr(first), &[("acks", "all")]);
-        let sends: Vec<_> = (0..500)
-            .map(|_| {
-                p.send(
-                    FutureRecord::<(), _>::to("moving")
-                        .partition(0)
-                        .payload(&big),
-                    Duration::from_secs(30),
-                )
-            })
-            .collect();
-        for r in rt.block_on(futures::future::join_all(sends)) {
-            r.expect("delivered");
-        }
-    }
+    produce_all(
+        &rt,
+        &cluster.addr(first),
+        "moving",
+        &vec!["x".repeat(1000); 500],
+    );
     let back = write(
         dir.path(),
         "back.json",

@@ -377,31 +377,14 @@ impl Broker {
         name: &str,
         configs: std::collections::BTreeMap<String, String>,
     ) -> Result<(), (kafka_protocol::ResponseError, String)> {
-        let Some(quorum) = self.quorum() else {
-            return Ok(());
-        };
         let record = MetadataRecord::AlterTopicConfigs {
             name: name.to_string(),
             configs: configs.clone(),
         };
-        self.wait_on(async {
-            quorum
-                .append(record)
-                .await
-                .map_err(|e| (kafka_protocol::ResponseError::NotController, e))?;
-            let deadline = tokio::time::Instant::now()
-                + Duration::from_millis(quorum.config().request_timeout_ms);
-            while tokio::time::Instant::now() < deadline {
-                if self
-                    .logs
-                    .topic(name)
-                    .is_none_or(|t| t.overrides() == configs)
-                {
-                    return Ok(());
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            Ok(())
+        self.append_and_wait(record, |_| {
+            self.logs
+                .topic(name)
+                .is_none_or(|t| t.overrides() == configs)
         })
     }
 
@@ -412,12 +395,30 @@ impl Broker {
         broker: &str,
         configs: std::collections::BTreeMap<String, String>,
     ) -> Result<(), (kafka_protocol::ResponseError, String)> {
-        let Some(quorum) = self.quorum() else {
-            return Ok(());
-        };
         let record = MetadataRecord::AlterBrokerConfigs {
             broker: broker.to_string(),
             configs: configs.clone(),
+        };
+        self.append_and_wait(record, |quorum| {
+            quorum
+                .image()
+                .broker_configs
+                .get(broker)
+                .cloned()
+                .unwrap_or_default()
+                == configs
+        })
+    }
+
+    /// Appends `record` through the controller (a node of a cluster), then waits, up to the
+    /// quorum's request timeout, until `applied` says this node has acted on it.
+    fn append_and_wait(
+        &self,
+        record: MetadataRecord,
+        applied: impl Fn(&MetadataQuorum) -> bool,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        let Some(quorum) = self.quorum() else {
+            return Ok(());
         };
         self.wait_on(async {
             quorum
@@ -426,16 +427,7 @@ impl Broker {
                 .map_err(|e| (kafka_protocol::ResponseError::NotController, e))?;
             let deadline = tokio::time::Instant::now()
                 + Duration::from_millis(quorum.config().request_timeout_ms);
-            while tokio::time::Instant::now() < deadline {
-                let image = quorum.image();
-                let now = image
-                    .broker_configs
-                    .get(broker)
-                    .cloned()
-                    .unwrap_or_default();
-                if now == configs {
-                    return Ok(());
-                }
+            while tokio::time::Instant::now() < deadline && !applied(quorum) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Ok(())

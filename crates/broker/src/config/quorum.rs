@@ -219,6 +219,14 @@ pub fn parse_quorum(
         ));
     }
     let listener = if roles.controller {
+        if !roles.broker {
+            // It would register as a broker and take replicas all the same.
+            return Err(invalid(
+                "process.roles",
+                &get("process.roles"),
+                "a node with only the controller role is not supported yet: give every node process.roles=broker,controller",
+            ));
+        }
         if !voters.contains_key(&node_id) {
             return Err(invalid(
                 "controller.quorum.voters",
@@ -333,6 +341,30 @@ mod tests {
             "-1@h:1",
         ] {
             assert!(parse_voters(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_node_of_one_role_is_refused_until_it_is_supported() {
+        for (roles, voters) in [
+            ("broker", "2@127.0.0.1:9093"),
+            ("controller", "1@127.0.0.1:9093"),
+        ] {
+            let get = |k: &str| match k {
+                "process.roles" => roles.to_string(),
+                "controller.quorum.voters" => voters.to_string(),
+                "controller.listener.names" => "CONTROLLER".to_string(),
+                _ => String::new(),
+            };
+            let bind = Listener {
+                name: "CONTROLLER".into(),
+                host: "127.0.0.1".into(),
+                port: 9093,
+            };
+            let refused = parse_quorum(&get, 1, vec![bind], std::path::Path::new("/tmp"))
+                .expect_err(roles)
+                .to_string();
+            assert!(refused.contains("not supported yet"), "{roles}: {refused}");
         }
     }
 

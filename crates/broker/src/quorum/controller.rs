@@ -220,6 +220,23 @@ pub fn leader_changes(image: &MetadataImage) -> Vec<MetadataRecord> {
     changes
 }
 
+/// Marks the partitions whose changes were not made (`append_partition_changes` stopped at the
+/// first of `unmade`) as refused with the error it met.
+pub(super) fn refuse_unmade(
+    outcomes: &mut [(String, i32, Result<(), Refusal>)],
+    unmade: &[(String, i32)],
+    error: &str,
+) {
+    for (name, partition) in unmade {
+        for o in outcomes
+            .iter_mut()
+            .filter(|o| o.0 == *name && o.1 == *partition)
+        {
+            o.2 = Err(refuse(ResponseError::NotController, error));
+        }
+    }
+}
+
 impl MetadataQuorum {
     /// CreateTopics through the controller: one result per topic, in order.
     pub async fn create_topics(

@@ -180,14 +180,7 @@ impl MetadataQuorum {
             .collect();
         if let Err((failed, e)) = self.append_partition_changes(records, why).await {
             // That change and the ones after it were not made.
-            for (name, partition) in &moved[failed..] {
-                for o in outcomes
-                    .iter_mut()
-                    .filter(|o| o.0 == *name && o.1 == *partition)
-                {
-                    o.2 = Err(refuse(ResponseError::NotController, e.clone()));
-                }
-            }
+            super::controller::refuse_unmade(&mut outcomes, &moved[failed..], &e);
         }
         Ok(outcomes)
     }

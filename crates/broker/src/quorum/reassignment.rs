@@ -264,14 +264,7 @@ impl MetadataQuorum {
             .append_partition_changes(records, "partition reassignment")
             .await
         {
-            for (name, partition) in &changed[failed..] {
-                for o in outcomes
-                    .iter_mut()
-                    .filter(|o| o.0 == *name && o.1 == *partition)
-                {
-                    o.2 = Err(refuse(ResponseError::NotController, e.clone()));
-                }
-            }
+            super::controller::refuse_unmade(&mut outcomes, &changed[failed..], &e);
         }
         Ok(outcomes)
     }

@@ -187,6 +187,12 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
+    fn partition_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionState> {
+        self.topics
+            .get_mut(topic)
+            .and_then(|t| t.partitions.get_mut(usize::try_from(partition).ok()?))
+    }
+
     /// A dynamic broker config of `broker`: its own value, else the cluster-wide default.
     pub fn broker_config(&self, broker: i32, key: &str) -> Option<&str> {
         self.broker_configs
@@ -251,11 +257,7 @@ impl MetadataImage {
                 leader,
                 isr,
             } => {
-                let Some(p) = self
-                    .topics
-                    .get_mut(name)
-                    .and_then(|t| t.partitions.get_mut(*partition as usize))
-                else {
+                let Some(p) = self.partition_mut(name, *partition) else {
                     return;
                 };
                 if p.leader != *leader {
@@ -274,11 +276,7 @@ impl MetadataImage {
                 leader,
                 isr,
             } => {
-                let Some(p) = self
-                    .topics
-                    .get_mut(name)
-                    .and_then(|t| t.partitions.get_mut(*partition as usize))
-                else {
+                let Some(p) = self.partition_mut(name, *partition) else {
                     return;
                 };
                 let shrinks = p.replicas.iter().any(|r| !replicas.contains(r));

@@ -279,17 +279,7 @@ impl TxnCoordinator {
         let count = loaded.by_id.len();
         {
             let mut txns = self.lock();
-            let mine: Vec<String> = txns
-                .by_id
-                .keys()
-                .filter(|id| self.partition_for(id) == partition)
-                .cloned()
-                .collect();
-            for id in mine {
-                if let Some(m) = txns.by_id.remove(&id) {
-                    txns.by_producer.remove(&m.producer_id);
-                }
-            }
+            self.forget_partition(&mut txns, partition);
             for (id, m) in loaded.by_id {
                 txns.by_producer.insert(m.producer_id, id.clone());
                 txns.by_id.insert(id, m);
@@ -311,17 +301,8 @@ impl TxnCoordinator {
         Ok(())
     }
 
-    /// Stops coordinating the ids of `partition` (another broker leads it now): they are
-    /// forgotten, and their producers, answered NOT_COORDINATOR, find the new coordinator.
-    pub fn resign(&self, partition: i32) {
-        let was = match &mut *self.owned() {
-            Some(owned) => owned.remove(&partition),
-            None => false,
-        };
-        if !was {
-            return;
-        }
-        let mut txns = self.lock();
+    /// Drops the ids of `partition` of `__transaction_state` from `txns`.
+    fn forget_partition(&self, txns: &mut Txns, partition: i32) {
         let mine: Vec<String> = txns
             .by_id
             .keys()
@@ -333,6 +314,19 @@ impl TxnCoordinator {
                 txns.by_producer.remove(&m.producer_id);
             }
         }
+    }
+
+    /// Stops coordinating the ids of `partition` (another broker leads it now): they are
+    /// forgotten, and their producers, answered NOT_COORDINATOR, find the new coordinator.
+    pub fn resign(&self, partition: i32) {
+        let was = match &mut *self.owned() {
+            Some(owned) => owned.remove(&partition),
+            None => false,
+        };
+        if !was {
+            return;
+        }
+        self.forget_partition(&mut self.lock(), partition);
         tracing::info!(
             partition,
             "no longer coordinating the transactional ids of the transaction state partition"
