@@ -238,6 +238,25 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
         out.contains("The inter-broker throttle limit was set to 100000 B/s\n"),
         "{out}"
     );
+    let (_, brokers, _) = strata_tool(
+        "configs",
+        &addr,
+        &[
+            "--describe",
+            "--entity-type",
+            "brokers",
+            "--entity-name",
+            "1",
+            "--all",
+        ],
+    );
+    assert!(
+        brokers
+            .lines()
+            .any(|l| l.contains("leader.replication.throttled.rate=100000")
+                && l.contains("DYNAMIC_BROKER_CONFIG")),
+        "{brokers}"
+    );
     let (_, described, _) = strata_tool("configs", &addr, &["--describe", "--topic", "moving"]);
     assert!(
         described.contains("follower.replication.throttled.replicas=0:1")

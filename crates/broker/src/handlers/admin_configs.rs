@@ -24,6 +24,8 @@ pub const RESOURCE_TOPIC: i8 = 2;
 pub const RESOURCE_BROKER: i8 = 4;
 
 pub const SOURCE_DYNAMIC_TOPIC: i8 = 1;
+pub const SOURCE_DYNAMIC_BROKER: i8 = 2;
+pub const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 pub const SOURCE_STATIC_BROKER: i8 = 4;
 pub const SOURCE_DEFAULT: i8 = 5;
 
@@ -91,6 +93,44 @@ pub fn describe_topic_entries(
 }
 
 fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<ConfigEntry> {
+    let mut entries = static_broker_entries(broker, keys);
+    // On a node of a cluster, the dynamic ones (the replication throttles): the broker's own
+    // value, else the cluster-wide default, else Kafka's (no limit).
+    if let Some(quorum) = broker.quorum() {
+        let image = quorum.image();
+        let id = broker.config.broker_id.to_string();
+        for key in DYNAMIC_BROKER_CONFIGS {
+            if keys.is_some_and(|keys| !keys.iter().any(|k| k == key)) {
+                continue;
+            }
+            let own = image.broker_configs.get(&id).and_then(|c| c.get(*key));
+            let default = image.broker_configs.get("").and_then(|c| c.get(*key));
+            // Synonyms in Kafka's order: the broker's, the cluster default, the built-in.
+            let mut synonyms = Vec::new();
+            if let Some(v) = own {
+                synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_BROKER));
+            }
+            if let Some(v) = default {
+                synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER));
+            }
+            synonyms.push((key.to_string(), i64::MAX.to_string(), SOURCE_DEFAULT));
+            let (_, value, source) = synonyms[0].clone();
+            entries.retain(|e| e.name != *key);
+            entries.push(ConfigEntry {
+                name: key.to_string(),
+                value,
+                source,
+                read_only: false,
+                kind: ConfigType::Long,
+                doc: "",
+                synonyms,
+            });
+        }
+    }
+    entries
+}
+
+fn static_broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<ConfigEntry> {
     broker
         .config
         .broker_keys()
