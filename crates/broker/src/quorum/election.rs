@@ -202,31 +202,11 @@ impl MetadataQuorum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quorum::types::{BrokerRegistration, PartitionState};
+    use crate::quorum::types::PartitionState;
     use std::collections::BTreeMap;
 
     fn image(leader: i32, isr: Vec<i32>, fenced: &[i32]) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for (i, id) in [1, 2, 3].into_iter().enumerate() {
-            image.apply(
-                &MetadataRecord::RegisterBroker(BrokerRegistration {
-                    broker_id: id,
-                    incarnation_id: id.to_string(),
-                    rack: None,
-                    endpoints: Vec::new(),
-                }),
-                i as u64 + 1,
-            );
-            if !fenced.contains(&id) {
-                image.apply(
-                    &MetadataRecord::UnfenceBroker {
-                        broker_id: id,
-                        epoch: i as u64 + 1,
-                    },
-                    10 + i as u64,
-                );
-            }
-        }
+        let mut image = MetadataImage::with_brokers(&[1, 2, 3], fenced);
         image.apply(
             &MetadataRecord::CreateTopic {
                 name: "t".into(),

@@ -273,30 +273,11 @@ impl MetadataQuorum {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quorum::types::BrokerRegistration;
     use std::collections::BTreeMap;
 
     /// Brokers 1-4 registered (and serving), topic t with one partition on `replicas`.
     fn image(replicas: Vec<i32>, isr: Vec<i32>, leader: i32) -> MetadataImage {
-        let mut image = MetadataImage::default();
-        for id in 1..=4 {
-            image.apply(
-                &MetadataRecord::RegisterBroker(BrokerRegistration {
-                    broker_id: id,
-                    incarnation_id: id.to_string(),
-                    rack: None,
-                    endpoints: Vec::new(),
-                }),
-                id as u64,
-            );
-            image.apply(
-                &MetadataRecord::UnfenceBroker {
-                    broker_id: id,
-                    epoch: id as u64,
-                },
-                10 + id as u64,
-            );
-        }
+        let mut image = MetadataImage::with_brokers(&[1, 2, 3, 4], &[]);
         let mut p = PartitionState::new(replicas);
         p.isr = isr;
         p.leader = leader;

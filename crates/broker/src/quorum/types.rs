@@ -312,6 +312,37 @@ impl MetadataImage {
 }
 
 #[cfg(test)]
+impl MetadataImage {
+    /// An image of brokers `ids` registered (epochs 1, 2, ... in order), all serving but the
+    /// `fenced` ones: the controller's tests start from it.
+    pub(crate) fn with_brokers(ids: &[i32], fenced: &[i32]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (i, id) in ids.iter().copied().enumerate() {
+            let epoch = i as u64 + 1;
+            image.apply(
+                &MetadataRecord::RegisterBroker(BrokerRegistration {
+                    broker_id: id,
+                    incarnation_id: id.to_string(),
+                    rack: None,
+                    endpoints: Vec::new(),
+                }),
+                epoch,
+            );
+            if !fenced.contains(&id) {
+                image.apply(
+                    &MetadataRecord::UnfenceBroker {
+                        broker_id: id,
+                        epoch,
+                    },
+                    100 + epoch,
+                );
+            }
+        }
+        image
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
