@@ -155,6 +155,9 @@ fn run_server(args: ServerArgs) -> Result<()> {
             .start_quorum(Arc::new(RealIo))
             .await
             .context("cannot start the metadata quorum")?;
+        if let Some(addr) = controller_only(&broker) {
+            return serve_controller(broker, addr).await;
+        }
         let server = Server::bind(broker.clone())
             .await
             .context("cannot bind the listener")?;
@@ -221,6 +224,34 @@ fn run_server(args: ServerArgs) -> Result<()> {
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// The controller listener of a node whose only role is `controller`.
+fn controller_only(broker: &Broker) -> Option<String> {
+    let quorum = broker.config.quorum.as_ref()?;
+    if quorum.roles.broker {
+        return None;
+    }
+    quorum
+        .listener
+        .as_ref()
+        .map(|l| format!("{}:{}", l.host, l.port))
+}
+
+/// A controller-only node: it keeps its replica of the metadata log and decides as the active
+/// controller when elected, and serves no clients (it has no listener but the controller's).
+async fn serve_controller(broker: Arc<Broker>, addr: String) -> Result<()> {
+    let signalled = signals();
+    tracing::info!(%addr, cluster_id = %broker.cluster_id, "Strata controller started");
+    println!("listening on {addr}");
+    signalled.await;
+    tracing::info!("shutting down");
+    if let Some(quorum) = broker.quorum() {
+        quorum.shutdown().await;
+    }
+    tokio::task::spawn_blocking(move || broker.shutdown()).await??;
+    tracing::info!("shut down cleanly");
+    Ok(())
 }
 
 /// SIGINT or SIGTERM, both caught from the moment this is called (not first polled): a

@@ -461,11 +461,23 @@ fn the_shipped_cluster_configs_form_one_quorum_on_one_machine() {
             Some(v) => assert_eq!(v, &quorum.voters),
         }
     }
+    // The broker-only node joins them: their voters, none of their ports, no controller
+    // listener of its own.
+    let config = strata_broker::BrokerConfig::load(Some(&root.join("broker4.properties")), &[])
+        .unwrap_or_else(|e| panic!("broker4: {e}"));
+    let quorum = config.quorum.as_ref().expect("a node of a cluster");
+    assert!(quorum.roles.broker && !quorum.roles.controller && quorum.listener.is_none());
+    assert_eq!(Some(&quorum.voters), voters.as_ref());
+    for l in &config.listeners {
+        assert!(ports.insert(l.bind.port), "port {} used twice", l.bind.port);
+    }
     // The README's commands use these files.
     let readme = include_str!("../../../README.md");
     for n in 1..=3 {
         assert!(readme.contains(&format!("-c config/cluster/node{n}.properties")));
     }
+    assert!(readme.contains("--config config/cluster/broker4.properties"));
+    assert!(readme.contains("-c config/cluster/broker4.properties"));
     assert!(readme
         .contains("storage format --cluster-id $ID --config config/cluster/node$n.properties"));
 }

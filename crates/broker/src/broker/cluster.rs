@@ -19,7 +19,13 @@ impl Broker {
             return Ok(());
         };
         let quorum =
-            MetadataQuorum::start(config, self.config.broker_id, &self.cluster_id, io).await?;
+            MetadataQuorum::start(config.clone(), self.config.broker_id, &self.cluster_id, io)
+                .await?;
+        if !config.roles.broker {
+            // A controller-only node keeps the metadata log and decides; it holds no replicas.
+            let _ = self.quorum.set(quorum);
+            return Ok(());
+        }
         // Producer ids come from the controller: unique across the cluster.
         let source = Arc::downgrade(&quorum);
         let broker_id = self.config.broker_id;

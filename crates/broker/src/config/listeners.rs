@@ -197,6 +197,17 @@ pub fn parse_listeners(
     let (controller, binds): (Vec<Listener>, Vec<Listener>) = all
         .into_iter()
         .partition(|l| controller_names.contains(&l.name));
+    // A controller-only node serves the quorum alone.
+    if super::quorum::controller_only(get) {
+        if let Some(other) = binds.first() {
+            return Err(invalid(
+                "listeners",
+                &get("listeners"),
+                format!("The listeners config must only contain KRaft controller listeners from controller.listener.names when process.roles=controller (found {})", other.name),
+            ));
+        }
+        return Ok((Vec::new(), String::new(), controller));
+    }
     if binds.is_empty() {
         return Err(invalid(
             "listeners",

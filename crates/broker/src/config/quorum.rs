@@ -112,6 +112,18 @@ pub fn controller_listener_names(get: &dyn Fn(&str) -> String) -> Vec<String> {
         .collect()
 }
 
+/// Whether `process.roles` names the controller role alone: such a node binds no listener
+/// besides its controller listener.
+pub fn controller_only(get: &dyn Fn(&str) -> String) -> bool {
+    matches!(
+        parse_roles(&get("process.roles")),
+        Ok(Some(ProcessRoles {
+            broker: false,
+            controller: true
+        }))
+    )
+}
+
 fn parse_roles(raw: &str) -> Result<Option<ProcessRoles>, ConfigError> {
     let key = "process.roles";
     if raw.trim().is_empty() {
@@ -219,14 +231,6 @@ pub fn parse_quorum(
         ));
     }
     let listener = if roles.controller {
-        if !roles.broker {
-            // It would register as a broker and take replicas all the same.
-            return Err(invalid(
-                "process.roles",
-                &get("process.roles"),
-                "a node with only the controller role is not supported yet: give every node process.roles=broker,controller",
-            ));
-        }
         if !voters.contains_key(&node_id) {
             return Err(invalid(
                 "controller.quorum.voters",
@@ -254,11 +258,15 @@ pub fn parse_quorum(
                 format!("If process.roles contains just the 'broker' role, the node id {node_id} must not be included in the set of voters controller.quorum.voters={voters_raw}"),
             ));
         }
-        return Err(invalid(
-            "process.roles",
-            &get("process.roles"),
-            "a node with only the broker role is not supported yet: give every node process.roles=broker,controller",
-        ));
+        // An observer of the quorum: it reaches the voters, binds no controller listener.
+        if let Some(bind) = controller_binds.first() {
+            return Err(invalid(
+                "listeners",
+                &get("listeners"),
+                format!("The listeners config must not contain the controller listener {} when process.roles=broker (a broker-only node reaches the controllers of controller.quorum.voters)", bind.name),
+            ));
+        }
+        None
     };
     let dir = get("metadata.log.dir");
     let metadata_log_dir = if dir.trim().is_empty() {
@@ -344,28 +352,73 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_node_of_one_role_is_refused_until_it_is_supported() {
-        for (roles, voters) in [
-            ("broker", "2@127.0.0.1:9093"),
-            ("controller", "1@127.0.0.1:9093"),
-        ] {
-            let get = |k: &str| match k {
-                "process.roles" => roles.to_string(),
-                "controller.quorum.voters" => voters.to_string(),
-                "controller.listener.names" => "CONTROLLER".to_string(),
-                _ => String::new(),
-            };
-            let bind = Listener {
-                name: "CONTROLLER".into(),
-                host: "127.0.0.1".into(),
-                port: 9093,
-            };
-            let refused = parse_quorum(&get, 1, vec![bind], std::path::Path::new("/tmp"))
-                .expect_err(roles)
-                .to_string();
-            assert!(refused.contains("not supported yet"), "{roles}: {refused}");
+    fn node(pairs: &[(&str, &str)]) -> Result<super::super::BrokerConfig, ConfigError> {
+        let mut map: BTreeMap<String, String> = [
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (k, v) in pairs {
+            map.insert(k.to_string(), v.to_string());
         }
+        super::super::BrokerConfig::from_map(map)
+    }
+
+    #[test]
+    fn a_broker_only_node_observes_and_a_controller_only_node_serves_no_clients() {
+        let broker = node(&[
+            ("process.roles", "broker"),
+            ("node.id", "4"),
+            ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+        ])
+        .unwrap();
+        let quorum = broker.quorum.unwrap();
+        assert!(quorum.roles.broker && !quorum.roles.controller);
+        assert_eq!(quorum.listener, None);
+        assert_eq!(broker.listeners.len(), 1);
+        // A broker-only node is no voter and binds no controller listener.
+        for (id, listeners) in [
+            ("1", "PLAINTEXT://127.0.0.1:9092"),
+            (
+                "4",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+        ] {
+            let refused = node(&[
+                ("process.roles", "broker"),
+                ("node.id", id),
+                ("listeners", listeners),
+            ])
+            .expect_err(listeners)
+            .to_string();
+            assert!(refused.contains("broker"), "{refused}");
+        }
+        let controller = node(&[
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+        ])
+        .unwrap();
+        assert!(controller.listeners.is_empty());
+        let quorum = controller.quorum.unwrap();
+        assert_eq!(quorum.listener.unwrap().port, 9093);
+        // Nothing but the controller listener on a controller-only node.
+        let refused = node(&[
+            ("process.roles", "controller"),
+            ("node.id", "1"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093",
+            ),
+        ])
+        .expect_err("a client listener")
+        .to_string();
+        assert!(
+            refused.contains("only contain KRaft controller listeners"),
+            "{refused}"
+        );
     }
 
     #[test]

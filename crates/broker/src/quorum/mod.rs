@@ -13,6 +13,7 @@ pub mod controller;
 pub mod election;
 pub mod log_store;
 pub mod network;
+pub mod observer;
 pub mod placement;
 pub mod reassignment;
 pub mod state_machine;
@@ -33,6 +34,7 @@ use tokio::sync::watch;
 use crate::config::quorum::QuorumConfig;
 use log_store::MetadataLog;
 use network::{ControllerRequest, ControllerResponse, Peers};
+use observer::{Observer, ObserverProgress};
 use state_machine::{Applied, MetadataStateMachine};
 pub use types::{
     BrokerRegistration, Endpoint, MetadataImage, MetadataRecord, NodeId, PartitionState, Raft,
@@ -68,12 +70,26 @@ pub struct QuorumInfo {
     pub observers: Vec<ReplicaInfo>,
 }
 
+/// How a node holds the metadata log: a controller as a voter of the Raft quorum, a
+/// broker-only node as an observer fetching from the active controller.
+enum Replica {
+    Voter(Raft),
+    Observer {
+        observer: Arc<Observer>,
+        stop: watch::Sender<bool>,
+    },
+}
+
 /// This node's replica of the metadata log.
 pub struct MetadataQuorum {
-    raft: Raft,
+    replica: Replica,
+    /// The state machine (shared with openraft on a voter).
+    machine: MetadataStateMachine,
     config: QuorumConfig,
     node_id: NodeId,
     applied: watch::Receiver<Applied>,
+    /// How far each observer is (leader only).
+    observers: std::sync::Mutex<BTreeMap<NodeId, ObserverProgress>>,
     /// When each voter's replication last reached the leader's log end (leader only).
     caught_up: std::sync::Mutex<BTreeMap<NodeId, i64>>,
     /// When each broker last heartbeated (leader only; a new leader starts counting afresh).
@@ -92,10 +108,8 @@ fn now_ms() -> i64 {
 }
 
 impl MetadataQuorum {
-    /// Opens the metadata log under `metadata.log.dir`, binds the controller listener and starts
-    /// this node's Raft replica; a node whose log is empty proposes the voters of
-    /// `controller.quorum.voters` as the first membership (every voter may: openraft takes the
-    /// same proposal from several nodes as one).
+    /// Starts this node's replica of the metadata log: a voter's (a controller's) or an
+    /// observer's (a broker-only node's, see `observer`).
     pub async fn start(
         config: QuorumConfig,
         node_id: i32,
@@ -103,8 +117,48 @@ impl MetadataQuorum {
         io: Arc<dyn Io>,
     ) -> std::io::Result<Arc<MetadataQuorum>> {
         let dir = config.metadata_log_dir.join(METADATA_DIR);
-        let log = MetadataLog::open(io.clone(), &dir)?;
-        let machine = MetadataStateMachine::open(io, &dir, config.snapshot_bytes)?;
+        // An observer keeps its snapshots there too.
+        io.create_dir_durable(&dir)?;
+        let machine = MetadataStateMachine::open(io.clone(), &dir, config.snapshot_bytes)?;
+        let applied = machine.subscribe();
+        if config.roles.controller {
+            return Self::start_voter(config, node_id, cluster_id, io, machine).await;
+        }
+        let observer = Observer::new(machine.clone());
+        let (stop, stopped) = watch::channel(false);
+        let voters = config.voters.clone();
+        let quorum = Arc::new(MetadataQuorum {
+            replica: Replica::Observer {
+                observer: observer.clone(),
+                stop,
+            },
+            machine,
+            node_id: node_id as NodeId,
+            applied,
+            observers: Default::default(),
+            caught_up: Default::default(),
+            heartbeats: Default::default(),
+            allocating: Default::default(),
+            deciding: Default::default(),
+            config,
+        });
+        tokio::spawn(observer.run(node_id as NodeId, voters, stopped));
+        Ok(quorum)
+    }
+
+    /// Opens the metadata log under `metadata.log.dir`, binds the controller listener and starts
+    /// this node's Raft replica; a node whose log is empty proposes the voters of
+    /// `controller.quorum.voters` as the first membership (every voter may: openraft takes the
+    /// same proposal from several nodes as one).
+    async fn start_voter(
+        config: QuorumConfig,
+        node_id: i32,
+        cluster_id: &str,
+        io: Arc<dyn Io>,
+        machine: MetadataStateMachine,
+    ) -> std::io::Result<Arc<MetadataQuorum>> {
+        let dir = config.metadata_log_dir.join(METADATA_DIR);
+        let log = MetadataLog::open(io, &dir)?;
         let snapshot_due = machine.snapshot_due();
         let applied = machine.subscribe();
         let pristine = log.last_log_id().is_none() && applied.borrow().last_applied.is_none();
@@ -138,13 +192,21 @@ impl MetadataQuorum {
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let node = node_id as NodeId;
-        let raft = Raft::new(node, Arc::new(raft_config), Peers::default(), log, machine)
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let raft = Raft::new(
+            node,
+            Arc::new(raft_config),
+            Peers::default(),
+            log,
+            machine.clone(),
+        )
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
         let quorum = Arc::new(MetadataQuorum {
-            raft,
+            replica: Replica::Voter(raft.clone()),
+            machine,
             node_id: node,
             applied,
+            observers: Default::default(),
             caught_up: Default::default(),
             heartbeats: Default::default(),
             allocating: Default::default(),
@@ -154,17 +216,17 @@ impl MetadataQuorum {
         if let Some(listener) = listener {
             tokio::spawn(network::serve(listener, Arc::downgrade(&quorum)));
         }
-        tokio::spawn(watch_leadership(quorum.raft.metrics()));
+        tokio::spawn(watch_leadership(raft.metrics()));
         tokio::spawn(fencing(Arc::downgrade(&quorum)));
-        tokio::spawn(snapshots(quorum.raft.clone(), snapshot_due));
-        if pristine && quorum.config.roles.controller {
+        tokio::spawn(snapshots(raft.clone(), snapshot_due));
+        if pristine {
             let members: BTreeMap<NodeId, BasicNode> = quorum
                 .config
                 .voters
                 .iter()
                 .map(|(id, v)| (*id as NodeId, BasicNode::new(v.addr())))
                 .collect();
-            match quorum.raft.initialize(members).await {
+            match raft.initialize(members).await {
                 Ok(()) => {
                     tracing::info!(voters = ?quorum.config.voters.keys().collect::<Vec<_>>(), "metadata quorum initialized")
                 }
@@ -177,8 +239,17 @@ impl MetadataQuorum {
         Ok(quorum)
     }
 
-    pub fn raft(&self) -> &Raft {
-        &self.raft
+    /// The Raft replica of a voter; None for an observer.
+    pub fn raft(&self) -> Option<&Raft> {
+        match &self.replica {
+            Replica::Voter(raft) => Some(raft),
+            Replica::Observer { .. } => None,
+        }
+    }
+
+    /// The state of this node's Raft replica; None for an observer.
+    fn metrics(&self) -> Option<openraft::RaftMetrics<NodeId, BasicNode>> {
+        self.raft().map(|r| r.metrics().borrow().clone())
     }
 
     pub fn config(&self) -> &QuorumConfig {
@@ -197,15 +268,27 @@ impl MetadataQuorum {
 
     /// The active controller (the Raft leader), if one is known.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        match &self.replica {
+            Replica::Voter(raft) => raft.metrics().borrow().current_leader,
+            Replica::Observer { observer, .. } => observer.leader(),
+        }
     }
 
     fn leader_addr(&self) -> Option<(NodeId, String)> {
-        let metrics = self.raft.metrics();
-        let metrics = metrics.borrow();
-        let leader = metrics.current_leader?;
-        let node = metrics.membership_config.membership().get_node(&leader)?;
-        Some((leader, node.addr.clone()))
+        match &self.replica {
+            Replica::Voter(raft) => {
+                let metrics = raft.metrics();
+                let metrics = metrics.borrow();
+                let leader = metrics.current_leader?;
+                let node = metrics.membership_config.membership().get_node(&leader)?;
+                Some((leader, node.addr.clone()))
+            }
+            Replica::Observer { observer, .. } => {
+                let leader = observer.leader()?;
+                let voter = self.config.voters.get(&(leader as i32))?;
+                Some((leader, voter.addr()))
+            }
+        }
     }
 
     /// Sends `request` to the leader, wherever it is (this node, or over the controller
@@ -242,6 +325,9 @@ impl MetadataQuorum {
             }
             ControllerRequest::DescribeQuorum => {
                 ControllerResponse::DescribeQuorum(self.describe_as_leader().await)
+            }
+            ControllerRequest::FetchMetadata(fetch) => {
+                ControllerResponse::FetchMetadata(self.fetch_as_leader(fetch).await)
             }
             ControllerRequest::BrokerHeartbeat {
                 broker_id,
@@ -299,7 +385,13 @@ impl MetadataQuorum {
 
     /// Appends `record` as the leader, waiting for its commit; returns its offset.
     async fn append_as_leader(&self, record: MetadataRecord) -> Result<u64, String> {
-        match self.raft.client_write(record).await {
+        let Some(raft) = self.raft() else {
+            return Err(format!(
+                "{NOT_CONTROLLER}: node {} is an observer",
+                self.node_id
+            ));
+        };
+        match raft.client_write(record).await {
             Ok(r) => Ok(r.log_id.index),
             Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(format!(
                 "{NOT_CONTROLLER}: the controller is {:?}",
@@ -380,7 +472,10 @@ impl MetadataQuorum {
 
     /// Err(NOT_CONTROLLER) unless this node leads the quorum.
     fn check_leader(&self) -> Result<(), String> {
-        if self.raft.metrics().borrow().state != ServerState::Leader {
+        if self
+            .metrics()
+            .is_none_or(|m| m.state != ServerState::Leader)
+        {
             return Err(format!(
                 "{NOT_CONTROLLER}: node {} is not the leader",
                 self.node_id
@@ -429,7 +524,13 @@ impl MetadataQuorum {
     /// The quorum's state, answered by the leader: each voter's log end as far as the leader
     /// knows it, the high watermark (the end a majority of voters has).
     pub(crate) async fn describe_as_leader(&self) -> Result<QuorumInfo, String> {
-        let metrics = self.raft.metrics().borrow().clone();
+        self.check_leader()?;
+        let Some(metrics) = self.metrics() else {
+            return Err(format!(
+                "{NOT_CONTROLLER}: node {} is an observer",
+                self.node_id
+            ));
+        };
         if metrics.state != ServerState::Leader {
             return Err(format!(
                 "{NOT_CONTROLLER}: node {} is {:?} in epoch {} (vote {}, leader {:?}), not the leader",
@@ -465,7 +566,8 @@ impl MetadataQuorum {
             }
         };
         let voter_infos: Vec<ReplicaInfo> = voters.iter().map(|id| replica(*id)).collect();
-        let observers: Vec<ReplicaInfo> = membership.learner_ids().map(&mut replica).collect();
+        let mut observers: Vec<ReplicaInfo> = membership.learner_ids().map(&mut replica).collect();
+        observers.extend(self.observer_infos());
         // The end a majority of voters has; at least the end of what this leader applied
         // (applied entries were committed), which a new leader knows before it has heard from
         // its followers.
@@ -489,21 +591,44 @@ impl MetadataQuorum {
     /// Waits until some node leads the quorum, or `timeout` passes.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<NodeId> {
         let deadline = Instant::now() + timeout;
-        let mut metrics = self.raft.metrics();
-        loop {
-            if let Some(leader) = metrics.borrow().current_leader {
-                return Some(leader);
+        match &self.replica {
+            Replica::Voter(raft) => {
+                let mut metrics = raft.metrics();
+                loop {
+                    if let Some(leader) = metrics.borrow().current_leader {
+                        return Some(leader);
+                    }
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    if tokio::time::timeout(left, metrics.changed()).await.is_err() {
+                        return None;
+                    }
+                }
             }
-            let left = deadline.checked_duration_since(Instant::now())?;
-            if tokio::time::timeout(left, metrics.changed()).await.is_err() {
-                return None;
+            Replica::Observer { observer, .. } => {
+                let mut leader = observer.watch_leader();
+                loop {
+                    if let Some(l) = *leader.borrow_and_update() {
+                        return Some(l);
+                    }
+                    let left = deadline.checked_duration_since(Instant::now())?;
+                    if tokio::time::timeout(left, leader.changed()).await.is_err() {
+                        return None;
+                    }
+                }
             }
         }
     }
 
     /// Stops this node's replica.
     pub async fn shutdown(&self) {
-        let _ = self.raft.shutdown().await;
+        match &self.replica {
+            Replica::Voter(raft) => {
+                let _ = raft.shutdown().await;
+            }
+            Replica::Observer { stop, .. } => {
+                let _ = stop.send(true);
+            }
+        }
     }
 }
 
@@ -530,10 +655,8 @@ async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
         // Often enough that a silent broker is fenced within a quarter second of its session
         // timeout (the fencing is one comparison per broker).
         let period = Duration::from_millis((q.config.session_timeout_ms / 20).clamp(50, 250));
-        let (state, term) = {
-            let m = q.raft.metrics();
-            let m = m.borrow();
-            (m.state, m.current_term)
+        let Some((state, term)) = q.metrics().map(|m| (m.state, m.current_term)) else {
+            return;
         };
         if state == ServerState::Leader {
             let since = match leader_since {

@@ -43,6 +43,8 @@ pub enum ControllerRequest {
     Propose(MetadataRecord),
     /// The quorum's state, as the leader sees it.
     DescribeQuorum,
+    /// An observer (a broker-only node) fetches the metadata log.
+    FetchMetadata(super::observer::MetadataFetch),
     /// A broker is alive (and whether it wants to be fenced: a controlled shutdown).
     BrokerHeartbeat {
         broker_id: i32,
@@ -84,6 +86,7 @@ pub enum ControllerResponse {
     /// The record's offset, or why it was not appended (no leader, not the leader).
     Propose(Result<u64, String>),
     DescribeQuorum(Result<QuorumInfo, String>),
+    FetchMetadata(Result<super::observer::Fetched, super::observer::FetchRefused>),
     /// Whether the broker is fenced now.
     BrokerHeartbeat(Result<bool, String>),
     CreateTopics(Result<Vec<Result<CreatedTopic, Refusal>>, String>),
@@ -109,7 +112,8 @@ impl ControllerResponse {
             | ControllerResponse::CreatePartitions(Err(e))
             | ControllerResponse::AllocateProducerIds(Err(e))
             | ControllerResponse::AlterPartition(Err(e))
-            | ControllerResponse::ElectLeaders(Err(e)) => e,
+            | ControllerResponse::ElectLeaders(Err(e))
+            | ControllerResponse::AlterReassignments(Err(e)) => e,
             _ => return false,
         };
         err.starts_with(super::NOT_CONTROLLER)
@@ -330,7 +334,10 @@ async fn connection(mut stream: TcpStream, quorum: Weak<MetadataQuorum>) -> io::
         let Some(quorum) = quorum.upgrade() else {
             return Ok(());
         };
-        let raft = quorum.raft();
+        // Only a voter binds the controller listener.
+        let Some(raft) = quorum.raft() else {
+            return Ok(());
+        };
         let response = match request {
             ControllerRequest::Vote(rpc) => ControllerResponse::Vote(raft.vote(rpc).await),
             ControllerRequest::AppendEntries(rpc) => {

@@ -5,6 +5,7 @@
 //! `<metadata.log.dir>/__cluster_metadata-0/snapshot.checkpoint` (JSON, written atomically). At
 //! start the image is the snapshot's; openraft then applies the committed entries after it.
 
+use std::collections::VecDeque;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,10 @@ use super::types::{
 };
 
 pub const SNAPSHOT_FILE: &str = "snapshot.checkpoint";
+
+/// How many of the newest applied entries are kept for observers to fetch; one further behind
+/// is sent the whole image.
+pub(crate) const RECENT_ENTRIES: usize = 4096;
 
 /// A snapshot as stored and as sent to a lagging node.
 #[derive(Serialize, Deserialize)]
@@ -49,6 +54,15 @@ struct Inner {
     snapshot_bytes: u64,
     /// Told when `since_snapshot` passes `snapshot_bytes`.
     snapshot_due: Arc<tokio::sync::Notify>,
+    /// The newest applied entries (at most [`RECENT_ENTRIES`]), in order.
+    recent: VecDeque<Entry>,
+}
+
+/// What an observer at some entry is sent: the image as a snapshot when it is too far behind,
+/// then the entries after it.
+pub struct Since {
+    pub snapshot: Option<(SnapshotMeta, Vec<u8>)>,
+    pub entries: Vec<Entry>,
 }
 
 /// The state machine; clones share it (the snapshot builder is a clone).
@@ -117,6 +131,7 @@ impl MetadataStateMachine {
                 since_snapshot: 0,
                 snapshot_bytes,
                 snapshot_due: Default::default(),
+                recent: VecDeque::new(),
             })),
         })
     }
@@ -136,6 +151,50 @@ impl MetadataStateMachine {
         self.lock().published.subscribe()
     }
 
+    /// What applied entry this machine stands at.
+    pub fn last_applied(&self) -> Option<LogId> {
+        self.lock().last_applied
+    }
+
+    /// What follows `after` (an applied entry of this log, None: nothing), at most `max`
+    /// entries: the entries themselves while they are among the recent ones, else the whole
+    /// image as of the newest entry.
+    pub fn since(&self, after: Option<LogId>, max: usize) -> Since {
+        let inner = self.lock();
+        let next = after.map_or(0, |id| id.index + 1);
+        let end = inner.last_applied.map_or(0, |id| id.index + 1);
+        if next >= end {
+            return Since {
+                snapshot: None,
+                entries: Vec::new(),
+            };
+        }
+        match inner.recent.front() {
+            Some(first) if first.log_id.index <= next => Since {
+                snapshot: None,
+                entries: inner
+                    .recent
+                    .iter()
+                    .skip((next - first.log_id.index) as usize)
+                    .take(max)
+                    .cloned()
+                    .collect(),
+            },
+            _ => {
+                let meta = inner.snapshot_meta();
+                let bytes = serde_json::to_vec(&StoredSnapshot {
+                    meta: meta.clone(),
+                    image: inner.image.clone(),
+                })
+                .unwrap_or_default();
+                Since {
+                    snapshot: Some((meta, bytes)),
+                    entries: Vec::new(),
+                }
+            }
+        }
+    }
+
     /// Stores a snapshot durably and makes it the current one.
     fn store(inner: &mut Inner, meta: SnapshotMeta, image: &MetadataImage) -> std::io::Result<()> {
         let bytes = serde_json::to_vec(&StoredSnapshot {
@@ -152,6 +211,18 @@ impl MetadataStateMachine {
 }
 
 impl Inner {
+    /// A snapshot's description of the image as it stands.
+    fn snapshot_meta(&self) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.last_applied,
+            last_membership: self.membership.clone(),
+            snapshot_id: match self.last_applied {
+                Some(id) => format!("{}-{}", id.index, id.leader_id.term),
+                None => "0-0".to_string(),
+            },
+        }
+    }
+
     fn publish(&self) {
         self.published.send_replace(Applied {
             image: Arc::new(self.image.clone()),
@@ -165,14 +236,7 @@ impl RaftSnapshotBuilder<MetadataRaft> for MetadataStateMachine {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
             let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
-            let meta = SnapshotMeta {
-                last_log_id: inner.last_applied,
-                last_membership: inner.membership.clone(),
-                snapshot_id: match inner.last_applied {
-                    Some(id) => format!("{}-{}", id.index, id.leader_id.term),
-                    None => "0-0".to_string(),
-                },
-            };
+            let meta = inner.snapshot_meta();
             let image = inner.image.clone();
             MetadataStateMachine::store(&mut inner, meta.clone(), &image)?;
             inner.since_snapshot = 0;
@@ -220,6 +284,10 @@ impl RaftStateMachine<MetadataRaft> for MetadataStateMachine {
                 }
             }
             inner.last_applied = Some(entry.log_id);
+            if inner.recent.len() == RECENT_ENTRIES {
+                inner.recent.pop_front();
+            }
+            inner.recent.push_back(entry);
             replies.push(());
         }
         inner.publish();
@@ -251,6 +319,8 @@ impl RaftStateMachine<MetadataRaft> for MetadataStateMachine {
             MetadataStateMachine::store(&mut inner, meta.clone(), &stored.image)?;
             inner.image = stored.image;
             inner.last_applied = meta.last_log_id;
+            // What came before the snapshot is not what follows it.
+            inner.recent.clear();
             inner.membership = meta.last_membership;
             inner.publish();
             Ok::<_, std::io::Error>(())

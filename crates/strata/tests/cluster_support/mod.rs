@@ -1,6 +1,6 @@
-//! A cluster of real broker processes on loopback: each node `process.roles=broker,controller`,
-//! a voter of the metadata quorum, its storage formatted with `strata storage format`; odd node
-//! ids in rack `rack-a`, even ones in `rack-b`.
+//! A cluster of real broker processes on loopback: each node `process.roles=broker,controller`
+//! (a voter of the metadata quorum) unless started with other roles, its storage formatted with
+//! `strata storage format`; odd node ids in rack `rack-a`, even ones in `rack-b`.
 
 #![allow(dead_code)]
 
@@ -35,6 +35,8 @@ fn free_port() -> u16 {
 /// One node: its process and its two ports.
 pub struct Node {
     pub id: i32,
+    /// Its `process.roles`.
+    pub roles: String,
     pub broker: BrokerProcess,
     pub port: u16,
     pub controller_port: u16,
@@ -77,11 +79,26 @@ impl Cluster {
         Cluster::launch(n, extra, &[])
     }
 
+    /// Starts a node per entry of `roles` (its `process.roles`; ids 1..), the controllers
+    /// the voters; a controller-only node has only its controller listener.
+    pub fn start_roles(roles: &[&str]) -> Cluster {
+        Cluster::launch_roles(roles, |_, _| Vec::new(), &[])
+    }
+
     fn launch(
         n: usize,
         extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
         env: &[(&str, &str)],
     ) -> Cluster {
+        Cluster::launch_roles(&vec!["broker,controller"; n], extra, env)
+    }
+
+    fn launch_roles(
+        roles: &[&str],
+        extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
+        env: &[(&str, &str)],
+    ) -> Cluster {
+        let n = roles.len();
         let dir = tempfile::tempdir().unwrap();
         let (ok, out, err) = strata_cli(&["storage", "random-uuid"]);
         assert!(ok, "{err}");
@@ -90,6 +107,7 @@ impl Cluster {
         let voters = ports
             .iter()
             .enumerate()
+            .filter(|(i, _)| roles[*i].contains("controller"))
             .map(|(i, (_, c))| format!("{}@127.0.0.1:{c}", i + 1))
             .collect::<Vec<_>>()
             .join(",");
@@ -98,12 +116,19 @@ impl Cluster {
             let id = i as i32 + 1;
             let data = dir.path().join(format!("data{id}"));
             let config = dir.path().join(format!("node{id}.properties"));
+            let listeners = match roles[i] {
+                "controller" => format!("CONTROLLER://127.0.0.1:{controller_port}"),
+                "broker" => format!("PLAINTEXT://127.0.0.1:{port}"),
+                _ => {
+                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}")
+                }
+            };
             let mut settings = vec![
-                "process.roles=broker,controller".to_string(),
+                format!("process.roles={}", roles[i]),
                 format!("node.id={id}"),
                 format!("controller.quorum.voters={voters}"),
                 "controller.listener.names=CONTROLLER".to_string(),
-                format!("listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}"),
+                format!("listeners={listeners}"),
                 format!("log.dirs={}", data.display()),
                 // Two racks: odd ids in rack-a, even in rack-b.
                 format!("broker.rack=rack-{}", if id % 2 == 1 { "a" } else { "b" }),
@@ -123,6 +148,7 @@ impl Cluster {
             let broker = BrokerProcess::on_data_dir(&data, &refs);
             nodes.push(Node {
                 id,
+                roles: roles[i].to_string(),
                 broker,
                 port,
                 controller_port,
@@ -162,10 +188,11 @@ impl Cluster {
         format!("127.0.0.1:{}", node.port)
     }
 
-    /// Every node's client address, comma-separated (a bootstrap list).
+    /// Every broker's client address, comma-separated (a bootstrap list).
     pub fn bootstrap(&self) -> String {
         self.nodes
             .iter()
+            .filter(|n| n.roles.contains("broker"))
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect::<Vec<_>>()
             .join(",")
@@ -175,7 +202,7 @@ impl Cluster {
     pub fn running_bootstrap(&self) -> String {
         self.nodes
             .iter()
-            .filter(|n| n.broker.running())
+            .filter(|n| n.broker.running() && n.roles.contains("broker"))
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect::<Vec<_>>()
             .join(",")
@@ -316,7 +343,7 @@ pub fn wait_for_isr_without(
         last = cluster
             .nodes
             .iter()
-            .filter(|n| n.broker.running())
+            .filter(|n| n.broker.running() && n.roles.contains("broker"))
             .map(|n| partitions_of(&format!("127.0.0.1:{}", n.port), topic))
             .find(|p| !p.is_empty())
             .unwrap_or_default();
