@@ -41,7 +41,7 @@ impl Broker {
         // Followers reach leaders on the inter-broker listener the leaders registered.
         let image_source = Arc::downgrade(&quorum);
         let listener = self.config.inter_broker_listener.clone();
-        let resolve: crate::replica::fetcher::Resolve = Arc::new(move |leader: i32| {
+        let resolve: crate::replica::client::Resolve = Arc::new(move |leader: i32| {
             let quorum = image_source.upgrade()?;
             let image = quorum.image();
             let broker = image.brokers.get(&leader)?;
@@ -52,12 +52,28 @@ impl Broker {
                 .find(|e| e.name == listener)
                 .map(|e| (e.host.clone(), e.port))
         });
+        // With the inter-broker listener's security (TLS, SASL); what cannot be read (a
+        // truststore, a keystore) stops the start.
+        let connector = crate::replica::client::Connector::new(
+            broker_id,
+            resolve,
+            self.config.inter_broker_client.as_ref(),
+        )
+        .map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "inter-broker listener {}: {e}",
+                    self.config.inter_broker_listener
+                ),
+            )
+        })?;
         let epoch = self.broker_epoch.clone();
         let replication = crate::replica::cluster::Replication::new(
             broker_id,
             quorum.config().replication.clone(),
             self.replicas.clone(),
-            resolve.clone(),
+            connector.clone(),
             Arc::new(move || epoch.load(Ordering::SeqCst)),
         );
         // The transaction coordinator reaches the other brokers (markers, verification).
@@ -72,7 +88,7 @@ impl Broker {
             .join_cluster(Arc::new(crate::txn::cluster::TxnCluster::new(
                 broker_id,
                 image,
-                resolve.clone(),
+                connector,
                 Duration::from_millis(quorum.config().replication.socket_timeout_ms),
             )));
         // The group and transaction coordinators follow the leadership of their topics'

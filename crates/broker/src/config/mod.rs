@@ -13,6 +13,7 @@ use thiserror::Error;
 
 mod cleaner;
 mod group;
+pub mod inter_broker;
 pub mod listeners;
 pub mod quorum;
 pub mod sasl;
@@ -108,6 +109,8 @@ pub struct BrokerConfig {
     pub listeners: Vec<ListenerConfig>,
     /// `inter.broker.listener.name`
     pub inter_broker_listener: String,
+    /// How this broker connects to the others' inter-broker listener (a broker of a cluster).
+    pub inter_broker_client: Option<inter_broker::InterBrokerClient>,
     pub log_dirs: Vec<PathBuf>,
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -218,6 +221,8 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.selector.class", ""),
     ("inter.broker.listener.name", ""),
     ("security.inter.broker.protocol", "PLAINTEXT"),
+    ("sasl.mechanism.inter.broker.protocol", "GSSAPI"),
+    ("ssl.endpoint.identification.algorithm", "https"),
     (
         "listener.security.protocol.map",
         listeners::DEFAULT_PROTOCOL_MAP,
@@ -447,7 +452,22 @@ impl BrokerConfig {
             }
         };
         let quorum = quorum::parse_quorum(&get, broker_id, controller_binds, &log_dirs[0])?;
+        let inter_broker_client = match &quorum {
+            Some(q) if q.roles.broker => {
+                let listener = listeners
+                    .iter()
+                    .find(|l| l.name == inter_broker_listener)
+                    .expect("the inter-broker listener is one of the listeners");
+                Some(inter_broker::parse_inter_broker(
+                    listener,
+                    &get,
+                    &|k: &str| values.get(k).cloned(),
+                )?)
+            }
+            _ => None,
+        };
         let config = BrokerConfig {
+            inter_broker_client,
             quorum,
             broker_id,
             listeners,

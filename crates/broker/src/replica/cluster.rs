@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use strata_storage::{Offset, Partition};
 use tokio::sync::mpsc;
 
-use super::fetcher::{BrokerEpoch, ReplicaFetchers, Resolve};
+use super::client::Connector;
+use super::fetcher::{BrokerEpoch, ReplicaFetchers};
 use super::state::{IsrChange, NotLeading, RoleChange};
 use super::ReplicaManager;
 use crate::config::quorum::ReplicationConfig;
@@ -43,7 +44,7 @@ impl Replication {
         me: i32,
         config: ReplicationConfig,
         replicas: Arc<ReplicaManager>,
-        resolve: Resolve,
+        connector: Connector,
         broker_epoch: BrokerEpoch,
     ) -> Replication {
         let (changes, pending) = mpsc::unbounded_channel();
@@ -53,7 +54,7 @@ impl Replication {
                 me,
                 config.clone(),
                 replicas.clone(),
-                resolve,
+                connector,
                 broker_epoch,
             ),
             config,

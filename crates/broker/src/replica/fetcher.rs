@@ -29,7 +29,7 @@ use strata_storage::{LeaderEpoch, Offset, Partition, PartitionLog};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-use super::client::BrokerClient;
+use super::client::{BrokerClient, Connector};
 use super::throttle::FOLLOWER_REPLICAS;
 use super::{may_block_in_place, ReplicaManager};
 use crate::config::quorum::ReplicationConfig;
@@ -38,9 +38,6 @@ use crate::config::quorum::ReplicationConfig;
 /// its replica state: KIP-903).
 const FETCH_VERSION: i16 = 15;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
-
-/// Where a leader broker is reached: (host, port) of its inter-broker listener.
-pub type Resolve = Arc<dyn Fn(i32) -> Option<(String, u16)> + Send + Sync>;
 
 /// This broker's epoch (its current registration's), which its fetches carry.
 pub type BrokerEpoch = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -82,7 +79,7 @@ struct Shared {
     me: i32,
     config: ReplicationConfig,
     replicas: Arc<ReplicaManager>,
-    resolve: Resolve,
+    connector: Connector,
     broker_epoch: BrokerEpoch,
 }
 
@@ -91,7 +88,7 @@ impl ReplicaFetchers {
         me: i32,
         config: ReplicationConfig,
         replicas: Arc<ReplicaManager>,
-        resolve: Resolve,
+        connector: Connector,
         broker_epoch: BrokerEpoch,
     ) -> ReplicaFetchers {
         ReplicaFetchers {
@@ -99,7 +96,7 @@ impl ReplicaFetchers {
                 me,
                 config,
                 replicas,
-                resolve,
+                connector,
                 broker_epoch,
             }),
             fetchers: Mutex::new(HashMap::new()),
@@ -184,6 +181,7 @@ async fn run(
 ) {
     let backoff = Duration::from_millis(shared.config.fetch_backoff_ms);
     let mut client: Option<BrokerClient> = None;
+    let mut unreachable = false;
     loop {
         let now = Instant::now();
         let snapshot: Vec<(Key, Target)> = lock(&targets)
@@ -196,15 +194,23 @@ async fn run(
             continue;
         }
         if client.is_none() {
-            let Some((host, port)) = (shared.resolve)(leader) else {
-                tokio::time::sleep(backoff).await;
-                continue;
-            };
             let timeout = Duration::from_millis(shared.config.socket_timeout_ms);
-            match BrokerClient::connect(&host, port, shared.me, timeout).await {
-                Ok(c) => client = Some(c),
+            match shared.connector.connect(leader, "fetcher", timeout).await {
+                Ok(c) => {
+                    if unreachable {
+                        tracing::info!(leader, "reached the leader again");
+                        unreachable = false;
+                    }
+                    client = Some(c)
+                }
                 Err(e) => {
-                    tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    // Once per streak: a refused authentication or certificate does not pass.
+                    if unreachable {
+                        tracing::debug!(leader, error = %e, "cannot reach the leader");
+                    } else {
+                        tracing::warn!(leader, error = %e, "cannot reach the leader");
+                        unreachable = true;
+                    }
                     pause(&wake, backoff).await;
                     continue;
                 }

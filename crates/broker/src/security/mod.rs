@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod principal;
 pub mod quota;
 pub mod sasl;
+pub mod sasl_client;
 pub mod scram;
 pub mod store;
 pub mod tls;

@@ -2,18 +2,21 @@
 //! PEM (re-read when the file changes, so a renewed certificate needs no restart), client
 //! certificates checked against the truststore (`ssl.client.auth`), and the client's principal
 //! taken from its certificate's subject, as Kafka's DEFAULT `ssl.principal.mapping.rules` does.
+//! The client side (`connector`) is a broker's, connecting to another's inter-broker listener.
 
 use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{RootCertStore, ServerConfig};
-use tokio_rustls::TlsAcceptor;
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::config::listeners::{ClientAuth, PemSource, TlsSettings};
 
@@ -39,9 +42,11 @@ fn certificates(pem: &[u8], what: &str) -> io::Result<Vec<CertificateDer<'static
     Ok(certs)
 }
 
-/// The key and chain of the listener: from one PEM (key and certificates), or the inline key
-/// and chain.
-fn load_key(settings: &TlsSettings, provider: &CryptoProvider) -> io::Result<Arc<CertifiedKey>> {
+/// The certificate chain and private key of the listener's keystore: one PEM (key and
+/// certificates), or the inline key and chain.
+fn read_keystore(
+    settings: &TlsSettings,
+) -> io::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let key_pem = read_source(&settings.keystore)?;
     let chain_pem = match &settings.inline_chain {
         Some(chain) => chain.as_bytes().to_vec(),
@@ -52,6 +57,24 @@ fn load_key(settings: &TlsSettings, provider: &CryptoProvider) -> io::Result<Arc
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| {
         io::Error::other("ssl.keystore: no readable private key (PKCS#8, PKCS#1 or SEC1 PEM)")
     })?;
+    Ok((chain, key))
+}
+
+/// The protocol versions of `ssl.enabled.protocols`.
+fn versions(settings: &TlsSettings) -> Vec<&'static rustls::SupportedProtocolVersion> {
+    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
+    if settings.tls13 {
+        versions.push(&rustls::version::TLS13);
+    }
+    if settings.tls12 {
+        versions.push(&rustls::version::TLS12);
+    }
+    versions
+}
+
+/// The key and chain of the listener, ready to sign.
+fn load_key(settings: &TlsSettings, provider: &CryptoProvider) -> io::Result<Arc<CertifiedKey>> {
+    let (chain, key) = read_keystore(settings)?;
     let signing = provider
         .key_provider
         .load_private_key(key)
@@ -129,15 +152,8 @@ impl ResolvesServerCert for ReloadingKey {
 pub fn acceptor(settings: &TlsSettings) -> io::Result<TlsAcceptor> {
     let provider = provider();
     let key = load_key(settings, &provider)?;
-    let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
-    if settings.tls13 {
-        versions.push(&rustls::version::TLS13);
-    }
-    if settings.tls12 {
-        versions.push(&rustls::version::TLS12);
-    }
     let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&versions)
+        .with_protocol_versions(&versions(settings))
         .map_err(|e| io::Error::other(format!("ssl.enabled.protocols: {e}")))?;
     let builder = match (&settings.truststore, settings.client_auth) {
         (Some(trust), auth) if auth != ClientAuth::None => {
@@ -172,6 +188,89 @@ pub fn acceptor(settings: &TlsSettings) -> io::Result<TlsAcceptor> {
         }),
     }));
     Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// A broker's TLS client for another broker's listener: the other's certificate checked
+/// against the truststore (and, with `verify_hostname`, for the host it advertises), this
+/// broker's keystore shown when the other asks for a certificate.
+pub fn connector(settings: &TlsSettings, verify_hostname: bool) -> io::Result<TlsConnector> {
+    let provider = provider();
+    let trust = settings
+        .truststore
+        .as_ref()
+        .ok_or_else(|| io::Error::other("ssl.truststore: not set"))?;
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(&read_source(trust)?, "ssl.truststore")? {
+        roots
+            .add(cert)
+            .map_err(|e| io::Error::other(format!("ssl.truststore: {e}")))?;
+    }
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| io::Error::other(format!("ssl.truststore: {e}")))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions(settings))
+        .map_err(|e| io::Error::other(format!("ssl.enabled.protocols: {e}")))?;
+    let builder = if verify_hostname {
+        builder.with_webpki_verifier(verifier)
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyHostName(verifier)))
+    };
+    let (chain, key) = read_keystore(settings)?;
+    let config = builder
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| io::Error::other(format!("ssl.keystore: {e}")))?;
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// `ssl.endpoint.identification.algorithm=` (empty): the certificate is checked against the
+/// truststore, but not for the host name.
+#[derive(Debug)]
+struct AnyHostName(Arc<WebPkiServerVerifier>);
+
+impl ServerCertVerifier for AnyHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.0.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.supported_verify_schemes()
+    }
 }
 
 /// Kafka's principal of a client certificate under the DEFAULT mapping rule: the subject's

@@ -24,7 +24,7 @@ use kafka_protocol::ResponseError;
 use super::{TxnCoordinator, Txns, TRANSACTION_STATE_TOPIC};
 use crate::quorum::MetadataImage;
 use crate::replica::client::BrokerClient;
-use crate::replica::fetcher::Resolve;
+use crate::replica::client::Connector;
 
 /// The image this node holds now.
 pub type ImageSource = Arc<dyn Fn() -> Arc<MetadataImage> + Send + Sync>;
@@ -45,7 +45,7 @@ pub enum Leader {
 pub struct TxnCluster {
     broker_id: i32,
     image: ImageSource,
-    resolve: Resolve,
+    connector: Connector,
     timeout: Duration,
     /// One idle connection per broker, reused by the next request to it.
     clients: tokio::sync::Mutex<HashMap<i32, BrokerClient>>,
@@ -71,11 +71,16 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 }
 
 impl TxnCluster {
-    pub fn new(broker_id: i32, image: ImageSource, resolve: Resolve, timeout: Duration) -> Self {
+    pub fn new(
+        broker_id: i32,
+        image: ImageSource,
+        connector: Connector,
+        timeout: Duration,
+    ) -> Self {
         TxnCluster {
             broker_id,
             image,
-            resolve,
+            connector,
             timeout,
             clients: tokio::sync::Mutex::new(HashMap::new()),
         }
@@ -113,13 +118,9 @@ impl TxnCluster {
         let mut client = match idle {
             Some(c) => c,
             None => {
-                let (host, port) = (self.resolve)(broker).ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("broker {broker} has no inter-broker endpoint"),
-                    )
-                })?;
-                BrokerClient::connect(&host, port, self.broker_id, self.timeout).await?
+                self.connector
+                    .connect(broker, "txn-coordinator", self.timeout)
+                    .await?
             }
         };
         let answer = client.send(request, version).await;

@@ -13,10 +13,10 @@ use kafka_protocol::protocol::StrBytes;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use strata_broker::config::sasl::parse_jaas;
-use strata_broker::security::scram::{ScramClient, ScramMechanism};
+use strata_broker::security::sasl_client::{self, SaslExchange};
 use tokio::net::TcpStream;
 
-use super::{error_text, Client};
+use super::Client;
 
 #[derive(Debug, Default)]
 pub struct ClientSecurity {
@@ -162,7 +162,7 @@ impl SaslClient {
             .get("sasl.mechanism")
             .map(|m| m.to_ascii_uppercase())
             .unwrap_or_else(|| "GSSAPI".to_string());
-        if mechanism != "PLAIN" && ScramMechanism::from_name(&mechanism).is_none() {
+        if !sasl_client::supported(&mechanism) {
             bail!("sasl.mechanism={mechanism}: the tools speak PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512");
         }
         let jaas = props
@@ -181,52 +181,44 @@ impl SaslClient {
         })
     }
 
-    async fn token(client: &mut Client, bytes: Vec<u8>) -> Result<Bytes> {
-        let response = client
-            .send(SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes)))
-            .await
-            .context("the broker closed the connection during SASL authentication")?;
-        if response.error_code != 0 {
-            bail!(
-                "SASL authentication failed: {}",
-                error_text(response.error_code, response.error_message.as_ref())
-            );
-        }
-        Ok(response.auth_bytes)
-    }
-
     pub async fn authenticate(&self, client: &mut Client) -> Result<()> {
-        let handshake = client
+        sasl_client::authenticate(client, &self.mechanism, &self.user, &self.password)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))
+    }
+}
+
+/// The tools' connection carries SASL's requests at the versions it negotiated.
+impl SaslExchange for Client {
+    async fn handshake(&mut self, mechanism: &str) -> std::io::Result<(i16, Vec<String>)> {
+        let response = self
             .send(
                 SaslHandshakeRequest::default()
-                    .with_mechanism(StrBytes::from_string(self.mechanism.clone())),
+                    .with_mechanism(StrBytes::from_string(mechanism.into())),
             )
-            .await?;
-        if handshake.error_code != 0 {
-            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
-            bail!(
-                "the broker does not offer SASL mechanism {} (it offers {})",
-                self.mechanism,
-                offered.join(", ")
-            );
-        }
-        match ScramMechanism::from_name(&self.mechanism) {
-            None => {
-                let token = format!("\0{}\0{}", self.user, self.password).into_bytes();
-                SaslClient::token(client, token).await?;
-            }
-            Some(m) => {
-                let mut scram = ScramClient::new(m, &self.user, &self.password);
-                let server_first = SaslClient::token(client, scram.first_message()).await?;
-                let last = scram
-                    .final_message(&server_first)
-                    .map_err(|e| anyhow::anyhow!(e))?;
-                let server_final = SaslClient::token(client, last).await?;
-                scram
-                    .verify_server(&server_final)
-                    .map_err(|e| anyhow::anyhow!(e))?;
-            }
-        }
-        Ok(())
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok((
+            response.error_code,
+            response.mechanisms.iter().map(|m| m.to_string()).collect(),
+        ))
+    }
+
+    async fn token(
+        &mut self,
+        bytes: Vec<u8>,
+    ) -> std::io::Result<Result<Bytes, (i16, Option<String>)>> {
+        let response = self
+            .send(SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes)))
+            .await
+            .map_err(|e| {
+                std::io::Error::other(format!(
+                    "the broker closed the connection during SASL authentication: {e}"
+                ))
+            })?;
+        Ok(match response.error_code {
+            0 => Ok(response.auth_bytes),
+            code => Err((code, response.error_message.map(|m| m.to_string()))),
+        })
     }
 }

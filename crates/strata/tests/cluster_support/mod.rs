@@ -74,7 +74,9 @@ impl Cluster {
         Cluster::launch(n, |_, _| extra.clone(), env)
     }
 
-    /// As [`Cluster::start`], with settings per node: `extra(id, its data directory)`.
+    /// As [`Cluster::start`], with settings per node: `extra(id, its data directory)`. In
+    /// them, `{port}`, `{controller_port}` and `{internal_port}` (a third free port, for a
+    /// listener of the test's own) stand for the node's ports.
     pub fn start_each(n: usize, extra: impl Fn(i32, &std::path::Path) -> Vec<String>) -> Cluster {
         Cluster::launch(n, extra, &[])
     }
@@ -104,6 +106,7 @@ impl Cluster {
         assert!(ok, "{err}");
         let cluster_id = out.trim().to_string();
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let internal_ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
         let voters = ports
             .iter()
             .enumerate()
@@ -133,7 +136,11 @@ impl Cluster {
                 // Two racks: odd ids in rack-a, even in rack-b.
                 format!("broker.rack=rack-{}", if id % 2 == 1 { "a" } else { "b" }),
             ];
-            settings.extend(extra(id, &data));
+            settings.extend(extra(id, &data).into_iter().map(|s| {
+                s.replace("{port}", &port.to_string())
+                    .replace("{controller_port}", &controller_port.to_string())
+                    .replace("{internal_port}", &internal_ports[i].to_string())
+            }));
             std::fs::write(&config, settings.join("\n") + "\n").unwrap();
             let (ok, out, err) = strata_cli(&[
                 "storage",
