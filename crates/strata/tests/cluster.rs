@@ -298,6 +298,60 @@ fn a_paused_broker_is_fenced_and_rejoins_and_a_stopped_one_leaves_at_once() {
         .contains("fenced for a controlled shutdown"));
 }
 
+/// A broker whose process died (its controller listener refuses connections) is fenced without
+/// waiting out its session; one that is silent but alive (paused) is not, until its session
+/// times out. The session here is a minute: every wait below is far shorter.
+#[test]
+fn a_killed_voter_is_fenced_at_once_and_a_paused_one_only_after_its_session() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "broker.session.timeout.ms=60000",
+            "broker.heartbeat.interval.ms=500",
+        ],
+    );
+    let quorum = cluster.wait_for_quorum(1, Duration::from_secs(20), |q| q.leader > 0);
+    let all = vec![1, 2, 3];
+    for id in 1..=3 {
+        let addr = cluster.addr(id);
+        assert!(eventually(Duration::from_secs(15), || listed(&addr) == all));
+    }
+    let leader_addr = cluster.addr(quorum.leader);
+    let follower = (1..=3).find(|id| *id != quorum.leader).unwrap();
+
+    // Paused: silent, but its port still accepts connections; it stays registered.
+    signal(cluster.node(follower).broker.pid(), "STOP");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(listed(&leader_addr), all, "{}", cluster.logs());
+    signal(cluster.node(follower).broker.pid(), "CONT");
+
+    // Killed: fenced within seconds, not a minute.
+    cluster.node(follower).broker.kill();
+    let rest: Vec<i32> = all.iter().copied().filter(|id| *id != follower).collect();
+    assert!(
+        eventually(Duration::from_secs(10), || listed(&leader_addr) == rest),
+        "{}",
+        cluster.logs()
+    );
+    assert!(cluster.logs().contains("its process is gone"));
+    cluster.node(follower).broker.restart();
+    assert!(eventually(Duration::from_secs(15), || listed(&leader_addr) == all));
+
+    // The active controller killed with its broker: the next controller fences it the same way.
+    cluster.node(quorum.leader).broker.kill();
+    let rest: Vec<i32> = all
+        .iter()
+        .copied()
+        .filter(|id| *id != quorum.leader)
+        .collect();
+    let follower_addr = cluster.addr(follower);
+    assert!(
+        eventually(Duration::from_secs(15), || listed(&follower_addr) == rest),
+        "{}",
+        cluster.logs()
+    );
+}
+
 #[test]
 fn topics_are_placed_by_the_controller_and_served_by_their_leaders() {
     use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};

@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::config::quorum::QuorumConfig;
 use log_store::MetadataLog;
-use network::{ControllerRequest, ControllerResponse, Peers};
+use network::{Contacts, ControllerRequest, ControllerResponse, Peers};
 use observer::{Observer, ObserverProgress};
 use state_machine::{Applied, MetadataStateMachine};
 pub use types::{
@@ -47,6 +47,11 @@ pub use strata_storage::log_manager::CLUSTER_METADATA_DIR as METADATA_DIR;
 /// Kafka's error for a request only the active controller may answer, when this node is not it
 /// (and could not forward it).
 pub const NOT_CONTROLLER: &str = "NOT_CONTROLLER";
+/// How long a voter's controller listener must refuse every connection for its broker to be
+/// fenced as gone (a few of Raft's heartbeats, which the leader sends every fifth of the
+/// election timeout).
+const GONE_AFTER_REFUSED: Duration = Duration::from_millis(500);
+
 /// Kafka's error for a heartbeat from a registration the controller no longer holds.
 pub const STALE_BROKER_EPOCH: &str = "STALE_BROKER_EPOCH";
 
@@ -94,6 +99,8 @@ pub struct MetadataQuorum {
     caught_up: std::sync::Mutex<BTreeMap<NodeId, i64>>,
     /// When each broker last heartbeated (leader only; a new leader starts counting afresh).
     heartbeats: std::sync::Mutex<BTreeMap<i32, Instant>>,
+    /// When this node last heard from each other voter over the controller listener.
+    contacts: Contacts,
     /// Held while a block of producer ids is decided, so that two are never the same.
     allocating: tokio::sync::Mutex<()>,
     /// Held while a partition change (an ISR, a leader) is decided and appended.
@@ -138,6 +145,7 @@ impl MetadataQuorum {
             observers: Default::default(),
             caught_up: Default::default(),
             heartbeats: Default::default(),
+            contacts: Default::default(),
             allocating: Default::default(),
             deciding: Default::default(),
             config,
@@ -192,10 +200,11 @@ impl MetadataQuorum {
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let node = node_id as NodeId;
+        let contacts = Contacts::default();
         let raft = Raft::new(
             node,
             Arc::new(raft_config),
-            Peers::default(),
+            Peers::new(contacts.clone()),
             log,
             machine.clone(),
         )
@@ -209,6 +218,7 @@ impl MetadataQuorum {
             observers: Default::default(),
             caught_up: Default::default(),
             heartbeats: Default::default(),
+            contacts,
             allocating: Default::default(),
             deciding: Default::default(),
             config,
@@ -484,34 +494,65 @@ impl MetadataQuorum {
         Ok(())
     }
 
-    /// As the leader, fences every unfenced broker not heard from for `broker.session.timeout.ms`
-    /// (counted from when this node became leader for brokers it has not heard from).
+    /// As the leader, fences every unfenced broker not heard from for `broker.session.timeout.ms`.
+    /// Heard from: its heartbeats since this node leads; for a broker that is also a voter, any
+    /// Raft message between its process and this node, also from before (so that a broker
+    /// that died with the previous controller is fenced a session after its death, not a
+    /// session after this election); otherwise counted from this node's election. Live brokers
+    /// get two heartbeat intervals after an election to find the new controller.
+    ///
+    /// A voter whose controller listener has refused every connection for
+    /// [`GONE_AFTER_REFUSED`] (nothing listens there: its process is gone) is fenced then,
+    /// without waiting for its session to time out; one that is silent but not refused (paused,
+    /// partitioned, its host gone) waits out its session, as in Kafka.
     async fn fence_silent_brokers(&self, leader_since: Instant) {
         let timeout = Duration::from_millis(self.config.session_timeout_ms);
-        let silent: Vec<(i32, u64)> = {
+        let grace = Duration::from_millis(self.config.heartbeat_interval_ms * 2);
+        let settled = leader_since.elapsed() > grace;
+        // (broker, epoch, gone: its process is)
+        let silent: Vec<(i32, u64, bool)> = {
             let heartbeats = self.heartbeats.lock().unwrap_or_else(|p| p.into_inner());
+            let contacts = self.contacts.lock().unwrap_or_else(|p| p.into_inner());
             self.image()
                 .brokers
                 .values()
                 .filter(|b| !b.fenced)
-                .filter(|b| {
-                    let last = heartbeats
-                        .get(&b.registration.broker_id)
-                        .copied()
-                        .unwrap_or(leader_since)
-                        .max(leader_since);
-                    last.elapsed() > timeout
+                .filter_map(|b| {
+                    let id = b.registration.broker_id;
+                    let heartbeat = heartbeats.get(&id).copied();
+                    let reach = contacts.get(&(id as NodeId)).copied().unwrap_or_default();
+                    let gone = reach.refused_since.is_some_and(|since| {
+                        since.elapsed() >= GONE_AFTER_REFUSED && heartbeat.is_none_or(|h| h < since)
+                    });
+                    if gone {
+                        return Some((id, b.epoch, true));
+                    }
+                    let contact = reach.heard.filter(|_| settled);
+                    let last = match (heartbeat, contact) {
+                        (Some(h), Some(c)) => h.max(c),
+                        (Some(h), None) => h.max(leader_since),
+                        (None, Some(c)) => c,
+                        (None, None) => leader_since,
+                    };
+                    (last.elapsed() > timeout).then_some((id, b.epoch, false))
                 })
-                .map(|b| (b.registration.broker_id, b.epoch))
                 .collect()
         };
-        for (broker_id, epoch) in silent {
-            tracing::warn!(
-                broker_id,
-                epoch,
-                session_timeout_ms = self.config.session_timeout_ms,
-                "fencing a broker: no heartbeat within the session timeout"
-            );
+        for (broker_id, epoch, gone) in silent {
+            if gone {
+                tracing::warn!(
+                    broker_id,
+                    epoch,
+                    "fencing a broker: its process is gone (its controller listener refuses connections)"
+                );
+            } else {
+                tracing::warn!(
+                    broker_id,
+                    epoch,
+                    session_timeout_ms = self.config.session_timeout_ms,
+                    "fencing a broker: no heartbeat within the session timeout"
+                );
+            }
             if let Err(e) = self
                 .append_as_leader(MetadataRecord::FenceBroker { broker_id, epoch })
                 .await

@@ -6,10 +6,10 @@
 //! that is not the leader forwards what only the leader may do (a record to append, a
 //! DescribeQuorum) the same way.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::sync::{Arc, Mutex, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -141,6 +141,35 @@ async fn read_frame<T: for<'de> Deserialize<'de>>(stream: &mut TcpStream) -> io:
     serde_json::from_slice(&body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// What this node knows of another voter's process from talking to it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reach {
+    /// When it was last heard from (an answer to this node's request, or a request of its
+    /// own): its process was alive then.
+    pub heard: Option<Instant>,
+    /// Since when every connection to its controller listener was refused (nothing listens on
+    /// its port: its process is gone), if they are now.
+    pub refused_since: Option<Instant>,
+}
+
+/// Every other voter's [`Reach`], by node id.
+pub type Contacts = Arc<Mutex<BTreeMap<NodeId, Reach>>>;
+
+/// Notes that `node` was heard from now.
+pub fn heard_from(contacts: &Contacts, node: NodeId) {
+    let mut contacts = contacts.lock().unwrap_or_else(|p| p.into_inner());
+    let reach = contacts.entry(node).or_default();
+    reach.heard = Some(Instant::now());
+    reach.refused_since = None;
+}
+
+/// Notes that a connection to `node` was refused now.
+fn refused_by(contacts: &Contacts, node: NodeId) {
+    let mut contacts = contacts.lock().unwrap_or_else(|p| p.into_inner());
+    let reach = contacts.entry(node).or_default();
+    reach.refused_since.get_or_insert_with(Instant::now);
+}
+
 /// A connection to one node's controller listener, opened when first needed and again after
 /// any failure.
 pub struct Peer {
@@ -150,19 +179,26 @@ pub struct Peer {
     /// The nodes last found unreachable, shared by every peer of the node, so that a node
     /// going away is logged once (and its return once), not at every retry.
     unreachable: Arc<Mutex<BTreeSet<NodeId>>>,
+    contacts: Contacts,
 }
 
 impl Peer {
     pub fn new(target: NodeId, addr: &str) -> Peer {
-        Peer::with_state(target, addr, Default::default())
+        Peer::with_state(target, addr, Default::default(), Default::default())
     }
 
-    fn with_state(target: NodeId, addr: &str, unreachable: Arc<Mutex<BTreeSet<NodeId>>>) -> Peer {
+    fn with_state(
+        target: NodeId,
+        addr: &str,
+        unreachable: Arc<Mutex<BTreeSet<NodeId>>>,
+        contacts: Contacts,
+    ) -> Peer {
         Peer {
             target,
             addr: addr.to_string(),
             stream: None,
             unreachable,
+            contacts,
         }
     }
 
@@ -197,8 +233,16 @@ impl Peer {
             )),
         };
         match &result {
-            Ok(_) => self.reachable(true),
-            Err(_) => self.stream = None,
+            Ok(_) => {
+                self.reachable(true);
+                heard_from(&self.contacts, self.target);
+            }
+            Err(e) => {
+                if e.kind() == io::ErrorKind::ConnectionRefused {
+                    refused_by(&self.contacts, self.target);
+                }
+                self.stream = None
+            }
         }
         result
     }
@@ -283,13 +327,28 @@ impl RaftNetwork<MetadataRaft> for Peer {
 #[derive(Default)]
 pub struct Peers {
     unreachable: Arc<Mutex<BTreeSet<NodeId>>>,
+    contacts: Contacts,
+}
+
+impl Peers {
+    pub fn new(contacts: Contacts) -> Peers {
+        Peers {
+            unreachable: Default::default(),
+            contacts,
+        }
+    }
 }
 
 impl RaftNetworkFactory<MetadataRaft> for Peers {
     type Network = Peer;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Peer {
-        Peer::with_state(target, &node.addr, self.unreachable.clone())
+        Peer::with_state(
+            target,
+            &node.addr,
+            self.unreachable.clone(),
+            self.contacts.clone(),
+        )
     }
 }
 
@@ -338,6 +397,16 @@ async fn connection(mut stream: TcpStream, quorum: Weak<MetadataQuorum>) -> io::
         let Some(raft) = quorum.raft() else {
             return Ok(());
         };
+        // Raft's requests name their sender: the candidate, or the leader.
+        let sender = match &request {
+            ControllerRequest::Vote(rpc) => rpc.vote.leader_id().voted_for(),
+            ControllerRequest::AppendEntries(rpc) => rpc.vote.leader_id().voted_for(),
+            ControllerRequest::InstallSnapshot(rpc) => rpc.vote.leader_id().voted_for(),
+            _ => None,
+        };
+        if let Some(sender) = sender {
+            heard_from(&quorum.contacts, sender);
+        }
         let response = match request {
             ControllerRequest::Vote(rpc) => ControllerResponse::Vote(raft.vote(rpc).await),
             ControllerRequest::AppendEntries(rpc) => {
