@@ -108,3 +108,141 @@ fn brokers_replicate_over_a_sasl_ssl_inter_broker_listener() {
     // The password never reaches a log line.
     assert!(!cluster.logs().contains("broker-secret"));
 }
+
+/// Whether one record to partition 0 of `topic` gets through with these settings.
+fn can_produce(config: &rdkafka::ClientConfig, topic: &str) -> bool {
+    let mut config = config.clone();
+    config.set("message.timeout.ms", "4000");
+    let producer: rdkafka::producer::FutureProducer = config.create().unwrap();
+    runtime()
+        .block_on(producer.send(
+            FutureRecord::<(), _>::to(topic).partition(0).payload("x"),
+            Duration::from_secs(5),
+        ))
+        .is_ok()
+}
+
+/// ACLs, SCRAM credentials and client quotas live in the metadata log: a change made through
+/// one broker holds on every broker, also on one restarted since.
+#[test]
+fn acls_scram_users_and_quotas_made_through_one_broker_hold_on_all() {
+    let mut cluster = Cluster::start_each(3, |_, _| {
+        vec![
+            // The tests' tools on PLAINTEXT (a super user there); applications on CLIENT.
+            "listeners=PLAINTEXT://127.0.0.1:{port},CLIENT://127.0.0.1:{internal_port},CONTROLLER://127.0.0.1:{controller_port}".to_string(),
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+            "inter.broker.listener.name=PLAINTEXT".to_string(),
+            "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-512".to_string(),
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_string(),
+            "super.users=User:ANONYMOUS".to_string(),
+            "connection.failed.authentication.delay.ms=50".to_string(),
+        ]
+    });
+    all_registered(&cluster);
+    // Each node's CLIENT listener, and the address the tools use.
+    let client_addrs: Vec<String> = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let config = std::fs::read_to_string(&node.config).unwrap();
+            let listeners = config
+                .lines()
+                .rfind(|l| l.starts_with("listeners="))
+                .unwrap()
+                .to_string();
+            let client = listeners
+                .split(',')
+                .find(|l| l.starts_with("CLIENT://"))
+                .unwrap();
+            format!("127.0.0.1:{}", client.rsplit(':').next().unwrap())
+        })
+        .collect();
+    let tool_addrs: Vec<String> = (1..=3).map(|id| cluster.addr(id)).collect();
+    create(&cluster, "orders", "1:2:3");
+    create(&cluster, "other", "2:3:1");
+    wait_for_isr(&cluster, "orders", 3);
+
+    // alice's credential through node 1, her ACLs through node 2, her quota through node 3.
+    let tool = |via: i32, tool: &str, args: &[&str]| {
+        let (ok, out, err) = strata_tool(tool, &tool_addrs[via as usize - 1], args);
+        assert!(ok, "{tool} {args:?}: {out}{err}");
+        out
+    };
+    let alice = ["--entity-type", "users", "--entity-name", "alice"];
+    let scram = "SCRAM-SHA-512=[iterations=4096,password=alice-secret]";
+    tool(
+        1,
+        "configs",
+        &[&["--alter"], &alice[..], &["--add-config", scram]].concat(),
+    );
+    let producer_acl = [
+        "--allow-principal",
+        "User:alice",
+        "--producer",
+        "--topic",
+        "orders",
+    ];
+    tool(2, "acls", &[&["--add"], &producer_acl[..]].concat());
+    let quota = "producer_byte_rate=1048576";
+    tool(
+        3,
+        "configs",
+        &[&["--alter"], &alice[..], &["--add-config", quota]].concat(),
+    );
+
+    // Every broker authenticates her and applies her ACLs: orders yes, other no.
+    let as_alice = |id: i32, password: &str| {
+        let mut c = security_support::sasl_client(
+            &client_addrs[id as usize - 1],
+            "SASL_PLAINTEXT",
+            "alice",
+            password,
+        );
+        c.set("sasl.mechanism", "SCRAM-SHA-512");
+        c
+    };
+    for id in 1..=3 {
+        assert!(
+            can_produce(&as_alice(id, "alice-secret"), "orders"),
+            "node {id}:\n{}",
+            cluster.logs()
+        );
+        assert!(
+            !can_produce(&as_alice(id, "alice-secret"), "other"),
+            "node {id}"
+        );
+        assert!(!can_produce(&as_alice(id, "wrong"), "orders"), "node {id}");
+        let described = tool(id, "configs", &[&["--describe"], &alice[..]].concat());
+        assert!(
+            described.contains("producer_byte_rate=1048576"),
+            "node {id}: {described}"
+        );
+        let acls = tool(id, "acls", &["--list", "--topic", "orders"]);
+        assert!(acls.contains("User:alice"), "node {id}: {acls}");
+    }
+
+    // A broker restarted keeps them (from its metadata log); a removal through another
+    // broker reaches it.
+    cluster.node(3).broker.kill();
+    cluster.node(3).broker.restart();
+    all_registered(&cluster);
+    assert!(
+        can_produce(&as_alice(3, "alice-secret"), "orders"),
+        "{}",
+        cluster.logs()
+    );
+    tool(
+        1,
+        "acls",
+        &[&["--remove", "--force"], &producer_acl[..]].concat(),
+    );
+    assert!(!can_produce(&as_alice(3, "alice-secret"), "orders"));
+    // Nothing of it is in the brokers' own security files: the metadata log holds it.
+    for node in &cluster.nodes {
+        assert!(
+            !node.data.join("security.metadata").exists(),
+            "node {}",
+            node.id
+        );
+    }
+}

@@ -26,6 +26,33 @@ impl Broker {
             let _ = self.quorum.set(quorum);
             return Ok(());
         }
+        // ACLs, SCRAM credentials and quotas live in the metadata log: a change is appended
+        // through the controller and answered once this node's store has it.
+        let source = Arc::downgrade(&quorum);
+        let store = Arc::downgrade(&self.security);
+        self.security.replicate_with(Box::new(move |delta| {
+            let (Some(quorum), Some(store)) = (source.upgrade(), store.upgrade()) else {
+                return Err(std::io::Error::other("the metadata quorum stopped"));
+            };
+            let timeout = Duration::from_millis(quorum.config().request_timeout_ms);
+            crate::txn::cluster::block_on(async {
+                let offset = quorum
+                    .append(MetadataRecord::AlterSecurity(delta))
+                    .await
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::TimedOut, e))?;
+                let deadline = tokio::time::Instant::now() + timeout;
+                while store.published_at() < offset {
+                    if tokio::time::Instant::now() >= deadline {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the security change was not applied here in time",
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Ok(())
+            })
+        }));
         // Producer ids come from the controller: unique across the cluster.
         let source = Arc::downgrade(&quorum);
         let broker_id = self.config.broker_id;
@@ -257,11 +284,30 @@ impl Broker {
             return;
         };
         let mut applied = quorum.subscribe();
+        let mut security: Option<Vec<u8>> = None;
         loop {
-            let (image, known) = {
+            let (image, known, at) = {
                 let a = applied.borrow_and_update();
-                (a.image.clone(), a.last_applied.is_some())
+                (
+                    a.image.clone(),
+                    a.last_applied.is_some(),
+                    a.last_applied.map_or(0, |id| id.index),
+                )
             };
+            // The security store is the metadata log's (once it has applied anything).
+            if known {
+                if security.as_ref() != Some(&image.security) {
+                    match crate::security::store::SecurityImage::from_records(&image.security) {
+                        Some(decided) => self.security.replace(decided, at),
+                        None => {
+                            tracing::error!("the metadata image's security records do not read")
+                        }
+                    }
+                    security = Some(image.security.clone());
+                } else {
+                    self.security.unchanged_at(at);
+                }
+            }
             // An image of nothing applied yet is no reason to delete anything; one without
             // this process's registration may be older than what was decided while it was
             // down (a leadership it lost): it is not acted on.

@@ -118,6 +118,10 @@ pub enum MetadataRecord {
         broker_id: i32,
         next_producer_id: i64,
     },
+    /// A change of the ACLs, SCRAM credentials or client quotas (Kafka's AccessControlEntry,
+    /// UserScramCredential and ClientQuota records and their removals), as the difference it
+    /// makes.
+    AlterSecurity(crate::security::store::SecurityDelta),
 }
 
 /// One partition as the image holds it.
@@ -184,6 +188,10 @@ pub struct MetadataImage {
     /// Dynamic broker configs, by broker id ("" for the cluster-wide default).
     #[serde(default)]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The ACLs, SCRAM credentials (salted keys) and client quotas, as records of the security
+    /// store's format (`security::store`).
+    #[serde(default)]
+    pub security: Vec<u8>,
 }
 
 impl MetadataImage {
@@ -306,6 +314,14 @@ impl MetadataImage {
                 next_producer_id, ..
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
+            }
+            MetadataRecord::AlterSecurity(delta) => {
+                use crate::security::store::{encode_records, SecurityImage};
+                // A delta that does not read changes nothing (every node alike).
+                let mut security = SecurityImage::from_records(&self.security).unwrap_or_default();
+                if security.apply(delta).is_some() {
+                    self.security = encode_records(&security);
+                }
             }
         }
     }
