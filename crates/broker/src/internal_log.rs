@@ -259,7 +259,15 @@ impl InternalLog {
         partition: i32,
         mut apply: impl FnMut(&BatchHeader, &[u8], i64),
     ) -> io::Result<()> {
-        let partition = self.partition(partition)?;
+        // A node of a cluster hosts its replicas only: a partition hosted elsewhere has
+        // nothing here to replay.
+        let Some(partition) = self
+            .logs
+            .topic(self.topic)
+            .and_then(|t| t.partition(partition))
+        else {
+            return Ok(());
+        };
         let log = partition.log();
         let end = log.log_end_offset().get();
         let mut offset = log.log_start_offset().get();

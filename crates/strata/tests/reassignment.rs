@@ -81,6 +81,16 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
         vec![1]
     )]));
     produce_values(&rt, &addr, "moving", "a", 300);
+    // Each broker hosts its replicas only (as Kafka's): the partition's log is on broker 1.
+    let hosts = |cluster: &Cluster| -> Vec<i32> {
+        cluster
+            .nodes
+            .iter()
+            .filter(|n| n.data.join("moving-0").exists())
+            .map(|n| n.id)
+            .collect()
+    };
+    assert_eq!(hosts(&cluster), vec![1]);
 
     // --generate proposes the topic over brokers 2 and 3, keeping one replica.
     let topics = write(
@@ -205,6 +215,32 @@ fn replicas_move_to_other_brokers_with_the_log_and_a_stuck_move_can_be_cancelled
     // the new leader, and producers go on there.
     let expected: Vec<String> = (0..300).map(|i| format!("a{i}")).collect();
     assert_eq!(read_values(&cluster.addr(first), "moving", 300), expected);
+    // Broker 1 removed its copy once it was no longer a replica.
+    let mut moved_to = vec![first, stuck];
+    moved_to.sort();
+    assert!(
+        eventually(Duration::from_secs(10), || hosts(&cluster) == moved_to),
+        "{:?}",
+        hosts(&cluster)
+    );
+    // Asked for it, broker 1 answers as Kafka does for a partition it does not host.
+    let code = rt.block_on(async {
+        use kafka_protocol::messages::list_offsets_request::{
+            ListOffsetsPartition, ListOffsetsTopic,
+        };
+        use kafka_protocol::messages::ListOffsetsRequest;
+        let mut client = strata::client::Client::connect(&addr).await.unwrap();
+        let request = ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
+            .with_name(kafka_protocol::messages::TopicName(
+                kafka_protocol::protocol::StrBytes::from_static_str("moving"),
+            ))
+            .with_partitions(vec![ListOffsetsPartition::default()
+                .with_partition_index(0)
+                .with_timestamp(-1)])]);
+        let response = client.send_versioned(request, 7).await.unwrap();
+        response.topics[0].partitions[0].error_code
+    });
+    assert_eq!(code, 6, "NOT_LEADER_OR_FOLLOWER");
     produce_values(&rt, &cluster.addr(first), "moving", "b", 10);
     assert_eq!(read_values(&cluster.addr(stuck), "moving", 310).len(), 310);
 

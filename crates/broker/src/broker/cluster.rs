@@ -331,27 +331,65 @@ impl Broker {
     }
 
     fn materialize(&self, image: &crate::quorum::MetadataImage) {
+        // This broker hosts its replicas only, as Kafka's: the logs of partitions it becomes a
+        // replica of are created first, those it no longer is a replica of removed last (once
+        // their roles are given up).
+        let me = self.config.broker_id;
+        let hosted_here = |topic: &crate::quorum::TopicImage| -> std::collections::BTreeSet<i32> {
+            topic
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.replicas.contains(&me))
+                .map(|(i, _)| i as i32)
+                .collect()
+        };
         for topic in image.topics.values() {
             let count = topic.partitions.len() as i32;
+            let hosted = hosted_here(topic);
             let result = match self.logs.topic(&topic.name) {
                 Some(local) if local.id != topic.id => {
                     self.logs.delete_topic(&topic.name).and_then(|()| {
                         self.logs
-                            .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                            .create_topic_hosting(
+                                &topic.name,
+                                count,
+                                topic.configs.clone(),
+                                topic.id,
+                                &hosted,
+                            )
                             .map(|_| ())
                     })
                 }
-                Some(local) if local.partition_count() < count => {
-                    self.logs.add_partitions(&topic.name, count)
+                Some(local) => {
+                    let mut growing = local.hosted();
+                    growing.extend(hosted.iter().copied());
+                    let grown = if local.partition_count() < count || growing != local.hosted() {
+                        self.logs
+                            .host_partitions(&topic.name, count, &growing)
+                            .map(|_| ())
+                    } else {
+                        Ok(())
+                    };
+                    // Config changes reach every node's logs through the image.
+                    grown.and_then(|()| {
+                        if local.overrides() != topic.configs {
+                            self.logs
+                                .set_topic_overrides(&topic.name, topic.configs.clone())
+                        } else {
+                            Ok(())
+                        }
+                    })
                 }
-                // Config changes reach every node's logs through the image.
-                Some(local) if local.overrides() != topic.configs => self
-                    .logs
-                    .set_topic_overrides(&topic.name, topic.configs.clone()),
-                Some(_) => Ok(()),
                 None => self
                     .logs
-                    .create_topic(&topic.name, count, topic.configs.clone(), topic.id)
+                    .create_topic_hosting(
+                        &topic.name,
+                        count,
+                        topic.configs.clone(),
+                        topic.id,
+                        &hosted,
+                    )
                     .map(|_| ()),
             };
             if let Err(e) = result {
@@ -383,6 +421,28 @@ impl Broker {
         // Each partition leads, follows, or neither, as the image says.
         if let Some(replication) = self.replication() {
             replication.apply_image(image);
+        }
+        // Then the partitions this broker is no longer a replica of go (a reassignment moved
+        // them away).
+        for topic in image.topics.values() {
+            let Some(local) = self.logs.topic(&topic.name).filter(|l| l.id == topic.id) else {
+                continue;
+            };
+            let hosted = hosted_here(topic);
+            if local.hosted() != hosted {
+                match self
+                    .logs
+                    .host_partitions(&topic.name, topic.partitions.len() as i32, &hosted)
+                {
+                    Ok(removed) if !removed.is_empty() => {
+                        tracing::info!(topic = %topic.name, partitions = ?removed, "removed the logs of partitions no longer hosted here")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(topic = %topic.name, error = %e, "cannot remove the logs of partitions no longer hosted here")
+                    }
+                }
+            }
         }
     }
 

@@ -32,7 +32,14 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRe
                 continue;
             }
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => {
+                    r.error_code = topic
+                        .as_ref()
+                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
+                            super::absent_partition(t, p.partition_index)
+                        })
+                        .code()
+                }
                 Some(partition) => {
                     let mut log = partition.log();
                     let target = if p.offset == -1 {

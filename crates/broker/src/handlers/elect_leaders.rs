@@ -105,7 +105,7 @@ fn alone(broker: &Broker, asked: Option<&[(String, i32)]>) -> Vec<Elected> {
             let exists = broker
                 .logs
                 .topic(t)
-                .is_some_and(|topic| topic.partition(*p).is_some());
+                .is_some_and(|topic| topic.has_partition(*p));
             let refusal = if exists {
                 (
                     ResponseError::ElectionNotNeeded.code(),

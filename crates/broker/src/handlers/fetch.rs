@@ -21,7 +21,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId
 use kafka_protocol::ResponseError;
 use strata_storage::{LeaderEpoch, Offset, ReadError};
 
-use super::{topic_name, topic_uuid, Ctx};
+use super::{absent_partition, topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
 use crate::replica::throttle::LEADER_REPLICAS;
 use crate::replica::{FetchError, Isolation, Read, Role};
@@ -276,10 +276,10 @@ fn build(
         for p in &fetch_topic.partitions {
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                 errors = true;
-                let code = if use_ids && topic.is_none() {
-                    ResponseError::UnknownTopicId
-                } else {
-                    ResponseError::UnknownTopicOrPartition
+                let code = match &topic {
+                    None if use_ids => ResponseError::UnknownTopicId,
+                    None => ResponseError::UnknownTopicOrPartition,
+                    Some(t) => absent_partition(t, p.partition),
                 };
                 out.partitions.push(empty_partition(p.partition, code));
                 continue;

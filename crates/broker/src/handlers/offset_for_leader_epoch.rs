@@ -54,7 +54,14 @@ pub fn handle(
                 continue;
             }
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
-                None => r.error_code = ResponseError::UnknownTopicOrPartition.code(),
+                None => {
+                    r.error_code = topic
+                        .as_ref()
+                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
+                            super::absent_partition(t, p.partition)
+                        })
+                        .code()
+                }
                 Some(partition) => {
                     let log = partition.log();
                     let current = log.leader_epoch();

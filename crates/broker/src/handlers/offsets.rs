@@ -23,7 +23,7 @@ fn partition_exists(broker: &Broker, topic: &str, partition: i32) -> bool {
     broker
         .logs
         .topic(topic)
-        .is_some_and(|t| t.partition(partition).is_some())
+        .is_some_and(|t| t.has_partition(partition))
 }
 
 pub fn commit(broker: &Broker, ctx: &Ctx, req: OffsetCommitRequest) -> OffsetCommitResponse {

@@ -49,7 +49,7 @@ fn add_one(
         broker
             .logs
             .topic(t)
-            .is_some_and(|topic| topic.partition(p).is_some())
+            .is_some_and(|topic| topic.has_partition(p))
     };
     // WRITE on the transactional id, then on each topic: refused topics get
     // TOPIC_AUTHORIZATION_FAILED and the others OPERATION_NOT_ATTEMPTED, as Kafka answers.
@@ -258,7 +258,7 @@ pub fn txn_offset_commit(
             && broker
                 .logs
                 .topic(t)
-                .is_some_and(|topic| topic.partition(p).is_some())
+                .is_some_and(|topic| topic.has_partition(p))
     };
     let in_txn = |offsets_partition: i32| {
         broker.txns.check_offsets_partition(

@@ -83,28 +83,48 @@ pub struct Topic {
     pub id: [u8; 16],
     /// The channel the topic was created on.
     pub channel: Channel,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// The partitions this broker hosts, by index: all of them for a broker alone, its
+    /// replicas for a node of a cluster.
+    partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
+    /// How many partitions the topic has, hosted here or not.
+    count: std::sync::atomic::AtomicI32,
     overrides: RwLock<BTreeMap<String, String>>,
 }
 
 impl Topic {
+    /// The partitions hosted here, in index order.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
+            .values()
+            .cloned()
+            .collect()
     }
+    /// Partition `index`, if this broker hosts it.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        let parts = self.partitions.read().unwrap_or_else(|e| e.into_inner());
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| parts.get(i).cloned())
-    }
-    pub fn partition_count(&self) -> i32 {
         self.partitions
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .len() as i32
+            .get(&index)
+            .cloned()
+    }
+    /// How many partitions the topic has (hosted here or not).
+    pub fn partition_count(&self) -> i32 {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Whether the topic has partition `index` (hosted here or not).
+    pub fn has_partition(&self, index: i32) -> bool {
+        (0..self.partition_count()).contains(&index)
+    }
+    /// The indexes of the partitions hosted here.
+    pub fn hosted(&self) -> std::collections::BTreeSet<i32> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
     pub fn overrides(&self) -> BTreeMap<String, String> {
         self.overrides
@@ -148,11 +168,11 @@ impl std::fmt::Debug for LogManager {
 mod background;
 mod cleaner;
 mod topic_meta;
+mod topics;
 
 pub use cleaner::{CleanerConfig, CleanerStats, CLEANER_CHECKPOINT};
 
 use background::read_checkpoint;
-use topic_meta::hex;
 pub use topic_meta::Channel;
 
 /// What recovery did to all logs at a start, for one summary line.
@@ -259,6 +279,10 @@ impl LogManager {
             let path = meta_dir.join(&file);
             let topic_file = Self::read_topic_file(&*io, &path)?;
             let channel = manager.check_placement(name, &topic_file)?;
+            let hosted = topic_file
+                .hosted
+                .clone()
+                .unwrap_or_else(|| (0..topic_file.partitions).collect());
             if topic_file.channel.is_none() {
                 // Written before channels were recorded: record what was found, once.
                 manager.write_topic_file(
@@ -267,13 +291,14 @@ impl LogManager {
                     topic_file.partitions,
                     &topic_file.overrides,
                     channel,
+                    &hosted,
                 )?;
             }
             let (id, count, overrides) =
                 (topic_file.id, topic_file.partitions, topic_file.overrides);
             let log_config = manager.log_config(channel, &overrides);
-            let mut partitions = Vec::new();
-            for p in 0..count {
+            let mut partitions = BTreeMap::new();
+            for p in hosted.iter().copied().filter(|p| (0..count).contains(p)) {
                 let dir_name = partition_dir_name(name, p);
                 known_dirs.insert(dir_name.clone());
                 let log_dir = config
@@ -319,13 +344,14 @@ impl LogManager {
                         report.segments_recovered
                     );
                 }
-                partitions.push(Arc::new(Partition::new(name, p, log_dir, log)));
+                partitions.insert(p, Arc::new(Partition::new(name, p, log_dir, log)));
             }
             let topic = Topic {
                 name: name.to_string(),
                 id,
                 channel,
                 partitions: RwLock::new(partitions),
+                count: count.into(),
                 overrides: RwLock::new(overrides),
             };
             manager
@@ -495,132 +521,6 @@ impl LogManager {
         // otherwise wait for the checkpoint's file creation and syncs.
         log.become_leader(LeaderEpoch::INITIAL, true)?;
         Ok(Arc::new(Partition::new(name, p, log_dir, log)))
-    }
-
-    /// Creates a topic; `id` is its topic id (random, chosen by the caller).
-    pub fn create_topic(
-        &self,
-        name: &str,
-        partitions: i32,
-        overrides: BTreeMap<String, String>,
-        id: [u8; 16],
-    ) -> Result<Arc<Topic>, LogError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        if self.topic(name).is_some() {
-            return Err(LogError::TopicExists(name.to_string()));
-        }
-        if partitions < 1 {
-            return Err(LogError::InvalidPartitions(partitions));
-        }
-        let channel = if (self.resolver)(&overrides).plain_files {
-            Channel::File
-        } else {
-            self.broker_channel()
-        };
-        let config = self.log_config(channel, &overrides);
-        let mut parts = Vec::new();
-        for p in 0..partitions {
-            parts.push(self.open_partition(name, p, config.clone())?);
-        }
-        self.write_topic_file(name, &id, partitions, &overrides, channel)?;
-        let topic = Arc::new(Topic {
-            name: name.to_string(),
-            id,
-            channel,
-            partitions: RwLock::new(parts),
-            overrides: RwLock::new(overrides),
-        });
-        self.topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(name.to_string(), topic.clone());
-        Ok(topic)
-    }
-
-    /// Deletes a topic and all its data.
-    pub fn delete_topic(&self, name: &str) -> Result<(), LogError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let topic = self
-            .topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
-        let path = self.config.log_dirs[0]
-            .join(METADATA_DIR)
-            .join(format!("{name}.topic"));
-        self.io.remove_file(&path)?;
-        self.io.sync_dir(path.parent().expect("has parent"))?;
-        for p in topic.partitions() {
-            // Under the partition's lock, so that no append in flight rolls into a pool file
-            // of a directory being removed.
-            let log = p.log();
-            let dir = log.dir().to_path_buf();
-            for d in log.segment_dirs().iter().filter(|d| **d != dir) {
-                if self.io.exists(d) {
-                    self.remove_partition_dir(d)?;
-                }
-            }
-            drop(log);
-            let doomed = p.log_dir.join(format!(
-                "{}.{}-delete",
-                partition_dir_name(name, p.index),
-                hex(&topic.id)
-            ));
-            self.io.rename(&dir, &doomed)?;
-            self.io.remove_dir_all(&doomed)?;
-        }
-        Ok(())
-    }
-
-    /// Grows a topic to `count` partitions.
-    pub fn add_partitions(&self, name: &str, count: i32) -> Result<(), LogError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
-        let current = topic.partition_count();
-        if count <= current {
-            return Err(LogError::InvalidPartitions(count));
-        }
-        let overrides = topic.overrides();
-        let config = self.log_config(topic.channel, &overrides);
-        let mut added = Vec::new();
-        for p in current..count {
-            added.push(self.open_partition(name, p, config.clone())?);
-        }
-        self.write_topic_file(name, &topic.id, count, &overrides, topic.channel)?;
-        topic
-            .partitions
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(added);
-        Ok(())
-    }
-
-    /// Replaces a topic's config overrides.
-    pub fn set_topic_overrides(
-        &self,
-        name: &str,
-        overrides: BTreeMap<String, String>,
-    ) -> Result<(), LogError> {
-        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
-        let topic = self
-            .topic(name)
-            .ok_or_else(|| LogError::UnknownTopic(name.to_string()))?;
-        self.write_topic_file(
-            name,
-            &topic.id,
-            topic.partition_count(),
-            &overrides,
-            topic.channel,
-        )?;
-        let config = self.log_config(topic.channel, &overrides);
-        for p in topic.partitions() {
-            p.log().set_config(config.clone());
-        }
-        *topic.overrides.write().unwrap_or_else(|e| e.into_inner()) = overrides;
-        Ok(())
     }
 
     /// Re-resolves every topic's settings (after a change of the server-wide defaults).

@@ -42,6 +42,9 @@ pub(super) struct TopicFile {
     pub(super) channel: Option<Channel>,
     /// The tier directories the broker had when the topic was created (tiered and pmem topics).
     pub(super) segment_dirs: Vec<PathBuf>,
+    /// The partitions this broker hosts (a node of a cluster hosts its replicas only); None:
+    /// every one.
+    pub(super) hosted: Option<std::collections::BTreeSet<i32>>,
 }
 
 pub(super) fn hex(id: &[u8; 16]) -> String {
@@ -72,6 +75,7 @@ impl LogManager {
         let mut overrides = BTreeMap::new();
         let mut channel = None;
         let mut segment_dirs = Vec::new();
+        let mut hosted = None;
         for line in text.lines() {
             let Some((k, v)) = line.split_once('=') else {
                 continue;
@@ -83,6 +87,17 @@ impl LogManager {
                     channel = Some(Channel::parse(v).ok_or_else(|| corrupt("unknown channel"))?)
                 }
                 "segment.dir" => segment_dirs.push(PathBuf::from(v)),
+                "hosted" => {
+                    hosted = Some(
+                        v.split(',')
+                            .filter(|p| !p.is_empty())
+                            .map(|p| {
+                                p.parse::<i32>()
+                                    .map_err(|_| corrupt("bad hosted partition"))
+                            })
+                            .collect::<Result<_, _>>()?,
+                    )
+                }
                 _ => {
                     if let Some(key) = k.strip_prefix("config.") {
                         overrides.insert(key.to_string(), v.to_string());
@@ -97,6 +112,7 @@ impl LogManager {
                 overrides,
                 channel,
                 segment_dirs,
+                hosted,
             }),
             _ => Err(corrupt("missing topic.id or partitions")),
         }
@@ -109,12 +125,18 @@ impl LogManager {
         count: i32,
         overrides: &BTreeMap<String, String>,
         channel: Channel,
+        hosted: &std::collections::BTreeSet<i32>,
     ) -> io::Result<()> {
         let mut text = format!(
             "topic.id={}\npartitions={count}\nchannel={}\n",
             hex(id),
             channel.as_str()
         );
+        // Written only when it is not every partition (files of brokers alone never have it).
+        if !hosted.iter().copied().eq(0..count) {
+            let list: Vec<String> = hosted.iter().map(i32::to_string).collect();
+            text.push_str(&format!("hosted={}\n", list.join(",")));
+        }
         if channel != Channel::File {
             for dir in self.tier_dirs() {
                 text.push_str(&format!("segment.dir={}\n", dir.display()));

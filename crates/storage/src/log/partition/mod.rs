@@ -247,6 +247,13 @@ impl PartitionLog {
         }
     }
 
+    /// Stops the log because its files are being removed (its partition deleted, or no longer
+    /// hosted here): whoever still holds it is refused from now on, and no write of its reaches
+    /// a directory on the way out (which would look like a failing disk).
+    pub fn close_for_removal(&mut self) {
+        self.stopped.get_or_insert_with(|| "removed".to_string());
+    }
+
     /// The offline directory that stops this log, if any: its own, or one holding its segments.
     pub fn offline(&self) -> Option<PathBuf> {
         if self.stopped.is_some() {
