@@ -10,6 +10,8 @@ cluster on this machine (each `broker,controller`, formatted with `strata storag
   (goal: under broker.session.timeout.ms + 1 s, default settings).
 - kills: 50 random leader kills under that load (broker.session.timeout.ms=3000), each broker
   restarted after its kill; then every acknowledged record is looked for: lost must be 0.
+- tls: acks=all at replication factor 3 with the brokers' inter-broker listener on SSL (followers
+  fetch over TLS; clients stay on PLAINTEXT) against PLAINTEXT, alternating fresh clusters.
 - txn: transactions across the cluster: producer-perf (acks=all, idempotent) to a topic of
   three partitions at replication factor 3 (their leaders on the three brokers, the
   transaction coordinator on one of them), without transactions and with 10,000 and 100
@@ -18,6 +20,7 @@ cluster on this machine (each `broker,controller`, formatted with `strata storag
     python3 bench/replication.py                 # all of it
     python3 bench/replication.py rf
     python3 bench/replication.py txn
+    python3 bench/replication.py tls
     python3 bench/replication.py --render       # rewrite the block from bench/replication.json
     STRATA_BENCH_SCALE=0.1 python3 bench/replication.py   # a quick pass (fewer records, kills)
 """
@@ -58,22 +61,34 @@ class Cluster:
     """Three formatted nodes on loopback; `addr` is the bootstrap list, so the driver's tools
     take a Cluster where they take a Broker."""
 
-    def __init__(self, extra=(), n=3):
+    def __init__(self, extra=(), n=3, internal_tls=False):
+        """`internal_tls`: the brokers talk to each other on an SSL listener of their own."""
         os.makedirs(run.DATA_ROOT, exist_ok=True)
         self.dir = tempfile.mkdtemp(prefix="strata-bench-cluster-", dir=run.DATA_ROOT)
         cluster_id = subprocess.check_output([run.STRATA, "storage", "random-uuid"], text=True).strip()
         ports = [(free_port(), free_port()) for _ in range(n)]
+        if internal_tls:
+            ca, keystore = certificates(self.dir)
         voters = ",".join(f"{i + 1}@127.0.0.1:{c}" for i, (_, c) in enumerate(ports))
         self.nodes = {}
         for i, (port, cport) in enumerate(ports):
             node = i + 1
             data = os.path.join(self.dir, f"node{node}")
             config = os.path.join(self.dir, f"node{node}.properties")
+            listeners = [f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}"]
+            if internal_tls:
+                listeners = [
+                    f"listeners=PLAINTEXT://127.0.0.1:{port},INTERNAL://127.0.0.1:{free_port()},"
+                    f"CONTROLLER://127.0.0.1:{cport}",
+                    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SSL,CONTROLLER:PLAINTEXT",
+                    "inter.broker.listener.name=INTERNAL",
+                    f"ssl.keystore.location={keystore}", f"ssl.truststore.location={ca}",
+                ]
             with open(config, "w") as f:
                 f.write("\n".join([
                     "process.roles=broker,controller", f"node.id={node}",
                     f"controller.quorum.voters={voters}", "controller.listener.names=CONTROLLER",
-                    f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}",
+                ] + listeners + [
                     f"log.dirs={data}", f"broker.rack=rack-{'a' if node % 2 else 'b'}",
                 ] + list(extra)) + "\n")
             subprocess.run([run.STRATA, "storage", "format", "-t", cluster_id, "-c", config],
@@ -167,6 +182,27 @@ class Cluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def certificates(directory):
+    """A CA and a key and certificate for 127.0.0.1 signed by it (openssl): the CA's PEM and
+    the keystore PEM (key, then certificate)."""
+    def ssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+    ssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "ca.key",
+        "-out", "ca.pem", "-days", "2", "-subj", "/CN=strata bench CA")
+    ssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "server.key",
+        "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(directory, "san.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "san.cnf")
+    keystore = os.path.join(directory, "server.pem")
+    with open(keystore, "w") as out:
+        for name in ("server.key", "server.crt"):
+            with open(os.path.join(directory, name)) as f:
+                out.write(f.read())
+    return os.path.join(directory, "ca.pem"), keystore
+
+
 def measured_on():
     """When and where a scenario ran (scenarios of one report may come from different runs)."""
     return f"{time.strftime('%Y-%m-%d')} on {run.machine()}"
@@ -214,6 +250,35 @@ def scenario_rf(report):
     finally:
         cluster.stop()
     report["rf"] = {"records": records, "results": results, "measured": measured_on()}
+
+
+def scenario_tls(report):
+    """RF 3 acks=all with the followers fetching over PLAINTEXT, then over TLS, on fresh
+    clusters one after the other (one cluster cannot change its inter-broker listener)."""
+    records = run.n(200_000)
+    results = {"inter-broker PLAINTEXT": [], "inter-broker SSL": []}
+    pair = ((False, "inter-broker PLAINTEXT"), (True, "inter-broker SSL"))
+    # A first pair unrecorded (the first clusters of a run pay for fresh memory), then the two
+    # in turns, each going first every other time.
+    for i in range(-1, run.RUNS):
+        for tls, name in (pair if i % 2 == 0 else pair[::-1]):
+            run.warm_memory()
+            cluster = Cluster(internal_tls=tls)
+            try:
+                topic = f"tls{i}"
+                create(cluster, topic, 3, ["min.insync.replicas=2"])
+                run.producer_perf(cluster, topic, 1000, RECORD, PROPS)
+                warm(max(1, 3 * records * RECORD >> 30) + 1)
+                cpu = cluster.cpu_seconds()
+                r = run.producer_perf(cluster, topic, records, RECORD, PROPS)
+                r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+                run.log(f"{name}{' (warm-up)' if i < 0 else ''}: {r['mb_per_s']:.1f} MB/s, "
+                        f"{r['broker_cpu_s_per_gb']:.2f} s/GB, p99 {r['p99_ms']} ms")
+                if i >= 0:
+                    results[name].append(r)
+            finally:
+                cluster.stop()
+    report["tls"] = {"records": records, "results": results, "measured": measured_on()}
 
 
 TXN_PRODUCERS = [
@@ -385,6 +450,19 @@ def render(report):
         costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(one, three)]
         rows.append(f"| replication factor 3 / 1, same run | (the two rows above, run by run) | report | "
                     f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
+    tls = report.get("tls")
+    if tls:
+        cmd = (f"`strata producer-perf --num-records {tls['records']} --record-size 1024 --producer-props "
+               "acks=all linger.ms=5 batch.size=1048576`, RF 3")
+        for name, runs in tls["results"].items():
+            rows.append(f"| acks=all, {name} | {cmd} | report | {run.fmt([r['mb_per_s'] for r in runs])} MB/s, "
+                        f"p99 {run.fmt([r['p99_ms'] for r in runs], digits=0)} ms | "
+                        f"{run.fmt([r['broker_cpu_s_per_gb'] for r in runs], digits=2)} s/GB | - |")
+        plain, ssl = tls["results"]["inter-broker PLAINTEXT"], tls["results"]["inter-broker SSL"]
+        costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(plain, ssl)]
+        ratios = [100 * b["mb_per_s"] / a["mb_per_s"] for a, b in zip(plain, ssl)]
+        rows.append(f"| inter-broker SSL / PLAINTEXT, run by run | (the two rows above) | report | "
+                    f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
     txn = report.get("txn")
     if txn:
         cmd = (f"`strata producer-perf --num-records {txn['records']} --record-size 1024 --producer-props "
@@ -420,7 +498,7 @@ def render(report):
         rows.append(f"| acknowledged records lost over {r['kills']} leader kills under acks=all load | {cmd} | 0 | "
                     f"{r['lost']} of {r['acknowledged']:,} ({r['duplicates']} duplicated) | | {status} |")
     runs = {}
-    for key in ("rf", "txn", "failover", "kills"):
+    for key in ("rf", "tls", "txn", "failover", "kills"):
         if key in report:
             runs.setdefault(report[key].get("measured", "an earlier run"), []).append(key)
     where = "; ".join(f"{', '.join(keys)}: measured {m}" for m, keys in runs.items())
@@ -443,14 +521,14 @@ def main():
         with open(RESULTS) as f:
             report = json.load(f)
     else:
-        wanted = sys.argv[1:] or ["rf", "failover", "kills", "txn"]
+        wanted = sys.argv[1:] or ["rf", "tls", "failover", "kills", "txn"]
         report = {}
         if os.path.exists(RESULTS):
             with open(RESULTS) as f:
                 report = json.load(f)
         for name in wanted:
             {"rf": scenario_rf, "failover": scenario_failover, "kills": scenario_kills,
-             "txn": scenario_txn}[name](report)
+             "txn": scenario_txn, "tls": scenario_tls}[name](report)
         with open(RESULTS, "w") as f:
             json.dump(report, f, indent=1)
     text = render(report)
