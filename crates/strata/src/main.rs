@@ -81,19 +81,34 @@ struct ServerArgs {
     /// Override a config key: `--override key=value` (repeatable).
     #[arg(long = "override")]
     overrides: Vec<String>,
+    /// Validate the configuration (keys, values, listeners, TLS keys and certificates) and
+    /// exit: 0 when the broker would start with it, 1 with the reason otherwise.
+    #[arg(long)]
+    check_config: bool,
 }
 
-fn main() {
-    tracing_subscriber::fmt()
+/// Log lines on stderr: text, or one JSON object a line (`log.format=json`, the broker's).
+fn init_logging(json: bool) {
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,openraft=off".into()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
+}
+
+fn main() {
     let cli = Cli::parse();
+    // The broker logs as its config says, once it has read it.
     if !matches!(cli.command, None | Some(Command::Server(_))) {
+        init_logging(false);
         // A tool whose output goes to a closed pipe (`strata tiers | head`) ends quietly, as
         // Unix tools do. The broker keeps ignoring SIGPIPE: a client's closed socket is an
         // error to handle, not a reason to die.
@@ -148,6 +163,10 @@ fn run_server(args: ServerArgs) -> Result<()> {
         }
     };
     let config = BrokerConfig::load(config_path.as_deref(), &args.overrides)?;
+    if args.check_config {
+        return check_config(&config, config_path.as_deref());
+    }
+    init_logging(config.log_json);
     let rt = runtime()?;
     rt.block_on(async move {
         let broker = Broker::open(config, Arc::new(RealIo)).context("cannot start the broker")?;
@@ -224,6 +243,50 @@ fn run_server(args: ServerArgs) -> Result<()> {
         tracing::info!("shut down cleanly");
         Ok(())
     })
+}
+
+/// `strata server --check-config`: what reading the file checked, then what the broker would
+/// read at its start (each TLS listener's key and certificates, the inter-broker TLS
+/// material); nothing is bound or written.
+fn check_config(config: &BrokerConfig, path: Option<&std::path::Path>) -> Result<()> {
+    for listener in &config.listeners {
+        if let Some(tls) = &listener.tls {
+            strata_broker::security::tls::acceptor(tls)
+                .map_err(|e| anyhow::anyhow!("listener {}: {e}", listener.name))?;
+        }
+    }
+    if let Some(tls) = config
+        .inter_broker_client
+        .as_ref()
+        .and_then(|c| c.tls.as_ref().map(|t| (t, c.verify_hostname)))
+    {
+        strata_broker::security::tls::connector(tls.0, tls.1).map_err(|e| {
+            anyhow::anyhow!(
+                "inter-broker listener {}: {e}",
+                config.inter_broker_listener
+            )
+        })?;
+    }
+    let role = match &config.quorum {
+        None => "a broker alone".to_string(),
+        Some(q) => format!(
+            "node {} of a cluster ({})",
+            config.broker_id,
+            match (q.roles.broker, q.roles.controller) {
+                (true, true) => "broker,controller",
+                (true, false) => "broker",
+                _ => "controller",
+            }
+        ),
+    };
+    let listeners = config.listeners.len()
+        + usize::from(config.quorum.as_ref().is_some_and(|q| q.listener.is_some()));
+    println!(
+        "{}: valid ({role}, {listeners} listener{})",
+        path.map_or("the defaults".to_string(), |p| p.display().to_string()),
+        if listeners == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
 /// The controller listener of a node whose only role is `controller`.

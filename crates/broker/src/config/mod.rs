@@ -129,6 +129,9 @@ pub struct BrokerConfig {
     pub txns: crate::txn::TxnConfig,
     /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
     pub metrics_listener: Option<SocketAddr>,
+    /// `log.format`: the broker's log lines as text (the default) or as JSON objects, one a
+    /// line, for log collectors.
+    pub log_json: bool,
     /// The log cleaner (`log.cleaner.*`); None when `log.cleaner.enable=false`.
     pub cleaner: Option<strata_storage::log_manager::CleanerConfig>,
     /// ACL checks (`authorizer.class.name`, `super.users`, ...).
@@ -260,6 +263,7 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("max.connection.creation.rate", "2147483647"),
     ("socket.send.buffer.bytes", "102400"),
     ("metrics.prometheus.listener", ""),
+    ("log.format", "text"),
     ("storage.tiers.types", "PMEM,HDD"),
     ("storage.tiers.first.paths", ""),
     ("storage.tiers.first.sizes", "-1"),
@@ -495,6 +499,17 @@ impl BrokerConfig {
             authorizer: security::parse_authorizer(&get)?,
             quota_window: security::parse_quota_window(&get)?,
             connection_limits: security::parse_connection_limits(&get)?,
+            log_json: match get("log.format").trim().to_ascii_lowercase().as_str() {
+                "text" => false,
+                "json" => true,
+                _ => {
+                    return Err(invalid(
+                        "log.format",
+                        &get("log.format"),
+                        "Expected text or json",
+                    ))
+                }
+            },
             metrics_listener: {
                 let raw = get("metrics.prometheus.listener");
                 if raw.trim().is_empty() {
