@@ -6,8 +6,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata::{
-    acls, cluster, configs, dump_log, elect_leaders, groups, metadata_quorum, perf, reassign,
-    storage, tiers, topics, transactions,
+    acls, cluster, configs, delete_records, dump_log, elect_leaders, groups, log_dirs,
+    metadata_quorum, perf, reassign, storage, tiers, topics, transactions,
 };
 use strata_broker::{Broker, BrokerConfig, Server};
 use strata_storage::io::RealIo;
@@ -71,6 +71,12 @@ enum Command {
     /// Decode segment files (.log, .index, .timeindex) offline (kafka-dump-log.sh).
     #[command(name = "dump-log")]
     DumpLog(dump_log::DumpLogArgs),
+    /// Describe each broker's log directories and the partitions in them (kafka-log-dirs.sh).
+    #[command(name = "log-dirs")]
+    LogDirs(log_dirs::LogDirsArgs),
+    /// Delete the records of partitions below given offsets (kafka-delete-records.sh).
+    #[command(name = "delete-records")]
+    DeleteRecords(delete_records::DeleteRecordsArgs),
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -138,6 +144,10 @@ fn main() {
             runtime().and_then(|rt| rt.block_on(elect_leaders::run(args)))
         }
         Some(Command::Reassign(args)) => runtime().and_then(|rt| rt.block_on(reassign::run(args))),
+        Some(Command::LogDirs(args)) => runtime().and_then(|rt| rt.block_on(log_dirs::run(args))),
+        Some(Command::DeleteRecords(args)) => {
+            runtime().and_then(|rt| rt.block_on(delete_records::run(args)))
+        }
         Some(Command::MetadataQuorum(args)) => {
             runtime().and_then(|rt| rt.block_on(metadata_quorum::run(args)))
         }

@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use rdkafka::consumer::Consumer;
 
 #[test]
 fn check_config_validates_and_exits_without_writing_anything() {
@@ -74,4 +75,92 @@ fn json_logs_are_one_object_a_line() {
         started |= v["fields"]["message"] == "Strata broker started";
     }
     assert!(started, "{log}");
+}
+
+#[test]
+fn log_dirs_describes_partitions_and_delete_records_moves_their_start() {
+    let broker = BrokerProcess::start(&[]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "kept", 2, &[]);
+    create_topic(&rt, &broker.addr, "other", 1, &[]);
+    let producer = producer(&broker.addr, &[]);
+    let records: Vec<KeyValue> = (0..100)
+        .map(|i| (None, Some(format!("value-{i:03}").into_bytes())))
+        .collect();
+    produce(&rt, &producer, "kept", 0, &records);
+
+    // kafka-log-dirs.sh's lines and JSON, for the topics asked for.
+    let (ok, out, err) = strata_tool(
+        "log-dirs",
+        &broker.addr,
+        &["--describe", "--topic-list", "kept"],
+    );
+    assert!(ok, "{out}{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "Querying brokers for log directories information");
+    assert_eq!(
+        lines[1],
+        "Received log directory information from brokers 0"
+    );
+    let json: serde_json::Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(json["version"], 1);
+    let dir = &json["brokers"][0]["logDirs"][0];
+    assert_eq!(json["brokers"][0]["broker"], 0);
+    assert_eq!(dir["error"], serde_json::Value::Null);
+    assert_eq!(
+        std::fs::canonicalize(dir["logDir"].as_str().unwrap()).unwrap(),
+        std::fs::canonicalize(broker.data_dir()).unwrap()
+    );
+    let partitions = dir["partitions"].as_array().unwrap();
+    let names: Vec<&str> = partitions
+        .iter()
+        .map(|p| p["partition"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["kept-0", "kept-1"], "{out}");
+    assert!(partitions[0]["size"].as_i64().unwrap() > 100 * 9);
+    assert_eq!(partitions[1]["size"], 0);
+    assert_eq!(partitions[0]["isFuture"], false);
+
+    // kafka-delete-records.sh: kept-0's records below 40 go; its log now starts there.
+    let dir = tempfile::tempdir().unwrap();
+    let plan = dir.path().join("offsets.json");
+    std::fs::write(
+        &plan,
+        r#"{"partitions":[{"topic":"kept","partition":0,"offset":40}],"version":1}"#,
+    )
+    .unwrap();
+    let (ok, out, err) = strata_tool(
+        "delete-records",
+        &broker.addr,
+        &["--offset-json-file", plan.to_str().unwrap()],
+    );
+    assert!(ok, "{out}{err}");
+    assert_eq!(
+        out,
+        "Executing records delete operation\nRecords delete operation completed:\n\
+         partition: kept-0\tlow_watermark: 40\n"
+    );
+    let consumer = consumer(&broker.addr, &[]);
+    let (low, high) = consumer
+        .fetch_watermarks("kept", 0, std::time::Duration::from_secs(5))
+        .unwrap();
+    assert_eq!((low, high), (40, 100));
+
+    // Past the high watermark, or a partition that does not exist: the error, and exit 1.
+    std::fs::write(
+        &plan,
+        r#"{"partitions":[{"topic":"kept","partition":0,"offset":500},{"topic":"kept","partition":7,"offset":0}],"version":1}"#,
+    )
+    .unwrap();
+    let (ok, out, _) = strata_tool(
+        "delete-records",
+        &broker.addr,
+        &["--offset-json-file", plan.to_str().unwrap()],
+    );
+    assert!(!ok);
+    assert!(
+        out.contains("partition: kept-0\terror: OffsetOutOfRange\n")
+            && out.contains("partition: kept-7\terror: UnknownTopicOrPartition\n"),
+        "{out}"
+    );
 }
