@@ -4,6 +4,7 @@ pub mod acls;
 pub mod client;
 pub mod cluster;
 pub mod configs;
+pub mod console;
 pub mod delete_records;
 pub mod dump_log;
 pub mod elect_leaders;

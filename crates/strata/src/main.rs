@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use strata::{
-    acls, cluster, configs, delete_records, dump_log, elect_leaders, groups, log_dirs,
+    acls, cluster, configs, console, delete_records, dump_log, elect_leaders, groups, log_dirs,
     metadata_quorum, perf, reassign, storage, tiers, topics, transactions,
 };
 use strata_broker::{Broker, BrokerConfig, Server};
@@ -77,6 +77,12 @@ enum Command {
     /// Delete the records of partitions below given offsets (kafka-delete-records.sh).
     #[command(name = "delete-records")]
     DeleteRecords(delete_records::DeleteRecordsArgs),
+    /// Produce the lines of stdin (kafka-console-producer.sh).
+    #[command(name = "console-producer")]
+    ConsoleProducer(console::ConsoleProducerArgs),
+    /// Print a topic's records (kafka-console-consumer.sh).
+    #[command(name = "console-consumer")]
+    ConsoleConsumer(console::ConsoleConsumerArgs),
 }
 
 #[derive(Debug, clap::Args, Default)]
@@ -144,6 +150,8 @@ fn main() {
             runtime().and_then(|rt| rt.block_on(elect_leaders::run(args)))
         }
         Some(Command::Reassign(args)) => runtime().and_then(|rt| rt.block_on(reassign::run(args))),
+        Some(Command::ConsoleProducer(args)) => console::run_producer(args),
+        Some(Command::ConsoleConsumer(args)) => console::run_consumer(args),
         Some(Command::LogDirs(args)) => runtime().and_then(|rt| rt.block_on(log_dirs::run(args))),
         Some(Command::DeleteRecords(args)) => {
             runtime().and_then(|rt| rt.block_on(delete_records::run(args)))

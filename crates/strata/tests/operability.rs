@@ -164,3 +164,112 @@ fn log_dirs_describes_partitions_and_delete_records_moves_their_start() {
         "{out}"
     );
 }
+
+/// `strata <args>` with `input` on its stdin: (success, stdout, stderr).
+fn strata_with_stdin(args: &[&str], input: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn console_producer_and_consumer_carry_keys_headers_and_offsets() {
+    let broker = BrokerProcess::start(&[]);
+    let rt = runtime();
+    create_topic(&rt, &broker.addr, "lines", 1, &[]);
+    // Headers, then the key, then the value, as kafka-console-producer.sh parses them.
+    let (ok, out, err) = strata_with_stdin(
+        &[
+            "console-producer",
+            "--bootstrap-server",
+            &broker.addr,
+            "--topic",
+            "lines",
+            "--property",
+            "parse.key=true",
+            "--property",
+            "key.separator=:",
+            "--property",
+            "parse.headers=true",
+            "--property",
+            "headers.delimiter=|",
+        ],
+        "app:web,trace|k1:first\n|k2:second\nregion:eu|k3:third\n",
+    );
+    assert!(ok, "{out}{err}");
+
+    let consume = |extra: &[&str]| {
+        let mut args = vec![
+            "console-consumer",
+            "--bootstrap-server",
+            &broker.addr,
+            "--topic",
+            "lines",
+        ];
+        args.extend_from_slice(extra);
+        strata_cli(&args)
+    };
+    let (ok, out, err) = consume(&[
+        "--from-beginning",
+        "--max-messages",
+        "3",
+        "--property",
+        "print.key=true",
+        "--property",
+        "print.headers=true",
+        "--property",
+        "print.partition=true",
+        "--property",
+        "print.offset=true",
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "Partition:0\tOffset:0\tapp:web,trace:null\tk1\tfirst\n\
+         Partition:0\tOffset:1\tNO_HEADERS\tk2\tsecond\n\
+         Partition:0\tOffset:2\tregion:eu\tk3\tthird\n"
+    );
+    assert!(err.contains("Processed a total of 3 messages"), "{err}");
+
+    // One partition from an offset, values only.
+    let (ok, out, _) = consume(&["--partition", "0", "--offset", "1", "--max-messages", "2"]);
+    assert!(ok);
+    assert_eq!(out, "second\nthird\n");
+
+    // A group commits what it read: the next run of the group reads nothing until more comes.
+    let (ok, out, _) = consume(&[
+        "--group",
+        "readers",
+        "--from-beginning",
+        "--max-messages",
+        "3",
+    ]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 3);
+    let (ok, out, _) = consume(&[
+        "--group",
+        "readers",
+        "--from-beginning",
+        "--timeout-ms",
+        "3000",
+    ]);
+    assert!(ok);
+    assert_eq!(out, "");
+}
