@@ -180,11 +180,17 @@ fn run_server(args: ServerArgs) -> Result<()> {
             default.exists().then_some(default)
         }
     };
-    let config = BrokerConfig::load(config_path.as_deref(), &args.overrides)?;
+    let load = || BrokerConfig::load(config_path.as_deref(), &args.overrides);
     if args.check_config {
-        return check_config(&config, config_path.as_deref());
+        init_logging(false);
+        return check_config(&load()?, config_path.as_deref());
     }
-    init_logging(config.log_json);
+    // Read once unheard to learn the log format, then again with logging on, so that its
+    // warnings (unknown keys) are logged in that format.
+    let quiet =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), load)?;
+    init_logging(quiet.log_json);
+    let config = load()?;
     let rt = runtime()?;
     rt.block_on(async move {
         let broker = Broker::open(config, Arc::new(RealIo)).context("cannot start the broker")?;

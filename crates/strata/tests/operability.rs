@@ -57,13 +57,13 @@ fn check_config_validates_and_exits_without_writing_anything() {
 
 #[test]
 fn json_logs_are_one_object_a_line() {
-    let broker = BrokerProcess::start(&["log.format=json"]);
+    let broker = BrokerProcess::start(&["log.format=json", "no.such.key=1"]);
     let rt = runtime();
     create_topic(&rt, &broker.addr, "logged", 1, &[]);
     let log = broker.log();
     let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(lines.len() >= 3, "{log}");
-    let mut started = false;
+    let (mut started, mut warned) = (false, false);
     for line in lines {
         let v: serde_json::Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
@@ -73,8 +73,13 @@ fn json_logs_are_one_object_a_line() {
         );
         assert!(v["fields"]["message"].is_string(), "{line}");
         started |= v["fields"]["message"] == "Strata broker started";
+        // What reading the config warns of is logged as JSON too.
+        warned |= v["level"] == "WARN"
+            && v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("unknown configuration key no.such.key"));
     }
-    assert!(started, "{log}");
+    assert!(started && warned, "{log}");
 }
 
 #[test]
@@ -167,21 +172,7 @@ fn log_dirs_describes_partitions_and_delete_records_moves_their_start() {
 
 /// `strata <args>` with `input` on its stdin: (success, stdout, stderr).
 fn strata_with_stdin(args: &[&str], input: &str) -> (bool, String, String) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(env!("CARGO_BIN_EXE_strata"), args, input);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

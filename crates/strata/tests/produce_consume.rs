@@ -283,22 +283,11 @@ fn debian_kcat_lists_produces_and_consumes() {
     }
     let broker = BrokerProcess::start(&[]);
     let run = |args: &[&str], input: &str| -> String {
-        use std::io::Write;
-        let mut child = std::process::Command::new("kcat")
-            .args(["-b", &broker.addr])
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let all: Vec<&str> = ["-b", broker.addr.as_str()]
+            .into_iter()
+            .chain(args.iter().copied())
+            .collect();
+        let out = output_with_stdin("kcat", &all, input);
         assert!(
             out.status.success(),
             "kcat {args:?}: {}",

@@ -347,19 +347,20 @@ impl Broker {
         for topic in image.topics.values() {
             let count = topic.partitions.len() as i32;
             let hosted = hosted_here(topic);
+            let create = || {
+                self.logs
+                    .create_topic_hosting(
+                        &topic.name,
+                        count,
+                        topic.configs.clone(),
+                        topic.id,
+                        &hosted,
+                    )
+                    .map(|_| ())
+            };
             let result = match self.logs.topic(&topic.name) {
                 Some(local) if local.id != topic.id => {
-                    self.logs.delete_topic(&topic.name).and_then(|()| {
-                        self.logs
-                            .create_topic_hosting(
-                                &topic.name,
-                                count,
-                                topic.configs.clone(),
-                                topic.id,
-                                &hosted,
-                            )
-                            .map(|_| ())
-                    })
+                    self.logs.delete_topic(&topic.name).and_then(|()| create())
                 }
                 Some(local) => {
                     let mut growing = local.hosted();
@@ -381,16 +382,7 @@ impl Broker {
                         }
                     })
                 }
-                None => self
-                    .logs
-                    .create_topic_hosting(
-                        &topic.name,
-                        count,
-                        topic.configs.clone(),
-                        topic.id,
-                        &hosted,
-                    )
-                    .map(|_| ()),
+                None => create(),
             };
             if let Err(e) = result {
                 tracing::error!(topic = %topic.name, error = %e, "cannot create the topic's logs");

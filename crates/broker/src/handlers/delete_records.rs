@@ -33,12 +33,8 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: DeleteRecordsRequest) -> DeleteRe
             }
             match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                 None => {
-                    r.error_code = topic
-                        .as_ref()
-                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
-                            super::absent_partition(t, p.partition_index)
-                        })
-                        .code()
+                    r.error_code =
+                        super::absent_partition(topic.as_deref(), p.partition_index).code()
                 }
                 Some(partition) => {
                     let mut log = partition.log();

@@ -278,8 +278,7 @@ fn build(
                 errors = true;
                 let code = match &topic {
                     None if use_ids => ResponseError::UnknownTopicId,
-                    None => ResponseError::UnknownTopicOrPartition,
-                    Some(t) => absent_partition(t, p.partition),
+                    t => absent_partition(t.as_deref(), p.partition),
                 };
                 out.partitions.push(empty_partition(p.partition, code));
                 continue;

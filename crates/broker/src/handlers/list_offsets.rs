@@ -43,12 +43,7 @@ pub fn handle(broker: &Broker, ctx: &Ctx, req: ListOffsetsRequest) -> ListOffset
             }
             let Some(partition) = found.as_ref().and_then(|t| t.partition(p.partition_index))
             else {
-                r.error_code = found
-                    .as_ref()
-                    .map_or(ResponseError::UnknownTopicOrPartition, |t| {
-                        super::absent_partition(t, p.partition_index)
-                    })
-                    .code();
+                r.error_code = super::absent_partition(found.as_deref(), p.partition_index).code();
                 out.partitions.push(r);
                 continue;
             };

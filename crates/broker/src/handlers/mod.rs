@@ -573,14 +573,15 @@ pub fn collides(a: &str, b: &str) -> bool {
     a != b && a.replace('.', "_") == b.replace('.', "_")
 }
 
-/// The error for a partition of `topic` this broker has no log of: NOT_LEADER_OR_FOLLOWER
-/// when the topic has it (a node of a cluster hosts its replicas only, and Kafka answers so for
-/// a partition it does not host), else UNKNOWN_TOPIC_OR_PARTITION.
+/// The error for a partition of `topic` (None: a topic this broker does not know) it has no
+/// log of: NOT_LEADER_OR_FOLLOWER when the topic has it (a node of a cluster hosts its replicas
+/// only, and Kafka answers so for a partition it does not host), else
+/// UNKNOWN_TOPIC_OR_PARTITION.
 pub fn absent_partition(
-    topic: &strata_storage::log_manager::Topic,
+    topic: Option<&strata_storage::log_manager::Topic>,
     partition: i32,
 ) -> kafka_protocol::ResponseError {
-    if topic.has_partition(partition) {
+    if topic.is_some_and(|t| t.has_partition(partition)) {
         kafka_protocol::ResponseError::NotLeaderOrFollower
     } else {
         kafka_protocol::ResponseError::UnknownTopicOrPartition

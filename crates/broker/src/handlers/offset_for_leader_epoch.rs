@@ -55,12 +55,7 @@ pub fn handle(
             }
             match topic.as_ref().and_then(|t| t.partition(p.partition)) {
                 None => {
-                    r.error_code = topic
-                        .as_ref()
-                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
-                            super::absent_partition(t, p.partition)
-                        })
-                        .code()
+                    r.error_code = super::absent_partition(topic.as_deref(), p.partition).code()
                 }
                 Some(partition) => {
                     let log = partition.log();

@@ -139,14 +139,7 @@ pub fn describe_producers(
             let mut r = PartitionResponse::default().with_partition_index(index);
             match topic.as_ref().and_then(|t| t.partition(index)) {
                 _ if refused => r.error_code = ResponseError::TopicAuthorizationFailed.code(),
-                None => {
-                    r.error_code = topic
-                        .as_ref()
-                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
-                            super::absent_partition(t, index)
-                        })
-                        .code()
-                }
+                None => r.error_code = super::absent_partition(topic.as_deref(), index).code(),
                 Some(p) => {
                     let log = p.log();
                     let states = log.producer_states();
@@ -245,13 +238,9 @@ pub fn write_markers(
                         markers_written.push((t.name.to_string(), index, w.offset));
                         0
                     }
-                    Err(MarkerError::UnknownTopicOrPartition(..)) => broker
-                        .logs
-                        .topic(&t.name)
-                        .map_or(ResponseError::UnknownTopicOrPartition, |t| {
-                            super::absent_partition(&t, index)
-                        })
-                        .code(),
+                    Err(MarkerError::UnknownTopicOrPartition(..)) => {
+                        super::absent_partition(broker.logs.topic(&t.name).as_deref(), index).code()
+                    }
                     Err(MarkerError::Append(e)) => super::append_error_code(&e).code(),
                 };
                 topic.partitions.push(

@@ -492,6 +492,26 @@ pub fn stored_codecs(data: &Path, topic: &str, partition: i32) -> Vec<i16> {
     codecs
 }
 
+/// Runs `program` with `args` and `input` on its stdin, to its end.
+#[allow(dead_code)]
+pub fn output_with_stdin(program: &str, args: &[&str], input: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Runs the `strata` binary; returns (success, stdout, stderr).
 #[allow(dead_code)]
 pub fn strata_cli(args: &[&str]) -> (bool, String, String) {
