@@ -605,19 +605,24 @@ fn a_voter_behind_the_purged_log_catches_up_from_a_snapshot() {
         "the returning voter does not hold the 150 topics:\n{}",
         cluster.logs()
     );
-    // It hosts none of them: they were placed on the two brokers there were (each broker
-    // keeps its replicas' logs only).
-    let away_dir = cluster.node(away).data.clone();
-    let live = (1..=3).find(|id| *id != away).unwrap();
-    let other = 6 - away - live;
-    let (live_dir, other_dir) = (
-        cluster.node(live).data.clone(),
-        cluster.node(other).data.clone(),
+    // Each broker keeps its replicas' logs only: t149's log is on the broker it was placed on
+    // (most likely not the one away, unless placed before that one was fenced) and nowhere
+    // else, the returning voter included.
+    let placed = partitions_of(&away_addr, "t149")[0].1.clone();
+    let dirs: Vec<(i32, std::path::PathBuf)> = (1..=3)
+        .map(|id| (id, cluster.node(id).data.join("t149-0")))
+        .collect();
+    assert!(
+        eventually(Duration::from_secs(10), || dirs
+            .iter()
+            .all(|(id, dir)| dir.exists() == placed.contains(id))),
+        "t149 placed on {placed:?}; logs on {:?}",
+        dirs.iter()
+            .filter(|(_, d)| d.exists())
+            .map(|(id, _)| *id)
+            .collect::<Vec<_>>()
     );
-    assert!(eventually(Duration::from_secs(10), || {
-        live_dir.join("t149-0").exists() || other_dir.join("t149-0").exists()
-    }));
-    assert!(!away_dir.join("t149-0").exists());
+    let away_dir = cluster.node(away).data.clone();
     assert!(away_dir
         .join("__cluster_metadata-0/snapshot.checkpoint")
         .exists());
