@@ -226,6 +226,18 @@ def warm(gib):
     del block
 
 
+def measure_acks_all(cluster, topic, records):
+    """The acks=all producer-perf run on `topic`, with the brokers' CPU per GB; first a warm-up
+    (the followers have fetched once: one that asked before its leader knew the topic waits
+    replica.fetch.backoff.ms, as Kafka's do) and memory warmed for three copies."""
+    run.producer_perf(cluster, topic, 1000, RECORD, PROPS)
+    warm(max(1, 3 * records * RECORD >> 30) + 1)
+    cpu = cluster.cpu_seconds()
+    r = run.producer_perf(cluster, topic, records, RECORD, PROPS)
+    r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+    return r
+
+
 def scenario_rf(report):
     records = run.n(200_000)
     # Fresh page cache on this virtual machine costs several times its usual CPU at first touch
@@ -238,13 +250,7 @@ def scenario_rf(report):
             for rf, name in ((1, "replication factor 1"), (3, "replication factor 3")):
                 topic = f"rf{rf}-{i}"
                 create(cluster, topic, rf, ["min.insync.replicas=2"] if rf == 3 else [])
-                # Warm-up: the followers have fetched once (a follower that asked before its
-                # leader knew the topic waits replica.fetch.backoff.ms, as Kafka's do).
-                run.producer_perf(cluster, topic, 1000, RECORD, PROPS)
-                warm(max(1, 3 * records * RECORD >> 30) + 1)
-                cpu = cluster.cpu_seconds()
-                r = run.producer_perf(cluster, topic, records, RECORD, PROPS)
-                r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+                r = measure_acks_all(cluster, topic, records)
                 run.log(f"{name}: {r['mb_per_s']:.1f} MB/s, {r['broker_cpu_s_per_gb']:.2f} s/GB, p99 {r['p99_ms']} ms")
                 results[name].append(r)
     finally:
@@ -267,11 +273,7 @@ def scenario_tls(report):
             try:
                 topic = f"tls{i}"
                 create(cluster, topic, 3, ["min.insync.replicas=2"])
-                run.producer_perf(cluster, topic, 1000, RECORD, PROPS)
-                warm(max(1, 3 * records * RECORD >> 30) + 1)
-                cpu = cluster.cpu_seconds()
-                r = run.producer_perf(cluster, topic, records, RECORD, PROPS)
-                r["broker_cpu_s_per_gb"] = (cluster.cpu_seconds() - cpu) / (records * RECORD / 1e9)
+                r = measure_acks_all(cluster, topic, records)
                 run.log(f"{name}{' (warm-up)' if i < 0 else ''}: {r['mb_per_s']:.1f} MB/s, "
                         f"{r['broker_cpu_s_per_gb']:.2f} s/GB, p99 {r['p99_ms']} ms")
                 if i >= 0:
@@ -434,35 +436,34 @@ def scenario_kills(report):
               ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"])
 
 
+def comparison_rows(r, base, other, label, where, suffix):
+    """Each configuration's producer-perf row, then the second against the first, run by run."""
+    cmd = (f"`strata producer-perf --num-records {r['records']} --record-size 1024 --producer-props "
+           f"acks=all linger.ms=5 batch.size=1048576`{suffix}")
+    rows = []
+    for name, runs in r["results"].items():
+        rows.append(f"| acks=all, {name} | {cmd} | report | {run.fmt([x['mb_per_s'] for x in runs])} MB/s, "
+                    f"p99 {run.fmt([x['p99_ms'] for x in runs], digits=0)} ms | "
+                    f"{run.fmt([x['broker_cpu_s_per_gb'] for x in runs], digits=2)} s/GB | - |")
+    first, second = r["results"][base], r["results"][other]
+    ratios = [100 * b["mb_per_s"] / a["mb_per_s"] for a, b in zip(first, second)]
+    costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(first, second)]
+    rows.append(f"| {label} | {where} | report | "
+                f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
+    return rows
+
+
 def render(report):
     rows = ["| measurement | command | goal | min / **median** / max | broker CPU (3 brokers) | status |",
             "|---|---|---|---|---|---|"]
-    rf = report.get("rf")
-    if rf:
-        cmd = (f"`strata producer-perf --num-records {rf['records']} --record-size 1024 --producer-props "
-               "acks=all linger.ms=5 batch.size=1048576`")
-        for name, runs in rf["results"].items():
-            rows.append(f"| acks=all, {name} | {cmd} | report | {run.fmt([r['mb_per_s'] for r in runs])} MB/s, "
-                        f"p99 {run.fmt([r['p99_ms'] for r in runs], digits=0)} ms | "
-                        f"{run.fmt([r['broker_cpu_s_per_gb'] for r in runs], digits=2)} s/GB | - |")
-        one, three = rf["results"]["replication factor 1"], rf["results"]["replication factor 3"]
-        ratios = [100 * b["mb_per_s"] / a["mb_per_s"] for a, b in zip(one, three)]
-        costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(one, three)]
-        rows.append(f"| replication factor 3 / 1, same run | (the two rows above, run by run) | report | "
-                    f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
-    tls = report.get("tls")
-    if tls:
-        cmd = (f"`strata producer-perf --num-records {tls['records']} --record-size 1024 --producer-props "
-               "acks=all linger.ms=5 batch.size=1048576`, RF 3")
-        for name, runs in tls["results"].items():
-            rows.append(f"| acks=all, {name} | {cmd} | report | {run.fmt([r['mb_per_s'] for r in runs])} MB/s, "
-                        f"p99 {run.fmt([r['p99_ms'] for r in runs], digits=0)} ms | "
-                        f"{run.fmt([r['broker_cpu_s_per_gb'] for r in runs], digits=2)} s/GB | - |")
-        plain, ssl = tls["results"]["inter-broker PLAINTEXT"], tls["results"]["inter-broker SSL"]
-        costs = [b["broker_cpu_s_per_gb"] / a["broker_cpu_s_per_gb"] for a, b in zip(plain, ssl)]
-        ratios = [100 * b["mb_per_s"] / a["mb_per_s"] for a, b in zip(plain, ssl)]
-        rows.append(f"| inter-broker SSL / PLAINTEXT, run by run | (the two rows above) | report | "
-                    f"{run.fmt(ratios, digits=0)} % throughput, {run.fmt(costs, digits=2)} x CPU per GB | | - |")
+    for key, base, other, label, where, suffix in (
+            ("rf", "replication factor 1", "replication factor 3", "replication factor 3 / 1, same run",
+             "(the two rows above, run by run)", ""),
+            ("tls", "inter-broker PLAINTEXT", "inter-broker SSL", "inter-broker SSL / PLAINTEXT, run by run",
+             "(the two rows above)", ", RF 3")):
+        r = report.get(key)
+        if r:
+            rows += comparison_rows(r, base, other, label, where, suffix)
     txn = report.get("txn")
     if txn:
         cmd = (f"`strata producer-perf --num-records {txn['records']} --record-size 1024 --producer-props "
