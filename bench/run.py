@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,24 @@ def run_tool(args, broker=None, timeout=1800):
     if proc.returncode != 0:
         raise RuntimeError(f"strata {' '.join(args)} failed: {err[-2000:]}")
     return out
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def measured(broker, records, record_size, what, tool):
+    """Runs `tool()`; adds the broker's and the client's CPU seconds per GB to its numbers."""
+    cpu, client = broker.cpu_seconds(), children_cpu_seconds()
+    r = tool()
+    gb = records * record_size / 1e9
+    r["broker_cpu_s_per_gb"] = (broker.cpu_seconds() - cpu) / gb
+    r["client_cpu_s_per_gb"] = (children_cpu_seconds() - client) / gb
+    log(f"{what}: {r['mb_per_s']:.1f} MB/s, broker {r['broker_cpu_s_per_gb']:.2f} s/GB, "
+        f"client {r['client_cpu_s_per_gb']:.2f} s/GB")
+    return r
 
 
 def children_cpu_seconds():

@@ -57,12 +57,6 @@ def certificates(directory):
     return os.path.join(directory, "ca.pem"), os.path.join(directory, "server.pem")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class SecureBroker:
     """A broker with its PLAINTEXT listener and a SASL_SSL (or `protocol`) one with
     SCRAM-SHA-512, and the user `bench` created; `extra` adds settings."""
@@ -70,7 +64,7 @@ class SecureBroker:
     def __init__(self, extra=(), protocol="SASL_SSL"):
         self.certs = tempfile.mkdtemp(prefix="strata-bench-certs-", dir=run.DATA_ROOT)
         self.ca, server = certificates(self.certs)
-        self.port = free_port()
+        self.port = run.free_port()
         self.broker = run.Broker([
             f"listeners=PLAINTEXT://127.0.0.1:0,{protocol}://127.0.0.1:{self.port}",
             f"ssl.keystore.location={server}",
@@ -96,15 +90,7 @@ class SecureBroker:
 
 
 def measured(broker, records, what, tool):
-    """Runs `tool()`; adds the broker's and the client's CPU seconds per GB to its numbers."""
-    cpu, client = broker.cpu_seconds(), run.children_cpu_seconds()
-    r = tool()
-    gb = records * RECORD / 1e9
-    r["broker_cpu_s_per_gb"] = (broker.cpu_seconds() - cpu) / gb
-    r["client_cpu_s_per_gb"] = (run.children_cpu_seconds() - client) / gb
-    run.log(f"{what}: {r['mb_per_s']:.1f} MB/s, broker {r['broker_cpu_s_per_gb']:.2f} s/GB, "
-            f"client {r['client_cpu_s_per_gb']:.2f} s/GB")
-    return r
+    return run.measured(broker, records, RECORD, what, tool)
 
 
 def tls(report):

@@ -33,6 +33,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::broker::Broker;
 use crate::config::{BrokerConfig, ListenerConfig};
 use crate::handlers::{self, Peer, ANONYMOUS};
+use crate::metrics::RequestTiming;
 use crate::security::principal::PrincipalMapper;
 use crate::security::sasl::{Authenticated, SaslListener, SaslSession};
 use crate::wire::{ConnectionError, Part, Response, Slot};
@@ -175,6 +176,7 @@ async fn accept_loop(broker: Arc<Broker>, bound: Bound, shutdown: watch::Sender<
                     let listener = listener.clone();
                     let sasl = bound.sasl.clone();
                     tokio::spawn(async move {
+                        let _counted = crate::metrics::connection_opened(&listener);
                         if let Err(e) = connection(broker, stream, tls, sasl, listener, stop, peer).await {
                             tracing::debug!(%peer, error = %e, "connection closed");
                         }
@@ -219,10 +221,12 @@ async fn connection(
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             tracing::info!(peer = %addr, listener = %listener, error = %e, "TLS handshake failed");
+            crate::metrics::authentication(&listener, "SSL", false);
             return Ok(());
         }
         Err(_) => {
             tracing::info!(peer = %addr, listener = %listener, "TLS handshake timed out");
+            crate::metrics::authentication(&listener, "SSL", false);
             return Ok(());
         }
     };
@@ -243,10 +247,12 @@ async fn connection(
             }
             None => {
                 tracing::info!(peer = %addr, listener = %listener, "no ssl.principal.mapping.rules rule applies to the client certificate's subject; closing");
+                crate::metrics::authentication(&listener, "SSL", false);
                 return Ok(());
             }
         },
     };
+    crate::metrics::authentication(&listener, "SSL", true);
     let peer = Peer {
         client_host,
         listener,
@@ -306,7 +312,9 @@ async fn serve(
     // whether the exchange under way is a re-authentication.
     let mut expires_at: Option<i64> = None;
     let mut reauthenticating = false;
-    let (slots, queue) = mpsc::channel::<Slot>(broker.config.max_inflight_requests_per_connection);
+    let (slots, queue) = mpsc::channel::<(Slot, Option<RequestTiming>)>(
+        broker.config.max_inflight_requests_per_connection,
+    );
     let writer_task = tokio::spawn(write_responses(writer, queue));
     let result = loop {
         // Until it has authenticated, a client's frames are bounded by
@@ -326,6 +334,7 @@ async fn serve(
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
+        let timing = RequestTiming::start(&frame);
         if let (None, Some(listener)) = (&session, &sasl) {
             let key = frame.get(0..2).map(|b| i16::from_be_bytes([b[0], b[1]]));
             if key == Some(ApiKey::SaslHandshake as i16) && listener.settings.max_reauth_ms > 0 {
@@ -342,6 +351,16 @@ async fn serve(
             Some(s) => match sasl_step(s, frame, &peer) {
                 Ok(SaslStep::Dispatch(f)) => f,
                 Ok(SaslStep::Reply(slot, outcome)) => {
+                    let mechanism = s.mechanism().unwrap_or("unknown");
+                    match &outcome {
+                        Some(Authenticated::Failed | Authenticated::Illegal) => {
+                            crate::metrics::authentication(&peer.listener, mechanism, false)
+                        }
+                        Some(Authenticated::Yes { .. }) => {
+                            crate::metrics::authentication(&peer.listener, mechanism, true)
+                        }
+                        _ => {}
+                    }
                     if matches!(outcome, Some(Authenticated::Failed)) {
                         tracing::info!(client = %peer.client_host, listener = %peer.listener, "SASL authentication failed");
                         tokio::time::sleep(s.failure_delay()).await;
@@ -365,7 +384,7 @@ async fn serve(
                         session = None;
                         reauthenticating = false;
                     }
-                    if slots.send(slot).await.is_err() || close {
+                    if slots.send((slot, timing)).await.is_err() || close {
                         break Ok(());
                     }
                     continue;
@@ -384,7 +403,7 @@ async fn serve(
         match handlers::dispatch(&broker, frame, &peer) {
             Ok(slot) => {
                 let close = matches!(slot, Slot::Close);
-                if slots.send(slot).await.is_err() || close {
+                if slots.send((slot, timing)).await.is_err() || close {
                     break Ok(());
                 }
             }
@@ -393,6 +412,9 @@ async fn serve(
     };
     if let Err(e) = &result {
         tracing::warn!(error = %e, "closing connection");
+        if !matches!(e, ConnectionError::Io(_)) {
+            crate::metrics::invalid_request(&peer.listener);
+        }
     }
     drop(slots);
     let _ = writer_task.await;
@@ -469,11 +491,14 @@ impl Writer {
     }
 }
 
-async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
+async fn write_responses(
+    mut writer: Writer,
+    mut queue: mpsc::Receiver<(Slot, Option<RequestTiming>)>,
+) {
     // Record bytes going out over TLS pass through this buffer, kept for the connection's life
     // (allocated at its first file range).
     let mut chunk = Vec::new();
-    while let Some(slot) = queue.recv().await {
+    while let Some((slot, timing)) = queue.recv().await {
         let response = match slot {
             Slot::Ready(r) => r,
             Slot::Pending(handle) => match handle.await {
@@ -490,6 +515,9 @@ async fn write_responses(mut writer: Writer, mut queue: mpsc::Receiver<Slot>) {
                 tracing::debug!(error = %e, "write failed");
                 break;
             }
+        }
+        if let Some(t) = timing {
+            t.finish();
         }
     }
     let _ = writer.shutdown().await;

@@ -226,7 +226,7 @@ fn run_server(args: ServerArgs) -> Result<()> {
             tracing::info!(listener = %name, protocol, %addr, "listening");
         }
         if let Some(metrics_addr) = broker.config.metrics_listener {
-            strata_broker::metrics::install(metrics_addr)
+            strata_broker::metrics::install(metrics_addr, &broker.config)
                 .map_err(|e| anyhow::anyhow!("cannot serve metrics on {metrics_addr}: {e}"))?;
             tokio::spawn(strata_broker::metrics::publish(broker.clone()));
             tracing::info!(%metrics_addr, "Prometheus metrics at /metrics");

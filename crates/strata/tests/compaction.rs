@@ -66,11 +66,7 @@ fn compacted(written: &Records, end: i64) -> Records {
 
 #[test]
 fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let metrics = format!("metrics.prometheus.listener=127.0.0.1:{port}");
     let mut broker = BrokerProcess::start(&["log.cleaner.backoff.ms=100", &metrics]);
     let rt = runtime();
@@ -132,26 +128,14 @@ fn a_compacted_topic_keeps_the_latest_record_of_each_key() {
     );
 
     // The cleaner's work shows in its metrics.
-    let labelled = |name: &str, label: &str| -> f64 {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body.lines()
-            .find(|l| l.starts_with(name) && l.contains(label))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0)
-    };
-    let metric = |name: &str| labelled(&format!("{name} "), "");
+    let labelled = |name: &str, label: &str| metric_value(&scrape_metrics(port), name, label);
+    let metric = |name: &str| labelled(name, "");
     assert!(eventually(Duration::from_secs(10), || {
         metric("strata_cleaner_passes_total") >= 1.0
             && metric("strata_cleaner_records_removed_total") >= (written.len() - got.len()) as f64
     }));
     assert!(metric("strata_cleaner_written_bytes_total") > 0.0);
-    let ratio = labelled("strata_cleaner_dirty_ratio{", "topic=\"table\"");
+    let ratio = labelled("strata_cleaner_dirty_ratio", "topic=\"table\"");
     assert!((0.0..0.5).contains(&ratio), "dirty ratio {ratio}");
 
     // A record without a key is refused, and nothing of it is stored.

@@ -403,12 +403,7 @@ fn both_tiers_full_fails_produce_with_storage_error_keeps_reads_and_resumes() {
 
 #[test]
 fn prometheus_metrics_show_tiers_and_migrations() {
-    use std::io::{Read, Write};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let tiers = tempfile::tempdir().unwrap();
     let metrics = format!("metrics.prometheus.listener=127.0.0.1:{port}");
     let (broker, _, _) = tiered_broker(
@@ -434,21 +429,8 @@ fn prometheus_metrics_show_tiers_and_migrations() {
             &vec![(None, Some(vec![3u8; 1000])); 20],
         );
     }
-    let scrape = || {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        s.read_to_string(&mut body).unwrap();
-        body
-    };
-    let value = |body: &str, name: &str, label: &str| -> f64 {
-        body.lines()
-            .find(|l| l.starts_with(name) && l.contains(label))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(-1.0)
-    };
+    let scrape = || scrape_metrics(port);
+    let value = metric_value;
     assert!(
         eventually(Duration::from_secs(20), || {
             let body = scrape();

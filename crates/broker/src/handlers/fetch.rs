@@ -11,15 +11,17 @@
 //! Fetch sessions (KIP-227) are not kept: every response has session id 0, which tells clients to
 //! send full fetch requests.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId};
 use kafka_protocol::ResponseError;
-use strata_storage::{LeaderEpoch, Offset, ReadError};
+use strata_storage::log_manager::TopicStats;
+use strata_storage::{LeaderEpoch, Offset, ReadError, Topic};
 
 use super::{absent_partition, topic_name, topic_uuid, Ctx};
 use crate::broker::Broker;
@@ -90,8 +92,16 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
                     && !ctx.allowed(broker, AclOperation::Read, ResourceType::Topic, &name))
         })
         .collect();
+    // Counted in the fetch purgatory while it waits (metrics).
+    let mut waiting = None;
     loop {
-        let (mut response, mut ranges, bytes, errors) = build(broker, ctx, req, &refused);
+        let Built {
+            mut response,
+            mut ranges,
+            bytes,
+            errors,
+            sent,
+        } = build(broker, ctx, req, &refused);
         let done = bytes >= req.min_bytes.max(0) as u64 || errors || Instant::now() >= deadline;
         if done {
             // consumer_byte_rate (a follower's fetch is not a client's): over the quota, the
@@ -103,11 +113,17 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
                     ctx.record_usage(broker, QuotaKind::Fetch, -(bytes as f64));
                     response = FetchResponse::default();
                     ranges = Vec::new();
+                } else {
+                    count_sent(&sent, |s| &s.bytes_out);
                 }
                 if ctx.version >= 1 {
                     response.throttle_time_ms = throttle;
                 }
             }
+            if from_follower {
+                count_sent(&sent, |s| &s.replication_bytes_out);
+            }
+            count_errors(&response);
             return match encode_response(
                 ctx.api_key,
                 ctx.version,
@@ -122,7 +138,40 @@ async fn run(broker: &Broker, ctx: &Ctx, req: &FetchRequest) -> Response {
                 }
             };
         }
+        if waiting.is_none() {
+            waiting = crate::metrics::Waiting::Fetch.begin();
+        }
         waiter.wait_until(deadline).await;
+    }
+}
+
+/// A fetch response's contents, before it is encoded.
+struct Built {
+    response: FetchResponse,
+    ranges: Vec<FileRange>,
+    /// Record bytes in it.
+    bytes: u64,
+    /// Whether some partition has an error (the fetch answers at once).
+    errors: bool,
+    /// Record bytes by topic (for metrics).
+    sent: Vec<(Arc<Topic>, u64)>,
+}
+
+fn count_sent(sent: &[(Arc<Topic>, u64)], counter: impl Fn(&TopicStats) -> &AtomicU64) {
+    for (topic, bytes) in sent {
+        counter(&topic.stats).fetch_add(*bytes, Ordering::Relaxed);
+    }
+}
+
+fn count_errors(response: &FetchResponse) {
+    if !crate::metrics::enabled() {
+        return;
+    }
+    crate::metrics::request_error(ApiKey::Fetch, response.error_code);
+    for t in &response.responses {
+        for p in &t.partitions {
+            crate::metrics::request_error(ApiKey::Fetch, p.error_code);
+        }
     }
 }
 
@@ -223,16 +272,18 @@ fn empty_partition(index: i32, error: ResponseError) -> PartitionData {
 
 /// One pass over the requested partitions: the response, the file ranges it sends, the bytes
 /// found, and whether any partition failed.
-fn build(
-    broker: &Broker,
-    ctx: &Ctx,
-    req: &FetchRequest,
-    refused: &[bool],
-) -> (FetchResponse, Vec<FileRange>, u64, bool) {
+fn build(broker: &Broker, ctx: &Ctx, req: &FetchRequest, refused: &[bool]) -> Built {
     let mut response = FetchResponse::default();
+    let mut sent = Vec::new();
     if req.session_id != 0 || req.session_epoch > 0 {
         response.error_code = ResponseError::FetchSessionIdNotFound.code();
-        return (response, Vec::new(), 0, true);
+        return Built {
+            response,
+            ranges: Vec::new(),
+            bytes: 0,
+            errors: true,
+            sent,
+        };
     }
     let use_ids = ctx.version >= 13;
     let mut ranges = Vec::new();
@@ -405,6 +456,9 @@ fn build(
                                 len,
                             });
                             total += len;
+                            if let Some(t) = &topic {
+                                sent.push((t.clone(), len));
+                            }
                         }
                     }
                 }
@@ -442,5 +496,11 @@ fn build(
         }
         response.responses.push(out);
     }
-    (response, ranges, total, errors)
+    Built {
+        response,
+        ranges,
+        bytes: total,
+        errors,
+        sent,
+    }
 }

@@ -76,7 +76,10 @@ fn reply<T, R>(
 ) -> Result<Slot, ConnectionError>
 where
     T: Send + 'static,
-    R: kafka_protocol::protocol::Encodable + kafka_protocol::protocol::HeaderVersion + 'static,
+    R: kafka_protocol::protocol::Encodable
+        + kafka_protocol::protocol::HeaderVersion
+        + super::ResponseErrors
+        + 'static,
 {
     match reply {
         Reply::Now(o) => Ok(Slot::Ready(Some(ctx.encode(&make(&ctx, o))?))),

@@ -13,6 +13,7 @@ use crate::security::acl::{AclOperation, ResourceType};
 use crate::security::quota::QuotaKind;
 use crate::wire::{encode_response, Response};
 use crate::wire::{ConnectionError, Slot};
+pub use response_errors::ResponseErrors;
 
 pub mod acls;
 pub mod admin_configs;
@@ -38,6 +39,7 @@ pub mod offset_for_leader_epoch;
 pub mod offsets;
 pub mod produce;
 pub mod reassignments;
+mod response_errors;
 pub mod scram_admin;
 pub mod txn;
 pub mod txn_admin;
@@ -184,6 +186,7 @@ impl Ctx {
     /// response's `throttle_time_ms`.
     pub fn throttle(&self, broker: &Broker, kind: QuotaKind, value: f64) -> i32 {
         let ms = self.record_usage(broker, kind, value);
+        crate::metrics::throttled(kind.key(), ms);
         if ms > 0 {
             if let Some(mute) = &self.mute {
                 mute.mute_for(ms);
@@ -286,10 +289,13 @@ impl Ctx {
             .fold(0, |bits, op| bits | (1 << op.code()))
     }
 
-    pub fn encode<R: Encodable + HeaderVersion>(
+    pub fn encode<R: Encodable + HeaderVersion + ResponseErrors>(
         &self,
         body: &R,
     ) -> Result<Response, ConnectionError> {
+        if crate::metrics::enabled() {
+            body.error_codes(&mut |code| crate::metrics::request_error(self.api_key, code));
+        }
         encode_response(
             self.api_key,
             self.version,
@@ -303,7 +309,10 @@ impl Ctx {
     /// The response of a handler that answers later (its task's result): an encoding failure,
     /// a field the version cannot carry, is Strata's bug; it is logged, and the request goes
     /// unanswered rather than the task failing.
-    pub fn encode_later<R: Encodable + HeaderVersion>(&self, body: &R) -> Option<Response> {
+    pub fn encode_later<R: Encodable + HeaderVersion + ResponseErrors>(
+        &self,
+        body: &R,
+    ) -> Option<Response> {
         match self.encode(body) {
             Ok(r) => Some(r),
             Err(e) => {
@@ -314,7 +323,10 @@ impl Ctx {
     }
 }
 
-pub fn ready<R: Encodable + HeaderVersion>(ctx: &Ctx, body: &R) -> Result<Slot, ConnectionError> {
+pub fn ready<R: Encodable + HeaderVersion + ResponseErrors>(
+    ctx: &Ctx,
+    body: &R,
+) -> Result<Slot, ConnectionError> {
     Ok(Slot::Ready(Some(ctx.encode(body)?)))
 }
 

@@ -180,7 +180,13 @@ pub fn handle(
     if flushes.is_empty() && waits.is_empty() {
         return Ok(Slot::Ready(Some(ctx.encode(&response)?)));
     }
+    let waiting = if waits.is_empty() {
+        None
+    } else {
+        crate::metrics::Waiting::Produce.begin()
+    };
     Ok(Slot::Pending(tokio::spawn(async move {
+        let _waiting = waiting;
         if !ReplicaManager::complete_flushes(flushes).await {
             mark_storage_error(&mut response);
         }

@@ -14,6 +14,7 @@
 //!   read that partition.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -213,11 +214,8 @@ impl ReplicaManager {
             topic: topic.to_string(),
             partition,
         };
-        let p = self
-            .logs
-            .topic(topic)
-            .and_then(|t| t.partition(partition))
-            .ok_or_else(unknown)?;
+        let t = self.logs.topic(topic).ok_or_else(unknown)?;
+        let p = t.partition(partition).ok_or_else(unknown)?;
         let records = records.ok_or(ProduceError::NullRecords)?;
         let mut log = p.log();
         // Every batch of a request comes from one producer: the first one's header says whether
@@ -248,6 +246,15 @@ impl ReplicaManager {
         } else {
             log.append(records, now_ms)?
         };
+        if !info.duplicate {
+            t.stats
+                .bytes_in
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            let count = info.last_offset.get() - info.base_offset.get() + 1;
+            t.stats
+                .records_in
+                .fetch_add(count.max(0) as u64, Ordering::Relaxed);
+        }
         if !info.needs_flush {
             return Ok(Appended { info, flush: None });
         }

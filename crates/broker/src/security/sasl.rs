@@ -90,6 +90,11 @@ impl SaslSession {
     }
 
     /// The largest frame accepted before authentication (`sasl.server.max.receive.size`).
+    /// The mechanism the client chose (SaslHandshake), if any.
+    pub fn mechanism(&self) -> Option<&str> {
+        self.mechanism.as_deref()
+    }
+
     pub fn max_receive_size(&self) -> usize {
         self.settings().max_receive_size
     }

@@ -220,7 +220,15 @@ impl TxnCoordinator {
             return false;
         }
         drop(txns);
-        self.durable(&[transactional_id]).is_ok()
+        let durable = self.durable(&[transactional_id]).is_ok();
+        if durable {
+            crate::metrics::transaction_ended(if result == TxnResult::Commit {
+                "commit"
+            } else {
+                "abort"
+            });
+        }
+        durable
     }
 
     /// Sends the markers to the other leaders, all at once; returns how many partitions did

@@ -89,6 +89,21 @@ pub struct Topic {
     /// How many partitions the topic has, hosted here or not.
     count: std::sync::atomic::AtomicI32,
     overrides: RwLock<BTreeMap<String, String>>,
+    /// Traffic counters, for metrics.
+    pub stats: TopicStats,
+}
+
+/// A topic's traffic since the broker started (Kafka's BytesInPerSec, MessagesInPerSec and
+/// BytesOutPerSec, as counters).
+#[derive(Debug, Default)]
+pub struct TopicStats {
+    /// Bytes of record batches produced (retries of batches already written not counted).
+    pub bytes_in: std::sync::atomic::AtomicU64,
+    pub records_in: std::sync::atomic::AtomicU64,
+    /// Record bytes sent to consumers.
+    pub bytes_out: std::sync::atomic::AtomicU64,
+    /// Record bytes sent to followers.
+    pub replication_bytes_out: std::sync::atomic::AtomicU64,
 }
 
 impl Topic {
@@ -353,6 +368,7 @@ impl LogManager {
                 partitions: RwLock::new(partitions),
                 count: count.into(),
                 overrides: RwLock::new(overrides),
+                stats: TopicStats::default(),
             };
             manager
                 .topics

@@ -61,6 +61,7 @@ impl LogManager {
             partitions: RwLock::new(parts),
             count: partitions.into(),
             overrides: RwLock::new(overrides),
+            stats: Default::default(),
         });
         self.topics
             .write()

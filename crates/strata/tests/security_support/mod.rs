@@ -59,14 +59,6 @@ pub fn make_certificates(dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A broker with a PLAINTEXT listener (first: the tests' harness finds it) and an SSL one.
 pub fn tls_broker(certs: &Path, extra: &[String]) -> (BrokerProcess, String) {
     let ssl_port = free_port();
