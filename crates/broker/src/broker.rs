@@ -6,8 +6,6 @@ use std::sync::Arc;
 
 use strata_storage::io::Io;
 use strata_storage::log_manager::{ConfigResolver, LogManager, LogManagerConfig, PoolConfig};
-use strata_storage::tier::migrator::MigratorConfig;
-use strata_storage::tier::policy::MigrationPolicy;
 use strata_storage::LogError;
 use thiserror::Error;
 
@@ -23,6 +21,7 @@ use crate::security::store::{SecurityStore, SECURITY_FILE};
 use crate::txn::TxnCoordinator;
 
 mod cluster;
+pub mod dynamic;
 
 #[derive(Debug, Error)]
 pub enum StartError {
@@ -55,6 +54,10 @@ pub struct Broker {
     pub quotas: crate::security::quota::QuotaManager,
     /// Connection counts and limits.
     pub connections: Arc<crate::security::connections::ConnectionQuotas>,
+    /// The config in force: `config` with the dynamic broker configs on top.
+    effective: dynamic::Effective,
+    /// The dynamic broker configs that made it.
+    dynamic: std::sync::Mutex<crate::config::dynamic::DynamicConfigs>,
     /// Each advertised listener: (name, host, port), the port filled in when it was 0 and the
     /// listener bound a free one.
     advertised: Vec<(String, String, AtomicU16)>,
@@ -119,9 +122,24 @@ impl Broker {
                 }
             },
         };
-        let resolver_config = config.clone();
-        let resolver: ConfigResolver =
-            Arc::new(move |overrides| resolver_config.log_config(overrides));
+        // A broker alone's dynamic configs are in its first directory; a cluster's come with
+        // the metadata image.
+        let dynamic_configs = if config.quorum.is_none() {
+            dynamic::load(&*io, &first.join(dynamic::DYNAMIC_CONFIG_FILE))?
+        } else {
+            Default::default()
+        };
+        let effective: dynamic::Effective = Arc::new(std::sync::RwLock::new(Arc::new(
+            dynamic::effective_at_start(&config, &dynamic_configs),
+        )));
+        let resolver_config = effective.clone();
+        let resolver: ConfigResolver = Arc::new(move |overrides| {
+            resolver_config
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .log_config(overrides)
+        });
+        let started_with = effective.read().unwrap_or_else(|e| e.into_inner()).clone();
         let logs = LogManager::open(
             io.clone(),
             LogManagerConfig {
@@ -160,21 +178,7 @@ impl Broker {
                         reuse_delay_ms: defaults.file_delete_delay_ms.max(0) as u64,
                     }
                 }),
-                migration: config
-                    .tiers
-                    .migrate_threshold
-                    .filter(|_| config.tiers.channel == ChannelType::Tiered)
-                    .map(|threshold| MigratorConfig {
-                        policy: MigrationPolicy {
-                            threshold: Some(threshold),
-                            hysteresis: config.tiers.migrate_hysteresis,
-                        },
-                        threads: config.tiers.migrate_threads,
-                        max_bytes_per_sec: config.tiers.migrate_max_bytes_per_sec,
-                        interval: std::time::Duration::from_millis(
-                            config.tiers.migrate_interval_ms,
-                        ),
-                    }),
+                migration: dynamic::migrator_config(&started_with),
             },
             resolver,
         )?;
@@ -217,7 +221,7 @@ impl Broker {
         let security = Arc::new(SecurityStore::open(io.clone(), first.join(SECURITY_FILE))?);
         let authorizer = Authorizer::new(config.authorizer.clone(), security.clone());
         let quota_window = config.quota_window;
-        let connection_limits = config.connection_limits.clone();
+        let connection_limits = started_with.connection_limits.clone();
         let replicas = Arc::new(ReplicaManager::new(logs.clone()));
         let started = std::time::Instant::now();
         let txns = TxnCoordinator::open(
@@ -256,6 +260,8 @@ impl Broker {
             authorizer,
             quotas: crate::security::quota::QuotaManager::new(quota_window),
             connections: crate::security::connections::ConnectionQuotas::new(connection_limits),
+            effective,
+            dynamic: std::sync::Mutex::new(dynamic_configs),
             security,
             advertised,
             quorum: std::sync::OnceLock::new(),

@@ -844,4 +844,51 @@ fn a_topic_config_change_reaches_every_replica_through_the_controller() {
         "{}",
         described(3)
     );
+    // A cluster-wide dynamic default, set through one broker, is in force on every one (a
+    // topic without its own value inherits it); one broker's own value only on that one.
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(2),
+        &[
+            "--alter",
+            "--broker-defaults",
+            "--add-config",
+            "log.segment.bytes=2000000",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(2),
+        &[
+            "--alter",
+            "--broker",
+            "3",
+            "--add-config",
+            "log.segment.bytes=3000000",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    let all = |id: i32| {
+        strata_tool(
+            "configs",
+            &addrs[id as usize - 1],
+            &["--describe", "--topic", "cfg", "--all"],
+        )
+        .1
+    };
+    for (id, value, source) in [
+        (1, "2000000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+        (2, "2000000", "DYNAMIC_DEFAULT_BROKER_CONFIG"),
+        (3, "3000000", "DYNAMIC_BROKER_CONFIG"),
+    ] {
+        let expected = format!(
+            "segment.bytes={value} sensitive=false synonyms={{{source}:log.segment.bytes={value}"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || all(id).contains(&expected)),
+            "node {id}: {}",
+            all(id)
+        );
+    }
 }

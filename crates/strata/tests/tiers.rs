@@ -721,3 +721,89 @@ fn a_backlog_of_moves_longer_than_the_migration_queue_drains_completely() {
         assert_eq!(Some(payload(m)), records[i].1);
     }
 }
+
+/// The tier policy changes at run time (dynamic broker configs, `strata configs --broker 0`):
+/// a broker started with migration off starts moving segments down once a threshold is set,
+/// at the bandwidth bound set with it, and the bound lifted lets the rest go at once; the
+/// settings hold across a restart.
+#[test]
+fn the_tier_policy_changes_live_through_dynamic_broker_configs() {
+    let tiers = tempfile::tempdir().unwrap();
+    let (mut broker, fast, slow) = tiered_broker(
+        tiers.path(),
+        400000,
+        &[
+            "storage.migrate.threshold=-1",
+            "storage.migrate.interval.ms=50",
+        ],
+    );
+    let rt = runtime();
+    create_topic(
+        &rt,
+        &broker.addr,
+        "policy",
+        1,
+        &[("segment.bytes", "40000")],
+    );
+    let producer = producer(&broker.addr, &[("linger.ms", "0"), ("batch.size", "8192")]);
+    for chunk in numbered_records(0..300, 'p').chunks(20) {
+        produce(&rt, &producer, "policy", 0, chunk);
+    }
+    let (part_fast, part_slow) = (fast.join("policy-0"), slow.join("policy-0"));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(logs_in(&part_slow), 0, "migration is off");
+    let alter = |config: &str| {
+        let (ok, out, err) = strata_tool(
+            "configs",
+            &broker.addr,
+            &["--alter", "--broker", "0", "--add-config", config],
+        );
+        assert!(ok, "{out}{err}");
+    };
+    // A threshold, with a bound of 8 kB/s: a 40 kB segment takes five seconds to move.
+    alter("storage.migrate.threshold=0.5,storage.migrate.max.bytes.per.sec=8000");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        logs_in(&part_slow),
+        0,
+        "the bound holds the first move back"
+    );
+    alter("storage.migrate.max.bytes.per.sec=-1");
+    assert!(
+        eventually(Duration::from_secs(20), || log_bytes_in(&part_fast)
+            <= 200_000
+            && logs_in(&part_slow) > 0),
+        "fast {} bytes, slow {} segments",
+        log_bytes_in(&part_fast),
+        logs_in(&part_slow)
+    );
+    // The broker describes what it runs with; a static tier setting is refused.
+    let (_, out, _) = strata_tool("configs", &broker.addr, &["--describe", "--broker", "0"]);
+    assert!(out.contains("Dynamic configs for broker 0 are:"), "{out}");
+    assert!(
+        out.contains("storage.migrate.threshold=0.5 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:storage.migrate.threshold=0.5"),
+        "{out}"
+    );
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &broker.addr,
+        &[
+            "--alter",
+            "--broker",
+            "0",
+            "--add-config",
+            "storage.migrate.threads=4",
+        ],
+    );
+    assert!(
+        !ok && err.contains("Cannot update these configs dynamically"),
+        "{out}{err}"
+    );
+    broker.stop();
+    broker.restart();
+    let (_, out, _) = strata_tool("configs", &broker.addr, &["--describe", "--broker", "0"]);
+    assert!(out.contains("storage.migrate.threshold=0.5"), "{out}");
+    let consumer = consumer(&broker.addr, &[]);
+    let got = consume(&consumer, "policy", 0, 0, 300, Duration::from_secs(30));
+    assert_eq!(payload(&got[299])[..4], *b"0299");
+}

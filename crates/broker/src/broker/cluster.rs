@@ -397,19 +397,12 @@ impl Broker {
                 }
             }
         }
-        // Replication throttles follow this broker's dynamic configs.
-        let rate = |key| {
-            image
-                .broker_config(self.config.broker_id, key)
-                .and_then(|v| v.trim().parse::<u64>().ok())
-        };
-        let throttles = self.replicas.throttles();
-        throttles
-            .leader
-            .set_rate(rate(crate::replica::throttle::LEADER_RATE));
-        throttles
-            .follower
-            .set_rate(rate(crate::replica::throttle::FOLLOWER_RATE));
+        // The dynamic broker configs: the cluster-wide default's and this broker's.
+        let configs = |entity: &str| image.broker_configs.get(entity).cloned();
+        self.apply_dynamic_configs(crate::config::dynamic::DynamicConfigs {
+            default: configs("").unwrap_or_default(),
+            own: configs(&self.config.broker_id.to_string()).unwrap_or_default(),
+        });
         // Each partition leads, follows, or neither, as the image says.
         if let Some(replication) = self.replication() {
             replication.apply_image(image);

@@ -17,6 +17,7 @@ use kafka_protocol::ResponseError;
 
 use super::{str_bytes, Ctx};
 use crate::broker::Broker;
+use crate::config::dynamic::{dynamic_keys, is_dynamic};
 use crate::config::{topic_config_def, validate_topic_config, ConfigType, TOPIC_CONFIGS};
 use crate::security::acl::{AclOperation, ResourceType, CLUSTER_NAME};
 
@@ -48,12 +49,18 @@ pub fn describe_topic_entries(
     synonyms: bool,
 ) -> Vec<ConfigEntry> {
     let mut out = Vec::new();
+    let effective = broker.effective_config();
+    let dynamic = broker.dynamic_configs();
     for def in TOPIC_CONFIGS {
         if keys.is_some_and(|k| !k.iter().any(|k| k == def.name)) {
             continue;
         }
-        let (broker_key, broker_value) = broker.config.topic_default(def);
-        let broker_source = if broker.config.values.contains_key(&broker_key) {
+        let (broker_key, broker_value) = effective.topic_default(def);
+        let broker_source = if dynamic.own.contains_key(&broker_key) {
+            SOURCE_DYNAMIC_BROKER
+        } else if dynamic.default.contains_key(&broker_key) {
+            SOURCE_DYNAMIC_DEFAULT_BROKER
+        } else if broker.config.values.contains_key(&broker_key) {
             SOURCE_STATIC_BROKER
         } else {
             SOURCE_DEFAULT
@@ -62,12 +69,14 @@ pub fn describe_topic_entries(
         if let Some(v) = overrides.get(def.name) {
             syns.push((def.name.to_string(), v.clone(), SOURCE_DYNAMIC_TOPIC));
         }
-        if broker_source == SOURCE_STATIC_BROKER {
-            syns.push((
-                broker_key.clone(),
-                broker.config.values[&broker_key].clone(),
-                SOURCE_STATIC_BROKER,
-            ));
+        for (values, source) in [
+            (&dynamic.own, SOURCE_DYNAMIC_BROKER),
+            (&dynamic.default, SOURCE_DYNAMIC_DEFAULT_BROKER),
+            (&broker.config.values, SOURCE_STATIC_BROKER),
+        ] {
+            if let Some(v) = values.get(&broker_key) {
+                syns.push((broker_key.clone(), v.clone(), source));
+            }
         }
         // Last, as Kafka lists it: the built-in default, under the broker's name for it.
         syns.push((
@@ -92,40 +101,75 @@ pub fn describe_topic_entries(
     out
 }
 
-fn broker_entries(broker: &Broker, keys: Option<&[String]>) -> Vec<ConfigEntry> {
-    let mut entries = static_broker_entries(broker, keys);
-    // On a node of a cluster, the dynamic ones (the replication throttles): the broker's own
-    // value, else the cluster-wide default, else Kafka's (no limit).
-    if let Some(quorum) = broker.quorum() {
-        let image = quorum.image();
-        let id = broker.config.broker_id.to_string();
-        for key in DYNAMIC_BROKER_CONFIGS {
-            if keys.is_some_and(|keys| !keys.iter().any(|k| k == key)) {
-                continue;
-            }
-            let own = image.broker_configs.get(&id).and_then(|c| c.get(*key));
-            let default = image.broker_configs.get("").and_then(|c| c.get(*key));
-            // Synonyms in Kafka's order: the broker's, the cluster default, the built-in.
-            let mut synonyms = Vec::new();
-            if let Some(v) = own {
-                synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_BROKER));
-            }
-            if let Some(v) = default {
-                synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER));
-            }
-            synonyms.push((key.to_string(), i64::MAX.to_string(), SOURCE_DEFAULT));
-            let (_, value, source) = synonyms[0].clone();
-            entries.retain(|e| e.name != *key);
-            entries.push(ConfigEntry {
-                name: key.to_string(),
-                value,
-                source,
+/// A broker's configs: the static ones, each dynamic one in force with its synonyms in Kafka's
+/// order (the broker's own value, the cluster-wide default, server.properties, the built-in),
+/// and the replication throttles (no limit by default). For the default resource (""), the
+/// cluster-wide dynamic defaults only.
+fn broker_entries(broker: &Broker, name: &str, keys: Option<&[String]>) -> Vec<ConfigEntry> {
+    let dynamic = broker.dynamic_configs();
+    let wanted = |k: &str| keys.is_none_or(|keys| keys.iter().any(|w| w == k));
+    if name.is_empty() {
+        return dynamic
+            .default
+            .iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| ConfigEntry {
+                name: k.clone(),
+                value: v.clone(),
+                source: SOURCE_DYNAMIC_DEFAULT_BROKER,
                 read_only: false,
-                kind: ConfigType::Long,
+                kind: ConfigType::String,
                 doc: "",
-                synonyms,
-            });
+                synonyms: vec![(k.clone(), v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)],
+            })
+            .collect();
+    }
+    let mut entries = static_broker_entries(broker, keys);
+    for entry in &mut entries {
+        entry.read_only = !is_dynamic(&entry.name);
+    }
+    let throttles = [
+        crate::replica::throttle::LEADER_RATE,
+        crate::replica::throttle::FOLLOWER_RATE,
+    ];
+    for key in dynamic_keys() {
+        let own = dynamic.own.get(key);
+        let default = dynamic.default.get(key);
+        let is_throttle = throttles.contains(&key);
+        if !wanted(key) || (own.is_none() && default.is_none() && !is_throttle) {
+            continue;
         }
+        let mut synonyms = Vec::new();
+        if let Some(v) = own {
+            synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_BROKER));
+        }
+        if let Some(v) = default {
+            synonyms.push((key.to_string(), v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER));
+        }
+        match entries.iter().find(|e| e.name == key) {
+            Some(e) => synonyms.push((key.to_string(), e.value.clone(), e.source)),
+            None if is_throttle => {
+                synonyms.push((key.to_string(), i64::MAX.to_string(), SOURCE_DEFAULT))
+            }
+            None => {}
+        }
+        let Some((_, value, source)) = synonyms.first().cloned() else {
+            continue;
+        };
+        entries.retain(|e| e.name != key);
+        entries.push(ConfigEntry {
+            name: key.to_string(),
+            value,
+            source,
+            read_only: false,
+            kind: if is_throttle {
+                ConfigType::Long
+            } else {
+                ConfigType::String
+            },
+            doc: "",
+            synonyms,
+        });
     }
     entries
 }
@@ -223,7 +267,7 @@ pub fn describe(
             },
             RESOURCE_BROKER => {
                 if name.is_empty() || name == broker.config.broker_id.to_string() {
-                    Ok(broker_entries(broker, keys.as_deref()))
+                    Ok(broker_entries(broker, &name, keys.as_deref()))
                 } else {
                     Err((
                         ResponseError::InvalidRequest,
@@ -283,13 +327,6 @@ pub fn describe(
     response
 }
 
-/// The broker configs that may change at run time (on a node of a cluster): the replication
-/// throttles.
-const DYNAMIC_BROKER_CONFIGS: &[&str] = &[
-    crate::replica::throttle::LEADER_RATE,
-    crate::replica::throttle::FOLLOWER_RATE,
-];
-
 /// Applies a resource's new configs: a topic's overrides, or a broker's dynamic configs.
 fn apply_overrides(
     broker: &Broker,
@@ -307,28 +344,7 @@ fn apply_overrides(
             format!("Invalid broker id {name}"),
         ));
     }
-    let refused: Vec<&String> = overrides
-        .keys()
-        .filter(|k| !DYNAMIC_BROKER_CONFIGS.contains(&k.as_str()))
-        .collect();
-    if !refused.is_empty() {
-        return Err((
-            ResponseError::InvalidRequest,
-            format!("Cannot update these configs dynamically: {refused:?}"),
-        ));
-    }
-    for (k, v) in &overrides {
-        if v.trim().parse::<u64>().is_err() {
-            return Err((
-                ResponseError::InvalidConfig,
-                format!("Invalid value {v} for configuration {k}: Expected value to be a non-negative number"),
-            ));
-        }
-    }
-    if validate_only {
-        return Ok(());
-    }
-    broker.alter_broker_configs_in_cluster(name, overrides)
+    broker.alter_dynamic_configs(name, overrides, validate_only)
 }
 
 /// Applies new overrides to a topic after validating every one of them.
@@ -351,7 +367,8 @@ fn apply_topic_overrides(
         .topic(name)
         .map(|t| t.overrides())
         .unwrap_or_default();
-    let channel = |o: &BTreeMap<String, String>| broker.config.topic_value(o, "channel.type");
+    let effective = broker.effective_config();
+    let channel = |o: &BTreeMap<String, String>| effective.topic_value(o, "channel.type");
     if channel(&current).trim() != channel(&overrides).trim() {
         return Err((
             ResponseError::InvalidConfig,
@@ -386,15 +403,21 @@ fn check_resource(
             format!("Topic {name} does not exist."),
         )),
         // In a cluster, the dynamic configs the image holds for the broker ("" for the
-        // cluster-wide default).
+        // cluster-wide default); alone, its own.
         RESOURCE_BROKER if broker.quorum().is_some() => Ok(broker
             .quorum()
             .and_then(|q| q.image().broker_configs.get(name).cloned())
             .unwrap_or_default()),
+        RESOURCE_BROKER if name.is_empty() => Ok(broker.dynamic_configs().default),
+        RESOURCE_BROKER if name == broker.config.broker_id.to_string() => {
+            Ok(broker.dynamic_configs().own)
+        }
         RESOURCE_BROKER => Err((
             ResponseError::InvalidRequest,
-            "Broker configs are read from server.properties and cannot be altered at run time."
-                .into(),
+            format!(
+                "Unexpected broker id, expected {} but received {name}",
+                broker.config.broker_id
+            ),
         )),
         other => Err((
             ResponseError::InvalidRequest,
@@ -478,7 +501,7 @@ pub fn incremental_alter(
                         return Err((ResponseError::InvalidConfig, format!("Config {key} is not a list; APPEND and SUBTRACT apply to lists only")));
                     }
                     2 | 3 => {
-                        let current = broker.config.topic_value(&overrides, &key);
+                        let current = broker.effective_config().topic_value(&overrides, &key);
                         let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
                         for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
                             if c.config_operation == 2 {

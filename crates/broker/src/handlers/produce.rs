@@ -203,7 +203,7 @@ pub fn handle(
 fn in_sync(broker: &Broker, topic: &str, partition: i32) -> Option<(usize, usize)> {
     let overrides = broker.logs.topic(topic)?.overrides();
     let min_isr = broker
-        .config
+        .effective_config()
         .topic_value(&overrides, "min.insync.replicas")
         .parse::<usize>()
         .unwrap_or(1);

@@ -146,9 +146,9 @@ fn publish_replication(broker: &Broker) {
         Some(quorum) => {
             let active = quorum.leader().is_some_and(|id| id as i64 == me as i64);
             let image = quorum.image();
+            let config = broker.effective_config();
             for topic in image.topics.values() {
-                let min_isr = broker
-                    .config
+                let min_isr = config
                     .topic_value(&topic.configs, "min.insync.replicas")
                     .parse::<usize>()
                     .unwrap_or(1);

@@ -24,7 +24,8 @@ struct State {
 
 #[derive(Debug)]
 pub struct ConnectionQuotas {
-    limits: ConnectionLimits,
+    /// Replaced when dynamic broker configs change them.
+    limits: std::sync::RwLock<ConnectionLimits>,
     window: QuotaWindow,
     state: Mutex<State>,
     closed: tokio::sync::Notify,
@@ -59,12 +60,26 @@ fn now_ms() -> u64 {
 impl ConnectionQuotas {
     pub fn new(limits: ConnectionLimits) -> Arc<ConnectionQuotas> {
         Arc::new(ConnectionQuotas {
-            limits,
+            limits: std::sync::RwLock::new(limits),
             // Kafka measures connection rates over its quota window too.
             window: QuotaWindow::default(),
             state: Mutex::new(State::default()),
             closed: tokio::sync::Notify::new(),
         })
+    }
+
+    fn limits(&self) -> ConnectionLimits {
+        self.limits
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// New limits (dynamic broker configs): they hold for the next connection accepted; open
+    /// connections stay.
+    pub fn set_limits(&self, limits: ConnectionLimits) {
+        *self.limits.write().unwrap_or_else(|e| e.into_inner()) = limits;
+        self.closed.notify_waiters();
     }
 
     /// Waits until another connection may be accepted: below `max.connections`, and within
@@ -73,11 +88,12 @@ impl ConnectionQuotas {
         loop {
             let notified = self.closed.notified();
             let wait = {
+                let limits = self.limits();
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-                if state.total >= self.limits.max_connections {
+                if state.total >= limits.max_connections {
                     None
                 } else {
-                    let rate = self.limits.max_creation_rate as f64;
+                    let rate = limits.max_creation_rate as f64;
                     let sensor = state.created.get_or_insert_with(Sensor::new);
                     let (observed, window_ms) = sensor.rate(self.window, now_ms());
                     if observed + 1.0 * 1000.0 / window_ms as f64 > rate && rate < i32::MAX as f64 {
@@ -104,13 +120,13 @@ impl ConnectionQuotas {
         quotas: &QuotaImage,
     ) -> Result<ConnectionSlot, String> {
         let now = now_ms();
+        let limits = self.limits();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let limit = self
-            .limits
+        let limit = limits
             .per_ip_overrides
             .get(&ip.to_string())
             .copied()
-            .unwrap_or(self.limits.max_per_ip);
+            .unwrap_or(limits.max_per_ip);
         let open = state.per_ip.get(&ip).copied().unwrap_or(0);
         if open >= limit {
             return Err(format!(

@@ -152,7 +152,18 @@ impl LogManager {
         }
     }
 
-    /// Closes every log cleanly and leaves the clean-shutdown marker.
+    /// New migration settings (dynamic broker configs), when migration runs.
+    pub fn reconfigure_migration(&self, config: &MigratorConfig) {
+        if let Some(m) = self
+            .migrator
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            m.reconfigure(config);
+        }
+    }
+
     /// Migration counters, when migration runs.
     pub fn migration_stats(&self) -> Option<Arc<MigrationStats>> {
         self.migrator

@@ -194,6 +194,18 @@ impl LogManager {
         Ok(())
     }
 
+    /// Resolves every topic's settings again (the defaults they inherit changed: dynamic
+    /// broker configs) and gives each partition its new ones.
+    pub fn reconfigure_topics(&self) {
+        let _admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        for topic in self.topics() {
+            let config = self.log_config(topic.channel, &topic.overrides());
+            for p in topic.partitions() {
+                p.log().set_config(config.clone());
+            }
+        }
+    }
+
     /// Replaces a topic's config overrides.
     pub fn set_topic_overrides(
         &self,

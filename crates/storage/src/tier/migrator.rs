@@ -80,6 +80,16 @@ pub struct Migrator {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     pub stats: Arc<MigrationStats>,
+    /// What the planner follows, changed at run time by [`Migrator::reconfigure`].
+    settings: Arc<Mutex<Settings>>,
+    pacer: Arc<Pacer>,
+}
+
+/// The settings that change at run time: the policy and how often the planner looks.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    policy: MigrationPolicy,
+    interval: Duration,
 }
 
 impl std::fmt::Debug for Migrator {
@@ -100,7 +110,8 @@ type SegmentKey = (String, i32, i64);
 /// after a quiet spell is paced like any other.
 #[derive(Debug)]
 pub struct Pacer {
-    rate: Option<u64>,
+    /// Bytes per second; 0: unbounded.
+    rate: AtomicU64,
     booked_until: Mutex<Option<Instant>>,
 }
 
@@ -108,14 +119,22 @@ impl Pacer {
     /// `rate` in bytes per second; None: unbounded.
     pub fn new(rate: Option<u64>) -> Pacer {
         Pacer {
-            rate: rate.filter(|r| *r > 0),
+            rate: AtomicU64::new(rate.unwrap_or(0)),
             booked_until: Mutex::new(None),
         }
     }
 
+    /// A new bound (a dynamic config's change), from the next chunk on.
+    pub fn set_rate(&self, rate: Option<u64>) {
+        self.rate.store(rate.unwrap_or(0), Ordering::Relaxed);
+    }
+
     /// Books `bytes` just moved and sleeps until the bound allows more.
     pub fn wait(&self, bytes: u64) {
-        let Some(rate) = self.rate else { return };
+        let rate = self.rate.load(Ordering::Relaxed);
+        if rate == 0 {
+            return;
+        }
         let now = Instant::now();
         let until = {
             let mut booked = self.booked_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -138,6 +157,10 @@ impl Migrator {
         let tasks = Arc::new(Mutex::new(tasks));
         let in_flight: Arc<Mutex<InFlight>> = Arc::default();
         let pacer = Arc::new(Pacer::new(config.max_bytes_per_sec));
+        let settings = Arc::new(Mutex::new(Settings {
+            policy: config.policy,
+            interval: config.interval,
+        }));
         let mut threads = Vec::new();
         for n in 0..config.threads.max(1) {
             let (tasks, stats, in_flight, pacer, stop, manager) = (
@@ -192,16 +215,22 @@ impl Migrator {
             }
         }
         let planner_stop = stop.clone();
+        let planner_settings = settings.clone();
         threads.push(
             std::thread::Builder::new()
                 .name("migrate-plan".into())
                 .spawn(move || {
                     while !planner_stop.load(Ordering::SeqCst) {
-                        std::thread::sleep(config.interval);
+                        let now = *planner_settings.lock().unwrap_or_else(|e| e.into_inner());
+                        std::thread::sleep(now.interval);
                         let Some(manager) = manager.upgrade() else {
                             return;
                         };
-                        for task in plan(&*manager, &config.policy, &in_flight) {
+                        let policy = planner_settings
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .policy;
+                        for task in plan(&*manager, &policy, &in_flight) {
                             if let Err(
                                 mpsc::TrySendError::Full(task)
                                 | mpsc::TrySendError::Disconnected(task),
@@ -229,7 +258,20 @@ impl Migrator {
             stop,
             threads,
             stats,
+            settings,
+            pacer,
         }
+    }
+
+    /// Applies new settings (dynamic broker configs): the policy and interval from the
+    /// planner's next tick, the bandwidth bound from the next chunk copied. The worker count
+    /// stays as started.
+    pub fn reconfigure(&self, config: &MigratorConfig) {
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = Settings {
+            policy: config.policy,
+            interval: config.interval,
+        };
+        self.pacer.set_rate(config.max_bytes_per_sec);
     }
 
     pub fn stop(&mut self) {

@@ -1,10 +1,12 @@
 //! `strata configs`: kafka-configs.sh's `--describe` and `--alter` for topics and brokers over
 //! the Kafka protocol (DescribeConfigs, IncrementalAlterConfigs).
 //!
-//! `--describe` shows the configs set on the entity, or with `--all` every config with its
-//! source (DYNAMIC_TOPIC_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG) and synonyms, in Kafka's
-//! format. `--alter` sets (`--add-config k=v,k2=v2`) and removes (`--delete-config k,k2`) topic
-//! configs; broker configs are read from server.properties and cannot change at run time.
+//! `--describe` shows the configs set on the entity (a topic's overrides, a broker's dynamic
+//! configs, or with `--entity-default` / `--broker-defaults` the cluster-wide dynamic
+//! defaults), or with `--all` every config with its source (DYNAMIC_TOPIC_CONFIG,
+//! DYNAMIC_BROKER_CONFIG, DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG, DEFAULT_CONFIG)
+//! and synonyms, in Kafka's format. `--alter` sets (`--add-config k=v,k2=v2`) and removes
+//! (`--delete-config k,k2`) a topic's configs or a broker's dynamic ones.
 //!
 //! For `--entity-type users`, `--alter --add-config 'SCRAM-SHA-512=[iterations=8192,password=…]'`
 //! salts and hashes the password here (the broker receives the salted password only) and sends
@@ -66,6 +68,9 @@ pub struct ConfigsArgs {
     /// Short for --entity-type brokers --entity-name ID.
     #[arg(long)]
     pub broker: Option<String>,
+    /// Short for --entity-type brokers --entity-default: the cluster-wide dynamic defaults.
+    #[arg(long)]
+    pub broker_defaults: bool,
     /// Configs to set: `k1=v1,k2=v2` (a value with commas in square brackets: `k=[a,b]`).
     #[arg(long)]
     pub add_config: Option<String>,
@@ -187,6 +192,12 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
         args.entity_name.first().map(String::as_str),
     ) {
         (Some(t), None, None, None) => (TOPIC, "topic", t.to_string()),
+        (None, None, None, None) if args.broker_defaults => {
+            (BROKER, "brokers in the cluster", String::new())
+        }
+        (None, None, Some("brokers"), None) if args.entity_default => {
+            (BROKER, "brokers in the cluster", String::new())
+        }
         (None, Some(b), None, None) => (BROKER, "broker", b.to_string()),
         (None, None, Some("topics"), Some(n)) => (TOPIC, "topic", n.to_string()),
         (None, None, Some("brokers"), Some(n)) => (BROKER, "broker", n.to_string()),
@@ -203,12 +214,8 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
     }
     let mut client =
         Client::connect_with(&args.bootstrap_server, args.command_config.as_deref()).await?;
+    let defaults = resource_type == BROKER && name.is_empty();
     if args.alter {
-        if resource_type == BROKER {
-            bail!(
-                "Broker configs are read from server.properties and cannot be altered at run time"
-            );
-        }
         let set = args
             .add_config
             .as_deref()
@@ -223,7 +230,11 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
             bail!("--alter needs --add-config or --delete-config");
         }
         alter_configs(&mut client, resource_type, &name, &set, &delete).await?;
-        println!("Completed updating config for {kind} {name}.");
+        if defaults {
+            println!("Completed updating default config for {kind}.");
+        } else {
+            println!("Completed updating config for {kind} {name}.");
+        }
         return Ok(());
     }
     let response = client
@@ -243,13 +254,18 @@ pub async fn run(args: ConfigsArgs) -> Result<()> {
                 error_text(r.error_code, r.error_message.as_ref())
             );
         }
+        // Set on the entity: a topic's override, a broker's own dynamic config, a default.
         let set_here = |c: &kafka_protocol::messages::describe_configs_response::DescribeConfigsResourceResult| {
-            c.config_source == 1 || (resource_type == BROKER && c.config_source == 4)
+            match (resource_type, defaults) {
+                (BROKER, true) => c.config_source == 3,
+                (BROKER, false) => c.config_source == 2,
+                _ => c.config_source == 1,
+            }
         };
-        if args.all {
+        if defaults {
+            println!("Default configs for {kind} are:");
+        } else if args.all {
             println!("All configs for {kind} {name} are:");
-        } else if resource_type == BROKER {
-            println!("Static configs for {kind} {name} are:");
         } else {
             println!("Dynamic configs for {kind} {name} are:");
         }
