@@ -22,6 +22,7 @@ use crate::txn::TxnCoordinator;
 
 mod cluster;
 pub mod dynamic;
+pub mod lag;
 
 #[derive(Debug, Error)]
 pub enum StartError {

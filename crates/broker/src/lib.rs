@@ -2,6 +2,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod console;
 pub mod failpoint;
 pub mod group;
 pub mod handlers;

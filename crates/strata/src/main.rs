@@ -231,6 +231,13 @@ fn run_server(args: ServerArgs) -> Result<()> {
             tokio::spawn(strata_broker::metrics::publish(broker.clone()));
             tracing::info!(%metrics_addr, "Prometheus metrics at /metrics");
         }
+        if let Some(console_addr) = broker.config.console_listener {
+            let listener = strata_broker::console::bind(console_addr)
+                .await
+                .with_context(|| format!("cannot serve the console on {console_addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "web console at /");
+            tokio::spawn(strata_broker::console::serve(broker.clone(), listener));
+        }
         let stop = server.shutdown_handle();
         let serving = tokio::spawn(server.run());
         let failed = tokio::select! {

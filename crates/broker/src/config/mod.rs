@@ -130,6 +130,8 @@ pub struct BrokerConfig {
     pub txns: crate::txn::TxnConfig,
     /// `metrics.prometheus.listener`: where to serve Prometheus metrics (host:port); None: off.
     pub metrics_listener: Option<SocketAddr>,
+    /// `http.console.listener`: where to serve the web console (host:port); None: off.
+    pub console_listener: Option<SocketAddr>,
     /// `log.format`: the broker's log lines as text (the default) or as JSON objects, one a
     /// line, for log collectors.
     pub log_json: bool,
@@ -264,6 +266,7 @@ pub(crate) const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("max.connection.creation.rate", "2147483647"),
     ("socket.send.buffer.bytes", "102400"),
     ("metrics.prometheus.listener", ""),
+    ("http.console.listener", ""),
     ("log.format", "text"),
     ("storage.tiers.types", "PMEM,HDD"),
     ("storage.tiers.first.paths", ""),
@@ -319,6 +322,23 @@ fn long_at_least(get: &dyn Fn(&str) -> String, key: &str, min: i64) -> Result<i6
 fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
     boolean(key, value)?;
     Ok(value.trim().eq_ignore_ascii_case("true"))
+}
+
+/// An optional `host:port` setting (empty: off).
+fn optional_addr(
+    key: &str,
+    get: &dyn Fn(&str) -> String,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    let raw = get(key);
+    if raw.trim().is_empty() {
+        return Ok(None);
+    }
+    raw.trim()
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .map(Some)
+        .ok_or_else(|| invalid(key, &raw, "Expected host:port"))
 }
 
 /// Warns of each key no part of the broker reads (with the known key it is closest to).
@@ -522,22 +542,8 @@ impl BrokerConfig {
                     ))
                 }
             },
-            metrics_listener: {
-                let raw = get("metrics.prometheus.listener");
-                if raw.trim().is_empty() {
-                    None
-                } else {
-                    Some(
-                        raw.trim()
-                            .to_socket_addrs()
-                            .ok()
-                            .and_then(|mut a| a.next())
-                            .ok_or_else(|| {
-                                invalid("metrics.prometheus.listener", &raw, "Expected host:port")
-                            })?,
-                    )
-                }
-            },
+            metrics_listener: optional_addr("metrics.prometheus.listener", &get)?,
+            console_listener: optional_addr("http.console.listener", &get)?,
             values: values.clone(),
         };
         // Every topic default derived from a broker key must itself be valid.

@@ -182,23 +182,16 @@ fn publish_replication(broker: &Broker) {
 /// offsets and lag on the partitions hosted here.
 fn publish_groups(broker: &Broker) {
     let mut states: BTreeMap<String, u64> = BTreeMap::new();
-    for group in broker.groups.list() {
+    for group in broker.group_lags() {
         *states.entry(group.state.clone()).or_default() += 1;
-        for ((topic, partition), committed) in broker.groups.fetch(&group.group_id, None) {
-            let Some(committed) = committed else { continue };
+        for p in group.partitions {
             let labels = [
-                ("group", group.group_id.clone()),
-                ("topic", topic.clone()),
-                ("partition", partition.to_string()),
+                ("group", group.group.clone()),
+                ("topic", p.topic),
+                ("partition", p.partition.to_string()),
             ];
-            gauge!("strata_consumer_group_committed_offset", &labels).set(committed.offset as f64);
-            let hosted = broker
-                .logs
-                .topic(&topic)
-                .and_then(|t| t.partition(partition));
-            if let Some(p) = hosted {
-                let high_watermark = p.log().high_watermark().get();
-                let lag = (high_watermark - committed.offset).max(0);
+            gauge!("strata_consumer_group_committed_offset", &labels).set(p.committed as f64);
+            if let Some(lag) = p.lag {
                 gauge!("strata_consumer_group_lag", &labels).set(lag as f64);
             }
         }
