@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""The metrics' cost, recorded in docs/BENCHMARKS.md ("Metrics"): produce throughput and the
-broker's CPU seconds per GB with the Prometheus endpoint on and scraped every second, against
-the endpoint off (`scraped`): two brokers side by side, taking turns in alternating order after
-a warm-up run each; min / median / max of max(STRATA_BENCH_RUNS, 7) rounds and the ratio run by
-run, with the scrapes' size and time.
+"""The cost of watching the broker, recorded in docs/BENCHMARKS.md ("Metrics"): produce
+throughput and the broker's CPU seconds per GB with the Prometheus endpoint on and scraped every
+second (`scraped`), and with the web console's `/api/state` fetched every second as an open page
+does (`console`), each against a broker with neither: two brokers side by side, taking turns in
+alternating order after a warm-up run each; min / median / max of max(STRATA_BENCH_RUNS, 7)
+rounds and the ratio run by run, with the requests' size and time.
 
-    python3 bench/metrics.py
+    python3 bench/metrics.py                 # both
+    python3 bench/metrics.py console
     STRATA_BENCH_SCALE=0.1 python3 bench/metrics.py   # a quick pass
 """
 import os
@@ -23,11 +25,11 @@ GOAL = 0.97
 
 
 class Scraper:
-    """GETs /metrics every second in a thread, as Prometheus would; keeps each scrape's time
-    and size."""
+    """GETs `url` every second in a thread, as Prometheus (or an open console page) would;
+    keeps each request's time and size."""
 
-    def __init__(self, port):
-        self.url = f"http://127.0.0.1:{port}/metrics"
+    def __init__(self, url):
+        self.url = url
         self.stop_event = threading.Event()
         self.times, self.sizes = [], []
         self.thread = threading.Thread(target=self.loop, daemon=True)
@@ -56,12 +58,14 @@ def one(broker, name, i, records):
     return r
 
 
-def scraped(report):
+def side_by_side(report, key, setting, path):
+    """Two brokers, one with `setting` on a free port and `path` on it fetched every second,
+    taking turns at producing."""
     records = run.n(3_000_000)
     port = run.free_port()
     brokers = {"off": run.Broker([]),
-               "scraped": run.Broker([f"metrics.prometheus.listener=127.0.0.1:{port}"])}
-    scraper = Scraper(port)
+               "scraped": run.Broker([f"{setting}=127.0.0.1:{port}"])}
+    scraper = Scraper(f"http://127.0.0.1:{port}{path}")
     results = {name: [] for name in brokers}
     try:
         names = list(brokers)
@@ -74,49 +78,75 @@ def scraped(report):
         scraper.stop()
         for b in brokers.values():
             b.stop()
-    report["scraped"] = {"records": records, **results, "scrapes": len(scraper.times),
+    report[key] = {"records": records, **results, "scrapes": len(scraper.times),
                          "scrape_ms": [1000 * t for t in scraper.times], "scrape_kb": run.mmm(scraper.sizes)[1] / 1000}
 
 
-def render(report):
-    s = report.get("scraped")
-    if not s:
-        return
+def scraped(report):
+    side_by_side(report, "scraped", "metrics.prometheus.listener", "/metrics")
+
+
+def console(report):
+    side_by_side(report, "console", "http.console.listener", "/api/state")
+
+
+def rows_for(s, on_label, what):
+    """The table rows of one side-by-side comparison."""
 
     def mmm(values, digits=1, unit=""):
         lo, mid, hi = run.mmm(values)
         return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f} {unit}".rstrip()
 
-    rows = ["| measurement | command | goal | min / **median** / max | broker CPU | client CPU | status |",
-            "|---|---|---|---|---|---|---|"]
+    rows = []
     off, on = s["off"], s["scraped"]
-    for label, runs in (("metrics off", off), ("`/metrics` scraped every second", on)):
+    for label, runs in ((f"{what} off", off), (on_label, on)):
         cpu = run.mmm([r["broker_cpu_s_per_gb"] for r in runs])[1]
         client = run.mmm([r["client_cpu_s_per_gb"] for r in runs])[1]
         rows.append(f"| produce, {label} | `strata producer-perf --num-records {s['records']} --record-size {RECORD}` | "
                     f"report | {mmm([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
     ratios = [a["mb_per_s"] / b["mb_per_s"] for a, b in zip(on, off)]
     mid = run.mmm(ratios)[1]
-    rows.append(f"| produce: scraped / off, same run | (the two rows above, run by run) | >= {GOAL:.0%} | "
+    rows.append(f"| produce: {what} on / off, same run | (the two rows above, run by run) | >= {GOAL:.0%} | "
                 f"{mmm([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= GOAL else '**missed**'} |")
     cost = [a["broker_cpu_s_per_gb"] / b["broker_cpu_s_per_gb"] for a, b in zip(on, off)]
-    rows.append(f"| broker CPU per GB: scraped / off | (the two rows above, run by run) | report | {mmm(cost, 2, 'x')} "
+    rows.append(f"| broker CPU per GB: {what} on / off | (the two rows above, run by run) | report | {mmm(cost, 2, 'x')} "
                 f"| | | - |")
-    rows.append(f"| one scrape of `/metrics` (all of them, during and between the runs) | `python3 bench/metrics.py` "
-                f"| report | {mmm(s['scrape_ms'], 2, 'ms')} | | | - |")
-    p99_off = run.mmm([r["p99_ms"] for r in off])[1]
-    p99_on = run.mmm([r["p99_ms"] for r in on])[1]
+    rows.append(f"| one request of the {what} (all of them, during and between the runs) | "
+                f"`python3 bench/metrics.py` | report | {mmm(s['scrape_ms'], 2, 'ms')} | | | - |")
+    return rows
+
+
+def render(report):
+    rows = ["| measurement | command | goal | min / **median** / max | broker CPU | client CPU | status |",
+            "|---|---|---|---|---|---|---|"]
+    notes = []
+    s = report.get("scraped")
+    if s:
+        rows += rows_for(s, "`/metrics` scraped every second", "metrics")
+        notes.append(f"Metrics: {s['scrapes']} scrapes of {s['scrape_kb']:.0f} kB (every API's latency histogram is "
+                     f"on the page from the start); producer p99 latency (median of runs) "
+                     f"{run.mmm([r['p99_ms'] for r in s['off']])[1]:.0f} ms off, "
+                     f"{run.mmm([r['p99_ms'] for r in s['scraped']])[1]:.0f} ms scraped.")
+    c = report.get("console")
+    if c:
+        rows += rows_for(c, "the console's `/api/state` fetched every second", "console")
+        notes.append(f"Console: {c['scrapes']} snapshots of {c['scrape_kb']:.0f} kB, as an open page asks; producer p99 "
+                     f"latency (median of runs) {run.mmm([r['p99_ms'] for r in c['off']])[1]:.0f} ms off, "
+                     f"{run.mmm([r['p99_ms'] for r in c['scraped']])[1]:.0f} ms with the console.")
+    if not rows[2:]:
+        return
+
     body = "\n".join(rows)
     body += ("\n\nMachine: " + run.machine() + ". Producer props: `" + " ".join(PROPS) + "`, 1 partition. Two "
-             "brokers run side by side for the whole benchmark, one with the endpoint off, one scraped every second "
-             "from start to end; each run produces into a fresh topic, deleted after it; the two take turns, in "
-             f"alternating order, after an unrecorded warm-up run each. {s['scrapes']} scrapes of "
-             f"{s['scrape_kb']:.0f} kB (every API's latency histogram is on the page from the start). Producer p99 latency (median of runs): {p99_off:.0f} ms off, {p99_on:.0f} ms scraped. "
+             "brokers run side by side for each comparison, one with the endpoint off, one asked every second from "
+             "start to end; each run produces into a fresh topic, deleted after it; the two take turns, in "
+             "alternating order, after an unrecorded warm-up run each. " + " ".join(notes) + " "
              "With the endpoint on, a request costs two clock reads, one counter and one histogram sample "
              "(handles looked up at start), an append two relaxed atomic adds per partition; the rest is copied "
              "from state once a second.")
-    run.write_block("metrics", body, "## Metrics")
+    run.write_block("metrics", body, "## Metrics and the web console")
 
 
 if __name__ == "__main__":
-    run.run_parts({"scraped": lambda report: (run.warm_memory(), scraped(report))}, render, "metrics")
+    run.run_parts({"scraped": lambda report: (run.warm_memory(), scraped(report)),
+                   "console": lambda report: (run.warm_memory(), console(report))}, render, "metrics")

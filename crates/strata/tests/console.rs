@@ -124,18 +124,12 @@ fn the_console_draws_tiers_segments_a_live_migration_and_group_lag() {
     assert_eq!(group["partitions"][0]["lag"], 200);
 
     // A slow migration, started live: a segment moves for five seconds.
-    let (ok, out, err) = strata_tool(
-        "configs",
+    let (ok, out) = alter_broker_configs(
         &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "0",
-            "--add-config",
-            "storage.migrate.threshold=0.5,storage.migrate.max.bytes.per.sec=8000",
-        ],
+        "0",
+        "storage.migrate.threshold=0.5,storage.migrate.max.bytes.per.sec=8000",
     );
-    assert!(ok, "{out}{err}");
+    assert!(ok, "{out}");
     assert!(
         eventually(Duration::from_secs(10), || {
             !state(port)["migrations"]["moving"]

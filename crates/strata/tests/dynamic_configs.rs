@@ -47,16 +47,7 @@ fn broker_configs_change_live_are_described_and_survive_a_restart() {
     assert!(accepted(&rt, &broker.addr, "inherits", 5000));
 
     // This broker's own value: the topic without an override takes it at once.
-    let (ok, out) = configs(
-        &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "0",
-            "--add-config",
-            "message.max.bytes=2000",
-        ],
-    );
+    let (ok, out) = alter_broker_configs(&broker.addr, "0", "message.max.bytes=2000");
     assert!(
         ok && out.contains("Completed updating config for broker 0."),
         "{out}"
@@ -125,44 +116,17 @@ fn broker_configs_change_live_are_described_and_survive_a_restart() {
     );
 
     // Static keys and bad values are refused, changing nothing.
-    let (ok, out) = configs(
-        &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "0",
-            "--add-config",
-            "log.dirs=/elsewhere",
-        ],
-    );
+    let (ok, out) = alter_broker_configs(&broker.addr, "0", "log.dirs=/elsewhere");
     assert!(
         !ok && out.contains("Cannot update these configs dynamically"),
         "{out}"
     );
-    let (ok, out) = configs(
-        &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "0",
-            "--add-config",
-            "log.retention.ms=soon",
-        ],
-    );
+    let (ok, out) = alter_broker_configs(&broker.addr, "0", "log.retention.ms=soon");
     assert!(
         !ok && out.contains("log.retention.ms") && out.contains("soon"),
         "{out}"
     );
-    let (ok, out) = configs(
-        &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "7",
-            "--add-config",
-            "log.retention.ms=1",
-        ],
-    );
+    let (ok, out) = alter_broker_configs(&broker.addr, "7", "log.retention.ms=1");
     assert!(!ok && out.contains("Unexpected broker id"), "{out}");
 
     // Kept across a restart.

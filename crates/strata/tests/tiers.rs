@@ -753,12 +753,8 @@ fn the_tier_policy_changes_live_through_dynamic_broker_configs() {
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(logs_in(&part_slow), 0, "migration is off");
     let alter = |config: &str| {
-        let (ok, out, err) = strata_tool(
-            "configs",
-            &broker.addr,
-            &["--alter", "--broker", "0", "--add-config", config],
-        );
-        assert!(ok, "{out}{err}");
+        let (ok, out) = alter_broker_configs(&broker.addr, "0", config);
+        assert!(ok, "{out}");
     };
     // A threshold, with a bound of 8 kB/s: a 40 kB segment takes five seconds to move.
     alter("storage.migrate.threshold=0.5,storage.migrate.max.bytes.per.sec=8000");
@@ -784,20 +780,10 @@ fn the_tier_policy_changes_live_through_dynamic_broker_configs() {
         out.contains("storage.migrate.threshold=0.5 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:storage.migrate.threshold=0.5"),
         "{out}"
     );
-    let (ok, out, err) = strata_tool(
-        "configs",
-        &broker.addr,
-        &[
-            "--alter",
-            "--broker",
-            "0",
-            "--add-config",
-            "storage.migrate.threads=4",
-        ],
-    );
+    let (ok, out) = alter_broker_configs(&broker.addr, "0", "storage.migrate.threads=4");
     assert!(
-        !ok && err.contains("Cannot update these configs dynamically"),
-        "{out}{err}"
+        !ok && out.contains("Cannot update these configs dynamically"),
+        "{out}"
     );
     broker.stop();
     broker.restart();

@@ -568,6 +568,18 @@ pub fn strata_tool(tool: &str, broker: &str, args: &[&str]) -> (bool, String, St
     strata_cli(&all)
 }
 
+/// `strata configs --alter --broker <broker> --add-config <configs>` (`k=v,k2=v2`): whether it
+/// succeeded, and what it printed.
+#[allow(dead_code)]
+pub fn alter_broker_configs(addr: &str, broker: &str, configs: &str) -> (bool, String) {
+    let (ok, out, err) = strata_tool(
+        "configs",
+        addr,
+        &["--alter", "--broker", broker, "--add-config", configs],
+    );
+    (ok, format!("{out}{err}"))
+}
+
 /// Produces 1 KiB records to partition 0 of `topic` until the broker refuses one; checks that
 /// the refusal is KAFKA_STORAGE_ERROR, that every acknowledged record reads back while storage is
 /// full, and that writing resumes by itself once DeleteRecords frees the segments. Returns how
