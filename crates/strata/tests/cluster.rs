@@ -844,6 +844,42 @@ fn a_topic_config_change_reaches_every_replica_through_the_controller() {
         "{}",
         described(3)
     );
+    // Incremental changes of one topic through three brokers at once, back to back over one
+    // connection each: none is lost (each is applied to the configs it was computed from, or
+    // computed again).
+    let keys = ["retention.bytes", "segment.ms", "delete.retention.ms"];
+    let writers: Vec<_> = keys
+        .iter()
+        .enumerate()
+        .map(|(n, key)| {
+            let addr = addrs[n].clone();
+            let key = key.to_string();
+            std::thread::spawn(move || {
+                runtime().block_on(async {
+                    let mut client = strata::client::Client::connect(&addr).await.unwrap();
+                    for i in 0..20 {
+                        let setting = format!("{key}={}", 1_000_000 + i);
+                        strata::configs::alter_configs(&mut client, 2, "cfg", &[setting], &[])
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    for id in 1..=3 {
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let d = described(id);
+                keys.iter().all(|k| d.contains(&format!("{k}=1000019")))
+            }),
+            "node {id}: {}",
+            described(id)
+        );
+    }
     // A cluster-wide dynamic default, set through one broker, is in force on every one (a
     // topic without its own value inherits it); one broker's own value only on that one.
     let (ok, out, err) = strata_tool(

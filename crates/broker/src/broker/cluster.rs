@@ -485,20 +485,28 @@ impl Broker {
 
     /// Sets `name`'s config overrides through the controller (a node of a cluster): every
     /// node applies them from its image; returns once this node's logs have them.
+    /// Ok(false): `expected` no longer held when the change reached the log (another change
+    /// came first); nothing was applied.
     pub fn alter_topic_configs_in_cluster(
         &self,
         name: &str,
         configs: std::collections::BTreeMap<String, String>,
-    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        expected: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<bool, (kafka_protocol::ResponseError, String)> {
         let record = MetadataRecord::AlterTopicConfigs {
             name: name.to_string(),
             configs: configs.clone(),
+            expected,
         };
-        self.append_and_wait(record, |_| {
-            self.logs
-                .topic(name)
-                .is_none_or(|t| t.overrides() == configs)
-        })
+        self.append_checked(
+            record,
+            |image| image.topics.get(name).is_none_or(|t| t.configs == configs),
+            |_| {
+                self.logs
+                    .topic(name)
+                    .is_none_or(|t| t.overrides() == configs)
+            },
+        )
     }
 
     /// Sets a broker's dynamic configs (`broker` "" for the cluster-wide default) through the
@@ -507,43 +515,61 @@ impl Broker {
         &self,
         broker: &str,
         configs: std::collections::BTreeMap<String, String>,
-    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        expected: Option<std::collections::BTreeMap<String, String>>,
+    ) -> Result<bool, (kafka_protocol::ResponseError, String)> {
         let record = MetadataRecord::AlterBrokerConfigs {
             broker: broker.to_string(),
             configs: configs.clone(),
+            expected,
         };
-        self.append_and_wait(record, |quorum| {
-            quorum
-                .image()
+        let mine = |image: &crate::quorum::MetadataImage| {
+            image
                 .broker_configs
                 .get(broker)
                 .cloned()
                 .unwrap_or_default()
                 == configs
-        })
+        };
+        self.append_checked(record, mine, |quorum| mine(&quorum.image()))
     }
 
-    /// Appends `record` through the controller (a node of a cluster), then waits, up to the
-    /// quorum's request timeout, until `applied` says this node has acted on it.
-    fn append_and_wait(
+    /// Appends a conditional change, waits until this node has applied the log up to it, and
+    /// says whether it took (`took` on the image then); if it did, waits until `applied`
+    /// holds on this node.
+    fn append_checked(
         &self,
         record: MetadataRecord,
+        took: impl Fn(&crate::quorum::MetadataImage) -> bool,
         applied: impl Fn(&MetadataQuorum) -> bool,
-    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+    ) -> Result<bool, (kafka_protocol::ResponseError, String)> {
         let Some(quorum) = self.quorum() else {
-            return Ok(());
+            return Ok(true);
         };
         self.wait_on(async {
-            quorum
+            let offset = quorum
                 .append(record)
                 .await
                 .map_err(|e| (kafka_protocol::ResponseError::NotController, e))?;
             let deadline = tokio::time::Instant::now()
                 + Duration::from_millis(quorum.config().request_timeout_ms);
+            let mut state = quorum.subscribe();
+            loop {
+                let reached = state
+                    .borrow_and_update()
+                    .last_applied
+                    .is_some_and(|l| l.index >= offset);
+                if reached || tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+                let _ = tokio::time::timeout_at(deadline, state.changed()).await;
+            }
+            if !took(&quorum.image()) {
+                return Ok(false);
+            }
             while tokio::time::Instant::now() < deadline && !applied(quorum) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            Ok(())
+            Ok(true)
         })
     }
 

@@ -71,13 +71,15 @@ impl Broker {
     /// Changes the dynamic configs of `entity` ("" for the cluster-wide default, else a broker
     /// id) to `configs` (its whole set), after checking them: through the metadata log in a
     /// cluster (each broker applies what concerns it), else kept in this broker's file and
-    /// applied here.
+    /// applied here. With `expected` (the set an incremental change was computed from), a
+    /// cluster applies it only if the entity's set is still that: Ok(false) otherwise.
     pub fn alter_dynamic_configs(
         &self,
         entity: &str,
         configs: BTreeMap<String, String>,
+        expected: Option<BTreeMap<String, String>>,
         validate_only: bool,
-    ) -> Result<(), (ResponseError, String)> {
+    ) -> Result<bool, (ResponseError, String)> {
         let me = self.config.broker_id.to_string();
         let own = entity == me;
         if !own && !entity.is_empty() && self.quorum().is_none() {
@@ -92,10 +94,10 @@ impl Broker {
             Refused::Invalid(_) => (ResponseError::InvalidConfig, e.to_string()),
         })?;
         if validate_only {
-            return Ok(());
+            return Ok(true);
         }
         if self.quorum().is_some() {
-            return self.alter_broker_configs_in_cluster(entity, configs);
+            return self.alter_broker_configs_in_cluster(entity, configs, expected);
         }
         let mut next = current;
         if own {
@@ -112,7 +114,7 @@ impl Broker {
             )
         })?;
         self.apply_dynamic_configs(next);
-        Ok(())
+        Ok(true)
     }
 
     /// Puts `next` in force, when it differs from what is: the effective config, then each

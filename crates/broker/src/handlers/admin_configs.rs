@@ -327,16 +327,19 @@ pub fn describe(
     response
 }
 
-/// Applies a resource's new configs: a topic's overrides, or a broker's dynamic configs.
+/// Applies a resource's new configs: a topic's overrides, or a broker's dynamic configs. With
+/// `expected` (the configs an incremental change started from), Ok(false) when they changed
+/// meanwhile (in a cluster, through another broker) and nothing was applied.
 fn apply_overrides(
     broker: &Broker,
     resource_type: i8,
     name: &str,
     overrides: BTreeMap<String, String>,
+    expected: Option<BTreeMap<String, String>>,
     validate_only: bool,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<bool, (ResponseError, String)> {
     if resource_type != RESOURCE_BROKER {
-        return apply_topic_overrides(broker, name, overrides, validate_only);
+        return apply_topic_overrides(broker, name, overrides, expected, validate_only);
     }
     if !name.is_empty() && name.parse::<i32>().is_err() {
         return Err((
@@ -344,7 +347,7 @@ fn apply_overrides(
             format!("Invalid broker id {name}"),
         ));
     }
-    broker.alter_dynamic_configs(name, overrides, validate_only)
+    broker.alter_dynamic_configs(name, overrides, expected, validate_only)
 }
 
 /// Applies new overrides to a topic after validating every one of them.
@@ -352,8 +355,9 @@ fn apply_topic_overrides(
     broker: &Broker,
     name: &str,
     overrides: BTreeMap<String, String>,
+    expected: Option<BTreeMap<String, String>>,
     validate_only: bool,
-) -> Result<(), (ResponseError, String)> {
+) -> Result<bool, (ResponseError, String)> {
     for (k, v) in &overrides {
         validate_topic_config(k, v).map_err(|e| (ResponseError::InvalidConfig, e.to_string()))?;
     }
@@ -380,15 +384,16 @@ fn apply_topic_overrides(
         ));
     }
     if validate_only {
-        return Ok(());
+        return Ok(true);
     }
     // In a cluster the change goes through the controller, so every replica's log has it.
     if broker.quorum().is_some() {
-        return broker.alter_topic_configs_in_cluster(name, overrides);
+        return broker.alter_topic_configs_in_cluster(name, overrides, expected);
     }
     broker
         .logs
         .set_topic_overrides(name, overrides)
+        .map(|()| true)
         .map_err(|e| (ResponseError::KafkaStorageError, e.to_string()))
 }
 
@@ -398,6 +403,13 @@ fn check_resource(
     name: &str,
 ) -> Result<BTreeMap<String, String>, (ResponseError, String)> {
     match resource_type {
+        // In a cluster, the image's (what a conditional change is checked against).
+        RESOURCE_TOPIC if broker.quorum().is_some() && broker.logs.topic(name).is_some() => {
+            Ok(broker
+                .quorum()
+                .and_then(|q| q.image().topics.get(name).map(|t| t.configs.clone()))
+                .unwrap_or_default())
+        }
         RESOURCE_TOPIC => broker.logs.topic(name).map(|t| t.overrides()).ok_or((
             ResponseError::UnknownTopicOrPartition,
             format!("Topic {name} does not exist."),
@@ -453,8 +465,10 @@ pub fn alter(broker: &Broker, ctx: &Ctx, req: AlterConfigsRequest) -> AlterConfi
                 resource.resource_type,
                 &name,
                 overrides,
+                None,
                 req.validate_only,
             )
+            .map(|_| ())
         });
         let mut r = alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -477,47 +491,26 @@ pub fn incremental_alter(
     let mut response = IncrementalAlterConfigsResponse::default();
     for resource in req.resources {
         let name = resource.resource_name.to_string();
-        let outcome = refusal(broker, ctx, resource.resource_type, &name, AclOperation::AlterConfigs)
-            .and_then(|()| check_resource(broker, resource.resource_type, &name))
-            .and_then(|mut overrides| {
-            for c in &resource.configs {
-                let key = c.name.to_string();
-                let list = if resource.resource_type == RESOURCE_BROKER {
-                    false
-                } else {
-                    let def = topic_config_def(&key).ok_or((ResponseError::InvalidConfig, format!("Unknown topic config name: {key}")))?;
-                    def.kind == ConfigType::List
-                };
-                let value = c.value.as_ref().map(|v| v.to_string());
-                match c.config_operation {
-                    0 => {
-                        let v = value.ok_or((ResponseError::InvalidConfig, format!("Null value not supported for {key}")))?;
-                        overrides.insert(key, v);
-                    }
-                    1 => {
-                        overrides.remove(&key);
-                    }
-                    2 | 3 if !list => {
-                        return Err((ResponseError::InvalidConfig, format!("Config {key} is not a list; APPEND and SUBTRACT apply to lists only")));
-                    }
-                    2 | 3 => {
-                        let current = broker.effective_config().topic_value(&overrides, &key);
-                        let mut items: Vec<String> = current.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
-                        for item in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                            if c.config_operation == 2 {
-                                if !items.iter().any(|i| i == item) {
-                                    items.push(item.to_string());
-                                }
-                            } else {
-                                items.retain(|i| i != item);
-                            }
-                        }
-                        overrides.insert(key, items.join(","));
-                    }
-                    op => return Err((ResponseError::InvalidRequest, format!("Unknown config operation {op}"))),
+        let outcome = refusal(
+            broker,
+            ctx,
+            resource.resource_type,
+            &name,
+            AclOperation::AlterConfigs,
+        )
+        .and_then(|()| {
+            // One change at a time here; one made meanwhile through another broker of a
+            // cluster makes this one's expected configs stale, and it is computed again.
+            let _one_at_a_time = CHANGES.lock().unwrap_or_else(|e| e.into_inner());
+            for _ in 0..MAX_ATTEMPTS {
+                if incremental_once(broker, &resource, &name, req.validate_only)? {
+                    return Ok(());
                 }
             }
-            apply_overrides(broker, resource.resource_type, &name, overrides, req.validate_only)
+            Err((
+                ResponseError::RequestTimedOut,
+                format!("The configs of {name} kept changing concurrently; try again"),
+            ))
         });
         let mut r = incremental_alter_configs_response::AlterConfigsResourceResponse::default()
             .with_resource_type(resource.resource_type)
@@ -529,4 +522,91 @@ pub fn incremental_alter(
         response.responses.push(r);
     }
     response
+}
+
+/// Serializes config changes made through this broker.
+static CHANGES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// How many times an incremental change is computed again after losing a race.
+const MAX_ATTEMPTS: usize = 10;
+
+/// One attempt at an incremental change: the operations applied to the resource's configs as
+/// they are now, then the result set if they are still those. Ok(false): they were not.
+fn incremental_once(
+    broker: &Broker,
+    resource: &kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource,
+    name: &str,
+    validate_only: bool,
+) -> Result<bool, (ResponseError, String)> {
+    let expected = check_resource(broker, resource.resource_type, name)?;
+    let mut overrides = expected.clone();
+    for c in &resource.configs {
+        let key = c.name.to_string();
+        let list = if resource.resource_type == RESOURCE_BROKER {
+            false
+        } else {
+            let def = topic_config_def(&key).ok_or((
+                ResponseError::InvalidConfig,
+                format!("Unknown topic config name: {key}"),
+            ))?;
+            def.kind == ConfigType::List
+        };
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            0 => {
+                let v = value.ok_or((
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for {key}"),
+                ))?;
+                overrides.insert(key, v);
+            }
+            1 => {
+                overrides.remove(&key);
+            }
+            2 | 3 if !list => {
+                return Err((
+                    ResponseError::InvalidConfig,
+                    format!("Config {key} is not a list; APPEND and SUBTRACT apply to lists only"),
+                ));
+            }
+            2 | 3 => {
+                let current = broker.effective_config().topic_value(&overrides, &key);
+                let mut items: Vec<String> = current
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+                    .collect();
+                for item in value
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    if c.config_operation == 2 {
+                        if !items.iter().any(|i| i == item) {
+                            items.push(item.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != item);
+                    }
+                }
+                overrides.insert(key, items.join(","));
+            }
+            op => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {op}"),
+                ))
+            }
+        }
+    }
+    apply_overrides(
+        broker,
+        resource.resource_type,
+        name,
+        overrides,
+        Some(expected),
+        validate_only,
+    )
 }

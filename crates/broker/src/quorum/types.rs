@@ -101,16 +101,23 @@ pub enum MetadataRecord {
         leader: i32,
         isr: Vec<i32>,
     },
-    /// A topic's config overrides, all of them (Kafka's ConfigRecords for a topic resource).
+    /// A topic's config overrides, all of them (Kafka's ConfigRecords for a topic resource);
+    /// with `expected`, only if the topic's configs are still those (an incremental change
+    /// computed from them: one that lost a race with another is not applied, and its broker
+    /// computes it again).
     AlterTopicConfigs {
         name: String,
         configs: BTreeMap<String, String>,
+        #[serde(default)]
+        expected: Option<BTreeMap<String, String>>,
     },
     /// A broker's dynamic configs, all of them (`broker` "" for the cluster-wide default;
-    /// Kafka's ConfigRecords for a broker resource).
+    /// Kafka's ConfigRecords for a broker resource); `expected` as for a topic.
     AlterBrokerConfigs {
         broker: String,
         configs: BTreeMap<String, String>,
+        #[serde(default)]
+        expected: Option<BTreeMap<String, String>>,
     },
     /// A block of producer ids handed to a broker (Kafka's ProducerIdsRecord): every id below
     /// `next_producer_id` is taken.
@@ -298,16 +305,32 @@ impl MetadataImage {
                 p.removing = removing.clone();
                 p.partition_epoch += 1;
             }
-            MetadataRecord::AlterBrokerConfigs { broker, configs } => {
-                if configs.is_empty() {
+            MetadataRecord::AlterBrokerConfigs {
+                broker,
+                configs,
+                expected,
+            } => {
+                let current = self.broker_configs.get(broker);
+                let superseded = expected
+                    .as_ref()
+                    .is_some_and(|e| Some(e) != current && !(e.is_empty() && current.is_none()));
+                if superseded {
+                    // Computed from configs that have changed since: not applied.
+                } else if configs.is_empty() {
                     self.broker_configs.remove(broker);
                 } else {
                     self.broker_configs.insert(broker.clone(), configs.clone());
                 }
             }
-            MetadataRecord::AlterTopicConfigs { name, configs } => {
+            MetadataRecord::AlterTopicConfigs {
+                name,
+                configs,
+                expected,
+            } => {
                 if let Some(t) = self.topics.get_mut(name) {
-                    t.configs = configs.clone();
+                    if expected.as_ref().is_none_or(|e| *e == t.configs) {
+                        t.configs = configs.clone();
+                    }
                 }
             }
             MetadataRecord::AllocateProducerIds {
@@ -361,6 +384,53 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A conditional config change computed from configs that changed since is not applied;
+    /// one computed from the configs in force is; an unconditional one always is.
+    #[test]
+    fn a_config_change_from_stale_configs_is_not_applied() {
+        let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut image = MetadataImage::default();
+        image.apply(
+            &MetadataRecord::CreateTopic {
+                name: "t".into(),
+                id: [1; 16],
+                configs: BTreeMap::new(),
+                partitions: vec![],
+            },
+            1,
+        );
+        let change = |configs, expected| MetadataRecord::AlterTopicConfigs {
+            name: "t".into(),
+            configs,
+            expected,
+        };
+        image.apply(&change(map(&[("a", "1")]), Some(map(&[]))), 2);
+        // Computed from {} too, but {a=1} is in force now: lost the race, not applied.
+        image.apply(&change(map(&[("b", "2")]), Some(map(&[]))), 3);
+        assert_eq!(image.topics["t"].configs, map(&[("a", "1")]));
+        image.apply(
+            &change(map(&[("a", "1"), ("b", "2")]), Some(map(&[("a", "1")]))),
+            4,
+        );
+        assert_eq!(image.topics["t"].configs, map(&[("a", "1"), ("b", "2")]));
+        image.apply(&change(map(&[("c", "3")]), None), 5);
+        assert_eq!(image.topics["t"].configs, map(&[("c", "3")]));
+
+        let broker = |configs, expected| MetadataRecord::AlterBrokerConfigs {
+            broker: "".into(),
+            configs,
+            expected,
+        };
+        image.apply(&broker(map(&[("x", "1")]), Some(map(&[]))), 6);
+        image.apply(&broker(map(&[("y", "1")]), Some(map(&[]))), 7);
+        assert_eq!(image.broker_configs[""], map(&[("x", "1")]));
+    }
 
     #[test]
     fn registration_starts_fenced_and_only_its_epoch_unfences_it() {
