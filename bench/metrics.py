@@ -93,9 +93,6 @@ def console(report):
 def rows_for(s, on_label, what):
     """The table rows of one side-by-side comparison."""
 
-    def mmm(values, digits=1, unit=""):
-        lo, mid, hi = run.mmm(values)
-        return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f} {unit}".rstrip()
 
     rows = []
     off, on = s["off"], s["scraped"]
@@ -103,16 +100,16 @@ def rows_for(s, on_label, what):
         cpu = run.mmm([r["broker_cpu_s_per_gb"] for r in runs])[1]
         client = run.mmm([r["client_cpu_s_per_gb"] for r in runs])[1]
         rows.append(f"| produce, {label} | `strata producer-perf --num-records {s['records']} --record-size {RECORD}` | "
-                    f"report | {mmm([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
+                    f"report | {run.mmm_text([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
     ratios = [a["mb_per_s"] / b["mb_per_s"] for a, b in zip(on, off)]
     mid = run.mmm(ratios)[1]
     rows.append(f"| produce: {what} on / off, same run | (the two rows above, run by run) | >= {GOAL:.0%} | "
-                f"{mmm([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= GOAL else '**missed**'} |")
+                f"{run.mmm_text([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= GOAL else '**missed**'} |")
     cost = [a["broker_cpu_s_per_gb"] / b["broker_cpu_s_per_gb"] for a, b in zip(on, off)]
-    rows.append(f"| broker CPU per GB: {what} on / off | (the two rows above, run by run) | report | {mmm(cost, 2, 'x')} "
+    rows.append(f"| broker CPU per GB: {what} on / off | (the two rows above, run by run) | report | {run.mmm_text(cost, 2, 'x')} "
                 f"| | | - |")
     rows.append(f"| one request of the {what} (all of them, during and between the runs) | "
-                f"`python3 bench/metrics.py` | report | {mmm(s['scrape_ms'], 2, 'ms')} | | | - |")
+                f"`python3 bench/metrics.py` | report | {run.mmm_text(s['scrape_ms'], 2, 'ms')} | | | - |")
     return rows
 
 

@@ -599,6 +599,12 @@ def mmm(values):
     return values[0], statistics.median(values), values[-1]
 
 
+def mmm_text(values, digits=1, unit=""):
+    """min / **median** / max of `values`, then `unit` after a space."""
+    lo, mid, hi = mmm(values)
+    return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f} {unit}".rstrip()
+
+
 def fmt(values, unit="", digits=1):
     lo, mid, hi = mmm(values)
     return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f}{unit}"

@@ -295,9 +295,6 @@ def render(report):
     rows = ["| measurement | command | goal | min / **median** / max | broker CPU | client CPU | status |",
             "|---|---|---|---|---|---|---|"]
 
-    def mmm(values, digits=1, unit=""):
-        lo, mid, hi = run.mmm(values)
-        return f"{lo:.{digits}f} / **{mid:.{digits}f}** / {hi:.{digits}f} {unit}".rstrip()
 
     notes = []
     t = report.get("tls")
@@ -310,14 +307,14 @@ def render(report):
                 cpu = run.mmm([r["broker_cpu_s_per_gb"] for r in runs])[1]
                 client = run.mmm([r.get("client_cpu_s_per_gb", 0) for r in runs])[1]
                 rows.append(f"| {what} over {label} | `strata {tool} ... --num-records {t['records']} --record-size 1024` | report | "
-                            f"{mmm([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
+                            f"{run.mmm_text([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
             mid = run.mmm(ratios)[1]
             rows.append(f"| {what}: SASL_SSL / PLAINTEXT, same run | (the two rows above, run by run) | >= {goal:.0%} | "
-                        f"{mmm([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= goal else '**missed**'} |")
+                        f"{run.mmm_text([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= goal else '**missed**'} |")
     c = report.get("connections")
     if c:
         rows.append(f"| new SASL_SSL connections (TCP + TLS 1.3 + ApiVersions + SCRAM-SHA-512), 4 client threads | "
-                    f"`python3 bench/security.py connections` | report | {mmm([r['per_s'] for r in c['runs']], 0, '/s')} | "
+                    f"`python3 bench/security.py connections` | report | {run.mmm_text([r['per_s'] for r in c['runs']], 0, '/s')} | "
                     f"{run.mmm([r['broker_cpu_ms_per_connection'] for r in c['runs']])[1]:.2f} ms each | | - |")
     a = report.get("acls")
     if a:
@@ -326,14 +323,14 @@ def render(report):
             cpu = run.mmm([r["broker_cpu_s_per_gb"] for r in runs])[1]
             client = run.mmm([r.get("client_cpu_s_per_gb", 0) for r in runs])[1]
             rows.append(f"| produce, {label} | `strata producer-perf --num-records {a['records']} --record-size 1024` | report | "
-                        f"{mmm([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
+                        f"{run.mmm_text([r['mb_per_s'] for r in runs], 1, 'MB/s')} | {cpu:.2f} s/GB | {client:.2f} s/GB | - |")
         ratios = [l["mb_per_s"] / n["mb_per_s"] for l, n in zip(loaded, none)]
         mid = run.mmm(ratios)[1]
         rows.append(f"| produce with 10,000 ACLs / without an authorizer | (the two rows above, run by run) | >= 95% | "
-                    f"{mmm([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= 0.95 else '**missed**'} |")
+                    f"{run.mmm_text([100 * r for r in ratios], 0, '%')} | | | {'met' if mid >= 0.95 else '**missed**'} |")
         cost = [l["broker_cpu_s_per_gb"] / n["broker_cpu_s_per_gb"] for l, n in zip(loaded, none)]
         rows.append(f"| broker CPU per GB with 10,000 ACLs / without an authorizer | (the two rows above, run by run) | report | "
-                    f"{mmm(cost, 2, 'x')} | | | - |")
+                    f"{run.mmm_text(cost, 2, 'x')} | | | - |")
     body = "\n".join(rows)
     bound = ""
     if t:
