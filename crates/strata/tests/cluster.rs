@@ -786,7 +786,7 @@ fn a_group_has_one_coordinator_whichever_broker_its_members_ask() {
 
 #[test]
 fn a_topic_config_change_reaches_every_replica_through_the_controller() {
-    let mut cluster = cluster_support::three_brokers(&[]);
+    let mut cluster = cluster_support::three_brokers(&["http.console.listener=127.0.0.1:0"]);
     let (ok, out, err) = strata_tool(
         "topics",
         &cluster.addr(1),
@@ -823,6 +823,39 @@ fn a_topic_config_change_reaches_every_replica_through_the_controller() {
             described(id)
         );
     }
+    // The web console of a node shows the cluster: three brokers, one of them the active
+    // controller, and the topic's three replicas in sync.
+    let log = cluster.node(2).broker.log();
+    let console = regex::Regex::new(r"web console at / addr=(\S+)")
+        .unwrap()
+        .captures(&log)
+        .map(|c| c[1].to_string())
+        .expect("the console's address in the log");
+    let state = || -> serde_json::Value {
+        serde_json::from_str(&http_get(&console, "/api/state").1).unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let s = state();
+            let brokers = s["brokers"].as_array().unwrap();
+            let cfg = s["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|t| t["name"] == "cfg")
+                .map(|t| t["partitions"][0].clone());
+            brokers.len() == 3
+                && brokers.iter().filter(|b| b["controller"] == true).count() == 1
+                && brokers.iter().all(|b| b["fenced"] == false)
+                && cfg.is_some_and(|p| {
+                    p["replicas"].as_array().unwrap().len() == 3
+                        && p["isr"].as_array().unwrap().len() == 3
+                        && (1..=3).any(|id| p["leader"] == id)
+                })
+        }),
+        "{}",
+        state()
+    );
     // A node that was down when a config changed takes it from the metadata log.
     cluster.node(3).broker.stop();
     let (ok, out, err) = strata_tool(

@@ -4,24 +4,15 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
 use common::*;
 use rdkafka::consumer::{CommitMode, Consumer};
 
-/// GET `path` from the console; (status line, body).
+/// GET `path` from the console on `port`.
 fn get(port: u16, path: &str) -> (String, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    (
-        head.lines().next().unwrap_or("").to_string(),
-        body.to_string(),
-    )
+    http_get(&format!("127.0.0.1:{port}"), path)
 }
 
 fn state(port: u16) -> serde_json::Value {

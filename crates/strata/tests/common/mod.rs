@@ -382,15 +382,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// GET `path` from an HTTP endpoint of the broker (`host:port`): (status line, body).
+pub fn http_get(addr: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut response = String::new();
+    s.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (
+        head.lines().next().unwrap_or("").to_string(),
+        body.to_string(),
+    )
+}
+
 /// The broker's Prometheus page (`metrics.prometheus.listener=127.0.0.1:<port>`).
 pub fn scrape_metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
+    http_get(&format!("127.0.0.1:{port}"), "/metrics").1
 }
 
 /// The value of the first sample of `name` (exactly: `name{...}` or `name value`) whose labels
