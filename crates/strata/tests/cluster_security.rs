@@ -122,6 +122,130 @@ fn can_produce(config: &rdkafka::ClientConfig, topic: &str) -> bool {
         .is_ok()
 }
 
+/// Each node's CLIENT listener.
+fn client_addrs(cluster: &Cluster) -> Vec<String> {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let config = std::fs::read_to_string(&node.config).unwrap();
+            let listeners = config
+                .lines()
+                .rfind(|l| l.starts_with("listeners="))
+                .unwrap()
+                .to_string();
+            let client = listeners
+                .split(',')
+                .find(|l| l.starts_with("CLIENT://"))
+                .unwrap();
+            format!("127.0.0.1:{}", client.rsplit(':').next().unwrap())
+        })
+        .collect()
+}
+
+/// `storage format --add-scram`: a SCRAM user the cluster starts with authenticates on every
+/// broker without being created; the metadata log takes it once, so a user deleted later
+/// stays deleted when another controller takes over; no password is stored.
+#[test]
+fn scram_users_given_at_format_authenticate_on_every_broker_once() {
+    let mut cluster = Cluster::start_each_formatted(
+        3,
+        |_, _| {
+            vec![
+                "listeners=PLAINTEXT://127.0.0.1:{port},CLIENT://127.0.0.1:{internal_port},CONTROLLER://127.0.0.1:{controller_port}".to_string(),
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CLIENT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT".to_string(),
+                "inter.broker.listener.name=PLAINTEXT".to_string(),
+                "listener.name.client.sasl.enabled.mechanisms=SCRAM-SHA-256".to_string(),
+                "connection.failed.authentication.delay.ms=50".to_string(),
+            ]
+        },
+        &[
+            "--add-scram",
+            "SCRAM-SHA-256=[name=alice,password=alice-secret]",
+        ],
+    );
+    all_registered(&cluster);
+    let client_addrs = client_addrs(&cluster);
+    create(&cluster, "boot", "1:2:3");
+    wait_for_isr(&cluster, "boot", 3);
+    let as_alice = |id: i32, password: &str| {
+        let mut c = security_support::sasl_client(
+            &client_addrs[id as usize - 1],
+            "SASL_PLAINTEXT",
+            "alice",
+            password,
+        );
+        c.set("sasl.mechanism", "SCRAM-SHA-256");
+        c
+    };
+    for id in 1..=3 {
+        assert!(
+            eventually(Duration::from_secs(10), || can_produce(
+                &as_alice(id, "alice-secret"),
+                "boot"
+            )),
+            "node {id}:\n{}",
+            cluster.logs()
+        );
+        assert!(!can_produce(&as_alice(id, "wrong"), "boot"), "node {id}");
+    }
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(2),
+        &[
+            "--describe",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+        ],
+    );
+    assert!(
+        ok && out.contains("SCRAM-SHA-256=iterations=4096"),
+        "{out}{err}"
+    );
+    for node in &cluster.nodes {
+        // (A node's log dir is also its metadata log dir here.)
+        let file = std::fs::read_to_string(node.data.join("bootstrap-security.json"))
+            .expect("the bootstrap records");
+        assert!(!file.contains("alice-secret"), "node {}", node.id);
+    }
+
+    // Deleted, then the active controller killed: the next one does not bring her back.
+    let (ok, out, err) = strata_tool(
+        "configs",
+        &cluster.addr(1),
+        &[
+            "--alter",
+            "--entity-type",
+            "users",
+            "--entity-name",
+            "alice",
+            "--delete-config",
+            "SCRAM-SHA-256",
+        ],
+    );
+    assert!(ok, "{out}{err}");
+    assert!(eventually(Duration::from_secs(10), || !can_produce(
+        &as_alice(3, "alice-secret"),
+        "boot"
+    )));
+    let leader = cluster
+        .wait_for_quorum(1, Duration::from_secs(10), |q| q.leader > 0)
+        .leader;
+    cluster.node(leader).broker.kill();
+    let survivor = if leader == 1 { 2 } else { 1 };
+    cluster.wait_for_quorum(survivor, Duration::from_secs(20), |q| {
+        q.leader > 0 && q.leader != leader
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(
+        !can_produce(&as_alice(survivor, "alice-secret"), "boot"),
+        "{}",
+        cluster.logs()
+    );
+}
+
 /// ACLs, SCRAM credentials and client quotas live in the metadata log: a change made through
 /// one broker holds on every broker, also on one restarted since.
 #[test]
@@ -139,24 +263,7 @@ fn acls_scram_users_and_quotas_made_through_one_broker_hold_on_all() {
         ]
     });
     all_registered(&cluster);
-    // Each node's CLIENT listener, and the address the tools use.
-    let client_addrs: Vec<String> = cluster
-        .nodes
-        .iter()
-        .map(|node| {
-            let config = std::fs::read_to_string(&node.config).unwrap();
-            let listeners = config
-                .lines()
-                .rfind(|l| l.starts_with("listeners="))
-                .unwrap()
-                .to_string();
-            let client = listeners
-                .split(',')
-                .find(|l| l.starts_with("CLIENT://"))
-                .unwrap();
-            format!("127.0.0.1:{}", client.rsplit(':').next().unwrap())
-        })
-        .collect();
+    let client_addrs = client_addrs(&cluster);
     let tool_addrs: Vec<String> = (1..=3).map(|id| cluster.addr(id)).collect();
     create(&cluster, "orders", "1:2:3");
     create(&cluster, "other", "2:3:1");

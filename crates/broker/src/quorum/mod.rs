@@ -9,6 +9,7 @@
 //!
 //! The leader of the Raft quorum is Kafka's active controller; its term is the leader epoch.
 
+pub mod bootstrap;
 pub mod controller;
 pub mod election;
 pub mod log_store;
@@ -105,6 +106,8 @@ pub struct MetadataQuorum {
     allocating: tokio::sync::Mutex<()>,
     /// Held while a partition change (an ISR, a leader) is decided and appended.
     deciding: tokio::sync::Mutex<()>,
+    /// The SCRAM credentials this node was formatted with, for the log (a voter's).
+    bootstrap: std::sync::Mutex<Option<crate::security::store::SecurityDelta>>,
 }
 
 fn now_ms() -> i64 {
@@ -148,6 +151,7 @@ impl MetadataQuorum {
             contacts: Default::default(),
             allocating: Default::default(),
             deciding: Default::default(),
+            bootstrap: Default::default(),
             config,
         });
         tokio::spawn(observer.run(node_id as NodeId, voters, stopped));
@@ -166,6 +170,7 @@ impl MetadataQuorum {
         machine: MetadataStateMachine,
     ) -> std::io::Result<Arc<MetadataQuorum>> {
         let dir = config.metadata_log_dir.join(METADATA_DIR);
+        let pending = bootstrap::read(&*io, &config.metadata_log_dir)?;
         let log = MetadataLog::open(io, &dir)?;
         let snapshot_due = machine.snapshot_due();
         let applied = machine.subscribe();
@@ -221,6 +226,7 @@ impl MetadataQuorum {
             contacts,
             allocating: Default::default(),
             deciding: Default::default(),
+            bootstrap: std::sync::Mutex::new(pending),
             config,
         });
         if let Some(listener) = listener {
@@ -714,6 +720,7 @@ async fn fencing(quorum: std::sync::Weak<MetadataQuorum>) {
             };
             q.fence_silent_brokers(since).await;
             q.reconcile_leaders().await;
+            q.bootstrap_security().await;
             let every = Duration::from_millis(q.config.leader_imbalance_check_interval_ms);
             if q.config.auto_leader_rebalance && balanced.elapsed() >= every {
                 balanced = Instant::now();

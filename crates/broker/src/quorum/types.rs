@@ -129,6 +129,9 @@ pub enum MetadataRecord {
     /// UserScramCredential and ClientQuota records and their removals), as the difference it
     /// makes.
     AlterSecurity(crate::security::store::SecurityDelta),
+    /// The SCRAM credentials a controller was formatted with (`storage format --add-scram`):
+    /// applied as AlterSecurity if no bootstrap records were applied before, else ignored.
+    BootstrapSecurity(crate::security::store::SecurityDelta),
 }
 
 /// One partition as the image holds it.
@@ -199,6 +202,9 @@ pub struct MetadataImage {
     /// store's format (`security::store`).
     #[serde(default)]
     pub security: Vec<u8>,
+    /// Whether bootstrap records (BootstrapSecurity) were applied: later ones are ignored.
+    #[serde(default)]
+    pub security_bootstrapped: bool,
 }
 
 impl MetadataImage {
@@ -219,6 +225,16 @@ impl MetadataImage {
 }
 
 impl MetadataImage {
+    /// Applies a change of the ACLs, SCRAM credentials and quotas; a delta that does not read
+    /// changes nothing (every node alike).
+    fn apply_security(&mut self, delta: &crate::security::store::SecurityDelta) {
+        use crate::security::store::{encode_records, SecurityImage};
+        let mut security = SecurityImage::from_records(&self.security).unwrap_or_default();
+        if security.apply(delta).is_some() {
+            self.security = encode_records(&security);
+        }
+    }
+
     /// Applies one record found at log index `offset`.
     pub fn apply(&mut self, record: &MetadataRecord, offset: u64) {
         match record {
@@ -338,12 +354,11 @@ impl MetadataImage {
             } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
-            MetadataRecord::AlterSecurity(delta) => {
-                use crate::security::store::{encode_records, SecurityImage};
-                // A delta that does not read changes nothing (every node alike).
-                let mut security = SecurityImage::from_records(&self.security).unwrap_or_default();
-                if security.apply(delta).is_some() {
-                    self.security = encode_records(&security);
+            MetadataRecord::AlterSecurity(delta) => self.apply_security(delta),
+            MetadataRecord::BootstrapSecurity(delta) => {
+                if !self.security_bootstrapped {
+                    self.apply_security(delta);
+                    self.security_bootstrapped = true;
                 }
             }
         }
@@ -384,6 +399,36 @@ impl MetadataImage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Bootstrap security records are applied once: a second (another controller's, a new
+    /// leader's) changes nothing, even after the first one's user was deleted.
+    #[test]
+    fn bootstrap_security_is_applied_once() {
+        use crate::security::scram::ScramMechanism;
+        use crate::security::store::{diff, SecurityImage};
+        let credential = ScramMechanism::Sha256.credential(vec![1; 32], &[2; 32], 4096);
+        let delta = super::super::bootstrap::scram_delta(&[(
+            "alice".to_string(),
+            ScramMechanism::Sha256,
+            credential,
+        )]);
+        let users = |image: &MetadataImage| {
+            SecurityImage::from_records(&image.security)
+                .unwrap_or_default()
+                .scram
+                .len()
+        };
+        let mut image = MetadataImage::default();
+        image.apply(&MetadataRecord::BootstrapSecurity(delta.clone()), 1);
+        assert!(image.security_bootstrapped);
+        assert_eq!(users(&image), 1);
+        let before = SecurityImage::from_records(&image.security).unwrap();
+        let removal = diff(&before, &SecurityImage::default());
+        image.apply(&MetadataRecord::AlterSecurity(removal), 2);
+        assert_eq!(users(&image), 0);
+        image.apply(&MetadataRecord::BootstrapSecurity(delta), 3);
+        assert_eq!(users(&image), 0, "not brought back");
+    }
 
     /// A conditional config change computed from configs that changed since is not applied;
     /// one computed from the configs in force is; an unconditional one always is.

@@ -81,6 +81,17 @@ impl Cluster {
         Cluster::launch(n, extra, &[])
     }
 
+    /// As [`Cluster::start_each`], each node's storage formatted with `format_args` too
+    /// (`--add-scram ...`).
+    #[allow(dead_code)]
+    pub fn start_each_formatted(
+        n: usize,
+        extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
+        format_args: &[&str],
+    ) -> Cluster {
+        Cluster::launch_roles_formatted(&vec!["broker,controller"; n], extra, &[], format_args)
+    }
+
     /// Starts a node per entry of `roles` (its `process.roles`; ids 1..), the controllers
     /// the voters; a controller-only node has only its controller listener.
     pub fn start_roles(roles: &[&str]) -> Cluster {
@@ -99,6 +110,15 @@ impl Cluster {
         roles: &[&str],
         extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
         env: &[(&str, &str)],
+    ) -> Cluster {
+        Cluster::launch_roles_formatted(roles, extra, env, &[])
+    }
+
+    fn launch_roles_formatted(
+        roles: &[&str],
+        extra: impl Fn(i32, &std::path::Path) -> Vec<String>,
+        env: &[(&str, &str)],
+        format_args: &[&str],
     ) -> Cluster {
         let n = roles.len();
         let dir = tempfile::tempdir().unwrap();
@@ -142,14 +162,16 @@ impl Cluster {
                     .replace("{internal_port}", &internal_ports[i].to_string())
             }));
             std::fs::write(&config, settings.join("\n") + "\n").unwrap();
-            let (ok, out, err) = strata_cli(&[
+            let mut format = vec![
                 "storage",
                 "format",
                 "--cluster-id",
                 &cluster_id,
                 "--config",
                 config.to_str().unwrap(),
-            ]);
+            ];
+            format.extend_from_slice(format_args);
+            let (ok, out, err) = strata_cli(&format);
             assert!(ok && out.contains("Formatting"), "{out}{err}");
             let refs: Vec<&str> = settings.iter().map(String::as_str).collect();
             let broker = BrokerProcess::on_data_dir(&data, &refs);
